@@ -1,0 +1,115 @@
+/* libstreamhub/bus/bus_int.h: the bus as the rest of the library sees it.
+ *
+ * The bus knows no rules: it validates channel names, numbers events per
+ * channel, keeps the bounded history and hands events to subscribers
+ * through the hub's dispatcher (core_int.h).  Services publish through it;
+ * the gateway subscribes once per channel per loop and fans out to its own
+ * connections (DESIGN.md: "the bus handing each event once to each loop's
+ * queue").
+ *
+ * Backends: local (bus_local.c) now; Redis later behind the same calls.
+ */
+#ifndef SH_BUS_INT_H
+#define SH_BUS_INT_H
+
+#include <stdatomic.h>
+
+#include "core/core_int.h"
+#include "streamhub/bus.h"
+
+struct sh__bus;
+
+/* An event (public name sh_event_t).  Immutable once published, but for
+ * `wire`, which the gateway fills once (compare-and-swap) with the event's
+ * encoded WebSocket frame so that every connection shares one encoding.
+ *
+ * Invariants:
+ *  1. refs >= 1 while anyone holds it; the last sh_event_free() frees.
+ *  2. data, json and type never change after publish.
+ */
+struct sh_event {
+    atomic_int refs;
+    char *channel;             /* owned */
+    char epoch[SH_EPOCH_SIZE];
+    uint64_t offset;
+    int64_t ts_ms;
+    char *type;                /* owned */
+    json_object *data;         /* owned reference; never modified */
+    char *data_json;           /* owned, data's text */
+    size_t data_len;
+    char *json;                /* owned: the native protocol's frame text */
+    size_t json_len;
+    /* The gateway's cached encoding: NULL, or an object freed by
+     * wire_free when the event dies. */
+    _Atomic(void *) wire;
+    void (*wire_free)(void *);
+};
+
+/* Make the bus named by `bus` of @conf ("local" now).  Deliveries are posted
+ * to @dispatch.  Errors: SH_EINVAL, SH_ENOTSUP (redis before its backend),
+ * SH_ENOMEM. */
+sh_err_t sh__bus_new(const sh_config_t *conf, const struct sh__log *log,
+                     struct sh__dispatch *dispatch, struct sh__bus **out,
+                     char *errbuf, size_t errbuf_len);
+/* End every subscription (final callbacks posted with SH_ECANCELED), then
+ * free.  The dispatcher must still exist.  NULL is a no-op. */
+void sh__bus_free(struct sh__bus *bus);
+
+/* SH_OK, or SH_EINVAL with @errbuf naming @channel and why. */
+sh_err_t sh__channel_check(const char *channel, char *errbuf,
+                           size_t errbuf_len);
+
+/* Builds an event's data once its offset is known (called under the
+ * channel's lock: keep it short, never call the bus).  Returns a new
+ * reference, or NULL on ENOMEM. */
+typedef json_object *(*sh__bus_build_fn)(void *arg, uint64_t offset,
+                                         int64_t ts_ms);
+
+/* Publish on @channel an event of @type whose data @build makes with the
+ * event's offset (so that a chat message can carry its own offset).
+ * @ev_out (may be NULL) receives a reference to the event.
+ * Errors: SH_EINVAL (channel), SH_ENOMEM, SH_ECANCELED. */
+sh_err_t sh__bus_publish_build(struct sh__bus *bus, const char *channel,
+                               const char *type, sh__bus_build_fn build,
+                               void *arg, uint64_t *offset_out,
+                               struct sh_event **ev_out, char *errbuf,
+                               size_t errbuf_len);
+/* Publish @data (a reference taken by the call, even on error). */
+sh_err_t sh__bus_publish(struct sh__bus *bus, const char *channel,
+                         const char *type, json_object *data,
+                         uint64_t *offset_out, char *errbuf,
+                         size_t errbuf_len);
+
+/* Raise @channel's top offset to at least @top without publishing: a chat
+ * channel continues the offsets already in the store after a restart (its
+ * epoch is new, so no client confuses the two numberings). */
+sh_err_t sh__bus_seed(struct sh__bus *bus, const char *channel, uint64_t top);
+
+/* Rewrite history: for each event of @channel still in the history, call
+ * @fn; when it returns a new data object (a reference), the history entry
+ * is replaced by an event with the same channel, epoch, offset and type and
+ * that data.  Subscribers that already received the old event keep it; any
+ * later recovery replays the new one.  Used for redaction.  Returns the
+ * number of entries replaced, or a negative sh_err_t. */
+typedef json_object *(*sh__bus_rewrite_fn)(void *arg,
+                                           const struct sh_event *ev);
+int sh__bus_rewrite(struct sh__bus *bus, const char *channel,
+                    sh__bus_rewrite_fn fn, void *arg);
+
+/* Subscribe as in sh_subscribe() (bus.h). */
+sh_err_t sh__bus_subscribe(struct sh__bus *bus, const char *channel,
+                           const sh_position_t *since, sh_event_cb cb,
+                           void *arg, struct sh_subscription **out,
+                           sh_subscribe_result_t *result, char *errbuf,
+                           size_t errbuf_len);
+void sh__bus_unsubscribe(struct sh_subscription *sub);
+sh_err_t sh__bus_position(struct sh__bus *bus, const char *channel,
+                          sh_position_t *out);
+/* Number of subscriptions on @channel right now (presence, tests). */
+size_t sh__bus_subscribers(struct sh__bus *bus, const char *channel);
+
+/* Take / drop an event reference (NULL-safe drop). */
+struct sh_event *sh__event_ref(struct sh_event *ev);
+void sh__event_unref(struct sh_event *ev);
+
+#endif

@@ -1,0 +1,97 @@
+/* libstreamhub/core/config_table.c: every configuration key, one row each.
+ *
+ * This table is the single source of the keys: sh_config_set() validates
+ * against it, streamhubd --help prints it, and docs/CONFIG.md is generated
+ * from it (streamhubd --help-markdown).  A new key is one row here.
+ */
+#include "core_int.h"
+
+#define S(n, d, doc) { n, SH__CONF_STRING, d, 0, 0, NULL, doc }
+#define K(n, d, doc) { n, SH__CONF_SECRET, d, 0, 0, NULL, doc }
+#define I(n, d, lo, hi, doc) { n, SH__CONF_INT, d, lo, hi, NULL, doc }
+#define B(n, d, doc) { n, SH__CONF_BOOL, d, 0, 0, NULL, doc }
+#define E(n, d, ch, doc) { n, SH__CONF_ENUM, d, 0, 0, ch, doc }
+
+const struct sh__conf_key sh__conf_keys[] = {
+    S("listen", "127.0.0.1:8080",
+      "Address and port of every door (port 0: any free port)."),
+    S("store", "sqlite:streamhub.db",
+      "sqlite:PATH, sqlite::memory:, or a postgres:// or postgresql:// URI."),
+    S("bus", "local", "local, or redis://[:password@]host:port[/db]."),
+    E("log-level", "info", "debug|info|warn|error",
+      "Least severe level logged."),
+    K("jwt-secret", "",
+      "HS256 secret, at least 32 bytes; random at each start when unset."),
+    E("jwt-alg", "HS256", "HS256|EdDSA", "Algorithm of the access tokens."),
+    K("jwt-private-key", "",
+      "EdDSA: the Ed25519 seed (32 bytes) or secret key (64), base64."),
+    S("jwt-public-key", "",
+      "EdDSA: the Ed25519 public key (32 bytes), base64; derived from the "
+      "private key when unset."),
+    S("jwt-issuer", "streamhub", "The iss claim of issued tokens."),
+    I("jwt-ttl-seconds", "900", 10, 86400, "Lifetime of access tokens."),
+    I("jwt-leeway-seconds", "30", 0, 300,
+      "Clock skew allowed when checking exp and nbf."),
+    I("refresh-ttl-seconds", "2592000", 60, 31536000,
+      "Lifetime of refresh tokens."),
+    K("api-key", "", "Key for Authorization: Apikey; empty: publish API off."),
+    B("allow-anonymous", "true", "Anonymous read-only WebSocket clients."),
+    I("store.pool-size", "4", 1, 64, "Store connections (workers)."),
+    I("store.busy-timeout-ms", "5000", 0, 600000,
+      "SQLite: wait this long for a lock before failing."),
+    I("bus.history-size", "1000", 0, 1000000,
+      "Events kept per channel for recovery."),
+    I("bus.history-ttl-seconds", "600", 1, 604800,
+      "Age past which a channel's events leave its history."),
+    I("bus.subscriber-queue", "4096", 16, 1048576,
+      "Events queued per subscriber before its oldest is dropped."),
+    I("chat.max-message-length", "500", 1, 2000,
+      "Default maximum message length in code points."),
+    I("chat.rate-limit", "100", 1, 100000,
+      "Messages per user per chat.rate-window-seconds."),
+    I("chat.rate-window-seconds", "60", 1, 86400, "Window of chat.rate-limit."),
+    I("chat.redact-window-seconds", "300", 0, 86400,
+      "A ban or timeout redacts the user's messages of this many seconds."),
+    I("chat.write-behind-queue", "65536", 1, 16777216,
+      "Messages waiting to be stored before sends are refused."),
+    I("chat.write-behind-batch", "512", 1, 65536,
+      "Messages stored per transaction."),
+    I("ws.max-message-bytes", "65536", 125, 16777216,
+      "Largest WebSocket message, across fragments."),
+    I("ws.max-connections-per-user", "10", 1, 10000,
+      "Concurrent WebSocket connections per user."),
+    I("ws.send-buffer-bytes", "1048576", 4096, 268435456,
+      "Send buffer per connection before a slow client is closed (4408)."),
+    I("ws.ping-interval-ms", "30000", 100, 3600000,
+      "Interval of server pings."),
+    I("ws.pong-timeout-ms", "60000", 100, 3600000,
+      "A connection silent this long is closed."),
+    I("ws.auth-timeout-ms", "10000", 100, 600000,
+      "Time to authenticate where anonymous access is off."),
+    I("http.max-header-bytes", "16384", 256, 1048576,
+      "Request line and headers, in all."),
+    I("http.max-headers", "100", 1, 1000, "Header fields per request."),
+    I("http.max-body-bytes", "1048576", 0, 1073741824,
+      "Request body (413 above)."),
+    I("http.header-timeout-ms", "10000", 100, 600000,
+      "Time to receive a request's headers."),
+    I("http.idle-timeout-ms", "60000", 100, 3600000,
+      "Keep-alive connection idle time."),
+    I("http.rate-limit-per-ip", "1000", 1, 1000000,
+      "HTTP requests per client address per second (token bucket)."),
+    I("workers", "4", 1, 64, "Worker threads for store-bound requests."),
+    S("cors-origins", "",
+      "Comma-separated origins allowed by CORS and WebSocket Origin checks; "
+      "empty: same-origin only, * any."),
+    S("tls-cert", "", "PEM certificate chain file; with tls-key, serve TLS."),
+    S("tls-key", "", "PEM private key file."),
+    B("graphql.introspection", "true", "Answer __schema and __type."),
+    I("graphql.max-depth", "12", 1, 1000, "Deepest selection allowed."),
+    I("graphql.max-cost", "5000", 1, 100000000, "Cost budget per operation."),
+    I("graphql.max-aliases", "50", 1, 100000,
+      "Aliases and root fields per operation."),
+    I("graphql.max-document-bytes", "65536", 64, 16777216,
+      "Largest GraphQL document."),
+};
+
+const size_t sh__conf_nkeys = sizeof sh__conf_keys / sizeof sh__conf_keys[0];

@@ -1,0 +1,151 @@
+/* libstreamhub/services/hub.c: opening and closing a hub (hub.h).
+ *
+ * Open order: logger, dispatcher, store (with migrations), bus, then each
+ * service area in table order.  Close runs the same steps backwards, so an
+ * area may rely on everything above it in the table, and the write-behind
+ * queue (chat) is flushed while the store is still open.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "hub_int.h"
+
+struct area {
+    const char *name;
+    sh_err_t (*init)(sh_hub_t *hub, char *errbuf, size_t errbuf_len);
+    void (*fini)(sh_hub_t *hub);
+};
+
+/* Service areas, in dependency order. */
+static const struct area areas[] = {
+    { NULL, NULL, NULL },
+};
+
+#define NAREAS (sizeof areas / sizeof areas[0])
+
+static void close_areas(sh_hub_t *hub, size_t n)
+{
+    while (n-- > 0) {
+        if (areas[n].fini != NULL)
+            areas[n].fini(hub);
+    }
+}
+
+SH_API sh_err_t sh_hub_open(sh_config_t *conf, sh_hub_t **out, char *errbuf,
+                            size_t errbuf_len)
+{
+    sh_hub_t *hub;
+    sh_err_t rc;
+    size_t i;
+
+    if (out != NULL)
+        *out = NULL;
+    if (conf == NULL || out == NULL) {
+        sh__errbuf(errbuf, errbuf_len, "configuration and out must not be "
+                   "NULL");
+        return SH_EINVAL;
+    }
+    hub = calloc(1, sizeof *hub);
+    if (hub == NULL) {
+        sh__errbuf(errbuf, errbuf_len, "out of memory");
+        return SH_ENOMEM;
+    }
+    hub->conf = conf;
+    sh__log_init(&hub->log, conf);
+    rc = sh__dispatch_new(&hub->dispatch);
+    if (rc != SH_OK) {
+        sh__errbuf(errbuf, errbuf_len, "cannot create the dispatcher: %s",
+                   sh_strerror(rc));
+        goto fail;
+    }
+    rc = sh__store_open(conf, &hub->log, &hub->store, errbuf, errbuf_len);
+    if (rc != SH_OK)
+        goto fail;
+    rc = sh__bus_new(conf, &hub->log, hub->dispatch, &hub->bus, errbuf,
+                     errbuf_len);
+    if (rc != SH_OK)
+        goto fail;
+    for (i = 0; i < NAREAS; i++) {
+        if (areas[i].init == NULL)
+            continue;
+        rc = areas[i].init(hub, errbuf, errbuf_len);
+        if (rc != SH_OK) {
+            close_areas(hub, i);
+            goto fail;
+        }
+    }
+    sh__log_kv(&hub->log, SH_LOG_INFO, "hub opened",
+               "version", sh_version(),
+               "store", sh__store_backend(hub->store),
+               "bus", sh__config_str(conf, "bus"), (char *)NULL);
+    *out = hub;
+    return SH_OK;
+fail:
+    sh__bus_free(hub->bus);
+    sh__store_close(hub->store);
+    sh__dispatch_free(hub->dispatch);
+    free(hub);
+    return rc;
+}
+
+SH_API void sh_hub_close(sh_hub_t *hub)
+{
+    if (hub == NULL)
+        return;
+    atomic_store(&hub->closing, true);
+    close_areas(hub, NAREAS);
+    sh__bus_free(hub->bus);          /* posts final callbacks */
+    sh__log_kv(&hub->log, SH_LOG_INFO, "hub closed", (char *)NULL);
+    sh__dispatch_free(hub->dispatch); /* runs them, canceled */
+    sh__store_close(hub->store);
+    sh_config_free(hub->conf);
+    free(hub);
+}
+
+SH_API int sh_hub_poll(sh_hub_t *hub, int timeout_ms)
+{
+    int n;
+
+    if (hub == NULL || sh__dispatch_attached(hub->dispatch))
+        return -SH_EINVAL;
+    n = sh__dispatch_run(hub->dispatch);
+    if (n > 0 || timeout_ms == 0)
+        return n;
+    sh__dispatch_wait(hub->dispatch, timeout_ms);
+    return sh__dispatch_run(hub->dispatch);
+}
+
+SH_API int sh_hub_fd(const sh_hub_t *hub)
+{
+    if (hub == NULL || sh__dispatch_attached(hub->dispatch))
+        return -1;
+    return sh__dispatch_fd(hub->dispatch);
+}
+
+SH_API sh_err_t sh_hub_attach(sh_hub_t *hub, struct event_base *base,
+                              char *errbuf, size_t errbuf_len)
+{
+    sh_err_t rc;
+
+    if (hub == NULL || base == NULL) {
+        sh__errbuf(errbuf, errbuf_len, "hub and base must not be NULL");
+        return SH_EINVAL;
+    }
+    rc = sh__dispatch_attach(hub->dispatch, base);
+    if (rc != SH_OK)
+        sh__errbuf(errbuf, errbuf_len, "cannot attach: %s",
+                   rc == SH_EINVAL ? "already attached" : sh_strerror(rc));
+    return rc;
+}
+
+SH_API void sh_hub_log(sh_hub_t *hub, sh_log_level_t level, const char *msg,
+                       const char *fields_json)
+{
+    json_object *fields = NULL;
+
+    if (hub == NULL || msg == NULL || !sh__log_on(&hub->log, level))
+        return;
+    if (fields_json != NULL)
+        fields = json_tokener_parse(fields_json);
+    sh__log(&hub->log, level, msg, fields);
+}

@@ -1,0 +1,45 @@
+/* libstreamhub/services/hub_int.h: the hub's layout, for the services.
+ *
+ * The hub is the composition root: it owns the configuration, the logger,
+ * the dispatcher, the store, the bus and each service area's state.  Areas
+ * register an init/fini pair in hub.c's table and keep their state behind
+ * an opaque pointer here, so that areas do not see each other's internals.
+ */
+#ifndef SH_HUB_INT_H
+#define SH_HUB_INT_H
+
+#include <stdatomic.h>
+
+#include "bus/bus_int.h"
+#include "core/core_int.h"
+#include "store/store_int.h"
+
+struct sh__accounts;   /* services/accounts.c: users, JWT keys, refresh */
+struct sh__social;     /* services/follows.c */
+struct sh__streams;    /* services/streams.c */
+struct sh__chat;       /* services/chat*.c: rules, moderation cache, queue */
+struct sh__notify;     /* services/notifications.c */
+
+struct sh_hub {
+    sh_config_t *conf;              /* owned; read-only after open */
+    struct sh__log log;
+    struct sh__dispatch *dispatch;  /* owned */
+    struct sh__store *store;        /* owned */
+    struct sh__bus *bus;            /* owned */
+    struct sh__accounts *accounts;  /* owned by its area */
+    struct sh__social *social;
+    struct sh__streams *streams;
+    struct sh__chat *chat;
+    struct sh__notify *notify;
+    atomic_bool closing;            /* set first by sh_hub_close() */
+};
+
+/* SH_ECANCELED once the hub is closing; public calls check it first. */
+static inline sh_err_t sh__hub_live(const sh_hub_t *hub)
+{
+    if (hub == NULL)
+        return SH_EINVAL;
+    return atomic_load(&hub->closing) ? SH_ECANCELED : SH_OK;
+}
+
+#endif
