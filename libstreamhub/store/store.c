@@ -1,0 +1,284 @@
+/* libstreamhub/store/store.c: the store interface over its backends.
+ *
+ * The `store` key names the backend: `sqlite:PATH`, `sqlite::memory:`, or
+ * a `postgres://`/`postgresql://` URI (refused with SH_ENOTSUP until that
+ * backend is built).  The store keeps a fixed pool of store.pool-size
+ * connections opened up front, handed out by sh__store_acquire() under a
+ * mutex and condition variable.  An in-memory SQLite database lives in one
+ * connection (separate :memory: connections do not share data), so its pool
+ * has exactly one.
+ *
+ * Transactions are plain statements run through the backend's exec, so that
+ * they use its statement cache too; SQLite takes the write lock at BEGIN
+ * (IMMEDIATE) so that two writers never deadlock upgrading a read lock.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "store/store_be.h"
+
+static const struct sh__sql sql_begin = { "BEGIN", "BEGIN IMMEDIATE", NULL };
+static const struct sh__sql sql_commit = { "COMMIT", NULL, NULL };
+static const struct sh__sql sql_rollback = { "ROLLBACK", NULL, NULL };
+
+struct sh__val sh__v_text(const char *s)
+{
+    if (s == NULL)
+        return sh__v_null();
+    return sh__v_textn(s, strlen(s));
+}
+
+bool sh__row_null(const struct sh__row *r, int col)
+{
+    return r->be->row_null(r, col);
+}
+
+int64_t sh__row_int(const struct sh__row *r, int col)
+{
+    return r->be->row_int(r, col);
+}
+
+const char *sh__row_text(const struct sh__row *r, int col, size_t *len)
+{
+    return r->be->row_text(r, col, len);
+}
+
+static bool has_prefix(const char *s, const char *p)
+{
+    return strncmp(s, p, strlen(p)) == 0;
+}
+
+/* Parse @uri into @t.  The config table checked its shape already; this
+ * checks again because the store is also opened by tests and tools. */
+static sh_err_t parse_uri(const char *uri, struct sh__store_target *t,
+                          char *errbuf, size_t errbuf_len)
+{
+    const char *path;
+
+    memset(t, 0, sizeof *t);
+    if (uri == NULL || *uri == '\0') {
+        sh__errbuf(errbuf, errbuf_len, "store: empty URI");
+        return SH_EINVAL;
+    }
+    if (has_prefix(uri, "postgres://") || has_prefix(uri, "postgresql://")) {
+        sh__errbuf(errbuf, errbuf_len,
+                   "store: PostgreSQL backend not built yet");
+        return SH_ENOTSUP;
+    }
+    if (!has_prefix(uri, "sqlite:")) {
+        sh__errbuf(errbuf, errbuf_len, "store: unknown backend in '%.64s' "
+                   "(use sqlite:PATH, sqlite::memory: or postgres://)", uri);
+        return SH_EINVAL;
+    }
+    path = uri + strlen("sqlite:");
+    if (*path == '\0') {
+        sh__errbuf(errbuf, errbuf_len, "store: 'sqlite:' needs a path");
+        return SH_EINVAL;
+    }
+    t->memory = strcmp(path, ":memory:") == 0;
+    t->path = strdup(path);
+    if (t->path == NULL) {
+        sh__errbuf(errbuf, errbuf_len, "store: out of memory");
+        return SH_ENOMEM;
+    }
+    return SH_OK;
+}
+
+static void close_conns(struct sh__store *st)
+{
+    for (size_t i = 0; i < st->nconns; i++) {
+        if (st->conns[i] != NULL)
+            st->be->close(st->conns[i]);
+    }
+    free(st->conns);
+    st->conns = NULL;
+    st->nconns = 0;
+}
+
+sh_err_t sh__store_open(const sh_config_t *conf, const struct sh__log *log,
+                        struct sh__store **out, char *errbuf,
+                        size_t errbuf_len)
+{
+    struct sh__store_target t;
+    struct sh__store *st = NULL;
+    size_t n;
+    sh_err_t rc;
+
+    if (out != NULL)
+        *out = NULL;
+    if (conf == NULL || out == NULL) {
+        sh__errbuf(errbuf, errbuf_len, "store: configuration and out must "
+                   "not be NULL");
+        return SH_EINVAL;
+    }
+    rc = parse_uri(sh__config_str(conf, "store"), &t, errbuf, errbuf_len);
+    if (rc != SH_OK)
+        return rc;
+    t.busy_timeout_ms = sh__config_int(conf, "store.busy-timeout-ms");
+    n = t.memory ? 1 : (size_t)sh__config_int(conf, "store.pool-size");
+    st = calloc(1, sizeof *st);
+    if (st != NULL)
+        st->conns = calloc(n, sizeof *st->conns);
+    if (st == NULL || st->conns == NULL) {
+        sh__errbuf(errbuf, errbuf_len, "store: out of memory");
+        rc = SH_ENOMEM;
+        goto fail;
+    }
+    st->be = &sh__sqlite_backend;
+    st->log = log;
+    st->nconns = n;
+    atomic_init(&st->exec_count, 0);
+    for (size_t i = 0; i < n; i++) {
+        rc = st->be->open(st, &t, i == 0, &st->conns[i], errbuf, errbuf_len);
+        if (rc != SH_OK)
+            goto fail;
+        st->conns[i]->st = st;
+        st->conns[i]->next = st->free_list;
+        st->free_list = st->conns[i];
+        st->nfree++;
+    }
+    if (pthread_mutex_init(&st->mu, NULL) != 0) {
+        rc = SH_ENOMEM;
+        goto fail;
+    }
+    if (pthread_cond_init(&st->cv, NULL) != 0) {
+        pthread_mutex_destroy(&st->mu);
+        rc = SH_ENOMEM;
+        goto fail;
+    }
+    if (log != NULL)
+        sh__log_kv(log, SH_LOG_DEBUG, "store opened", "backend", st->be->name,
+                   "path", t.path, (char *)NULL);
+    free(t.path);
+    *out = st;
+    return SH_OK;
+fail:
+    if (st != NULL)
+        close_conns(st);
+    free(st);
+    free(t.path);
+    return rc;
+}
+
+void sh__store_close(struct sh__store *st)
+{
+    if (st == NULL)
+        return;
+    pthread_mutex_lock(&st->mu);
+    st->closing = true;
+    pthread_cond_broadcast(&st->cv);
+    while (st->nfree < st->nconns)
+        pthread_cond_wait(&st->cv, &st->mu);
+    pthread_mutex_unlock(&st->mu);
+    close_conns(st);
+    pthread_cond_destroy(&st->cv);
+    pthread_mutex_destroy(&st->mu);
+    free(st);
+}
+
+sh_err_t sh__store_acquire(struct sh__store *st, struct sh__conn **out)
+{
+    struct sh__conn *c;
+
+    *out = NULL;
+    pthread_mutex_lock(&st->mu);
+    while (st->free_list == NULL && !st->closing)
+        pthread_cond_wait(&st->cv, &st->mu);
+    if (st->closing) {
+        pthread_mutex_unlock(&st->mu);
+        return SH_ECANCELED;
+    }
+    c = st->free_list;
+    st->free_list = c->next;
+    st->nfree--;
+    c->next = NULL;
+    pthread_mutex_unlock(&st->mu);
+    *out = c;
+    return SH_OK;
+}
+
+void sh__store_release(struct sh__conn *c)
+{
+    struct sh__store *st;
+
+    if (c == NULL)
+        return;
+    st = c->st;
+    if (c->in_tx)              /* a caller's early return: never leak it */
+        sh__store_rollback(c);
+    pthread_mutex_lock(&st->mu);
+    c->next = st->free_list;
+    st->free_list = c;
+    st->nfree++;
+    /* Broadcast: a closing store waits for the last one too. */
+    pthread_cond_broadcast(&st->cv);
+    pthread_mutex_unlock(&st->mu);
+}
+
+sh_err_t sh__store_exec(struct sh__conn *c, const struct sh__sql *q,
+                        const struct sh__val *params, size_t nparams,
+                        sh__row_cb cb, void *cb_arg, int64_t *changes,
+                        char *errbuf, size_t errbuf_len)
+{
+    if (changes != NULL)
+        *changes = 0;
+    atomic_fetch_add_explicit(&c->st->exec_count, 1, memory_order_relaxed);
+    return c->st->be->exec(c, q, params, nparams, cb, cb_arg, changes,
+                           errbuf, errbuf_len);
+}
+
+sh_err_t sh__store_begin(struct sh__conn *c, char *errbuf, size_t errbuf_len)
+{
+    sh_err_t rc;
+
+    if (c->in_tx) {
+        sh__errbuf(errbuf, errbuf_len, "store: transactions do not nest");
+        return SH_EINTERNAL;
+    }
+    rc = c->st->be->exec(c, &sql_begin, NULL, 0, NULL, NULL, NULL, errbuf,
+                         errbuf_len);
+    if (rc == SH_OK)
+        c->in_tx = true;
+    return rc;
+}
+
+sh_err_t sh__store_commit(struct sh__conn *c, char *errbuf,
+                          size_t errbuf_len)
+{
+    sh_err_t rc;
+
+    if (!c->in_tx) {
+        sh__errbuf(errbuf, errbuf_len, "store: commit outside a "
+                   "transaction");
+        return SH_EINTERNAL;
+    }
+    rc = c->st->be->exec(c, &sql_commit, NULL, 0, NULL, NULL, NULL, errbuf,
+                         errbuf_len);
+    if (rc != SH_OK) {
+        sh__store_rollback(c);
+        return rc;
+    }
+    c->in_tx = false;
+    return SH_OK;
+}
+
+void sh__store_rollback(struct sh__conn *c)
+{
+    if (!c->in_tx)
+        return;
+    /* Fails only when no transaction is open (the engine rolled back on
+     * its own), which is the state we want anyway. */
+    (void)c->st->be->exec(c, &sql_rollback, NULL, 0, NULL, NULL, NULL, NULL,
+                          0);
+    c->in_tx = false;
+}
+
+const char *sh__store_backend(const struct sh__store *st)
+{
+    return st->be->name;
+}
+
+uint64_t sh__store_exec_count(const struct sh__store *st)
+{
+    return atomic_load_explicit(&st->exec_count, memory_order_relaxed);
+}

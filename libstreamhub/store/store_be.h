@@ -1,0 +1,90 @@
+/* libstreamhub/store/store_be.h: what store.c shares with its backends
+ * (private to the store area).
+ *
+ * store.c owns the parts every backend has in common: parsing the URI, the
+ * connection pool, transactions on top of exec, the statement counter.  A
+ * backend supplies a `struct sh__store_backend`: open a connection, run
+ * migrations on it, run one statement, read a row, close.  A backend's
+ * connection embeds `struct sh__conn` as its first member, so that store.c
+ * hands the same pointer back to it.
+ */
+#ifndef SH_STORE_BE_H
+#define SH_STORE_BE_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+
+#include "store/store_int.h"
+
+/* One migration compiled into the library by gen_migrations.py.
+ * Versions run 1, 2, ... without gaps. */
+struct sh__migration {
+    int version;
+    const char *name;
+    const char *sql;       /* one or more statements */
+};
+
+extern const struct sh__migration sh__sqlite_migrations[];
+extern const size_t sh__sqlite_migrations_count;
+
+/* What the store URI named. */
+struct sh__store_target {
+    char *path;            /* owned: the SQLite file, or ":memory:" */
+    bool memory;
+    int64_t busy_timeout_ms;
+};
+
+struct sh__store_backend {
+    const char *name;
+    /* Open one connection; the first one opened also migrates (@first). */
+    sh_err_t (*open)(struct sh__store *st, const struct sh__store_target *t,
+                     bool first, struct sh__conn **out, char *errbuf,
+                     size_t errbuf_len);
+    void (*close)(struct sh__conn *c);
+    sh_err_t (*exec)(struct sh__conn *c, const struct sh__sql *q,
+                     const struct sh__val *params, size_t nparams,
+                     sh__row_cb cb, void *cb_arg, int64_t *changes,
+                     char *errbuf, size_t errbuf_len);
+    bool (*row_null)(const struct sh__row *r, int col);
+    int64_t (*row_int)(const struct sh__row *r, int col);
+    const char *(*row_text)(const struct sh__row *r, int col, size_t *len);
+};
+
+extern const struct sh__store_backend sh__sqlite_backend;
+
+/* A row as the backend hands it to the callback. */
+struct sh__row {
+    const struct sh__store_backend *be;
+    void *h;               /* the backend's statement */
+};
+
+/* The common head of every backend connection.  @locality one thread at a
+ * time, between acquire and release. */
+struct sh__conn {
+    struct sh__store *st;      /* borrowed: the store outlives it */
+    struct sh__conn *next;     /* the pool's free list */
+    bool in_tx;                /* between begin and commit/rollback */
+};
+
+/* The pool.  @locks mu guards free_list, nfree, closing.
+ *
+ * Invariants:
+ *  1. Every connection is either on free_list or borrowed by one thread;
+ *     nfree counts free_list, 0 <= nfree <= nconns.
+ *  2. Once closing is set, acquire fails with SH_ECANCELED; close waits
+ *     until nfree == nconns, then closes them all.
+ */
+struct sh__store {
+    const struct sh__store_backend *be;
+    const struct sh__log *log;     /* borrowed: the hub's */
+    struct sh__conn **conns;       /* owned, nconns of them */
+    size_t nconns;
+    struct sh__conn *free_list;
+    size_t nfree;
+    bool closing;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    atomic_uint_fast64_t exec_count;
+};
+
+#endif
