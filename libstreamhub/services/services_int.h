@@ -1,0 +1,206 @@
+/* libstreamhub/services/services_int.h: plumbing shared by the service areas.
+ *
+ * Result objects.  Every public result handle of the services (sh_stream_t,
+ * sh_notification_t, ...) is backed by one json-c object holding exactly the
+ * JSON of the matching GraphQL type (api/schema.graphql: field names, times
+ * as RFC 3339 strings, ids as strings, a nested entity as {"id", ...} only).
+ * That one representation serves the C getters, the REST bodies, the event
+ * data on the bus and the GraphQL executor (sh__handle_obj()).  Each area
+ * defines its public struct as `struct sh_<obj> { json_object *obj; }` (the
+ * layout of struct sh__jh), so that the generic helpers here serve them all.
+ *
+ * Lists have the REST list shape {"items":[...],"nextCursor":...|null,
+ * "totalCount":n} (struct sh__list); item handles are borrowed views into
+ * the list's array.
+ *
+ * Cursors are opaque to clients: base64url (no padding) of a small JSON
+ * array of the sort keys of the last row, e.g. [1732686822123,"<id>"].  A
+ * cursor that does not decode to the expected shape is SH_EINVAL.
+ *
+ * Cross-area calls (chat, moderation and the gateway call these) are
+ * declared at the end.
+ */
+#ifndef SH_SERVICES_INT_H
+#define SH_SERVICES_INT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "services/hub_int.h"
+
+/* ---- json-backed handles ---------------------------------------------- */
+
+/* The layout of every json-backed public handle. */
+struct sh__jh {
+    json_object *obj;   /* owned reference (borrowed in a list's items) */
+};
+
+/* Borrowed views of a member of @obj: NULL / 0 / false when absent or of
+ * another type.  Strings live as long as @obj. */
+const char *sh__jstr(const json_object *obj, const char *key);
+int64_t sh__jint(const json_object *obj, const char *key);
+bool sh__jbool(const json_object *obj, const char *key);
+/* The text of @obj (plain JSON, no escaping of '/'), @len may be NULL.
+ * Borrowed until @obj is freed.  NULL when @obj is NULL. */
+const char *sh__jtext(json_object *obj, size_t *len);
+
+/* New handle owning @obj (a reference taken by the call, even on error).
+ * NULL on ENOMEM. */
+struct sh__jh *sh__jh_new(json_object *obj);
+void sh__jh_free(struct sh__jh *h);
+
+/* Add members; return false on ENOMEM.  A NULL @s adds JSON null. */
+bool sh__jset_str(json_object *obj, const char *key, const char *s);
+bool sh__jset_int(json_object *obj, const char *key, int64_t v);
+bool sh__jset_bool(json_object *obj, const char *key, bool v);
+/* @ms as RFC 3339; @null_if_zero: 0 (or negative) becomes null. */
+bool sh__jset_time(json_object *obj, const char *key, int64_t ms,
+                   bool null_if_zero);
+/* Add @val (a reference taken by the call, even on error). */
+bool sh__jset(json_object *obj, const char *key, json_object *val);
+/* {"id": id, "username": username} */
+json_object *sh__juser_ref(const char *id, const char *username);
+
+/* ---- lists -------------------------------------------------------------- */
+
+/* A page: {"items":[...],"nextCursor":...|null,"totalCount":n}.  The items
+ * array holds the item handles' objects; items[i].obj are borrowed.
+ * Invariant: n == json_object_array_length(items array). */
+struct sh__list {
+    json_object *obj;       /* owned */
+    size_t n;
+    struct sh__jh *items;   /* owned array of n borrowed views */
+};
+
+/* A new empty list builder: items array, nextCursor null, totalCount 0. */
+json_object *sh__list_obj_new(void);
+/* Append @item (taken) to the builder's items; false on ENOMEM. */
+bool sh__list_obj_append(json_object *list, json_object *item);
+size_t sh__list_obj_len(json_object *list);
+/* The builder's last item (borrowed), NULL when empty. */
+json_object *sh__list_obj_last(json_object *list);
+/* Wrap the builder (taken, even on error) as a list handle. */
+struct sh__list *sh__list_new(json_object *list);
+void sh__list_free(struct sh__list *l);
+size_t sh__list_count(const struct sh__list *l);
+const struct sh__jh *sh__list_at(const struct sh__list *l, size_t i);
+const char *sh__list_next_cursor(const struct sh__list *l);
+
+/* ---- pagination and cursors ------------------------------------------- */
+
+#define SH__PAGE_MAX 100
+
+/* Check a page size: 1..SH__PAGE_MAX is taken as is, larger values are
+ * clamped to SH__PAGE_MAX, and 0 or negative values are SH_EINVAL. */
+sh_err_t sh__page_first(int first, int *out, char *errbuf,
+                        size_t errbuf_len);
+
+/* Encode @keys (a JSON array, taken) as an opaque cursor into *@out
+ * (malloc'd, the caller frees).  SH_ENOMEM. */
+sh_err_t sh__cursor_encode(json_object *keys, char **out);
+/* Decode @cursor into a JSON array (new reference in *@out).  NULL or ""
+ * gives *@out = NULL and SH_OK (first page).  Anything that is not our
+ * encoding of a JSON array of @nkeys elements is SH_EINVAL. */
+sh_err_t sh__cursor_decode(const char *cursor, size_t nkeys,
+                           json_object **out, char *errbuf,
+                           size_t errbuf_len);
+/* The common (time, id) cursor. */
+sh_err_t sh__cursor_ti_encode(int64_t t, const char *id, char **out);
+/* *@have false for a NULL/"" cursor; @id gets 36 + 1 bytes. */
+sh_err_t sh__cursor_ti_decode(const char *cursor, bool *have, int64_t *t,
+                              char id[SH__UUID_LEN + 1], char *errbuf,
+                              size_t errbuf_len);
+
+/* ---- text -------------------------------------------------------------- */
+
+/* Code points of @s (@n bytes) into *@cps; false when @s is not valid
+ * UTF-8 (overlongs, surrogates, > U+10FFFF, truncated) or holds a NUL. */
+bool sh__utf8_count(const char *s, size_t n, size_t *cps);
+
+/* ---- users and roles --------------------------------------------------- */
+
+#define SH__ROLE_VIEWER    1u
+#define SH__ROLE_MODERATOR 2u
+#define SH__ROLE_ADMIN     4u
+
+/* The role bits of @user_id read from the users table.  SH_ENOTFOUND when
+ * no such user (or @user_id is not a UUID), SH_ESTORE. */
+sh_err_t sh__user_roles_c(struct sh__conn *c, const char *user_id,
+                          unsigned *roles, char *errbuf, size_t errbuf_len);
+sh_err_t sh__user_roles(sh_hub_t *hub, const char *user_id,
+                        unsigned *roles);
+/* The username of @user_id into @name (at least 64 bytes).  SH_ENOTFOUND. */
+sh_err_t sh__user_name_c(struct sh__conn *c, const char *user_id,
+                         char *name, size_t name_len, char *errbuf,
+                         size_t errbuf_len);
+/* The acting user: NULL -> SH_EUNAUTHENTICATED; an id of no user ->
+ * SH_EUNAUTHENTICATED (a token outliving its user).  @roles may be NULL. */
+sh_err_t sh__actor_c(struct sh__conn *c, const char *actor_id,
+                     unsigned *roles, char *errbuf, size_t errbuf_len);
+/* @username (case-insensitive) -> id.  SH_ENOTFOUND, SH_EINVAL. */
+sh_err_t sh__user_by_username(sh_hub_t *hub, const char *username,
+                              char id[SH__UUID_LEN + 1]);
+
+/* ---- cross-area calls (follows, streams, notifications, stats) -------- */
+
+/* Store a notification for @user_id and publish a `notification` event
+ * (data: the Notification JSON) on user:<id>.
+ * @type  STREAM_LIVE, NEW_FOLLOWER, RAID_INCOMING, SUBSCRIPTION_NEW, MENTION
+ * @data  a JSON object, taken by the call (even on error); NULL for {}.
+ * Errors: SH_EINVAL, SH_ESTORE, SH_ENOMEM.  Must not be called while the
+ * calling thread holds a store connection (it acquires one). */
+sh_err_t sh__notify_create(sh_hub_t *hub, const char *user_id,
+                           const char *type, json_object *data,
+                           char *errbuf, size_t errbuf_len);
+/* The same on a connection the caller holds (inside its transaction): the
+ * row is inserted, and *@out receives the Notification JSON (a new
+ * reference) for the caller to publish with sh__notify_publish() after it
+ * committed and released the connection. */
+sh_err_t sh__notify_insert_c(struct sh__conn *c, const char *user_id,
+                             const char *type, json_object *data,
+                             json_object **out, char *errbuf,
+                             size_t errbuf_len);
+/* Publish @notif (taken) on user:<@user_id>; failures are logged only. */
+void sh__notify_publish(sh_hub_t *hub, const char *user_id,
+                        json_object *notif);
+
+/* *@out: @follower_id follows @followed_id.  SH_ESTORE. */
+sh_err_t sh__is_following(sh_hub_t *hub, const char *follower_id,
+                          const char *followed_id, bool *out);
+
+/* The broadcaster of @stream_id into @channel_id and whether the stream is
+ * live (@live may be NULL).  SH_ENOTFOUND, SH_ESTORE. */
+sh_err_t sh__stream_channel(sh_hub_t *hub, const char *stream_id,
+                            char channel_id[SH__UUID_LEN + 1], bool *live);
+
+/* Stats hook: the chat calls it for every accepted message (any thread,
+ * cheap: an in-memory counter; the totals are persisted with upserts).
+ * @now_ms  wall clock of the message. */
+void sh__stats_chat_accepted(sh_hub_t *hub, const char *stream_id,
+                             const char *author_id, int64_t now_ms);
+
+/* Mentions: find @username tokens in @text (ASCII [A-Za-z0-9_]{3,25}
+ * after an '@' at a word boundary), look them up in one query and create
+ * one MENTION notification per mentioned user (never the author, each user
+ * once).  @message (borrowed, may be NULL) is the ChatMessage JSON put in
+ * the notification's data.  Off the hot path (write-behind thread).
+ * Returns the number of notifications created, or a negative sh_err_t. */
+int sh__notify_mentions(sh_hub_t *hub, const char *stream_id,
+                        const char *author_id, const char *text, size_t len,
+                        json_object *message);
+
+/* Area init/fini for hub.c's table. */
+sh_err_t sh__streams_init(sh_hub_t *hub, char *errbuf, size_t errbuf_len);
+void sh__streams_fini(sh_hub_t *hub);
+
+/* stats.c keeps its state (per-stream chat rate rings) inside the streams
+ * area's state: */
+struct sh__stats;
+sh_err_t sh__stats_new(struct sh__stats **out);
+void sh__stats_free(struct sh__stats *st);
+struct sh__stats *sh__streams_stats(sh_hub_t *hub);
+/* Forget a stream's ring (the stream ended). */
+void sh__stats_forget(struct sh__stats *st, const char *stream_id);
+
+#endif
