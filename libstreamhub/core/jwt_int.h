@@ -56,8 +56,11 @@ sh_err_t sh__jwt_keys_new(const sh_config_t *conf, const struct sh__log *log,
 void sh__jwt_keys_free(struct sh__jwt_keys *k);
 
 /* Sign @c (sub, username, roles, iat, exp, nbf when non-zero) with a fresh
- * random jti and the configured iss; @c->jti is ignored.  Errors: SH_EINVAL
- * (empty sub, a string not valid UTF-8 or over its field, exp <= 0),
+ * random jti and the configured iss; @c->jti is ignored.  iat 0 means now
+ * (wall clock); exp 0 means iat + jwt-ttl-seconds.  Errors: SH_EINVAL (k,
+ * c or token_out NULL, empty sub, a string not valid UTF-8 or not
+ * terminated inside its field, unknown role bits, a time negative or past
+ * 2^53), SH_ENOTSUP (EdDSA with only jwt-public-key: a verify-only node),
  * SH_ENOMEM.  On error *@token_out is NULL.
  * Ownership: *@token_out is malloc'd, NUL-terminated, the caller frees it
  * with free(). */
