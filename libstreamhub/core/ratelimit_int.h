@@ -1,0 +1,64 @@
+/* libstreamhub/core/ratelimit_int.h: token buckets, alone and keyed.
+ *
+ * A bucket holds up to @capacity tokens and gains @refill_per_s tokens a
+ * second; an action costing @cost goes ahead when that many tokens are
+ * there.  Time is passed in (milliseconds from sh__mono_ms()), so the code
+ * is pure and the tests deterministic.  Chat uses 100 per 60 s per user,
+ * GraphQL @rateLimit(limit, window) capacity = limit and refill = limit /
+ * window, the gateway one limiter per IP.
+ */
+#ifndef SH_CORE_RATELIMIT_INT_H
+#define SH_CORE_RATELIMIT_INT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* One bucket.  Start it full with { capacity, now_ms }; a zeroed bucket
+ * is empty at time 0 (with sh__mono_ms() times it is full at first use
+ * when refill_per_s > 0).  @locality the caller's; not locked. */
+struct sh__bucket {
+    double tokens;      /* 0..capacity */
+    int64_t last_ms;    /* time of the last refill */
+};
+
+/* Refill @b for the time since last_ms, then take @cost tokens if there
+ * are that many.  Returns true when taken.  *@retry_after_ms (may be NULL)
+ * gets 0 on success; on refusal the wait in milliseconds (>= 1) after
+ * which @cost tokens will be there, or INT64_MAX when never (cost over
+ * capacity, or no refill).  A clock that goes backwards refills nothing
+ * and re-anchors last_ms there; a huge jump fills the bucket.  cost <= 0
+ * succeeds without taking; a NaN cost is refused (INT64_MAX); a capacity
+ * or refill that is negative or not finite counts as 0. */
+bool sh__bucket_take(struct sh__bucket *b, double capacity,
+                     double refill_per_s, double cost, int64_t now_ms,
+                     int64_t *retry_after_ms);
+
+/* A keyed limiter: one bucket per key (user id, IP address...), all with
+ * the same capacity and refill, at most max_keys of them.  When full, a
+ * new key evicts buckets that have refilled to capacity (they carry no
+ * state: a new bucket starts full too); if none is full, the one idle the
+ * longest goes.  Eviction of a non-full bucket forgets its debt, so
+ * max_keys should exceed the keys active within one refill period.
+ * Thread-safe: striped mutexes.  @locality any  @locks stripe mutexes */
+struct sh__limiter;
+
+/* Returns NULL out of memory or on a bad argument (capacity not a finite
+ * number > 0, refill_per_s not a finite number >= 0, max_keys 0).  New
+ * keys start with a full bucket.
+ * Ownership: the caller's, released by sh__limiter_free(). */
+struct sh__limiter *sh__limiter_new(double capacity, double refill_per_s,
+                                    size_t max_keys);
+/* sh__bucket_take() on @key's bucket (@keylen bytes, any bytes, 1..256).
+ * A key that cannot get a bucket (out of memory, or a bad key) is refused
+ * with *@retry_after_ms = 1000: failing closed. */
+bool sh__limiter_take(struct sh__limiter *l, const void *key, size_t keylen,
+                      double cost, int64_t now_ms, int64_t *retry_after_ms);
+/* Buckets held now (for tests and metrics). */
+size_t sh__limiter_count(struct sh__limiter *l);
+/* NULL is a no-op. */
+void sh__limiter_free(struct sh__limiter *l);
+
+#define SH__LIMITER_KEY_MAX 256
+
+#endif
