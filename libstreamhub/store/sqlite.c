@@ -456,6 +456,11 @@ fail:
     return rc;
 }
 
+size_t sh__sqlite_cached(const struct sh__conn *c)
+{
+    return ((const struct sqlite_conn *)c)->len;
+}
+
 const struct sh__store_backend sh__sqlite_backend = {
     .name = "sqlite",
     .open = sqlite_open,

@@ -52,6 +52,9 @@ struct sh__store_backend {
 
 extern const struct sh__store_backend sh__sqlite_backend;
 
+/* Test hook: statements prepared and cached on @c (a SQLite connection). */
+size_t sh__sqlite_cached(const struct sh__conn *c);
+
 /* A row as the backend hands it to the callback. */
 struct sh__row {
     const struct sh__store_backend *be;
