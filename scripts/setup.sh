@@ -1,20 +1,34 @@
 #!/usr/bin/env bash
 # Install StreamHub's build and test dependencies (Debian 12) and configure
 # the build directories.  Idempotent: safe to run again at any time.
+# Runs as root, or as a user with sudo.
 #
 #   scripts/setup.sh            system packages + build/ (debugoptimized)
 #   scripts/setup.sh --asan     also build-asan/ (ASan + UBSan)
+#
+# README.md's dependency list says why each package is here.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+asan=no
+for arg in "$@"; do
+  case $arg in
+    --asan) asan=yes ;;
+    *) echo "usage: $0 [--asan]" >&2; exit 2 ;;
+  esac
+done
+
 PKGS=(
-  build-essential meson ninja-build pkg-config clang
+  # toolchain; clang and libclang-rt-14-dev for the libFuzzer targets
+  build-essential meson ninja-build pkg-config clang libclang-rt-14-dev
+  ca-certificates
+  # libraries (libevent-dev carries libevent_openssl and libevent_pthreads)
   libevent-dev libhiredis-dev libpq-dev libsqlite3-dev
-  libjson-c-dev libsodium-dev libssl-dev libcmocka-dev
-  postgresql redis-server
-  python3 python3-pytest python3-setuptools
-  golang-go doxygen
-  libwslay-dev
+  libjson-c-dev libsodium-dev libssl-dev libhttp-parser-dev
+  # tests: cmocka, the WebSocket reference codec, throwaway servers
+  libcmocka-dev libwslay-dev postgresql redis-server
+  # bindings and docs
+  python3 python3-pytest python3-setuptools golang-go doxygen
 )
 
 missing=()
@@ -22,14 +36,24 @@ for p in "${PKGS[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' \
     || missing+=("$p")
 done
-# Node.js 20 with npm may come from elsewhere already; Debian's otherwise.
-command -v node >/dev/null 2>&1 && command -v npm >/dev/null 2>&1 \
-  || missing+=(nodejs npm)
+# Node.js (20, or Debian's) with npm may come from elsewhere already.
+if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
+  missing+=(nodejs npm)
+fi
+
 if [ ${#missing[@]} -gt 0 ]; then
-  SUDO=""
-  [ "$(id -u)" -ne 0 ] && SUDO=sudo
-  $SUDO apt-get update -q
-  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q --no-install-recommends "${missing[@]}"
+  if [ "$(id -u)" -eq 0 ]; then
+    SUDO=()
+  elif command -v sudo >/dev/null 2>&1; then
+    SUDO=(sudo)
+  else
+    echo "setup.sh: missing packages (${missing[*]}); run as root or install sudo" >&2
+    exit 1
+  fi
+  echo "setup.sh: installing ${missing[*]}"
+  "${SUDO[@]}" env DEBIAN_FRONTEND=noninteractive apt-get update -q
+  "${SUDO[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -q \
+    --no-install-recommends "${missing[@]}"
 fi
 
 setup_dir() {
@@ -42,7 +66,7 @@ setup_dir() {
 }
 
 setup_dir build --buildtype=debugoptimized -Dwerror=true
-if [ "${1:-}" = "--asan" ]; then
+if [ "$asan" = yes ]; then
   setup_dir build-asan --buildtype=debug -Dwerror=true \
     -Db_sanitize=address,undefined -Db_lundef=false
 fi
