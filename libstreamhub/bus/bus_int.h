@@ -107,6 +107,16 @@ sh_err_t sh__bus_position(struct sh__bus *bus, const char *channel,
                           sh_position_t *out);
 /* Number of subscriptions on @channel right now (presence, tests). */
 size_t sh__bus_subscribers(struct sh__bus *bus, const char *channel);
+/* Number of channels held in memory, after reclaiming those with no
+ * subscriber, an empty history and no activity for bus.history-ttl-seconds
+ * (bounded memory; tests). */
+size_t sh__bus_channels(struct sh__bus *bus);
+
+/* Make an event (refs = 1) and serialise its texts.  Takes @data (NULL is
+ * JSON null), even on error.  NULL on ENOMEM.  @locality any thread. */
+struct sh_event *sh__event_new(const char *channel, const char *epoch,
+                               uint64_t offset, int64_t ts_ms,
+                               const char *type, json_object *data);
 
 /* Take / drop an event reference (NULL-safe drop). */
 struct sh_event *sh__event_ref(struct sh_event *ev);

@@ -1,0 +1,900 @@
+/* libstreamhub/bus/bus_local.c: the in-process bus (`bus = local`).
+ *
+ * A hash map of channels, each created on first use with its own random
+ * epoch (so a restarted process, or a channel reclaimed and made again,
+ * never shares a numbering with its past), its top offset, a bounded history
+ * ring and its subscribers.
+ *
+ * Publish takes the channel's lock once: assign top+1, build the data,
+ * serialise the event (event.c), append it to the history and put one
+ * reference into each subscriber's queue.  Delivery crosses to the hub's
+ * callback thread through the dispatcher: a subscriber whose queue goes
+ * from idle to non-empty gets one drain job, which delivers everything
+ * queued when it starts, so a burst costs one job, not one per event.
+ *
+ * Subscribe with a position takes the same lock, so replaying the history
+ * into the new queue and joining the live list are one atomic step: every
+ * event is either in what was replayed or queued live, never both, never
+ * neither.
+ *
+ * Invariants:
+ *  1. Lock order: bus->lock, then one channel's lock, then the dispatcher's
+ *     (sh__dispatch_post).  No callback of the user, and no drain job, runs
+ *     with any of them held.  Callbacks given to the bus by the library
+ *     (build, rewrite, wire_free) may run under a channel's lock and must
+ *     not call the bus.
+ *  2. A channel is found or made only under bus->lock, which pins it
+ *     (pins++) and takes a bus reference.  The sweep frees a channel only
+ *     under bus->lock with pins == 0, so no one holds it.  Each subscription
+ *     holds a pin for its whole life: sub->chan is always valid.
+ *  3. A subscription's fields after `arg` are under its channel's lock.
+ *  4. top only grows.  An event's offset is assigned, the event enters the
+ *     history and every live queue during one hold of the channel's lock,
+ *     so each queue holds offsets in increasing order.
+ *  5. History slot (hhead + i) % hcap for i < hlen holds one reference;
+ *     offsets increase with i; hlen <= history_size; entries are at most
+ *     history_ttl_ms old once trimmed.
+ *  6. Queue slot (qhead + i) % qcap for i < qlen holds one reference;
+ *     qlen <= queue_max.  Once closing is set the queue is empty and
+ *     nothing more is queued.
+ *  7. scheduled is set by a successful post of drain() and cleared by that
+ *     job when it ends without posting its successor: at most one drain job
+ *     exists per subscription, so its callbacks never run concurrently.
+ *  8. The final callback runs once: the drain job that finds closing set
+ *     and final_done false sets final_done, calls back, then frees the
+ *     subscription.  sh__bus_unsubscribe() only sets closing (and clears
+ *     the queue), so a callback may unsubscribe itself or another
+ *     subscription; the job running now finishes the work.
+ *  9. The bus is freed when its last reference drops: one for the owner
+ *     until sh__bus_free(), one per pin (so one per live subscription).
+ */
+#include <assert.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <sodium.h>
+
+#include "bus_int.h"
+
+#define EPOCH_BYTES 8           /* 16 hex characters */
+#define SWEEP_EVERY_MS 1000
+#define QUEUE_MIN 16
+#define BUCKETS_MIN 64
+
+struct hent {
+    struct sh_event *ev;        /* one reference */
+    int64_t mono_ms;            /* when it entered the history */
+};
+
+struct chan {
+    struct chan *next;          /* hash chain; @locks bus->lock */
+    uint64_t hash;
+    atomic_uint pins;           /* raised only under bus->lock (inv. 2) */
+    char *name;                 /* owned, immutable */
+    char epoch[2 * EPOCH_BYTES + 1];   /* immutable */
+    pthread_mutex_t lock;
+    /* @locks lock: */
+    uint64_t top;
+    int64_t last_mono;          /* last publish, seed or unsubscribe */
+    struct hent *hist;          /* owned ring, hcap slots (inv. 5) */
+    size_t hcap, hhead, hlen;
+    struct sh_subscription *subs;   /* live subscriptions */
+    size_t nsubs;
+};
+
+struct sh_subscription {
+    struct sh__bus *bus;        /* borrowed: our pin keeps it (inv. 9) */
+    struct chan *chan;          /* pinned (inv. 2) */
+    sh_event_cb cb;
+    void *arg;                  /* the caller's; never freed here */
+    /* @locks chan->lock: */
+    struct sh_subscription *prev, *next;
+    bool linked;                /* in chan->subs */
+    struct sh_event **q;        /* owned ring, qcap slots (inv. 6) */
+    size_t qcap, qhead, qlen;
+    bool scheduled;             /* a drain job exists (inv. 7) */
+    bool closing;               /* no more events; final callback due */
+    bool final_done;            /* the final callback has started */
+    sh_err_t final;             /* its status */
+};
+
+struct sh__bus {
+    const struct sh__log *log;
+    struct sh__dispatch *dispatch;
+    size_t history_size;
+    int64_t history_ttl_ms;
+    size_t queue_max;
+    atomic_size_t refs;         /* inv. 9 */
+    pthread_mutex_t lock;
+    /* @locks lock: */
+    struct chan **buckets;
+    size_t nbuckets, nchans;
+    bool closing;
+    int64_t last_sweep;
+};
+
+static void drain(void *arg, bool canceled);
+
+/* ---- channels and the map -------------------------------------------- */
+
+static uint64_t hash_name(const char *s)
+{
+    uint64_t h = 1469598103934665603u;   /* FNV-1a */
+
+    for (; *s != '\0'; s++) {
+        h ^= (unsigned char)*s;
+        h *= 1099511628211u;
+    }
+    return h;
+}
+
+static struct chan *chan_new(const char *name, uint64_t hash, int64_t now)
+{
+    struct chan *c = calloc(1, sizeof *c);
+    unsigned char rnd[EPOCH_BYTES];
+
+    if (c == NULL)
+        return NULL;
+    c->name = strdup(name);
+    if (c->name == NULL) {
+        free(c);
+        return NULL;
+    }
+    c->hash = hash;
+    atomic_init(&c->pins, 0);
+    randombytes_buf(rnd, sizeof rnd);
+    sodium_bin2hex(c->epoch, sizeof c->epoch, rnd, sizeof rnd);
+    c->last_mono = now;
+    pthread_mutex_init(&c->lock, NULL);
+    return c;
+}
+
+static struct hent *hist_at(const struct chan *c, size_t i)
+{
+    return &c->hist[(c->hhead + i) % c->hcap];
+}
+
+static void chan_free(struct chan *c)
+{
+    for (size_t i = 0; i < c->hlen; i++)
+        sh__event_unref(hist_at(c, i)->ev);
+    free(c->hist);
+    pthread_mutex_destroy(&c->lock);
+    free(c->name);
+    free(c);
+}
+
+static void bus_destroy(struct sh__bus *bus)
+{
+    for (size_t b = 0; b < bus->nbuckets; b++) {
+        struct chan *c = bus->buckets[b];
+        while (c != NULL) {
+            struct chan *next = c->next;
+            assert(c->nsubs == 0);
+            chan_free(c);
+            c = next;
+        }
+    }
+    free(bus->buckets);
+    pthread_mutex_destroy(&bus->lock);
+    free(bus);
+}
+
+static void bus_unref(struct sh__bus *bus)
+{
+    if (atomic_fetch_sub(&bus->refs, 1) == 1)
+        bus_destroy(bus);
+}
+
+/* Drop history entries older than the TTL.  @locks c->lock */
+static void hist_trim(const struct sh__bus *bus, struct chan *c, int64_t now)
+{
+    while (c->hlen > 0) {
+        struct hent *h = hist_at(c, 0);
+        if (now - h->mono_ms < bus->history_ttl_ms)
+            break;
+        sh__event_unref(h->ev);
+        h->ev = NULL;
+        c->hhead = (c->hhead + 1) % c->hcap;
+        c->hlen--;
+    }
+}
+
+/* Append a reference to @ev, growing the ring up to history_size, else
+ * evicting the oldest.  An allocation failure only shortens the history
+ * (recovery then answers false), so it is not an error.  @locks c->lock */
+static void hist_append(const struct sh__bus *bus, struct chan *c,
+                        struct sh_event *ev, int64_t now)
+{
+    if (bus->history_size == 0)
+        return;
+    if (c->hlen == c->hcap && c->hcap < bus->history_size) {
+        size_t cap = c->hcap < 8 ? 8 : c->hcap * 2;
+        struct hent *h;
+        if (cap > bus->history_size)
+            cap = bus->history_size;
+        h = malloc(cap * sizeof *h);
+        if (h != NULL) {
+            for (size_t i = 0; i < c->hlen; i++)
+                h[i] = *hist_at(c, i);
+            free(c->hist);
+            c->hist = h;
+            c->hcap = cap;
+            c->hhead = 0;
+        }
+    }
+    if (c->hcap == 0)
+        return;
+    if (c->hlen == c->hcap) {
+        sh__event_unref(hist_at(c, 0)->ev);
+        c->hhead = (c->hhead + 1) % c->hcap;
+        c->hlen--;
+    }
+    *hist_at(c, c->hlen) = (struct hent){ sh__event_ref(ev), now };
+    c->hlen++;
+}
+
+/* Index of the entry with @offset, or c->hlen when absent.  @locks c->lock */
+static size_t hist_find(const struct chan *c, uint64_t offset)
+{
+    size_t lo = 0, hi = c->hlen;
+
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (hist_at(c, mid)->ev->offset < offset)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    if (lo < c->hlen && hist_at(c, lo)->ev->offset == offset)
+        return lo;
+    return c->hlen;
+}
+
+/* Free the channels nobody holds whose history is empty and that saw no
+ * activity for a TTL: memory stays bounded by the channels in use.  Keeping
+ * an idle channel for a TTL keeps its numbering for clients that come back
+ * soon.  @locks bus->lock */
+static void sweep(struct sh__bus *bus, int64_t now)
+{
+    for (size_t b = 0; b < bus->nbuckets; b++) {
+        struct chan **pp = &bus->buckets[b];
+        while (*pp != NULL) {
+            struct chan *c = *pp;
+            bool dead = false;
+            if (atomic_load(&c->pins) == 0) {
+                pthread_mutex_lock(&c->lock);
+                hist_trim(bus, c, now);
+                dead = c->nsubs == 0 && c->hlen == 0 &&
+                       now - c->last_mono >= bus->history_ttl_ms;
+                pthread_mutex_unlock(&c->lock);
+            }
+            if (dead) {
+                *pp = c->next;
+                chan_free(c);
+                bus->nchans--;
+            } else {
+                pp = &c->next;
+            }
+        }
+    }
+    bus->last_sweep = now;
+}
+
+/* Rehash into twice the buckets; on ENOMEM keep the longer chains.
+ * @locks bus->lock */
+static void grow_map(struct sh__bus *bus)
+{
+    size_t n = bus->nbuckets * 2;
+    struct chan **nb = calloc(n, sizeof *nb);
+
+    if (nb == NULL)
+        return;
+    for (size_t b = 0; b < bus->nbuckets; b++) {
+        struct chan *c = bus->buckets[b];
+        while (c != NULL) {
+            struct chan *next = c->next;
+            c->next = nb[c->hash % n];
+            nb[c->hash % n] = c;
+            c = next;
+        }
+    }
+    free(bus->buckets);
+    bus->buckets = nb;
+    bus->nbuckets = n;
+}
+
+/* Find (or, with @create, make) @name and pin it (inv. 2).  NULL with
+ * *rc = SH_OK when absent and not made. */
+static struct chan *chan_pin(struct sh__bus *bus, const char *name,
+                             bool create, sh_err_t *rc)
+{
+    uint64_t h = hash_name(name);
+    int64_t now = sh__mono_ms();
+    struct chan *c;
+
+    *rc = SH_OK;
+    pthread_mutex_lock(&bus->lock);
+    if (bus->closing) {
+        pthread_mutex_unlock(&bus->lock);
+        *rc = SH_ECANCELED;
+        return NULL;
+    }
+    if (now - bus->last_sweep >= SWEEP_EVERY_MS)
+        sweep(bus, now);
+    for (c = bus->buckets[h % bus->nbuckets]; c != NULL; c = c->next) {
+        if (c->hash == h && strcmp(c->name, name) == 0)
+            break;
+    }
+    if (c == NULL && create) {
+        c = chan_new(name, h, now);
+        if (c == NULL) {
+            *rc = SH_ENOMEM;
+        } else {
+            c->next = bus->buckets[h % bus->nbuckets];
+            bus->buckets[h % bus->nbuckets] = c;
+            if (++bus->nchans > bus->nbuckets)
+                grow_map(bus);
+        }
+    }
+    if (c != NULL) {
+        atomic_fetch_add(&c->pins, 1);
+        atomic_fetch_add(&bus->refs, 1);
+    }
+    pthread_mutex_unlock(&bus->lock);
+    return c;
+}
+
+static void chan_unpin(struct sh__bus *bus, struct chan *c)
+{
+    atomic_fetch_sub(&c->pins, 1);
+    bus_unref(bus);
+}
+
+/* ---- subscriptions ---------------------------------------------------- */
+
+/* @locks chan->lock */
+static void sub_unlink(struct sh_subscription *s)
+{
+    struct chan *c = s->chan;
+
+    if (!s->linked)
+        return;
+    if (s->prev != NULL)
+        s->prev->next = s->next;
+    else
+        c->subs = s->next;
+    if (s->next != NULL)
+        s->next->prev = s->prev;
+    s->prev = s->next = NULL;
+    s->linked = false;
+    c->nsubs--;
+    c->last_mono = sh__mono_ms();
+}
+
+/* @locks chan->lock */
+static void queue_clear(struct sh_subscription *s)
+{
+    while (s->qlen > 0) {
+        sh__event_unref(s->q[s->qhead]);
+        s->q[s->qhead] = NULL;
+        s->qhead = (s->qhead + 1) % s->qcap;
+        s->qlen--;
+    }
+}
+
+/* Make room for @n more events within queue_max.  @locks chan->lock */
+static bool queue_reserve(const struct sh__bus *bus, struct sh_subscription *s,
+                          size_t n)
+{
+    size_t need = s->qlen + n, cap;
+    struct sh_event **q;
+
+    if (need <= s->qcap)
+        return true;
+    if (need > bus->queue_max)
+        return false;
+    cap = s->qcap < QUEUE_MIN ? QUEUE_MIN : s->qcap;
+    while (cap < need)
+        cap *= 2;
+    if (cap > bus->queue_max)
+        cap = bus->queue_max;
+    q = malloc(cap * sizeof *q);
+    if (q == NULL)
+        return false;
+    for (size_t i = 0; i < s->qlen; i++)
+        q[i] = s->q[(s->qhead + i) % s->qcap];
+    free(s->q);
+    s->q = q;
+    s->qcap = cap;
+    s->qhead = 0;
+    return true;
+}
+
+/* Post the drain job unless one exists.  A failed post (ENOMEM) leaves the
+ * events queued for the next attempt.  @locks chan->lock */
+static bool schedule(struct sh__bus *bus, struct sh_subscription *s)
+{
+    if (!s->scheduled && sh__dispatch_post(bus->dispatch, drain, s) == SH_OK)
+        s->scheduled = true;
+    return s->scheduled;
+}
+
+/* Close @s with @status: no more events, final callback due.
+ * @locks chan->lock */
+static void sub_close(struct sh_subscription *s, sh_err_t status)
+{
+    sub_unlink(s);
+    queue_clear(s);
+    if (!s->closing) {
+        s->closing = true;
+        s->final = status;
+    }
+}
+
+/* Queue one reference to @ev, or drop a subscriber that fell behind.
+ * @locks chan->lock */
+static void sub_push(struct sh__bus *bus, struct sh_subscription *s,
+                     struct sh_event *ev)
+{
+    if (s->closing)
+        return;
+    if (!queue_reserve(bus, s, 1)) {
+        sub_close(s, SH_EBUSY);
+        schedule(bus, s);
+        return;
+    }
+    s->q[(s->qhead + s->qlen) % s->qcap] = sh__event_ref(ev);
+    s->qlen++;
+    schedule(bus, s);
+}
+
+static void sub_free(struct sh_subscription *s)
+{
+    struct sh__bus *bus = s->bus;
+    struct chan *c = s->chan;
+
+    assert(!s->linked && s->qlen == 0);
+    free(s->q);
+    free(s);
+    chan_unpin(bus, c);         /* may free the bus (inv. 9) */
+}
+
+/* The drain job (inv. 7, 8): deliver what is queued now, then either end,
+ * post the next turn, or run the final callback and free @arg. */
+static void drain(void *arg, bool canceled)
+{
+    struct sh_subscription *s = arg;
+    struct chan *c = s->chan;
+    size_t budget;
+    sh_err_t status;
+
+    pthread_mutex_lock(&c->lock);
+    if (canceled)               /* the dispatcher is going away */
+        sub_close(s, SH_ECANCELED);
+    budget = s->qlen;
+    for (;;) {
+        while (budget > 0 && s->qlen > 0) {
+            struct sh_event *ev = s->q[s->qhead];
+            s->q[s->qhead] = NULL;
+            s->qhead = (s->qhead + 1) % s->qcap;
+            s->qlen--;
+            budget--;
+            pthread_mutex_unlock(&c->lock);
+            s->cb(s->arg, ev, SH_OK);
+            sh__event_unref(ev);
+            pthread_mutex_lock(&c->lock);
+        }
+        if (s->qlen == 0)
+            break;
+        /* More came meanwhile: give other jobs a turn.  Should the post
+         * fail, deliver them now rather than strand them. */
+        if (sh__dispatch_post(s->bus->dispatch, drain, s) == SH_OK) {
+            pthread_mutex_unlock(&c->lock);
+            return;
+        }
+        budget = s->qlen;
+    }
+    if (!s->closing) {
+        s->scheduled = false;
+        pthread_mutex_unlock(&c->lock);
+        return;
+    }
+    assert(!s->final_done);
+    s->final_done = true;
+    status = s->final;
+    pthread_mutex_unlock(&c->lock);
+    s->cb(s->arg, NULL, status);
+    sub_free(s);
+}
+
+/* ---- the interface (bus_int.h) ----------------------------------------- */
+
+sh_err_t sh__bus_new(const sh_config_t *conf, const struct sh__log *log,
+                     struct sh__dispatch *dispatch, struct sh__bus **out,
+                     char *errbuf, size_t errbuf_len)
+{
+    const char *kind = sh__config_str(conf, "bus");
+    struct sh__bus *bus;
+
+    *out = NULL;
+    if (strncmp(kind, "redis://", 8) == 0) {
+        sh__errbuf(errbuf, errbuf_len, "bus: the redis backend is not "
+                   "available in this build");
+        return SH_ENOTSUP;
+    }
+    if (strcmp(kind, "local") != 0) {
+        sh__errbuf(errbuf, errbuf_len, "bus: expected local or redis://..., "
+                   "not \"%.64s\"", kind);
+        return SH_EINVAL;
+    }
+    if (sodium_init() < 0) {
+        sh__errbuf(errbuf, errbuf_len, "bus: libsodium failed to start");
+        return SH_EINTERNAL;
+    }
+    bus = calloc(1, sizeof *bus);
+    if (bus == NULL)
+        goto nomem;
+    bus->buckets = calloc(BUCKETS_MIN, sizeof *bus->buckets);
+    if (bus->buckets == NULL) {
+        free(bus);
+        goto nomem;
+    }
+    bus->nbuckets = BUCKETS_MIN;
+    bus->log = log;
+    bus->dispatch = dispatch;
+    bus->history_size = (size_t)sh__config_int(conf, "bus.history-size");
+    bus->history_ttl_ms =
+        sh__config_int(conf, "bus.history-ttl-seconds") * 1000;
+    bus->queue_max = (size_t)sh__config_int(conf, "bus.subscriber-queue");
+    bus->last_sweep = sh__mono_ms();
+    atomic_init(&bus->refs, 1);
+    pthread_mutex_init(&bus->lock, NULL);
+    *out = bus;
+    return SH_OK;
+nomem:
+    sh__errbuf(errbuf, errbuf_len, "bus: out of memory");
+    return SH_ENOMEM;
+}
+
+void sh__bus_free(struct sh__bus *bus)
+{
+    struct sh_subscription *orphans = NULL;
+
+    if (bus == NULL)
+        return;
+    pthread_mutex_lock(&bus->lock);
+    bus->closing = true;        /* no new pins from now on */
+    for (size_t b = 0; b < bus->nbuckets; b++) {
+        for (struct chan *c = bus->buckets[b]; c != NULL; c = c->next) {
+            pthread_mutex_lock(&c->lock);
+            while (c->subs != NULL) {
+                struct sh_subscription *s = c->subs;
+                sub_close(s, SH_ECANCELED);
+                if (!schedule(bus, s)) {
+                    s->next = orphans;   /* unlinked: the link is free */
+                    orphans = s;
+                }
+            }
+            pthread_mutex_unlock(&c->lock);
+        }
+    }
+    pthread_mutex_unlock(&bus->lock);
+    /* A final callback that could not be posted runs here rather than
+     * never: exactly once beats the right thread. */
+    while (orphans != NULL) {
+        struct sh_subscription *s = orphans;
+        orphans = s->next;
+        s->next = NULL;
+        drain(s, true);
+    }
+    bus_unref(bus);
+}
+
+struct given {
+    json_object *data;
+};
+
+static sh_err_t do_publish(struct sh__bus *bus, const char *channel,
+                           const char *type, sh__bus_build_fn build,
+                           void *arg, struct given *given,
+                           uint64_t *offset_out, struct sh_event **ev_out,
+                           char *errbuf, size_t errbuf_len)
+{
+    struct chan *c = NULL;
+    struct sh_event *ev = NULL;
+    json_object *data;
+    sh_err_t rc;
+    uint64_t offset;
+    int64_t ts, now;
+
+    rc = sh__channel_check(channel, errbuf, errbuf_len);
+    if (rc != SH_OK)
+        goto out;
+    c = chan_pin(bus, channel, true, &rc);
+    if (c == NULL)
+        goto out;
+    pthread_mutex_lock(&c->lock);
+    if (c->top == UINT64_MAX) {
+        pthread_mutex_unlock(&c->lock);
+        rc = SH_EBUS;
+        goto out;
+    }
+    offset = c->top + 1;
+    ts = sh__now_ms();
+    now = sh__mono_ms();
+    if (given != NULL) {
+        data = given->data;
+        given->data = NULL;
+    } else {
+        data = build(arg, offset, ts);
+        if (data == NULL) {
+            pthread_mutex_unlock(&c->lock);
+            rc = SH_ENOMEM;
+            goto out;
+        }
+    }
+    ev = sh__event_new(c->name, c->epoch, offset, ts, type, data);
+    if (ev == NULL) {
+        pthread_mutex_unlock(&c->lock);
+        rc = SH_ENOMEM;
+        goto out;
+    }
+    c->top = offset;
+    c->last_mono = now;
+    hist_trim(bus, c, now);
+    hist_append(bus, c, ev, now);
+    for (struct sh_subscription *s = c->subs, *next; s != NULL; s = next) {
+        next = s->next;         /* sub_push may unlink s */
+        sub_push(bus, s, ev);
+    }
+    pthread_mutex_unlock(&c->lock);
+    if (offset_out != NULL)
+        *offset_out = offset;
+    if (ev_out != NULL) {
+        *ev_out = ev;
+        ev = NULL;
+    }
+    rc = SH_OK;
+out:
+    if (rc == SH_ECANCELED)
+        sh__errbuf(errbuf, errbuf_len, "bus: closing");
+    else if (rc == SH_ENOMEM)
+        sh__errbuf(errbuf, errbuf_len, "bus: out of memory");
+    else if (rc == SH_EBUS)
+        sh__errbuf(errbuf, errbuf_len, "bus: offsets of %s exhausted",
+                   channel);
+    if (rc != SH_OK) {
+        if (offset_out != NULL)
+            *offset_out = 0;
+        if (ev_out != NULL)
+            *ev_out = NULL;
+    }
+    if (given != NULL)
+        json_object_put(given->data);
+    sh__event_unref(ev);
+    if (c != NULL)
+        chan_unpin(bus, c);
+    return rc;
+}
+
+sh_err_t sh__bus_publish_build(struct sh__bus *bus, const char *channel,
+                               const char *type, sh__bus_build_fn build,
+                               void *arg, uint64_t *offset_out,
+                               struct sh_event **ev_out, char *errbuf,
+                               size_t errbuf_len)
+{
+    assert(build != NULL && type != NULL);
+    return do_publish(bus, channel, type, build, arg, NULL, offset_out,
+                      ev_out, errbuf, errbuf_len);
+}
+
+sh_err_t sh__bus_publish(struct sh__bus *bus, const char *channel,
+                         const char *type, json_object *data,
+                         uint64_t *offset_out, char *errbuf,
+                         size_t errbuf_len)
+{
+    struct given g = { data };
+
+    assert(type != NULL);
+    return do_publish(bus, channel, type, NULL, NULL, &g, offset_out, NULL,
+                      errbuf, errbuf_len);
+}
+
+sh_err_t sh__bus_seed(struct sh__bus *bus, const char *channel, uint64_t top)
+{
+    struct chan *c;
+    sh_err_t rc = sh__channel_check(channel, NULL, 0);
+
+    if (rc != SH_OK)
+        return rc;
+    c = chan_pin(bus, channel, true, &rc);
+    if (c == NULL)
+        return rc;
+    pthread_mutex_lock(&c->lock);
+    if (c->top < top)
+        c->top = top;
+    c->last_mono = sh__mono_ms();
+    pthread_mutex_unlock(&c->lock);
+    chan_unpin(bus, c);
+    return SH_OK;
+}
+
+int sh__bus_rewrite(struct sh__bus *bus, const char *channel,
+                    sh__bus_rewrite_fn fn, void *arg)
+{
+    struct chan *c;
+    sh_err_t rc = sh__channel_check(channel, NULL, 0);
+    int n = 0;
+
+    if (rc != SH_OK)
+        return -(int)rc;
+    c = chan_pin(bus, channel, false, &rc);
+    if (c == NULL)
+        return rc == SH_OK ? 0 : -(int)rc;
+    pthread_mutex_lock(&c->lock);
+    hist_trim(bus, c, sh__mono_ms());
+    for (size_t i = 0; i < c->hlen; i++) {
+        struct hent *h = hist_at(c, i);
+        struct sh_event *old = h->ev, *ev;
+        json_object *data = fn(arg, old);
+        if (data == NULL)
+            continue;
+        ev = sh__event_new(old->channel, old->epoch, old->offset,
+                           old->ts_ms, old->type, data);
+        if (ev == NULL) {
+            n = -(int)SH_ENOMEM;
+            break;
+        }
+        h->ev = ev;
+        sh__event_unref(old);   /* holders of the old one keep it */
+        n++;
+    }
+    pthread_mutex_unlock(&c->lock);
+    chan_unpin(bus, c);
+    return n;
+}
+
+sh_err_t sh__bus_subscribe(struct sh__bus *bus, const char *channel,
+                           const sh_position_t *since, sh_event_cb cb,
+                           void *arg, struct sh_subscription **out,
+                           sh_subscribe_result_t *result, char *errbuf,
+                           size_t errbuf_len)
+{
+    struct sh_subscription *s = NULL;
+    struct chan *c;
+    sh_subscribe_result_t res;
+    sh_err_t rc;
+
+    if (out != NULL)
+        *out = NULL;
+    if (result != NULL)
+        memset(result, 0, sizeof *result);
+    memset(&res, 0, sizeof res);
+    if (cb == NULL) {
+        sh__errbuf(errbuf, errbuf_len, "subscribe: the callback must not "
+                   "be NULL");
+        return SH_EINVAL;
+    }
+    rc = sh__channel_check(channel, errbuf, errbuf_len);
+    if (rc != SH_OK)
+        return rc;
+    s = calloc(1, sizeof *s);
+    if (s == NULL) {
+        sh__errbuf(errbuf, errbuf_len, "bus: out of memory");
+        return SH_ENOMEM;
+    }
+    c = chan_pin(bus, channel, true, &rc);
+    if (c == NULL) {
+        free(s);
+        sh__errbuf(errbuf, errbuf_len, "bus: %s",
+                   rc == SH_ECANCELED ? "closing" : "out of memory");
+        return rc;
+    }
+    s->bus = bus;
+    s->chan = c;                /* the pin is the subscription's now */
+    s->cb = cb;
+    s->arg = arg;
+
+    pthread_mutex_lock(&c->lock);
+    hist_trim(bus, c, sh__mono_ms());
+    snprintf(res.current.epoch, sizeof res.current.epoch, "%s", c->epoch);
+    res.current.offset = c->top;
+    if (since != NULL && since->epoch[0] != '\0' &&
+        memchr(since->epoch, '\0', sizeof since->epoch) != NULL &&
+        strcmp(since->epoch, c->epoch) == 0 && since->offset <= c->top) {
+        if (since->offset == c->top) {
+            res.recovered = 1;  /* nothing was missed */
+        } else {
+            size_t i = hist_find(c, since->offset + 1);
+            size_t n = c->hlen - i;
+            if (i < c->hlen && queue_reserve(bus, s, n)) {
+                for (; i < c->hlen; i++)
+                    s->q[s->qlen++] = sh__event_ref(hist_at(c, i)->ev);
+                res.recovered = 1;
+            }
+        }
+    }
+    s->next = c->subs;
+    if (c->subs != NULL)
+        c->subs->prev = s;
+    c->subs = s;
+    s->linked = true;
+    c->nsubs++;
+    if (s->qlen > 0)
+        schedule(bus, s);
+    pthread_mutex_unlock(&c->lock);
+
+    if (result != NULL)
+        *result = res;
+    if (out != NULL)
+        *out = s;
+    return SH_OK;
+}
+
+void sh__bus_unsubscribe(struct sh_subscription *s)
+{
+    struct chan *c;
+
+    if (s == NULL)
+        return;
+    c = s->chan;
+    pthread_mutex_lock(&c->lock);
+    if (!s->final_done && !s->closing) {
+        sub_close(s, SH_ECANCELED);
+        schedule(s->bus, s);
+    }
+    pthread_mutex_unlock(&c->lock);  /* @s may be freed from here on */
+}
+
+sh_err_t sh__bus_position(struct sh__bus *bus, const char *channel,
+                          sh_position_t *out)
+{
+    struct chan *c;
+    sh_err_t rc;
+
+    memset(out, 0, sizeof *out);
+    rc = sh__channel_check(channel, NULL, 0);
+    if (rc != SH_OK)
+        return rc;
+    c = chan_pin(bus, channel, true, &rc);
+    if (c == NULL)
+        return rc;
+    pthread_mutex_lock(&c->lock);
+    snprintf(out->epoch, sizeof out->epoch, "%s", c->epoch);
+    out->offset = c->top;
+    pthread_mutex_unlock(&c->lock);
+    chan_unpin(bus, c);
+    return SH_OK;
+}
+
+size_t sh__bus_subscribers(struct sh__bus *bus, const char *channel)
+{
+    struct chan *c;
+    sh_err_t rc;
+    size_t n;
+
+    if (sh__channel_check(channel, NULL, 0) != SH_OK)
+        return 0;
+    c = chan_pin(bus, channel, false, &rc);
+    if (c == NULL)
+        return 0;
+    pthread_mutex_lock(&c->lock);
+    n = c->nsubs;
+    pthread_mutex_unlock(&c->lock);
+    chan_unpin(bus, c);
+    return n;
+}
+
+size_t sh__bus_channels(struct sh__bus *bus)
+{
+    size_t n;
+
+    pthread_mutex_lock(&bus->lock);
+    sweep(bus, sh__mono_ms());
+    n = bus->nchans;
+    pthread_mutex_unlock(&bus->lock);
+    return n;
+}
