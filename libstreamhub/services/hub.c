@@ -18,7 +18,7 @@ struct area {
 
 /* Service areas, in dependency order. */
 static const struct area areas[] = {
-    { NULL, NULL, NULL },
+    { "accounts", sh__accounts_init, sh__accounts_fini },
 };
 
 #define NAREAS (sizeof areas / sizeof areas[0])

@@ -34,6 +34,10 @@ struct sh_hub {
     atomic_bool closing;            /* set first by sh_hub_close() */
 };
 
+/* services/accounts.c: creates hub->accounts (the JWT keys); fini frees. */
+sh_err_t sh__accounts_init(sh_hub_t *hub, char *errbuf, size_t errbuf_len);
+void sh__accounts_fini(sh_hub_t *hub);
+
 /* SH_ECANCELED once the hub is closing; public calls check it first. */
 static inline sh_err_t sh__hub_live(const sh_hub_t *hub)
 {
