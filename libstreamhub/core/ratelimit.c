@@ -39,19 +39,23 @@ bool sh__bucket_take(struct sh__bucket *b, double capacity,
                      double refill_per_s, double cost, int64_t now_ms,
                      int64_t *retry_after_ms)
 {
-    double need, ms;
+    double need, ms, behind;
     int64_t wait;
 
     capacity = sane(capacity);
     refill_per_s = sane(refill_per_s);
     if (retry_after_ms != NULL)
         *retry_after_ms = 0;
+    /* In doubles: the difference of two int64 may overflow.  last_ms never
+     * moves back: two threads that read the clock and then race for a lock
+     * arrive out of order, and re-anchoring would credit the same span
+     * twice. */
+    behind = now_ms < b->last_ms ? (double)b->last_ms - (double)now_ms : 0;
     if (now_ms > b->last_ms) {
-        /* In doubles: the difference of two int64 may overflow. */
         double elapsed = (double)now_ms - (double)b->last_ms;
         b->tokens += elapsed / 1000.0 * refill_per_s;
+        b->last_ms = now_ms;
     }
-    b->last_ms = now_ms;       /* forward, or re-anchored after a step back */
     if (!(b->tokens >= 0))     /* NaN too */
         b->tokens = 0;
     if (b->tokens > capacity)
@@ -78,6 +82,11 @@ bool sh__bucket_take(struct sh__bucket *b, double capacity,
     }
     need = cost - b->tokens;
     ms = ceil(need / refill_per_s * 1000.0);
+    /* Rounding may push ceil one past the millisecond that take() (with
+     * its epsilon) already accepts: answer that millisecond. */
+    if (ms > 1 && b->tokens + (ms - 1) / 1000.0 * refill_per_s + EPS >= cost)
+        ms -= 1;
+    ms += behind;
     if (!(ms < 9.0e18))
         wait = INT64_MAX;
     else

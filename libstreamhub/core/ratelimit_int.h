@@ -26,8 +26,10 @@ struct sh__bucket {
  * are that many.  Returns true when taken.  *@retry_after_ms (may be NULL)
  * gets 0 on success; on refusal the wait in milliseconds (>= 1) after
  * which @cost tokens will be there, or INT64_MAX when never (cost over
- * capacity, or no refill).  A clock that goes backwards refills nothing
- * and re-anchors last_ms there; a huge jump fills the bucket.  cost <= 0
+ * capacity, or no refill).  A time before last_ms (a clock stepping back,
+ * or threads that read the clock and then race) refills nothing and leaves
+ * last_ms alone, and the wait counts from last_ms; a huge jump fills the
+ * bucket.  cost <= 0
  * succeeds without taking; a NaN cost is refused (INT64_MAX); a capacity
  * or refill that is negative or not finite counts as 0. */
 bool sh__bucket_take(struct sh__bucket *b, double capacity,
