@@ -39,6 +39,7 @@
 #include "log.h"
 #include "config.h"
 #include "hub.h"
+#include "bus.h"
 #include "auth.h"
 
 #ifdef __cplusplus
