@@ -41,6 +41,9 @@
 #include "hub.h"
 #include "bus.h"
 #include "auth.h"
+#include "follows.h"
+#include "streams.h"
+#include "notifications.h"
 
 #ifdef __cplusplus
 extern "C" {

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "hub_int.h"
+#include "services_int.h"
 
 struct area {
     const char *name;
@@ -19,6 +20,7 @@ struct area {
 /* Service areas, in dependency order. */
 static const struct area areas[] = {
     { "accounts", sh__accounts_init, sh__accounts_fini },
+    { "streams", sh__streams_init, sh__streams_fini },
 };
 
 #define NAREAS (sizeof areas / sizeof areas[0])

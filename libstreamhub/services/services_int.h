@@ -71,6 +71,7 @@ struct sh__list {
     json_object *obj;       /* owned */
     size_t n;
     struct sh__jh *items;   /* owned array of n borrowed views */
+    json_object *cursors;   /* owned array of n cursor strings, or NULL */
 };
 
 /* A new empty list builder: items array, nextCursor null, totalCount 0. */
@@ -86,6 +87,27 @@ void sh__list_free(struct sh__list *l);
 size_t sh__list_count(const struct sh__list *l);
 const struct sh__jh *sh__list_at(const struct sh__list *l, size_t i);
 const char *sh__list_next_cursor(const struct sh__list *l);
+/* The cursor of item @i (GraphQL edges); NULL without cursors. */
+const char *sh__list_cursor_at(const struct sh__list *l, size_t i);
+
+/* A page under construction: rows come from a query with LIMIT first + 1;
+ * the extra row only says that there is a next page. */
+struct sh__page {
+    json_object *list;      /* the builder (sh__list_obj_new()) */
+    json_object *cursors;   /* array of the kept items' cursors */
+    int first;
+    bool more;              /* a row past @first was seen */
+    bool oom;
+};
+bool sh__page_init(struct sh__page *p, int first);
+/* Add one row: @item (taken) with its cursor @cursor (malloc'd, taken). */
+void sh__page_add(struct sh__page *p, json_object *item, char *cursor);
+/* Set nextCursor and totalCount and wrap as a list (p is emptied).
+ * SH_ENOMEM when an add failed. */
+sh_err_t sh__page_finish(struct sh__page *p, int64_t total,
+                         struct sh__list **out);
+/* Drop a page under construction.  */
+void sh__page_drop(struct sh__page *p);
 
 /* ---- pagination and cursors ------------------------------------------- */
 

@@ -242,6 +242,7 @@ void sh__list_free(struct sh__list *l)
     if (l == NULL)
         return;
     free(l->items);
+    json_object_put(l->cursors);
     json_object_put(l->obj);
     free(l);
 }
@@ -261,6 +262,102 @@ const struct sh__jh *sh__list_at(const struct sh__list *l, size_t i)
 const char *sh__list_next_cursor(const struct sh__list *l)
 {
     return l != NULL ? sh__jstr(l->obj, "nextCursor") : NULL;
+}
+
+const char *sh__list_cursor_at(const struct sh__list *l, size_t i)
+{
+    if (l == NULL || l->cursors == NULL || i >= l->n)
+        return NULL;
+    return json_object_get_string(json_object_array_get_idx(l->cursors, i));
+}
+
+bool sh__page_init(struct sh__page *p, int first)
+{
+    memset(p, 0, sizeof *p);
+    p->first = first;
+    p->list = sh__list_obj_new();
+    p->cursors = json_object_new_array();
+    if (p->list == NULL || p->cursors == NULL) {
+        sh__page_drop(p);
+        return false;
+    }
+    return true;
+}
+
+void sh__page_add(struct sh__page *p, json_object *item, char *cursor)
+{
+    json_object *c;
+
+    if (p->list == NULL || item == NULL || cursor == NULL) {
+        p->oom = true;
+        json_object_put(item);
+        free(cursor);
+        return;
+    }
+    if (sh__list_obj_len(p->list) >= (size_t)p->first) {
+        p->more = true;
+        json_object_put(item);
+        free(cursor);
+        return;
+    }
+    c = json_object_new_string(cursor);
+    free(cursor);
+    if (c == NULL || json_object_array_add(p->cursors, c) != 0) {
+        json_object_put(c);
+        json_object_put(item);
+        p->oom = true;
+        return;
+    }
+    if (!sh__list_obj_append(p->list, item)) {
+        p->oom = true;
+        /* keep the arrays aligned: drop the cursor again */
+        json_object_array_del_idx(p->cursors,
+            json_object_array_length(p->cursors) - 1, 1);
+    }
+}
+
+sh_err_t sh__page_finish(struct sh__page *p, int64_t total,
+                         struct sh__list **out)
+{
+    struct sh__list *l;
+    size_t n;
+
+    *out = NULL;
+    if (p->oom || p->list == NULL) {
+        sh__page_drop(p);
+        return SH_ENOMEM;
+    }
+    n = sh__list_obj_len(p->list);
+    if (p->more && n > 0) {
+        json_object *last = json_object_array_get_idx(p->cursors, n - 1);
+        if (!sh__jset_str(p->list, "nextCursor",
+                          json_object_get_string(last))) {
+            sh__page_drop(p);
+            return SH_ENOMEM;
+        }
+    }
+    if (!sh__jset_int(p->list, "totalCount", total)) {
+        sh__page_drop(p);
+        return SH_ENOMEM;
+    }
+    l = sh__list_new(p->list);
+    p->list = NULL;
+    if (l == NULL) {
+        sh__page_drop(p);
+        return SH_ENOMEM;
+    }
+    l->cursors = p->cursors;
+    p->cursors = NULL;
+    *out = l;
+    return SH_OK;
+}
+
+void sh__page_drop(struct sh__page *p)
+{
+    json_object_put(p->list);
+    json_object_put(p->cursors);
+    p->list = NULL;
+    p->cursors = NULL;
 }
 
 /* ---- pagination and cursors ------------------------------------------- */

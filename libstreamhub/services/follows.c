@@ -1,0 +1,455 @@
+/* libstreamhub/services/follows.c: follows (follows.h).
+ *
+ * A follow is one row of `follows`; following is idempotent (INSERT ... ON
+ * CONFLICT DO NOTHING, and only a row that was really inserted notifies the
+ * followed user and counts in newFollowers of their live stream).  The
+ * insert, the statistic and the notification share one transaction; the
+ * notification is published after the commit, then the chat area is told
+ * (sh__chat_follow_changed) so that followers-only chat sees the change at
+ * once.
+ *
+ * Lists page by (follow time, user id) descending: the cursor is the
+ * (time, id) pair of the last row (services_util.c).
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "streamhub/follows.h"
+#include "services_int.h"
+
+struct sh_user_list { struct sh__list l; };
+
+void sh__chat_follow_changed(sh_hub_t *hub, const char *follower_id,
+                             const char *followed_id, bool following);
+void sh__chat_stream_changed(sh_hub_t *hub, const char *stream_id,
+                             bool live);
+
+static const struct sh__sql q_follow = {
+    "INSERT INTO follows (follower_id, followed_id, created_at) "
+    "VALUES (?, ?, ?) ON CONFLICT DO NOTHING", NULL, NULL
+};
+static const struct sh__sql q_unfollow = {
+    "DELETE FROM follows WHERE follower_id = ? AND followed_id = ?",
+    NULL, NULL
+};
+static const struct sh__sql q_is = {
+    "SELECT 1 FROM follows WHERE follower_id = ? AND followed_id = ?",
+    NULL, NULL
+};
+static const struct sh__sql q_bump = {
+    "UPDATE stream_stats SET new_followers = new_followers + 1 "
+    "WHERE stream_id IN (SELECT id FROM streams WHERE broadcaster_id = ? "
+    "AND status = 'LIVE')", NULL, NULL
+};
+static const struct sh__sql q_counts = {
+    "SELECT (SELECT count(*) FROM follows WHERE followed_id = ?), "
+    "(SELECT count(*) FROM follows WHERE follower_id = ?)", NULL, NULL
+};
+static const struct sh__sql q_followers = {
+    "SELECT u.id, u.username, u.created_at, f.created_at FROM follows f "
+    "JOIN users u ON u.id = f.follower_id WHERE f.followed_id = ? "
+    "AND (? = 0 OR f.created_at < ? OR (f.created_at = ? AND u.id < ?)) "
+    "ORDER BY f.created_at DESC, u.id DESC LIMIT ?", NULL, NULL
+};
+static const struct sh__sql q_following = {
+    "SELECT u.id, u.username, u.created_at, f.created_at FROM follows f "
+    "JOIN users u ON u.id = f.followed_id WHERE f.follower_id = ? "
+    "AND (? = 0 OR f.created_at < ? OR (f.created_at = ? AND u.id < ?)) "
+    "ORDER BY f.created_at DESC, u.id DESC LIMIT ?", NULL, NULL
+};
+
+/* Common checks of follow/unfollow: actor, target, not oneself. */
+static sh_err_t check_pair(struct sh__conn *c, const char *actor_id,
+                           const char *user_id, char *name, size_t name_len,
+                           char *errbuf, size_t errbuf_len)
+{
+    unsigned roles;
+    sh_err_t rc;
+
+    rc = sh__actor_c(c, actor_id, NULL, errbuf, errbuf_len);
+    if (rc != SH_OK)
+        return rc;
+    if (user_id != NULL && strcmp(actor_id, user_id) == 0) {
+        sh__errbuf(errbuf, errbuf_len, "cannot follow oneself");
+        return SH_EINVAL;
+    }
+    if (name != NULL) {
+        rc = sh__user_name_c(c, actor_id, name, name_len, errbuf,
+                             errbuf_len);
+        if (rc != SH_OK)
+            return rc;
+    }
+    return sh__user_roles_c(c, user_id, &roles, errbuf, errbuf_len);
+}
+
+SH_API sh_err_t sh_follow(sh_hub_t *hub, const char *actor_id,
+                          const char *user_id, bool *created, char *errbuf,
+                          size_t errbuf_len)
+{
+    char name[64];
+    json_object *notif = NULL, *data;
+    struct sh__conn *c;
+    struct sh__val p[3];
+    int64_t changes = 0;
+    sh_err_t rc;
+
+    if (created != NULL)
+        *created = false;
+    if ((rc = sh__hub_live(hub)) != SH_OK)
+        return rc;
+    if ((rc = sh__store_acquire(hub->store, &c)) != SH_OK)
+        return rc;
+    rc = check_pair(c, actor_id, user_id, name, sizeof name, errbuf,
+                    errbuf_len);
+    if (rc != SH_OK)
+        goto out;
+    if ((rc = sh__store_begin(c, errbuf, errbuf_len)) != SH_OK)
+        goto out;
+    p[0] = sh__v_text(actor_id);
+    p[1] = sh__v_text(user_id);
+    p[2] = sh__v_int(sh__now_ms());
+    rc = sh__store_exec(c, &q_follow, p, 3, NULL, NULL, &changes, errbuf,
+                        errbuf_len);
+    if (rc == SH_OK && changes > 0)
+        rc = sh__store_exec(c, &q_bump, &p[1], 1, NULL, NULL, NULL, errbuf,
+                            errbuf_len);
+    if (rc == SH_OK && changes > 0) {
+        data = json_object_new_object();
+        if (data == NULL ||
+            !sh__jset(data, "follower", sh__juser_ref(actor_id, name))) {
+            json_object_put(data);
+            rc = SH_ENOMEM;
+        } else {
+            rc = sh__notify_insert_c(c, user_id, "NEW_FOLLOWER", data,
+                                     &notif, errbuf, errbuf_len);
+        }
+    }
+    if (rc == SH_OK)
+        rc = sh__store_commit(c, errbuf, errbuf_len);
+    else
+        sh__store_rollback(c);
+out:
+    sh__store_release(c);
+    if (rc != SH_OK) {
+        json_object_put(notif);
+        return rc;
+    }
+    if (changes > 0) {
+        sh__notify_publish(hub, user_id, notif);
+        sh__chat_follow_changed(hub, actor_id, user_id, true);
+    }
+    if (created != NULL)
+        *created = changes > 0;
+    return SH_OK;
+}
+
+SH_API sh_err_t sh_unfollow(sh_hub_t *hub, const char *actor_id,
+                            const char *user_id, bool *removed,
+                            char *errbuf, size_t errbuf_len)
+{
+    struct sh__conn *c;
+    struct sh__val p[2];
+    int64_t changes = 0;
+    sh_err_t rc;
+
+    if (removed != NULL)
+        *removed = false;
+    if ((rc = sh__hub_live(hub)) != SH_OK)
+        return rc;
+    if ((rc = sh__store_acquire(hub->store, &c)) != SH_OK)
+        return rc;
+    rc = check_pair(c, actor_id, user_id, NULL, 0, errbuf, errbuf_len);
+    if (rc == SH_OK) {
+        p[0] = sh__v_text(actor_id);
+        p[1] = sh__v_text(user_id);
+        rc = sh__store_exec(c, &q_unfollow, p, 2, NULL, NULL, &changes,
+                            errbuf, errbuf_len);
+    }
+    sh__store_release(c);
+    if (rc != SH_OK)
+        return rc;
+    if (changes > 0)
+        sh__chat_follow_changed(hub, actor_id, user_id, false);
+    if (removed != NULL)
+        *removed = changes > 0;
+    return SH_OK;
+}
+
+static int flag_row(void *arg, const struct sh__row *row)
+{
+    (void)row;
+    *(bool *)arg = true;
+    return 1;
+}
+
+sh_err_t sh__is_following(sh_hub_t *hub, const char *follower_id,
+                          const char *followed_id, bool *out)
+{
+    return sh_follow_check(hub, follower_id, followed_id, out, NULL, 0);
+}
+
+SH_API sh_err_t sh_follow_check(sh_hub_t *hub, const char *follower_id,
+                                const char *followed_id, bool *out,
+                                char *errbuf, size_t errbuf_len)
+{
+    struct sh__conn *c;
+    struct sh__val p[2];
+    bool found = false;
+    sh_err_t rc;
+
+    if (out != NULL)
+        *out = false;
+    if ((rc = sh__hub_live(hub)) != SH_OK)
+        return rc;
+    if (follower_id == NULL || followed_id == NULL || out == NULL) {
+        sh__errbuf(errbuf, errbuf_len, "arguments must not be NULL");
+        return SH_EINVAL;
+    }
+    if (!sh__uuid_valid(follower_id) || !sh__uuid_valid(followed_id))
+        return SH_OK;
+    if ((rc = sh__store_acquire(hub->store, &c)) != SH_OK)
+        return rc;
+    p[0] = sh__v_text(follower_id);
+    p[1] = sh__v_text(followed_id);
+    rc = sh__store_exec(c, &q_is, p, 2, flag_row, &found, NULL, errbuf,
+                        errbuf_len);
+    sh__store_release(c);
+    if (rc == SH_OK)
+        *out = found;
+    return rc;
+}
+
+struct counts {
+    int64_t a, b;
+};
+
+static int counts_row(void *arg, const struct sh__row *row)
+{
+    struct counts *x = arg;
+
+    x->a = sh__row_int(row, 0);
+    x->b = sh__row_int(row, 1);
+    return 1;
+}
+
+SH_API sh_err_t sh_follow_counts(sh_hub_t *hub, const char *user_id,
+                                 int64_t *followers, int64_t *following,
+                                 char *errbuf, size_t errbuf_len)
+{
+    struct counts x = { 0, 0 };
+    struct sh__conn *c;
+    struct sh__val p[2];
+    unsigned roles;
+    sh_err_t rc;
+
+    if (followers != NULL)
+        *followers = 0;
+    if (following != NULL)
+        *following = 0;
+    if ((rc = sh__hub_live(hub)) != SH_OK)
+        return rc;
+    if ((rc = sh__store_acquire(hub->store, &c)) != SH_OK)
+        return rc;
+    rc = sh__user_roles_c(c, user_id, &roles, errbuf, errbuf_len);
+    if (rc == SH_OK) {
+        p[0] = sh__v_text(user_id);
+        p[1] = sh__v_text(user_id);
+        rc = sh__store_exec(c, &q_counts, p, 2, counts_row, &x, NULL,
+                            errbuf, errbuf_len);
+    }
+    sh__store_release(c);
+    if (rc != SH_OK)
+        return rc;
+    if (followers != NULL)
+        *followers = x.a;
+    if (following != NULL)
+        *following = x.b;
+    return SH_OK;
+}
+
+struct page_ctx {
+    struct sh__page page;
+};
+
+static int user_row(void *arg, const struct sh__row *row)
+{
+    struct page_ctx *x = arg;
+    const char *id = sh__row_text(row, 0, NULL);
+    json_object *o = json_object_new_object();
+    char *cursor = NULL;
+
+    if (o != NULL &&
+        (!sh__jset_str(o, "id", id) ||
+         !sh__jset_str(o, "username", sh__row_text(row, 1, NULL)) ||
+         !sh__jset(o, "email", NULL) ||
+         !sh__jset_time(o, "createdAt", sh__row_int(row, 2), false))) {
+        json_object_put(o);
+        o = NULL;
+    }
+    if (sh__cursor_ti_encode(sh__row_int(row, 3), id, &cursor) != SH_OK)
+        cursor = NULL;
+    sh__page_add(&x->page, o, cursor);
+    return 0;
+}
+
+static sh_err_t list(sh_hub_t *hub, const struct sh__sql *q,
+                     const char *user_id, int first, const char *after,
+                     sh_user_list_t **out, char *errbuf, size_t errbuf_len)
+{
+    char cid[SH__UUID_LEN + 1];
+    struct page_ctx x;
+    struct counts cnt = { 0, 0 };
+    struct sh__conn *c;
+    struct sh__list *l = NULL;
+    struct sh__val p[6];
+    unsigned roles;
+    int64_t ct;
+    bool have;
+    int n;
+    sh_err_t rc;
+
+    if (out != NULL)
+        *out = NULL;
+    memset(&x, 0, sizeof x);
+    if ((rc = sh__hub_live(hub)) != SH_OK)
+        return rc;
+    if (out == NULL)
+        return SH_EINVAL;
+    if ((rc = sh__page_first(first, &n, errbuf, errbuf_len)) != SH_OK)
+        return rc;
+    rc = sh__cursor_ti_decode(after, &have, &ct, cid, errbuf, errbuf_len);
+    if (rc != SH_OK)
+        return rc;
+    if (!sh__page_init(&x.page, n))
+        return SH_ENOMEM;
+    if ((rc = sh__store_acquire(hub->store, &c)) != SH_OK) {
+        sh__page_drop(&x.page);
+        return rc;
+    }
+    rc = sh__user_roles_c(c, user_id, &roles, errbuf, errbuf_len);
+    if (rc == SH_OK) {
+        p[0] = sh__v_text(user_id);
+        p[1] = sh__v_int(have ? 1 : 0);
+        p[2] = sh__v_int(ct);
+        p[3] = sh__v_int(ct);
+        p[4] = sh__v_text(cid);
+        p[5] = sh__v_int(n + 1);
+        rc = sh__store_exec(c, q, p, 6, user_row, &x, NULL, errbuf,
+                            errbuf_len);
+    }
+    if (rc == SH_OK) {
+        p[1] = p[0];
+        rc = sh__store_exec(c, &q_counts, p, 2, counts_row, &cnt, NULL,
+                            errbuf, errbuf_len);
+    }
+    sh__store_release(c);
+    if (rc != SH_OK) {
+        sh__page_drop(&x.page);
+        return rc;
+    }
+    rc = sh__page_finish(&x.page, q == &q_followers ? cnt.a : cnt.b, &l);
+    if (rc == SH_OK)
+        *out = (sh_user_list_t *)(void *)l;
+    return rc;
+}
+
+SH_API sh_err_t sh_followers_list(sh_hub_t *hub, const char *user_id,
+                                  int first, const char *after,
+                                  sh_user_list_t **out, char *errbuf,
+                                  size_t errbuf_len)
+{
+    return list(hub, &q_followers, user_id, first, after, out, errbuf,
+                errbuf_len);
+}
+
+SH_API sh_err_t sh_following_list(sh_hub_t *hub, const char *user_id,
+                                  int first, const char *after,
+                                  sh_user_list_t **out, char *errbuf,
+                                  size_t errbuf_len)
+{
+    return list(hub, &q_following, user_id, first, after, out, errbuf,
+                errbuf_len);
+}
+
+SH_API size_t sh_user_list_count(const sh_user_list_t *l)
+{
+    return l != NULL ? sh__list_count(&l->l) : 0;
+}
+
+static json_object *item(const sh_user_list_t *l, size_t i)
+{
+    const struct sh__jh *h = l != NULL ? sh__list_at(&l->l, i) : NULL;
+
+    return h != NULL ? h->obj : NULL;
+}
+
+SH_API const char *sh_user_list_id_at(const sh_user_list_t *l, size_t i)
+{
+    return sh__jstr(item(l, i), "id");
+}
+
+SH_API const char *sh_user_list_username_at(const sh_user_list_t *l,
+                                            size_t i)
+{
+    return sh__jstr(item(l, i), "username");
+}
+
+SH_API const char *sh_user_list_json_at(const sh_user_list_t *l, size_t i,
+                                        size_t *len)
+{
+    return sh__jtext(item(l, i), len);
+}
+
+SH_API const char *sh_user_list_cursor_at(const sh_user_list_t *l,
+                                          size_t i)
+{
+    return l != NULL ? sh__list_cursor_at(&l->l, i) : NULL;
+}
+
+SH_API const char *sh_user_list_next_cursor(const sh_user_list_t *l)
+{
+    return l != NULL ? sh__list_next_cursor(&l->l) : NULL;
+}
+
+SH_API bool sh_user_list_has_next(const sh_user_list_t *l)
+{
+    return sh_user_list_next_cursor(l) != NULL;
+}
+
+SH_API int64_t sh_user_list_total_count(const sh_user_list_t *l)
+{
+    return l != NULL ? sh__jint(l->l.obj, "totalCount") : 0;
+}
+
+SH_API const char *sh_user_list_json(const sh_user_list_t *l, size_t *len)
+{
+    return sh__jtext(l != NULL ? l->l.obj : NULL, len);
+}
+
+SH_API void sh_user_list_free(sh_user_list_t *l)
+{
+    sh__list_free(l != NULL ? &l->l : NULL);
+}
+
+/* Until the chat area is linked into the library, these hooks of
+ * chat_int.h do nothing; its definitions replace these weak ones. */
+__attribute__((weak)) void sh__chat_follow_changed(sh_hub_t *hub,
+                                                   const char *follower_id,
+                                                   const char *followed_id,
+                                                   bool following)
+{
+    (void)hub;
+    (void)follower_id;
+    (void)followed_id;
+    (void)following;
+}
+
+__attribute__((weak)) void sh__chat_stream_changed(sh_hub_t *hub,
+                                                   const char *stream_id,
+                                                   bool live)
+{
+    (void)hub;
+    (void)stream_id;
+    (void)live;
+}
