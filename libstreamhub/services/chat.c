@@ -1,0 +1,1117 @@
+/* libstreamhub/services/chat.c: sending, history and deletion of chat
+ * messages (chat.h), the chat area's init/fini and its caches of streams and
+ * users (chat_int.h).
+ *
+ * The send path, in order: the author (cached username/roles), the stream
+ * (cached, liveness re-read at most once a second), the channel's
+ * moderation state (in memory, moderation.c), the text (chat_rules.c), the
+ * blocked terms, the author's token bucket, a slot in the write-behind
+ * queue, then one sh__bus_publish_build() whose builder makes the
+ * ChatMessage with the event's offset, so that the message's offset IS the
+ * channel offset.  The row then goes to the queue.  No store call happens
+ * on this path once the caches are warm.
+ *
+ * History waits for the write-behind queue to store everything queued
+ * before the call (sh__wb_flush), then reads the store: simple and exact,
+ * at the cost of a wait of at most one batch when chat is busy.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "chat_int.h"
+
+struct sh_chat_message {
+    json_object *obj;       /* the ChatMessage JSON (struct sh__jh) */
+};
+
+/* A history page: the list JSON, one handle per item (borrowed views) and
+ * the cursor of each item. */
+struct sh_chat_message_list {
+    json_object *obj;       /* owned */
+    size_t n;
+    struct sh__jh *items;   /* n borrowed views */
+    char **cursors;         /* n owned strings */
+};
+
+/* ---- the ChatMessage JSON ---------------------------------------------- */
+
+json_object *sh__chat_message_obj(const char *id, const char *stream_id,
+                                  const char *author_id,
+                                  const char *username, const char *text,
+                                  size_t len, int64_t offset,
+                                  int64_t created_ms, bool deleted)
+{
+    json_object *o = json_object_new_object();
+    json_object *t;
+
+    if (o == NULL)
+        return NULL;
+    t = json_object_new_string_len(deleted ? "" : text,
+                                   deleted ? 0 : (int)len);
+    if (!sh__jset_str(o, "id", id) ||
+        !sh__jset_str(o, "streamId", stream_id) ||
+        !sh__jset(o, "author", sh__juser_ref(author_id, username)) ||
+        !sh__jset(o, "text", t) ||
+        !sh__jset_int(o, "offset", offset) ||
+        !sh__jset_time(o, "createdAt", created_ms, false) ||
+        !sh__jset_bool(o, "deleted", deleted)) {
+        json_object_put(o);
+        return NULL;
+    }
+    return o;
+}
+
+/* ---- caches ---------------------------------------------------------------- */
+
+sh_err_t sh__chat_stream_get(sh_hub_t *hub, const char *stream_id,
+                             char channel[SH__ID_SIZE], bool *live)
+{
+    struct sh__chat *chat = hub->chat;
+    struct sh__idmap_ent *e;
+    struct sh__cstream *cs;
+    int64_t now = sh__mono_ms();
+    char ch[SH__ID_SIZE];
+    bool l = false;
+    sh_err_t rc;
+
+    pthread_mutex_lock(&chat->mu);
+    e = sh__idmap_get(&chat->streams, stream_id);
+    if (e != NULL) {
+        cs = e->ptr;
+        if (now - cs->checked_ms < SH__CHAT_STREAM_TTL_MS) {
+            memcpy(channel, cs->channel, SH__ID_SIZE);
+            *live = cs->live;
+            pthread_mutex_unlock(&chat->mu);
+            return SH_OK;
+        }
+    }
+    pthread_mutex_unlock(&chat->mu);
+
+    if (!sh__uuid_valid(stream_id))
+        return SH_ENOTFOUND;
+    rc = sh__stream_channel(hub, stream_id, ch, &l);
+    if (rc != SH_OK)
+        return rc;
+    pthread_mutex_lock(&chat->mu);
+    e = sh__idmap_put(&chat->streams, stream_id);
+    if (e == NULL) {
+        pthread_mutex_unlock(&chat->mu);
+        return SH_ENOMEM;
+    }
+    if (e->ptr == NULL) {
+        e->ptr = calloc(1, sizeof(struct sh__cstream));
+        if (e->ptr == NULL) {
+            (void)sh__idmap_del(&chat->streams, stream_id);
+            pthread_mutex_unlock(&chat->mu);
+            return SH_ENOMEM;
+        }
+    }
+    cs = e->ptr;
+    memcpy(cs->id, stream_id, SH__ID_SIZE);
+    memcpy(cs->channel, ch, SH__ID_SIZE);
+    cs->live = l;
+    cs->checked_ms = now;
+    pthread_mutex_unlock(&chat->mu);
+    memcpy(channel, ch, SH__ID_SIZE);
+    *live = l;
+    return SH_OK;
+}
+
+void sh__chat_stream_changed(sh_hub_t *hub, const char *stream_id,
+                             bool live)
+{
+    struct sh__idmap_ent *e;
+
+    if (hub == NULL || hub->chat == NULL || stream_id == NULL)
+        return;
+    pthread_mutex_lock(&hub->chat->mu);
+    e = sh__idmap_get(&hub->chat->streams, stream_id);
+    if (e != NULL) {
+        struct sh__cstream *cs = e->ptr;
+
+        cs->live = live;
+        cs->checked_ms = sh__mono_ms();
+    }
+    pthread_mutex_unlock(&hub->chat->mu);
+}
+
+sh_err_t sh__chat_user_get(sh_hub_t *hub, const char *user_id,
+                           char name[64], unsigned *roles)
+{
+    struct sh__chat *chat = hub->chat;
+    struct sh__idmap_ent *e;
+    struct sh__cuser *cu;
+    struct sh__conn *c = NULL;
+    int64_t now = sh__mono_ms();
+    char nm[64];
+    unsigned r = 0;
+    sh_err_t rc;
+
+    pthread_mutex_lock(&chat->mu);
+    e = sh__idmap_get(&chat->users, user_id);
+    if (e != NULL) {
+        cu = e->ptr;
+        if (now - cu->roles_ms < SH__CHAT_ROLE_TTL_MS) {
+            memcpy(name, cu->name, sizeof cu->name);
+            *roles = cu->roles;
+            pthread_mutex_unlock(&chat->mu);
+            return SH_OK;
+        }
+    }
+    pthread_mutex_unlock(&chat->mu);
+
+    if (!sh__uuid_valid(user_id))
+        return SH_ENOTFOUND;
+    rc = sh__store_acquire(hub->store, &c);
+    if (rc != SH_OK)
+        return rc;
+    rc = sh__user_name_c(c, user_id, nm, sizeof nm, NULL, 0);
+    if (rc == SH_OK)
+        rc = sh__user_roles_c(c, user_id, &r, NULL, 0);
+    sh__store_release(c);
+    if (rc != SH_OK)
+        return rc;
+    pthread_mutex_lock(&chat->mu);
+    e = sh__idmap_put(&chat->users, user_id);
+    if (e != NULL && e->ptr == NULL)
+        e->ptr = calloc(1, sizeof(struct sh__cuser));
+    if (e != NULL && e->ptr != NULL) {
+        cu = e->ptr;
+        memcpy(cu->name, nm, sizeof nm);
+        cu->roles = r;
+        cu->roles_ms = now;
+    } else if (e != NULL) {
+        (void)sh__idmap_del(&chat->users, user_id);
+    }
+    pthread_mutex_unlock(&chat->mu);
+    memcpy(name, nm, sizeof nm);
+    *roles = r;
+    return SH_OK;
+}
+
+/* ---- redaction in the bus history ----------------------------------------- */
+
+struct redact_ctx {
+    const char *message_id;
+    const char *author_id;
+    int64_t since_ms;
+};
+
+static json_object *redact_fn(void *arg, const struct sh_event *ev)
+{
+    struct redact_ctx *rx = arg;
+    json_object *author, *copy = NULL;
+    const char *id;
+    bool hit;
+
+    if (strcmp(ev->type, "chat.message") != 0 || ev->data == NULL ||
+        sh__jbool(ev->data, "deleted"))
+        return NULL;
+    id = sh__jstr(ev->data, "id");
+    if (rx->message_id != NULL) {
+        hit = id != NULL && strcmp(id, rx->message_id) == 0;
+    } else {
+        hit = json_object_object_get_ex(ev->data, "author", &author) &&
+              sh__jstr(author, "id") != NULL &&
+              strcmp(sh__jstr(author, "id"), rx->author_id) == 0 &&
+              ev->ts_ms >= rx->since_ms;
+    }
+    if (!hit)
+        return NULL;
+    if (json_object_deep_copy(ev->data, &copy, NULL) != 0)
+        return NULL;
+    json_object_object_add(copy, "text", json_object_new_string(""));
+    json_object_object_add(copy, "deleted", json_object_new_boolean(1));
+    return copy;
+}
+
+int sh__chat_redact_bus(sh_hub_t *hub, const char *channel,
+                        const char *message_id, const char *author_id,
+                        int64_t since_ms)
+{
+    struct redact_ctx rx = { message_id, author_id, since_ms };
+    struct sh__idmap *m = &hub->chat->streams;
+    char (*ids)[SH__ID_SIZE] = NULL;
+    size_t n = 0, i;
+    int total = 0;
+
+    /* Copy the stream ids out: rewriting calls the bus, not under mu. */
+    pthread_mutex_lock(&hub->chat->mu);
+    if (m->n > 0)
+        ids = calloc(m->n, sizeof *ids);
+    for (i = 0; ids != NULL && i < m->nb; i++) {
+        for (struct sh__idmap_ent *e = m->b[i]; e != NULL; e = e->next) {
+            struct sh__cstream *cs = e->ptr;
+
+            if (strcmp(cs->channel, channel) == 0)
+                memcpy(ids[n++], cs->id, SH__ID_SIZE);
+        }
+    }
+    pthread_mutex_unlock(&hub->chat->mu);
+    for (i = 0; i < n; i++) {
+        char chan[8 + SH__ID_SIZE];
+        int r;
+
+        snprintf(chan, sizeof chan, "chat:%s", ids[i]);
+        r = sh__bus_rewrite(hub->bus, chan, redact_fn, &rx);
+        if (r > 0)
+            total += r;
+    }
+    free(ids);
+    return total;
+}
+
+/* ---- send -------------------------------------------------------------------- */
+
+static const struct sh__sql q_max_offset = {
+    "SELECT COALESCE(MAX(\"offset\"), 0) FROM chat_messages "
+    "WHERE stream_id = ?", NULL, NULL
+};
+
+static int int_row(void *arg, const struct sh__row *row)
+{
+    *(int64_t *)arg = sh__row_int(row, 0);
+    return 1;
+}
+
+/* Continue @stream_id's offsets from the store, once per hub. */
+static sh_err_t seed_stream(sh_hub_t *hub, const char *stream_id,
+                            const char *chan, char *errbuf,
+                            size_t errbuf_len)
+{
+    struct sh__idmap_ent *e;
+    struct sh__conn *c = NULL;
+    struct sh__val p = sh__v_text(stream_id);
+    int64_t top = 0;
+    bool seeded;
+    sh_err_t rc;
+
+    pthread_mutex_lock(&hub->chat->mu);
+    e = sh__idmap_get(&hub->chat->streams, stream_id);
+    seeded = e != NULL && ((struct sh__cstream *)e->ptr)->seeded;
+    pthread_mutex_unlock(&hub->chat->mu);
+    if (seeded)
+        return SH_OK;
+    /* Rows of this stream still queued were sent through this hub, which
+     * seeded before sending them: the store's maximum is enough. */
+    rc = sh__store_acquire(hub->store, &c);
+    if (rc != SH_OK)
+        return rc;
+    rc = sh__store_exec(c, &q_max_offset, &p, 1, int_row, &top, NULL,
+                        errbuf, errbuf_len);
+    sh__store_release(c);
+    if (rc != SH_OK)
+        return rc;
+    /* Raising is monotonic: two threads seeding at once is harmless. */
+    rc = sh__bus_seed(hub->bus, chan, top > 0 ? (uint64_t)top : 0);
+    if (rc != SH_OK) {
+        sh__errbuf(errbuf, errbuf_len, "cannot seed %s", chan);
+        return rc;
+    }
+    pthread_mutex_lock(&hub->chat->mu);
+    e = sh__idmap_get(&hub->chat->streams, stream_id);
+    if (e != NULL)
+        ((struct sh__cstream *)e->ptr)->seeded = true;
+    pthread_mutex_unlock(&hub->chat->mu);
+    return SH_OK;
+}
+
+struct build_ctx {
+    const char *id, *stream_id, *author_id, *username, *text;
+    size_t len;
+    int64_t created_ms;
+    json_object *mine;      /* out: the caller's copy */
+    uint64_t offset;
+};
+
+/* Runs under the bus channel's lock: two small objects, no bus call. */
+static json_object *build_msg(void *arg, uint64_t offset, int64_t ts_ms)
+{
+    struct build_ctx *b = arg;
+    json_object *o;
+
+    (void)ts_ms;
+    o = sh__chat_message_obj(b->id, b->stream_id, b->author_id, b->username,
+                             b->text, b->len, (int64_t)offset,
+                             b->created_ms, false);
+    if (o == NULL)
+        return NULL;
+    /* The bus's object is shared with subscribers' threads: the caller
+     * gets its own copy rather than a second reference. */
+    b->mine = sh__chat_message_obj(b->id, b->stream_id, b->author_id,
+                                   b->username, b->text, b->len,
+                                   (int64_t)offset, b->created_ms, false);
+    if (b->mine == NULL) {
+        json_object_put(o);
+        return NULL;
+    }
+    b->offset = offset;
+    return o;
+}
+
+static sh_err_t refuse(sh_err_t rc, char *errbuf, size_t errbuf_len,
+                       const char *why)
+{
+    sh__errbuf(errbuf, errbuf_len, "%s", why);
+    return rc;
+}
+
+SH_API sh_err_t sh_chat_send(sh_hub_t *hub, const char *actor_id,
+                             const char *stream_id, const char *text,
+                             size_t len, sh_chat_message_t **msg_out,
+                             int64_t *retry_after_ms, char *errbuf,
+                             size_t errbuf_len)
+{
+    struct sh__chat *chat;
+    struct sh__chan *ch;
+    struct sh__idmap_ent *e;
+    struct sh__wb_row row;
+    struct build_ctx b;
+    char channel[SH__ID_SIZE], username[64], id[SH__ID_SIZE];
+    char chan_name[8 + SH__ID_SIZE];
+    char *clean = NULL, *folded = NULL;
+    size_t clean_len = 0, folded_len = 0;
+    int64_t now_ms, mono, retry = 0, max_len;
+    unsigned roles = 0;
+    bool live = false, exempt, blocked;
+    sh_err_t rc;
+
+    if (msg_out != NULL)
+        *msg_out = NULL;
+    if (retry_after_ms != NULL)
+        *retry_after_ms = 0;
+    rc = sh__hub_live(hub);
+    if (rc != SH_OK)
+        return refuse(rc, errbuf, errbuf_len, "the hub is closing");
+    chat = hub->chat;
+    if (actor_id == NULL)
+        return refuse(SH_EUNAUTHENTICATED, errbuf, errbuf_len,
+                      "authentication required");
+    if (stream_id == NULL || (text == NULL && len > 0))
+        return refuse(SH_EINVAL, errbuf, errbuf_len,
+                      "stream id and text are required");
+    if (text == NULL)
+        text = "";
+
+    /* 1. the author */
+    rc = sh__chat_user_get(hub, actor_id, username, &roles);
+    if (rc == SH_ENOTFOUND)
+        return refuse(SH_EUNAUTHENTICATED, errbuf, errbuf_len,
+                      "the authenticated user no longer exists");
+    if (rc != SH_OK)
+        return refuse(rc, errbuf, errbuf_len, "cannot read the author");
+    /* 2. the stream */
+    rc = sh__chat_stream_get(hub, stream_id, channel, &live);
+    if (rc == SH_ENOTFOUND)
+        return refuse(rc, errbuf, errbuf_len, "no such stream");
+    if (rc != SH_OK)
+        return refuse(rc, errbuf, errbuf_len, "cannot read the stream");
+    if (!live)
+        return refuse(SH_ECONFLICT, errbuf, errbuf_len,
+                      "the stream is offline");
+
+    /* 3..6: the channel's moderation state, from memory */
+    rc = sh__chan_lock(hub, channel, &ch);
+    if (rc != SH_OK)
+        return refuse(rc, errbuf, errbuf_len,
+                      "cannot load the channel's chat settings");
+    now_ms = sh__now_ms();
+    mono = sh__mono_ms();
+    if (sh__idmap_get(&ch->bans, actor_id) != NULL) {
+        pthread_mutex_unlock(&chat->mu);
+        return refuse(SH_EBANNED, errbuf, errbuf_len,
+                      "you are banned from this chat");
+    }
+    e = sh__idmap_get(&ch->timeouts, actor_id);
+    if (e != NULL) {
+        if (e->val > now_ms) {
+            retry = e->val - now_ms;
+            pthread_mutex_unlock(&chat->mu);
+            if (retry_after_ms != NULL)
+                *retry_after_ms = retry;
+            return refuse(SH_ETIMEDOUT_USER, errbuf, errbuf_len,
+                          "you are timed out in this chat");
+        }
+        (void)sh__idmap_del(&ch->timeouts, actor_id);   /* expired */
+    }
+    exempt = sh__chan_is_staff(ch, actor_id, roles);
+    if (ch->followers_only && !exempt) {
+        e = sh__idmap_get(&ch->followers, actor_id);
+        if (e == NULL) {
+            uint64_t gen = chat->gen;
+            bool follows = false;
+
+            pthread_mutex_unlock(&chat->mu);
+            rc = sh__is_following(hub, actor_id, channel, &follows);
+            if (rc != SH_OK)
+                return refuse(rc, errbuf, errbuf_len,
+                              "cannot read the follower status");
+            pthread_mutex_lock(&chat->mu);
+            if (chat->gen == gen) {
+                e = sh__idmap_put(&ch->followers, actor_id);
+                if (e != NULL)
+                    e->val = follows ? 1 : 0;
+            }
+            if (!follows) {
+                pthread_mutex_unlock(&chat->mu);
+                return refuse(SH_EFOLLOWERSONLY, errbuf, errbuf_len,
+                              "this chat is for followers only");
+            }
+        } else if (e->val == 0) {
+            pthread_mutex_unlock(&chat->mu);
+            return refuse(SH_EFOLLOWERSONLY, errbuf, errbuf_len,
+                          "this chat is for followers only");
+        }
+    }
+    if (ch->slow_mode_s > 0 && !exempt) {
+        e = sh__idmap_get(&ch->last_send, actor_id);
+        if (e != NULL && mono - e->val < ch->slow_mode_s * 1000) {
+            retry = ch->slow_mode_s * 1000 - (mono - e->val);
+            pthread_mutex_unlock(&chat->mu);
+            if (retry_after_ms != NULL)
+                *retry_after_ms = retry;
+            return refuse(SH_ESLOWMODE, errbuf, errbuf_len,
+                          "slow mode: wait before sending again");
+        }
+    }
+    max_len = ch->max_len;
+    pthread_mutex_unlock(&chat->mu);
+
+    /* 7..9: length, UTF-8, control characters */
+    rc = sh__chat_text_clean(text, len, max_len, &clean, &clean_len);
+    switch (rc) {
+    case SH_OK:
+        break;
+    case SH_ETOOLONG:
+        sh__errbuf(errbuf, errbuf_len,
+                   "the message is longer than %lld code points",
+                   (long long)max_len);
+        return rc;
+    case SH_EBADUTF8:
+        return refuse(rc, errbuf, errbuf_len,
+                      "the message is not valid UTF-8");
+    case SH_EEMPTY:
+        return refuse(rc, errbuf, errbuf_len, "the message is empty");
+    default:
+        return refuse(rc, errbuf, errbuf_len, "out of memory");
+    }
+
+    /* 10: blocked terms, on a folded copy */
+    pthread_mutex_lock(&chat->mu);
+    blocked = false;
+    if (ch->nterms > 0) {
+        rc = sh__chat_fold(clean, clean_len, &folded, &folded_len);
+        if (rc == SH_OK)
+            blocked = sh__chat_terms_match(ch->folded, ch->folded_len,
+                                           ch->nterms, folded, folded_len);
+    }
+    pthread_mutex_unlock(&chat->mu);
+    free(folded);
+    if (rc != SH_OK) {
+        free(clean);
+        return refuse(rc, errbuf, errbuf_len, "out of memory");
+    }
+    if (blocked) {
+        free(clean);
+        return refuse(SH_EBLOCKEDTERM, errbuf, errbuf_len,
+                      "the message contains a blocked term");
+    }
+
+    /* Room in the queue before the last token is taken. */
+    rc = sh__wb_reserve(chat->wb);
+    if (rc != SH_OK) {
+        free(clean);
+        return refuse(rc, errbuf, errbuf_len,
+                      rc == SH_EBUSY
+                          ? "chat is overloaded: the message store is "
+                            "behind; retry later"
+                          : "the hub is closing");
+    }
+    /* 11: the author's rate limit */
+    if (!sh__limiter_take(chat->limiter, actor_id, strlen(actor_id), 1.0,
+                          mono, &retry)) {
+        sh__wb_unreserve(chat->wb);
+        free(clean);
+        if (retry_after_ms != NULL)
+            *retry_after_ms = retry;
+        return refuse(SH_ERATELIMITED, errbuf, errbuf_len,
+                      "too many messages; retry later");
+    }
+
+    snprintf(chan_name, sizeof chan_name, "chat:%s", stream_id);
+    rc = seed_stream(hub, stream_id, chan_name, errbuf, errbuf_len);
+    if (rc != SH_OK) {
+        sh__wb_unreserve(chat->wb);
+        free(clean);
+        return rc;
+    }
+    sh__uuid4(id);
+    memset(&b, 0, sizeof b);
+    b.id = id;
+    b.stream_id = stream_id;
+    b.author_id = actor_id;
+    b.username = username;
+    b.text = clean;
+    b.len = clean_len;
+    b.created_ms = now_ms;
+    rc = sh__bus_publish_build(hub->bus, chan_name, "chat.message",
+                               build_msg, &b, NULL, NULL, errbuf,
+                               errbuf_len);
+    if (rc != SH_OK) {
+        if (b.mine != NULL)
+            json_object_put(b.mine);
+        sh__wb_unreserve(chat->wb);
+        free(clean);
+        return rc;
+    }
+
+    /* Slow mode counts from the accepted message. */
+    pthread_mutex_lock(&chat->mu);
+    if (!exempt) {
+        e = sh__idmap_put(&ch->last_send, actor_id);
+        if (e != NULL)
+            e->val = mono;
+    }
+    pthread_mutex_unlock(&chat->mu);
+
+    memset(&row, 0, sizeof row);
+    memcpy(row.id, id, SH__ID_SIZE);
+    memcpy(row.stream_id, stream_id, strlen(stream_id) + 1);
+    memcpy(row.channel_id, channel, SH__ID_SIZE);
+    memcpy(row.author_id, actor_id, strlen(actor_id) + 1);
+    row.text = clean;
+    row.text_len = clean_len;
+    row.offset = (int64_t)b.offset;
+    row.created_ms = now_ms;
+    if (memchr(clean, '@', clean_len) != NULL)
+        (void)json_object_deep_copy(b.mine, &row.mention_msg, NULL);
+    sh__wb_push(chat->wb, &row);
+
+    sh__stats_chat_accepted(hub, stream_id, actor_id, now_ms);
+
+    if (msg_out != NULL) {
+        struct sh__jh *h = sh__jh_new(b.mine);
+
+        if (h == NULL)
+            return refuse(SH_ENOMEM, errbuf, errbuf_len,
+                          "the message was sent, but its copy could not "
+                          "be returned");
+        *msg_out = (sh_chat_message_t *)h;
+    } else {
+        json_object_put(b.mine);
+    }
+    return SH_OK;
+}
+
+/* ---- history --------------------------------------------------------------- */
+
+static const struct sh__sql q_history = {
+    "SELECT m.id, m.author_id, u.username, m.text, m.\"offset\", "
+    "m.created_at, m.deleted FROM chat_messages m "
+    "JOIN users u ON u.id = m.author_id "
+    "WHERE m.stream_id = ? AND m.\"offset\" < ? "
+    "ORDER BY m.\"offset\" DESC LIMIT ?", NULL, NULL
+};
+
+struct hist_ctx {
+    const char *stream_id;
+    json_object *rows;      /* array, newest first */
+    bool nomem;
+};
+
+static int hist_row(void *arg, const struct sh__row *row)
+{
+    struct hist_ctx *hc = arg;
+    size_t tlen = 0;
+    const char *text = sh__row_text(row, 3, &tlen);
+    json_object *o;
+
+    o = sh__chat_message_obj(sh__row_text(row, 0, NULL), hc->stream_id,
+                             sh__row_text(row, 1, NULL),
+                             sh__row_text(row, 2, NULL),
+                             text != NULL ? text : "", tlen,
+                             sh__row_int(row, 4), sh__row_int(row, 5),
+                             sh__row_int(row, 6) != 0);
+    if (o == NULL || json_object_array_add(hc->rows, o) != 0) {
+        json_object_put(o);
+        hc->nomem = true;
+        return 1;
+    }
+    return 0;
+}
+
+static char *offset_cursor(int64_t offset)
+{
+    json_object *k = json_object_new_array();
+    char *out = NULL;
+
+    if (k == NULL)
+        return NULL;
+    if (json_object_array_add(k, json_object_new_int64(offset)) != 0) {
+        json_object_put(k);
+        return NULL;
+    }
+    if (sh__cursor_encode(k, &out) != SH_OK)
+        return NULL;
+    return out;
+}
+
+void sh_chat_message_list_free(sh_chat_message_list_t *l)
+{
+    if (l == NULL)
+        return;
+    for (size_t i = 0; i < l->n; i++)
+        free(l->cursors != NULL ? l->cursors[i] : NULL);
+    free(l->cursors);
+    free(l->items);
+    json_object_put(l->obj);
+    free(l);
+}
+
+SH_API sh_err_t sh_chat_history(sh_hub_t *hub, const char *stream_id,
+                                int last, const char *before_cursor,
+                                sh_chat_message_list_t **out, char *errbuf,
+                                size_t errbuf_len)
+{
+    struct hist_ctx hc = { stream_id, NULL, false };
+    sh_chat_message_list_t *l = NULL;
+    json_object *keys = NULL, *items = NULL, *cursors = NULL;
+    struct sh__conn *c = NULL;
+    struct sh__val p[3];
+    char channel[SH__ID_SIZE];
+    int64_t before = INT64_MAX;
+    size_t got, n, i;
+    bool live, more;
+    int page;
+    sh_err_t rc;
+
+    if (out != NULL)
+        *out = NULL;
+    rc = sh__hub_live(hub);
+    if (rc != SH_OK)
+        return rc;
+    if (stream_id == NULL || out == NULL) {
+        sh__errbuf(errbuf, errbuf_len, "stream id and out are required");
+        return SH_EINVAL;
+    }
+    rc = sh__page_first(last == 0 ? 50 : last, &page, errbuf, errbuf_len);
+    if (rc != SH_OK)
+        return rc;
+    rc = sh__cursor_decode(before_cursor, 1, &keys, errbuf, errbuf_len);
+    if (rc != SH_OK)
+        return rc;
+    if (keys != NULL) {
+        json_object *k0 = json_object_array_get_idx(keys, 0);
+
+        if (!json_object_is_type(k0, json_type_int) ||
+            json_object_get_int64(k0) < 1) {
+            json_object_put(keys);
+            sh__errbuf(errbuf, errbuf_len, "bad cursor");
+            return SH_EINVAL;
+        }
+        before = json_object_get_int64(k0);
+        json_object_put(keys);
+    }
+    rc = sh__chat_stream_get(hub, stream_id, channel, &live);
+    if (rc != SH_OK) {
+        sh__errbuf(errbuf, errbuf_len, "%s",
+                   rc == SH_ENOTFOUND ? "no such stream"
+                                      : "cannot read the stream");
+        return rc;
+    }
+    sh__wb_flush(hub->chat->wb);
+
+    hc.rows = json_object_new_array();
+    if (hc.rows == NULL)
+        return SH_ENOMEM;
+    p[0] = sh__v_text(stream_id);
+    p[1] = sh__v_int(before);
+    p[2] = sh__v_int(page + 1);
+    rc = sh__store_acquire(hub->store, &c);
+    if (rc != SH_OK)
+        goto out;
+    rc = sh__store_exec(c, &q_history, p, 3, hist_row, &hc, NULL, errbuf,
+                        errbuf_len);
+    sh__store_release(c);
+    if (rc == SH_OK && hc.nomem)
+        rc = SH_ENOMEM;
+    if (rc != SH_OK)
+        goto out;
+
+    got = json_object_array_length(hc.rows);
+    more = got > (size_t)page;
+    n = more ? (size_t)page : got;
+    rc = SH_ENOMEM;
+    l = calloc(1, sizeof *l);
+    if (l == NULL)
+        goto out;
+    l->obj = json_object_new_object();
+    items = json_object_new_array_ext((int)n);
+    cursors = json_object_new_array_ext((int)n);
+    l->items = calloc(n + 1, sizeof *l->items);
+    l->cursors = calloc(n + 1, sizeof *l->cursors);
+    if (l->obj == NULL || items == NULL || cursors == NULL ||
+        l->items == NULL || l->cursors == NULL)
+        goto out;
+    for (i = 0; i < n; i++) {          /* newest first -> newest last */
+        json_object *m = json_object_array_get_idx(hc.rows, n - 1 - i);
+
+        l->cursors[i] = offset_cursor(sh__jint(m, "offset"));
+        if (l->cursors[i] == NULL)
+            goto out;
+        l->n = i + 1;
+        if (json_object_array_add(items, json_object_get(m)) != 0 ||
+            json_object_array_add(cursors,
+                                  json_object_new_string(l->cursors[i])) != 0)
+            goto out;
+        l->items[i].obj = m;
+    }
+    if (!sh__jset(l->obj, "items", items)) {
+        items = NULL;
+        goto out;
+    }
+    items = NULL;
+    if (!sh__jset(l->obj, "cursors", cursors)) {
+        cursors = NULL;
+        goto out;
+    }
+    cursors = NULL;
+    if (!sh__jset_bool(l->obj, "hasPreviousPage", more) ||
+        !sh__jset_bool(l->obj, "hasNextPage", before != INT64_MAX) ||
+        !sh__jset_str(l->obj, "startCursor", n > 0 ? l->cursors[0] : NULL) ||
+        !sh__jset_str(l->obj, "endCursor",
+                      n > 0 ? l->cursors[n - 1] : NULL))
+        goto out;
+    *out = l;
+    l = NULL;
+    rc = SH_OK;
+out:
+    if (rc == SH_ENOMEM)
+        sh__errbuf(errbuf, errbuf_len, "out of memory");
+    json_object_put(items);
+    json_object_put(cursors);
+    sh_chat_message_list_free(l);
+    json_object_put(hc.rows);   /* the list holds its own references */
+    return rc;
+}
+
+/* ---- delete ------------------------------------------------------------------ */
+
+static const struct sh__sql q_msg_find = {
+    "SELECT stream_id, channel_id, \"offset\", deleted FROM chat_messages "
+    "WHERE id = ?", NULL, NULL
+};
+static const struct sh__sql q_msg_redact = {
+    "UPDATE chat_messages SET text = '', deleted = 1 WHERE id = ?", NULL,
+    NULL
+};
+
+struct find_ctx {
+    char stream[SH__ID_SIZE];
+    char channel[SH__ID_SIZE];
+    int64_t offset;
+    bool deleted;
+    bool found;
+};
+
+static int find_row(void *arg, const struct sh__row *row)
+{
+    struct find_ctx *fc = arg;
+    const char *s = sh__row_text(row, 0, NULL);
+    const char *ch = sh__row_text(row, 1, NULL);
+
+    if (s == NULL || ch == NULL || strlen(s) >= SH__ID_SIZE ||
+        strlen(ch) >= SH__ID_SIZE)
+        return 1;
+    memcpy(fc->stream, s, strlen(s) + 1);
+    memcpy(fc->channel, ch, strlen(ch) + 1);
+    fc->offset = sh__row_int(row, 2);
+    fc->deleted = sh__row_int(row, 3) != 0;
+    fc->found = true;
+    return 1;
+}
+
+SH_API sh_err_t sh_chat_delete(sh_hub_t *hub, const char *actor_id,
+                               const char *message_id, char *errbuf,
+                               size_t errbuf_len)
+{
+    struct find_ctx fc;
+    struct sh__conn *c = NULL;
+    struct sh__chan *ch;
+    struct sh__val p;
+    char username[64], chan_name[8 + SH__ID_SIZE];
+    unsigned roles = 0;
+    json_object *ev;
+    bool staff;
+    sh_err_t rc;
+
+    rc = sh__hub_live(hub);
+    if (rc != SH_OK)
+        return rc;
+    if (actor_id == NULL)
+        return refuse(SH_EUNAUTHENTICATED, errbuf, errbuf_len,
+                      "authentication required");
+    if (message_id == NULL)
+        return refuse(SH_EINVAL, errbuf, errbuf_len,
+                      "message id is required");
+    rc = sh__chat_user_get(hub, actor_id, username, &roles);
+    if (rc == SH_ENOTFOUND)
+        return refuse(SH_EUNAUTHENTICATED, errbuf, errbuf_len,
+                      "the authenticated user no longer exists");
+    if (rc != SH_OK)
+        return refuse(rc, errbuf, errbuf_len, "cannot read the user");
+    if (!sh__uuid_valid(message_id))
+        return refuse(SH_ENOTFOUND, errbuf, errbuf_len, "no such message");
+
+    memset(&fc, 0, sizeof fc);
+    fc.found = sh__wb_find(hub->chat->wb, message_id, fc.stream,
+                           fc.channel, &fc.offset);
+    if (!fc.found) {
+        /* Perhaps in the writer's hands right now: let it finish. */
+        sh__wb_flush(hub->chat->wb);
+        p = sh__v_text(message_id);
+        rc = sh__store_acquire(hub->store, &c);
+        if (rc != SH_OK)
+            return rc;
+        rc = sh__store_exec(c, &q_msg_find, &p, 1, find_row, &fc, NULL,
+                            errbuf, errbuf_len);
+        sh__store_release(c);
+        if (rc != SH_OK)
+            return rc;
+        if (!fc.found)
+            return refuse(SH_ENOTFOUND, errbuf, errbuf_len,
+                          "no such message");
+    }
+    rc = sh__chan_lock(hub, fc.channel, &ch);
+    if (rc != SH_OK)
+        return refuse(rc, errbuf, errbuf_len, "cannot load the channel");
+    staff = sh__chan_is_staff(ch, actor_id, roles);
+    pthread_mutex_unlock(&hub->chat->mu);
+    if (!staff)
+        return refuse(SH_EFORBIDDEN, errbuf, errbuf_len,
+                      "only the broadcaster, its moderators or an admin "
+                      "may delete messages");
+    if (fc.deleted)
+        return SH_OK;
+
+    (void)sh__wb_redact(hub->chat->wb, message_id, NULL, NULL, 0);
+    sh__wb_flush(hub->chat->wb);
+    p = sh__v_text(message_id);
+    rc = sh__store_acquire(hub->store, &c);
+    if (rc != SH_OK)
+        return rc;
+    rc = sh__store_exec(c, &q_msg_redact, &p, 1, NULL, NULL, NULL, errbuf,
+                        errbuf_len);
+    sh__store_release(c);
+    if (rc != SH_OK)
+        return rc;
+    (void)sh__chat_redact_bus(hub, fc.channel, message_id, NULL, 0);
+
+    snprintf(chan_name, sizeof chan_name, "chat:%s", fc.stream);
+    ev = json_object_new_object();
+    if (ev == NULL || !sh__jset_str(ev, "messageId", message_id) ||
+        !sh__jset_int(ev, "offset", fc.offset)) {
+        json_object_put(ev);
+        return refuse(SH_ENOMEM, errbuf, errbuf_len,
+                      "deleted, but the event could not be built");
+    }
+    rc = sh__bus_publish(hub->bus, chan_name, "chat.message_deleted", ev,
+                         NULL, errbuf, errbuf_len);
+    if (rc != SH_OK)
+        sh__log_kv(&hub->log, SH_LOG_WARN,
+                   "cannot publish chat.message_deleted", "channel",
+                   chan_name, (char *)NULL);
+    return SH_OK;
+}
+
+/* ---- message getters ----------------------------------------------------------- */
+
+static json_object *mobj(const sh_chat_message_t *m)
+{
+    return m != NULL ? m->obj : NULL;
+}
+
+SH_API const char *sh_chat_message_id(const sh_chat_message_t *m)
+{
+    return sh__jstr(mobj(m), "id");
+}
+
+SH_API const char *sh_chat_message_stream_id(const sh_chat_message_t *m)
+{
+    return sh__jstr(mobj(m), "streamId");
+}
+
+static json_object *author_of(const sh_chat_message_t *m)
+{
+    json_object *a;
+
+    if (mobj(m) == NULL || !json_object_object_get_ex(mobj(m), "author", &a))
+        return NULL;
+    return a;
+}
+
+SH_API const char *sh_chat_message_author_id(const sh_chat_message_t *m)
+{
+    return sh__jstr(author_of(m), "id");
+}
+
+SH_API const char *sh_chat_message_author_username(
+    const sh_chat_message_t *m)
+{
+    return sh__jstr(author_of(m), "username");
+}
+
+SH_API const char *sh_chat_message_text(const sh_chat_message_t *m,
+                                        size_t *len)
+{
+    json_object *t;
+
+    if (len != NULL)
+        *len = 0;
+    if (mobj(m) == NULL || !json_object_object_get_ex(mobj(m), "text", &t) ||
+        !json_object_is_type(t, json_type_string))
+        return NULL;
+    if (len != NULL)
+        *len = (size_t)json_object_get_string_len(t);
+    return json_object_get_string(t);
+}
+
+SH_API int64_t sh_chat_message_offset(const sh_chat_message_t *m)
+{
+    return sh__jint(mobj(m), "offset");
+}
+
+SH_API const char *sh_chat_message_created_at(const sh_chat_message_t *m)
+{
+    return sh__jstr(mobj(m), "createdAt");
+}
+
+SH_API bool sh_chat_message_deleted(const sh_chat_message_t *m)
+{
+    return sh__jbool(mobj(m), "deleted");
+}
+
+SH_API const char *sh_chat_message_json(const sh_chat_message_t *m,
+                                        size_t *len)
+{
+    return sh__jtext(mobj(m), len);
+}
+
+SH_API void sh_chat_message_free(sh_chat_message_t *m)
+{
+    sh__jh_free((struct sh__jh *)m);
+}
+
+SH_API size_t sh_chat_message_list_count(const sh_chat_message_list_t *l)
+{
+    return l != NULL ? l->n : 0;
+}
+
+SH_API const sh_chat_message_t *sh_chat_message_list_at(
+    const sh_chat_message_list_t *l, size_t i)
+{
+    if (l == NULL || i >= l->n)
+        return NULL;
+    return (const sh_chat_message_t *)&l->items[i];
+}
+
+SH_API const char *sh_chat_message_list_cursor_at(
+    const sh_chat_message_list_t *l, size_t i)
+{
+    if (l == NULL || i >= l->n)
+        return NULL;
+    return l->cursors[i];
+}
+
+SH_API bool sh_chat_message_list_has_previous(
+    const sh_chat_message_list_t *l)
+{
+    return l != NULL && sh__jbool(l->obj, "hasPreviousPage");
+}
+
+SH_API const char *sh_chat_message_list_start_cursor(
+    const sh_chat_message_list_t *l)
+{
+    return l != NULL && l->n > 0 ? l->cursors[0] : NULL;
+}
+
+SH_API const char *sh_chat_message_list_json(const sh_chat_message_list_t *l,
+                                             size_t *len)
+{
+    if (l == NULL) {
+        if (len != NULL)
+            *len = 0;
+        return NULL;
+    }
+    return sh__jtext(l->obj, len);
+}
+
+/* ---- the area ---------------------------------------------------------------- */
+
+sh_err_t sh__chat_init(sh_hub_t *hub, char *errbuf, size_t errbuf_len)
+{
+    struct sh__chat *chat;
+    double cap, window;
+    sh_err_t rc;
+
+    chat = calloc(1, sizeof *chat);
+    if (chat == NULL) {
+        sh__errbuf(errbuf, errbuf_len, "out of memory");
+        return SH_ENOMEM;
+    }
+    pthread_mutex_init(&chat->mu, NULL);
+    chat->default_max_len = sh__config_int(hub->conf,
+                                           "chat.max-message-length");
+    chat->redact_window_ms = sh__config_int(hub->conf,
+                                            "chat.redact-window-seconds")
+                             * 1000;
+    cap = (double)sh__config_int(hub->conf, "chat.rate-limit");
+    window = (double)sh__config_int(hub->conf, "chat.rate-window-seconds");
+    chat->limiter = sh__limiter_new(cap, cap / window, 1u << 20);
+    if (chat->limiter == NULL) {
+        pthread_mutex_destroy(&chat->mu);
+        free(chat);
+        sh__errbuf(errbuf, errbuf_len, "out of memory");
+        return SH_ENOMEM;
+    }
+    hub->chat = chat;
+    rc = sh__wb_start(hub, &chat->wb, errbuf, errbuf_len);
+    if (rc != SH_OK) {
+        hub->chat = NULL;
+        sh__limiter_free(chat->limiter);
+        pthread_mutex_destroy(&chat->mu);
+        free(chat);
+        return rc;
+    }
+    return SH_OK;
+}
+
+void sh__chat_fini(sh_hub_t *hub)
+{
+    struct sh__chat *chat = hub->chat;
+
+    if (chat == NULL)
+        return;
+    sh__wb_stop(chat->wb);              /* stores everything queued */
+    while (chat->retired != NULL) {
+        struct sh__chan *ch = chat->retired;
+
+        chat->retired = ch->retired_next;
+        sh__chan_free(ch);
+    }
+    sh__idmap_clear(&chat->chans, sh__chan_free);
+    sh__idmap_clear(&chat->streams, free);
+    sh__idmap_clear(&chat->users, free);
+    sh__limiter_free(chat->limiter);
+    pthread_mutex_destroy(&chat->mu);
+    free(chat);
+    hub->chat = NULL;
+}
+
+size_t sh__chat_queue_depth(sh_hub_t *hub)
+{
+    if (hub == NULL || hub->chat == NULL)
+        return 0;
+    return sh__wb_depth(hub->chat->wb);
+}
