@@ -1,0 +1,1094 @@
+/* libstreamhub/gateway/server.c: listener, connections, HTTP/1.1 requests
+ * and the ordered response queue (gw.h).
+ *
+ * A connection's life:
+ *
+ *   accept --> HTTP --(upgrade slot reaches the head)--> WS --> CLOSED
+ *                \--(error, Connection: close, timeout, EOF)-----^
+ *
+ * Reading: the input buffer is fed to the http-parser layer (http_conn.c),
+ * which hands back complete requests in order; each takes a slot at the
+ * tail of the response queue and is routed.  Writing: flush() moves ready
+ * slots from the head to the output, so responses leave in request order
+ * whatever order the workers finish in.
+ *
+ * Timeouts (slowloris): while a request is being received the connection
+ * has http.header-timeout-ms to complete it, counted from its first byte
+ * and not extended by further bytes; while idle between requests,
+ * http.idle-timeout-ms.  While requests are in flight no timer runs.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
+#include <time.h>
+
+#include <event2/bufferevent_ssl.h>
+#include <event2/util.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+#include <sodium.h>
+
+#include "streamhub/auth.h"
+#include "gw.h"
+
+static void conn_read_cb(struct bufferevent *bev, void *arg);
+static void conn_write_cb(struct bufferevent *bev, void *arg);
+static void conn_event_cb(struct bufferevent *bev, short what, void *arg);
+static void flush(struct sh__conn *c);
+
+static int64_t mono_us(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+/* ---- connection lifetime ---------------------------------------- */
+
+void sh__conn_ref(struct sh__conn *c)
+{
+    c->refs++;
+}
+
+static void conn_destroy(struct sh__conn *c)
+{
+    struct sh_gateway *gw = c->gw;
+
+    while (c->head != NULL) {
+        struct sh__slot *s = c->head;
+        c->head = s->next;
+        if (s->out != NULL)
+            evbuffer_free(s->out);
+        free(s);
+    }
+    if (c->prev != NULL)
+        c->prev->next = c->next;
+    else if (gw->conns == c)
+        gw->conns = c->next;
+    if (c->next != NULL)
+        c->next->prev = c->prev;
+    gw->nconns--;
+    free(c);
+}
+
+void sh__conn_unref(struct sh__conn *c)
+{
+    if (--c->refs == 0)
+        conn_destroy(c);
+}
+
+void sh__conn_close(struct sh__conn *c)
+{
+    struct sh_gateway *gw = c->gw;
+
+    if (c->state == SH__CONN_CLOSED)
+        return;
+    if (c->ws != NULL)
+        sh__ws_free(c);
+    c->state = SH__CONN_CLOSED;
+    if (c->timer != NULL) {
+        event_free(c->timer);
+        c->timer = NULL;
+    }
+    if (c->bev != NULL) {
+        bufferevent_free(c->bev);
+        c->bev = NULL;
+    }
+    sh__http_conn_free(c->http);
+    c->http = NULL;
+    sh__series_add(gw->s_conns, -1);
+    sh__conn_unref(c);   /* the connection's own reference */
+    if (gw->shutting_down && gw->nconns == 0 && gw->done_cb != NULL) {
+        /* Last one out: the graceful shutdown is complete. */
+        event_active(gw->shutdown_timer, EV_TIMEOUT, 0);
+    }
+}
+
+/* ---- timers ------------------------------------------------------ */
+
+static void timer_cb(evutil_socket_t fd, short what, void *arg)
+{
+    struct sh__conn *c = arg;
+
+    (void)fd;
+    (void)what;
+    if (c->state == SH__CONN_HTTP)
+        sh__conn_close(c);
+}
+
+static void arm(struct sh__conn *c, int ms)
+{
+    struct timeval tv = { ms / 1000, (ms % 1000) * 1000 };
+
+    if (c->timer == NULL)
+        return;
+    if (ms < 0)
+        evtimer_del(c->timer);
+    else
+        evtimer_add(c->timer, &tv);
+}
+
+/* ---- accepting --------------------------------------------------- */
+
+static void accept_cb(struct evconnlistener *l, evutil_socket_t fd,
+                      struct sockaddr *sa, int salen, void *arg)
+{
+    struct sh_gateway *gw = arg;
+    struct sh__http_limits lim = {
+        .max_header_bytes = gw->max_header_bytes,
+        .max_headers = gw->max_headers,
+        .max_body_bytes = gw->max_body_bytes,
+        .max_pipelined = 16,
+    };
+    struct sh__conn *c;
+    int one = 1;
+
+    (void)l;
+    (void)salen;
+    if (gw->shutting_down) {
+        evutil_closesocket(fd);
+        return;
+    }
+    c = calloc(1, sizeof *c);
+    if (c == NULL || sh__http_conn_new(&lim, &c->http) != SH_OK) {
+        free(c);
+        evutil_closesocket(fd);
+        return;
+    }
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    c->gw = gw;
+    c->refs = 1;
+    c->id = ++gw->next_conn_id;
+    if (sa->sa_family == AF_INET)
+        inet_ntop(AF_INET, &((struct sockaddr_in *)sa)->sin_addr, c->peer,
+                  sizeof c->peer);
+    else if (sa->sa_family == AF_INET6)
+        inet_ntop(AF_INET6, &((struct sockaddr_in6 *)sa)->sin6_addr, c->peer,
+                  sizeof c->peer);
+    if (gw->ssl_ctx != NULL) {
+        SSL *ssl = SSL_new(gw->ssl_ctx);
+        c->bev = ssl == NULL ? NULL
+                             : bufferevent_openssl_socket_new(
+                                   gw->base, fd, ssl,
+                                   BUFFEREVENT_SSL_ACCEPTING,
+                                   BEV_OPT_CLOSE_ON_FREE);
+    } else {
+        c->bev = bufferevent_socket_new(gw->base, fd, BEV_OPT_CLOSE_ON_FREE);
+    }
+    c->timer = evtimer_new(gw->base, timer_cb, c);
+    if (c->bev == NULL || c->timer == NULL) {
+        if (c->bev != NULL)
+            bufferevent_free(c->bev);
+        else
+            evutil_closesocket(fd);
+        if (c->timer != NULL)
+            event_free(c->timer);
+        sh__http_conn_free(c->http);
+        free(c);
+        return;
+    }
+    c->next = gw->conns;
+    if (gw->conns != NULL)
+        gw->conns->prev = c;
+    gw->conns = c;
+    gw->nconns++;
+    sh__series_add(gw->s_conns, 1);
+    bufferevent_setcb(c->bev, conn_read_cb, conn_write_cb, conn_event_cb, c);
+    bufferevent_enable(c->bev, EV_READ | EV_WRITE);
+    arm(c, gw->header_timeout_ms);
+}
+
+/* ---- requests ---------------------------------------------------- */
+
+const char *sh__req_header(const struct sh__req *req, const char *name)
+{
+    const struct sh__http_header *h =
+        sh__http_request_header(req->hr, name, NULL);
+
+    return h != NULL ? h->value : NULL;
+}
+
+static int hexval(int ch)
+{
+    if (ch >= '0' && ch <= '9')
+        return ch - '0';
+    if (ch >= 'a' && ch <= 'f')
+        return ch - 'a' + 10;
+    if (ch >= 'A' && ch <= 'F')
+        return ch - 'A' + 10;
+    return -1;
+}
+
+/* Percent-decode @n bytes of @s ('+' as space when @plus); NULL when the
+ * encoding is bad or decodes to NUL. */
+static char *pct_decode(const char *s, size_t n, bool plus)
+{
+    char *out = malloc(n + 1), *o = out;
+
+    if (out == NULL)
+        return NULL;
+    for (size_t i = 0; i < n; i++) {
+        if (s[i] == '%') {
+            int hi = i + 2 < n ? hexval(s[i + 1]) : -1;
+            int lo = i + 2 < n ? hexval(s[i + 2]) : -1;
+            if (hi < 0 || lo < 0 || (hi == 0 && lo == 0)) {
+                free(out);
+                return NULL;
+            }
+            *o++ = (char)(hi * 16 + lo);
+            i += 2;
+        } else if (plus && s[i] == '+') {
+            *o++ = ' ';
+        } else {
+            *o++ = s[i];
+        }
+    }
+    *o = '\0';
+    return out;
+}
+
+char *sh__query_param(const char *query, const char *name)
+{
+    size_t nl = strlen(name);
+    const char *p = query;
+
+    while (p != NULL && *p != '\0') {
+        const char *amp = strchr(p, '&');
+        size_t len = amp != NULL ? (size_t)(amp - p) : strlen(p);
+        if (len > nl && strncmp(p, name, nl) == 0 && p[nl] == '=')
+            return pct_decode(p + nl + 1, len - nl - 1, true);
+        if (len == nl && strncmp(p, name, nl) == 0)
+            return strdup("");
+        p = amp != NULL ? amp + 1 : NULL;
+    }
+    return NULL;
+}
+
+/* W3C Trace Context: "00-<32 hex trace>-<16 hex parent>-<2 hex flags>",
+ * trace and parent not all zeros.  Copies the trace id when valid. */
+static void parse_traceparent(const char *tp, char out[33])
+{
+    out[0] = '\0';
+    if (tp == NULL || strlen(tp) < 55 || tp[2] != '-' || tp[35] != '-' ||
+        tp[52] != '-' || (tp[0] == 'f' && tp[1] == 'f'))
+        return;
+    bool nonzero = false;
+    for (int i = 3; i < 35; i++) {
+        int v = hexval(tp[i]);
+        if (v < 0 || (tp[i] >= 'A' && tp[i] <= 'F'))
+            return;
+        nonzero |= v != 0;
+    }
+    if (!nonzero)
+        return;
+    memcpy(out, tp + 3, 32);
+    out[32] = '\0';
+}
+
+sh_err_t sh__req_auth(struct sh__req *req)
+{
+    const char *h = sh__req_header(req, "Authorization");
+    sh_principal_t *p = NULL;
+    sh_err_t rc;
+
+    req->authed = false;
+    if (h == NULL)
+        return SH_OK;
+    if (strncasecmp(h, "Bearer ", 7) != 0)
+        return strncasecmp(h, "Apikey ", 7) == 0 ? SH_OK
+                                                 : SH_EUNAUTHENTICATED;
+    h += 7;
+    while (*h == ' ')
+        h++;
+    rc = sh_auth_verify(req->conn->gw->hub, h, strlen(h), &p);
+    if (rc != SH_OK)
+        return SH_EUNAUTHENTICATED;
+    snprintf(req->user_id, sizeof req->user_id, "%s",
+             sh_principal_user_id(p));
+    snprintf(req->username, sizeof req->username, "%s",
+             sh_principal_username(p));
+    req->roles = sh_principal_roles(p);
+    req->authed = true;
+    sh_principal_free(p);
+    return SH_OK;
+}
+
+bool sh__origin_allowed(const struct sh_gateway *gw, const char *origin,
+                        const char *host)
+{
+    const char *list = gw->cors_origins, *p;
+    size_t ol;
+
+    if (origin == NULL)
+        return true;      /* not a browser: nothing to protect */
+    if (strcmp(list, "*") == 0)
+        return true;
+    ol = strlen(origin);
+    for (p = list; *p != '\0';) {
+        const char *comma = strchr(p, ',');
+        size_t len = comma != NULL ? (size_t)(comma - p) : strlen(p);
+        while (len > 0 && *p == ' ') {
+            p++;
+            len--;
+        }
+        while (len > 0 && p[len - 1] == ' ')
+            len--;
+        if (len == ol && strncmp(p, origin, ol) == 0)
+            return true;
+        p += len;
+        while (*p == ' ' || *p == ',')
+            p++;
+    }
+    /* Same origin: the Origin's authority equals Host. */
+    if (host != NULL) {
+        const char *auth = strstr(origin, "://");
+        if (auth != NULL && strcasecmp(auth + 3, host) == 0)
+            return true;
+    }
+    return false;
+}
+
+static const char *reason_phrase(int status)
+{
+    switch (status) {
+    case 101: return "Switching Protocols";
+    case 200: return "OK";
+    case 201: return "Created";
+    case 204: return "No Content";
+    case 400: return "Bad Request";
+    case 401: return "Unauthorized";
+    case 403: return "Forbidden";
+    case 404: return "Not Found";
+    case 405: return "Method Not Allowed";
+    case 406: return "Not Acceptable";
+    case 408: return "Request Timeout";
+    case 409: return "Conflict";
+    case 413: return "Content Too Large";
+    case 415: return "Unsupported Media Type";
+    case 426: return "Upgrade Required";
+    case 429: return "Too Many Requests";
+    case 431: return "Request Header Fields Too Large";
+    case 500: return "Internal Server Error";
+    case 501: return "Not Implemented";
+    case 503: return "Service Unavailable";
+    case 505: return "HTTP Version Not Supported";
+    }
+    return "Unknown";
+}
+
+static void req_free(struct sh__req *req)
+{
+    sh__http_request_free(req->hr);
+    free(req->path);
+    free(req->extra_headers);
+    json_object_put(req->result);
+    sh__conn_unref(req->conn);
+    free(req);
+}
+
+static void access_log(struct sh__req *req, int status, size_t len)
+{
+    struct sh_gateway *gw = req->conn->gw;
+    double secs = (double)(mono_us() - req->start_us) / 1e6;
+    char labels[96];
+
+    snprintf(labels, sizeof labels, "%s,%d", req->route, status);
+    sh__series_add(sh__metric_series(gw->m_requests, labels), 1);
+    sh__series_observe(sh__metric_series(gw->m_latency, req->route), secs);
+    if (!sh__log_on(&gw->hub->log, SH_LOG_INFO))
+        return;
+    json_object *f = json_object_new_object();
+    json_object_object_add(f, "request_id",
+                           json_object_new_string(req->request_id));
+    if (req->trace_id[0] != '\0')
+        json_object_object_add(f, "trace_id",
+                               json_object_new_string(req->trace_id));
+    json_object_object_add(f, "method",
+                           json_object_new_string(req->hr->method));
+    json_object_object_add(f, "path", json_object_new_string(req->path));
+    json_object_object_add(f, "status", json_object_new_int(status));
+    json_object_object_add(f, "bytes", json_object_new_int64((int64_t)len));
+    json_object_object_add(f, "duration_ms",
+                           json_object_new_double(secs * 1000.0));
+    json_object_object_add(f, "peer", json_object_new_string(req->conn->peer));
+    sh__log(&gw->hub->log, SH_LOG_INFO, "request", f);
+}
+
+void sh__respond(struct sh__req *req, int status, const char *ctype,
+                 const char *extra_headers, const void *body, size_t len)
+{
+    struct sh__conn *c = req->conn;
+    struct sh__slot *slot = req->slot;
+    struct sh_gateway *gw = c->gw;
+    const char *origin = sh__req_header(req, "Origin");
+    bool close_after = !req->hr->keep_alive || gw->shutting_down ||
+                       slot->close_after;
+
+    access_log(req, status, len);
+    if (c->state == SH__CONN_CLOSED) {
+        req_free(req);
+        return;
+    }
+    slot->out = evbuffer_new();
+    if (slot->out == NULL) {
+        close_after = true;
+    } else {
+        evbuffer_add_printf(slot->out,
+                            "HTTP/1.1 %d %s\r\nContent-Length: %zu\r\n"
+                            "X-Request-Id: %s\r\n",
+                            status, reason_phrase(status), len,
+                            req->request_id);
+        if (ctype != NULL)
+            evbuffer_add_printf(slot->out, "Content-Type: %s\r\n", ctype);
+        if (origin != NULL &&
+            sh__origin_allowed(gw, origin, sh__req_header(req, "Host")))
+            evbuffer_add_printf(slot->out,
+                                "Access-Control-Allow-Origin: %s\r\n"
+                                "Access-Control-Allow-Credentials: true\r\n"
+                                "Access-Control-Expose-Headers: "
+                                "X-Request-Id, Retry-After\r\n"
+                                "Vary: Origin\r\n", origin);
+        if (close_after)
+            evbuffer_add(slot->out, "Connection: close\r\n", 19);
+        if (extra_headers != NULL)
+            evbuffer_add(slot->out, extra_headers, strlen(extra_headers));
+        evbuffer_add(slot->out, "\r\n", 2);
+        if (len > 0 && strcmp(req->hr->method, "HEAD") != 0)
+            evbuffer_add(slot->out, body, len);
+    }
+    slot->close_after = close_after;
+    slot->ready = true;
+    slot->req = NULL;
+    req_free(req);
+    flush(c);
+}
+
+void sh__respond_json(struct sh__req *req, int status, json_object *obj,
+                      const char *extra_headers)
+{
+    size_t len = 0;
+    const char *text = json_object_to_json_string_length(
+        obj, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE, &len);
+
+    if (text == NULL) {
+        json_object_put(obj);
+        sh__respond(req, 500, "application/json", NULL,
+                    "{\"error\":{\"code\":\"internal\",\"message\":"
+                    "\"out of memory\"}}", 56);
+        return;
+    }
+    sh__respond(req, status, "application/json", extra_headers, text, len);
+    json_object_put(obj);
+}
+
+const char *sh__err_code(sh_err_t err, int *status)
+{
+    int st;
+    const char *code;
+
+    switch (err) {
+    case SH_OK: st = 200; code = "ok"; break;
+    case SH_EINVAL: case SH_ETOOLONG: case SH_EBADUTF8: case SH_EEMPTY:
+    case SH_EBLOCKEDTERM:
+        st = 400; code = "bad_request"; break;
+    case SH_EUNAUTHENTICATED: st = 401; code = "unauthenticated"; break;
+    case SH_EFORBIDDEN: case SH_EBANNED: case SH_ETIMEDOUT_USER:
+    case SH_EFOLLOWERSONLY:
+        st = 403; code = "forbidden"; break;
+    case SH_ENOTFOUND: st = 404; code = "not_found"; break;
+    case SH_ECONFLICT: st = 409; code = "conflict"; break;
+    case SH_ETOOBIG: st = 413; code = "too_large"; break;
+    case SH_ERATELIMITED: case SH_ESLOWMODE: case SH_EBUSY:
+        st = 429; code = "rate_limited"; break;
+    default: st = 500; code = "internal"; break;
+    }
+    if (status != NULL)
+        *status = st;
+    return code;
+}
+
+void sh__respond_error(struct sh__req *req, int status, const char *code,
+                       const char *message, int retry_after_s)
+{
+    json_object *o = json_object_new_object(), *e = json_object_new_object();
+    char extra[64];
+
+    json_object_object_add(e, "code", json_object_new_string(code));
+    json_object_object_add(e, "message", json_object_new_string(message));
+    if (retry_after_s > 0)
+        json_object_object_add(e, "retryAfter",
+                               json_object_new_int(retry_after_s));
+    json_object_object_add(o, "error", e);
+    if (retry_after_s > 0)
+        snprintf(extra, sizeof extra, "Retry-After: %d\r\n", retry_after_s);
+    if (status == 429)
+        sh__series_add(req->conn->gw->s_rate_limited, 1);
+    sh__respond_json(req, status, o, retry_after_s > 0 ? extra : NULL);
+}
+
+bool sh__req_dead(const struct sh__req *req)
+{
+    return req->conn->state == SH__CONN_CLOSED;
+}
+
+bool sh__req_offload(struct sh__req *req, sh__work_fn work,
+                     sh__work_done_fn done, void *arg)
+{
+    if (sh__workers_submit(req->conn->gw->workers, work, done, arg) ==
+        SH_OK)
+        return true;
+    sh__respond_error(req, 503, "internal", "server busy or stopping", 1);
+    return false;
+}
+
+/* A new slot at the tail of @c's queue. */
+static struct sh__slot *slot_push(struct sh__conn *c)
+{
+    struct sh__slot *s = calloc(1, sizeof *s);
+
+    if (s == NULL)
+        return NULL;
+    if (c->tail != NULL)
+        c->tail->next = s;
+    else
+        c->head = s;
+    c->tail = s;
+    return s;
+}
+
+static void handle_request(struct sh__conn *c, struct sh__http_request *hr)
+{
+    struct sh_gateway *gw = c->gw;
+    struct sh__req *req = calloc(1, sizeof *req);
+    const char *q;
+    int64_t retry_ms = 0;
+
+    if (req == NULL || (req->slot = slot_push(c)) == NULL) {
+        free(req);
+        sh__http_request_free(hr);
+        sh__conn_close(c);
+        return;
+    }
+    req->conn = c;
+    sh__conn_ref(c);
+    req->slot->req = req;
+    req->hr = hr;
+    req->start_us = mono_us();
+    req->route = "other";
+    snprintf(req->request_id, sizeof req->request_id, "%s%024" PRIx64,
+             gw->id_prefix, ++gw->next_request);
+    parse_traceparent(sh__req_header(req, "traceparent"), req->trace_id);
+    q = memchr(hr->target, '?', hr->target_len);
+    req->query = q != NULL ? q + 1 : "";
+    req->path = pct_decode(hr->target,
+                           q != NULL ? (size_t)(q - hr->target)
+                                     : hr->target_len, false);
+    if (req->path == NULL || req->path[0] != '/') {
+        if (req->path == NULL)
+            req->path = strdup("?");
+        req->slot->close_after = true;
+        sh__respond_error(req, 400, "bad_request", "bad request target", 0);
+        return;
+    }
+    if (!sh__limiter_take(gw->ip_limiter, c->peer, strlen(c->peer), 1,
+                          sh__mono_ms(), &retry_ms)) {
+        sh__respond_error(req, 429, "rate_limited", "too many requests",
+                          (int)((retry_ms + 999) / 1000));
+        return;
+    }
+    if (hr->upgrade) {
+        static const char *const native[] = { "streamhub.v1" };
+        static const char *const gql[] = { "graphql-transport-ws" };
+        bool is_gql = strcmp(req->path, "/graphql") == 0;
+        struct sh__ws_handshake hs;
+        char buf[512];
+        size_t n;
+
+        req->route = is_gql ? "/graphql" : "/ws";
+        if (!is_gql && strcmp(req->path, "/ws") != 0) {
+            req->slot->close_after = true;
+            sh__respond_error(req, 404, "not_found", "no WebSocket here", 0);
+            return;
+        }
+        if (!sh__origin_allowed(gw, sh__req_header(req, "Origin"),
+                                sh__req_header(req, "Host"))) {
+            req->slot->close_after = true;
+            sh__respond_error(req, 403, "forbidden", "origin not allowed", 0);
+            return;
+        }
+        sh__ws_handshake_check(hr, is_gql ? gql : native, 1, &hs);
+        if (hs.status == 101 && hs.protocol == NULL && is_gql) {
+            hs.status = 400;
+            hs.error = "subprotocol graphql-transport-ws required";
+        }
+        if (hs.status != 101 || gw->shutting_down) {
+            req->slot->close_after = true;
+            if (gw->shutting_down) {
+                sh__respond_error(req, 503, "internal", "shutting down", 1);
+                return;
+            }
+            sh__respond_error(req, hs.status,
+                              hs.status == 426 ? "bad_request"
+                                               : "bad_request",
+                              hs.error, 0);
+            return;
+        }
+        n = sh__ws_handshake_response(&hs, buf, sizeof buf);
+        access_log(req, 101, 0);
+        req->slot->out = evbuffer_new();
+        if (req->slot->out == NULL || n == 0) {
+            sh__conn_close(c);
+            return;
+        }
+        evbuffer_add(req->slot->out, buf, n);
+        req->slot->upgrade = true;
+        req->slot->ready = true;
+        req->status = is_gql ? SH__WS_GRAPHQL : SH__WS_NATIVE;
+        flush(c);
+        return;
+    }
+    sh__route(req);
+}
+
+/* Write ready slots from the head, in order. */
+static void flush(struct sh__conn *c)
+{
+    while (c->state == SH__CONN_HTTP && c->head != NULL && c->head->ready) {
+        struct sh__slot *s = c->head;
+        struct evbuffer *out = bufferevent_get_output(c->bev);
+
+        c->head = s->next;
+        if (c->head == NULL)
+            c->tail = NULL;
+        if (s->out != NULL) {
+            evbuffer_add_buffer(out, s->out);
+            evbuffer_free(s->out);
+        }
+        if (s->upgrade) {
+            struct sh__req *req = s->req;
+            free(s);
+            arm(c, -1);
+            c->state = SH__CONN_WS;
+            sh__ws_start(c, req, (enum sh__ws_proto)req->status);
+            return;
+        }
+        if (s->close_after) {
+            free(s);
+            c->closing = true;
+            bufferevent_disable(c->bev, EV_READ);
+            /* The write callback closes once the output is written. */
+            if (evbuffer_get_length(out) == 0)
+                sh__conn_close(c);
+            return;
+        }
+        free(s);
+    }
+    if (c->state == SH__CONN_HTTP && c->head == NULL && !c->closing)
+        arm(c, c->gw->idle_timeout_ms);
+}
+
+static void http_input(struct sh__conn *c)
+{
+    struct evbuffer *in = bufferevent_get_input(c->bev);
+
+    while (c->state == SH__CONN_HTTP && !c->closing) {
+        size_t n = evbuffer_get_length(in), used = 0;
+        struct sh__http_request *hr;
+        enum sh__http_status st;
+        bool got = false;
+
+        if (n == 0)
+            break;
+        if (c->head == NULL)
+            arm(c, c->gw->header_timeout_ms);
+        st = sh__http_conn_feed(c->http, evbuffer_pullup(in, -1), n, &used);
+        evbuffer_drain(in, used);
+        while (c->state == SH__CONN_HTTP &&
+               (hr = sh__http_conn_next(c->http)) != NULL) {
+            got = true;
+            handle_request(c, hr);
+        }
+        if (c->state != SH__CONN_HTTP)
+            return;
+        if (st == SH__HTTP_ERROR) {
+            const char *why = "";
+            int status = sh__http_conn_error(c->http, &why);
+            struct sh__slot *s = slot_push(c);
+            if (s == NULL) {
+                sh__conn_close(c);
+                return;
+            }
+            s->out = evbuffer_new();
+            if (s->out != NULL) {
+                char body[160];
+                int blen = snprintf(body, sizeof body,
+                                    "{\"error\":{\"code\":\"%s\",\"message\":"
+                                    "\"%s\"}}",
+                                    status == 413 ? "too_large"
+                                                  : "bad_request", why);
+                evbuffer_add_printf(s->out,
+                                    "HTTP/1.1 %d %s\r\nContent-Type: "
+                                    "application/json\r\nContent-Length: "
+                                    "%d\r\nConnection: close\r\n\r\n%s",
+                                    status, reason_phrase(status), blen,
+                                    body);
+            }
+            sh__log_kv(&c->gw->hub->log, SH_LOG_INFO, "bad request",
+                       "peer", c->peer, "why", why, (char *)NULL);
+            s->ready = true;
+            s->close_after = true;
+            bufferevent_disable(c->bev, EV_READ);
+            flush(c);
+            return;
+        }
+        if (st == SH__HTTP_UPGRADE || (!got && used == 0))
+            break;
+        if (used == 0 && got)
+            continue;   /* the pipeline had filled: try again */
+        if (used == n)
+            break;
+    }
+}
+
+static void conn_read_cb(struct bufferevent *bev, void *arg)
+{
+    struct sh__conn *c = arg;
+
+    (void)bev;
+    sh__conn_ref(c);     /* handlers may close it under us */
+    if (c->state == SH__CONN_HTTP)
+        http_input(c);
+    else if (c->state == SH__CONN_WS)
+        sh__ws_on_read(c);
+    sh__conn_unref(c);
+}
+
+static void conn_write_cb(struct bufferevent *bev, void *arg)
+{
+    struct sh__conn *c = arg;
+
+    if (c->closing && evbuffer_get_length(bufferevent_get_output(bev)) == 0) {
+        sh__conn_close(c);
+        return;
+    }
+    if (c->state == SH__CONN_WS) {
+        sh__conn_ref(c);
+        sh__ws_on_drain(c);
+        sh__conn_unref(c);
+    }
+}
+
+static void conn_event_cb(struct bufferevent *bev, short what, void *arg)
+{
+    struct sh__conn *c = arg;
+
+    (void)bev;
+    if (what & (BEV_EVENT_EOF | BEV_EVENT_ERROR | BEV_EVENT_TIMEOUT))
+        sh__conn_close(c);
+}
+
+/* ---- start and stop ---------------------------------------------- */
+
+static SSL_CTX *tls_context(const char *cert, const char *key, char *errbuf,
+                            size_t errbuf_len)
+{
+    SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
+
+    if (ctx == NULL)
+        return NULL;
+    SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
+    if (SSL_CTX_use_certificate_chain_file(ctx, cert) != 1 ||
+        SSL_CTX_use_PrivateKey_file(ctx, key, SSL_FILETYPE_PEM) != 1 ||
+        SSL_CTX_check_private_key(ctx) != 1) {
+        char e[128];
+        ERR_error_string_n(ERR_get_error(), e, sizeof e);
+        sh__errbuf(errbuf, errbuf_len, "tls-cert/tls-key: %s", e);
+        SSL_CTX_free(ctx);
+        return NULL;
+    }
+    return ctx;
+}
+
+static void shutdown_timer_cb(evutil_socket_t fd, short what, void *arg)
+{
+    struct sh_gateway *gw = arg;
+    sh_gateway_done_cb done = gw->done_cb;
+
+    (void)fd;
+    (void)what;
+    if (done == NULL)
+        return;
+    /* Cut whatever is still open (timeout), then report. */
+    while (gw->conns != NULL) {
+        struct sh__conn *c = gw->conns;
+        if (c->state == SH__CONN_CLOSED) {
+            /* Closed but referenced by work in flight: unlink it now;
+             * conn_destroy() tolerates being unlinked already. */
+            gw->conns = c->next;
+            if (gw->conns != NULL)
+                gw->conns->prev = NULL;
+            c->next = c->prev = NULL;
+            continue;
+        }
+        sh__conn_close(c);
+    }
+    gw->done_cb = NULL;
+    done(gw->done_arg);
+}
+
+static sh_err_t read_config(struct sh_gateway *gw, char *errbuf,
+                            size_t errbuf_len)
+{
+    const sh_config_t *conf = gw->hub->conf;
+
+    gw->max_header_bytes =
+        (size_t)sh__config_int(conf, "http.max-header-bytes");
+    gw->max_headers = (size_t)sh__config_int(conf, "http.max-headers");
+    gw->max_body_bytes = (size_t)sh__config_int(conf, "http.max-body-bytes");
+    gw->header_timeout_ms = (int)sh__config_int(conf, "http.header-timeout-ms");
+    gw->idle_timeout_ms = (int)sh__config_int(conf, "http.idle-timeout-ms");
+    gw->ws_max_message = (size_t)sh__config_int(conf, "ws.max-message-bytes");
+    gw->ws_send_buffer = (size_t)sh__config_int(conf, "ws.send-buffer-bytes");
+    gw->ws_ping_ms = (int)sh__config_int(conf, "ws.ping-interval-ms");
+    gw->ws_pong_timeout_ms = (int)sh__config_int(conf, "ws.pong-timeout-ms");
+    gw->ws_auth_timeout_ms = (int)sh__config_int(conf, "ws.auth-timeout-ms");
+    gw->ws_max_per_user =
+        (size_t)sh__config_int(conf, "ws.max-connections-per-user");
+    gw->allow_anonymous = sh__config_bool(conf, "allow-anonymous");
+    gw->cors_origins = strdup(sh__config_str(conf, "cors-origins"));
+    gw->api_key = strdup(sh__config_str(conf, "api-key"));
+    if (gw->cors_origins == NULL || gw->api_key == NULL) {
+        sh__errbuf(errbuf, errbuf_len, "out of memory");
+        return SH_ENOMEM;
+    }
+    double per_ip = (double)sh__config_int(conf, "http.rate-limit-per-ip");
+    gw->ip_limiter = sh__limiter_new(per_ip, per_ip, 100000);
+    if (gw->ip_limiter == NULL) {
+        sh__errbuf(errbuf, errbuf_len, "out of memory");
+        return SH_ENOMEM;
+    }
+    return SH_OK;
+}
+
+static void add_metrics(struct sh_gateway *gw)
+{
+    struct sh__metrics *m = gw->hub->metrics;
+
+    gw->metrics = m;
+    gw->m_requests = sh__metrics_add(m, "streamhub_http_requests_total",
+                                     SH__METRIC_COUNTER,
+                                     "HTTP requests by route and status.",
+                                     "route,status", NULL, 0);
+    gw->m_latency = sh__metrics_add(m, "streamhub_http_request_duration_"
+                                       "seconds", SH__METRIC_HISTOGRAM,
+                                    "HTTP request latency by route.",
+                                    "route", NULL, 0);
+    gw->s_conns = sh__metric_series(
+        sh__metrics_add(m, "streamhub_connections", SH__METRIC_GAUGE,
+                        "Open TCP connections.", "", NULL, 0), "");
+    gw->s_ws_conns = sh__metric_series(
+        sh__metrics_add(m, "streamhub_websocket_connections",
+                        SH__METRIC_GAUGE, "Open WebSocket connections.", "",
+                        NULL, 0), "");
+    gw->s_msgs_in = sh__metric_series(
+        sh__metrics_add(m, "streamhub_websocket_messages_received_total",
+                        SH__METRIC_COUNTER,
+                        "WebSocket messages received.", "", NULL, 0), "");
+    gw->s_msgs_out = sh__metric_series(
+        sh__metrics_add(m, "streamhub_websocket_messages_sent_total",
+                        SH__METRIC_COUNTER, "WebSocket messages sent.", "",
+                        NULL, 0), "");
+    gw->s_fanout = sh__metric_series(
+        sh__metrics_add(m, "streamhub_fanout_deliveries_total",
+                        SH__METRIC_COUNTER,
+                        "Events delivered to WebSocket subscribers.", "",
+                        NULL, 0), "");
+    gw->s_slow_dropped = sh__metric_series(
+        sh__metrics_add(m, "streamhub_slow_clients_dropped_total",
+                        SH__METRIC_COUNTER,
+                        "Connections closed with 4408 (too slow).", "", NULL,
+                        0), "");
+    gw->s_rate_limited = sh__metric_series(
+        sh__metrics_add(m, "streamhub_rate_limited_total",
+                        SH__METRIC_COUNTER,
+                        "Requests and messages refused by a rate limit.", "",
+                        NULL, 0), "");
+}
+
+SH_API sh_err_t sh_gateway_start(sh_hub_t *hub, struct event_base *base,
+                                 sh_gateway_t **out, char *errbuf,
+                                 size_t errbuf_len)
+{
+    struct sh_gateway *gw;
+    struct sockaddr_storage ss;
+    int sslen = sizeof ss;
+    socklen_t blen = sizeof ss;
+    const char *listen_at, *cert, *key;
+    unsigned char rnd[4];
+    char host[64];
+    sh_err_t rc;
+
+    if (out != NULL)
+        *out = NULL;
+    if (hub == NULL || base == NULL || out == NULL) {
+        sh__errbuf(errbuf, errbuf_len, "hub, base and out must be given");
+        return SH_EINVAL;
+    }
+    if (!sh__dispatch_attached(hub->dispatch)) {
+        sh__errbuf(errbuf, errbuf_len, "attach the hub to the base first "
+                   "(sh_hub_attach)");
+        return SH_EINVAL;
+    }
+    gw = calloc(1, sizeof *gw);
+    if (gw == NULL) {
+        sh__errbuf(errbuf, errbuf_len, "out of memory");
+        return SH_ENOMEM;
+    }
+    gw->hub = hub;
+    gw->base = base;
+    randombytes_buf(rnd, sizeof rnd);
+    snprintf(gw->id_prefix, sizeof gw->id_prefix, "%02x%02x%02x%02x", rnd[0],
+             rnd[1], rnd[2], rnd[3]);
+    add_metrics(gw);
+    rc = read_config(gw, errbuf, errbuf_len);
+    if (rc != SH_OK)
+        goto fail;
+    rc = sh__workers_new((size_t)sh__config_int(hub->conf, "workers"), base,
+                         &gw->workers);
+    if (rc == SH_OK)
+        rc = sh__fanout_new(gw, &gw->fanout);
+    if (rc != SH_OK) {
+        sh__errbuf(errbuf, errbuf_len, "cannot start workers: %s",
+                   sh_strerror(rc));
+        goto fail;
+    }
+    gw->shutdown_timer = evtimer_new(base, shutdown_timer_cb, gw);
+    if (gw->shutdown_timer == NULL) {
+        rc = SH_ENOMEM;
+        goto fail;
+    }
+    cert = sh__config_str(hub->conf, "tls-cert");
+    key = sh__config_str(hub->conf, "tls-key");
+    if (cert[0] != '\0' || key[0] != '\0') {
+        if (cert[0] == '\0' || key[0] == '\0') {
+            sh__errbuf(errbuf, errbuf_len, "tls-cert and tls-key go together");
+            rc = SH_EINVAL;
+            goto fail;
+        }
+        gw->ssl_ctx = tls_context(cert, key, errbuf, errbuf_len);
+        if (gw->ssl_ctx == NULL) {
+            rc = SH_EIO;
+            goto fail;
+        }
+    }
+    listen_at = sh__config_str(hub->conf, "listen");
+    memset(&ss, 0, sizeof ss);
+    if (evutil_parse_sockaddr_port(listen_at, (struct sockaddr *)&ss,
+                                   &sslen) != 0) {
+        sh__errbuf(errbuf, errbuf_len, "listen: cannot parse '%s' (use "
+                   "IPv4:PORT or [IPv6]:PORT)", listen_at);
+        rc = SH_EINVAL;
+        goto fail;
+    }
+    gw->listener = evconnlistener_new_bind(
+        base, accept_cb, gw,
+        LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE | LEV_OPT_CLOSE_ON_EXEC,
+        4096, (struct sockaddr *)&ss, sslen);
+    if (gw->listener == NULL) {
+        sh__errbuf(errbuf, errbuf_len, "listen: cannot bind %s: %s",
+                   listen_at, strerror(errno));
+        rc = SH_EIO;
+        goto fail;
+    }
+    getsockname(evconnlistener_get_fd(gw->listener), (struct sockaddr *)&ss,
+                &blen);
+    if (ss.ss_family == AF_INET6) {
+        struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)&ss;
+        inet_ntop(AF_INET6, &s6->sin6_addr, host, sizeof host);
+        snprintf(gw->address, sizeof gw->address, "[%s]:%u", host,
+                 ntohs(s6->sin6_port));
+    } else {
+        struct sockaddr_in *s4 = (struct sockaddr_in *)&ss;
+        inet_ntop(AF_INET, &s4->sin_addr, host, sizeof host);
+        snprintf(gw->address, sizeof gw->address, "%s:%u", host,
+                 ntohs(s4->sin_port));
+    }
+    sh__log_kv(&hub->log, SH_LOG_INFO, "gateway listening", "address",
+               gw->address, "tls", gw->ssl_ctx != NULL ? "on" : "off",
+               (char *)NULL);
+    *out = gw;
+    return SH_OK;
+fail:
+    sh_gateway_free(gw);
+    return rc;
+}
+
+SH_API const char *sh_gateway_address(const sh_gateway_t *gw)
+{
+    return gw != NULL ? gw->address : "";
+}
+
+SH_API void sh_gateway_shutdown(sh_gateway_t *gw, int timeout_ms,
+                                sh_gateway_done_cb done, void *arg)
+{
+    struct timeval tv = { timeout_ms / 1000, (timeout_ms % 1000) * 1000 };
+
+    if (gw == NULL || gw->shutting_down)
+        return;
+    gw->shutting_down = true;
+    gw->done_cb = done;
+    gw->done_arg = arg;
+    if (gw->listener != NULL)
+        evconnlistener_disable(gw->listener);
+    for (struct sh__conn *c = gw->conns, *next; c != NULL; c = next) {
+        next = c->next;
+        if (c->state == SH__CONN_WS) {
+            sh__ws_close(c, SH__WS_CLOSE_GOING_AWAY, "server shutting down");
+        } else if (c->state == SH__CONN_HTTP && c->head == NULL) {
+            sh__conn_close(c);      /* idle keep-alive: nothing in flight */
+        }
+        /* Busy HTTP connections close after their responses
+         * (sh__respond adds Connection: close while shutting down). */
+    }
+    evtimer_add(gw->shutdown_timer, &tv);
+    if (gw->nconns == 0)
+        event_active(gw->shutdown_timer, EV_TIMEOUT, 0);
+}
+
+SH_API void sh_gateway_free(sh_gateway_t *gw)
+{
+    if (gw == NULL)
+        return;
+    if (gw->listener != NULL)
+        evconnlistener_free(gw->listener);
+    gw->done_cb = NULL;
+    while (gw->conns != NULL) {
+        struct sh__conn *c = gw->conns;
+        gw->conns = c->next;
+        if (gw->conns != NULL)
+            gw->conns->prev = NULL;
+        c->next = c->prev = NULL;
+        sh__conn_close(c);
+    }
+    /* Workers complete in-flight jobs as canceled; their requests drop
+     * the last references of closed connections. */
+    sh__workers_free(gw->workers);
+    sh__fanout_free(gw->fanout);
+    if (gw->shutdown_timer != NULL)
+        event_free(gw->shutdown_timer);
+    if (gw->ssl_ctx != NULL)
+        SSL_CTX_free(gw->ssl_ctx);
+    sh__limiter_free(gw->ip_limiter);
+    sh__limiter_free(gw->rl_limiter);
+    free(gw->cors_origins);
+    free(gw->api_key);
+    free(gw);
+}

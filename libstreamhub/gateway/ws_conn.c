@@ -1,0 +1,850 @@
+/* libstreamhub/gateway/ws_conn.c: WebSocket sessions and the native
+ * protocol of ../api/PROTOCOL.md (/ws, subprotocol streamhub.v1).
+ *
+ * Input: the connection's input buffer goes through the message reader of
+ * ws_codec.c, which enforces RFC 6455 framing, fragmentation, UTF-8 and the
+ * size limit, answering each violation with its close code.  Text messages
+ * go to the protocol: native commands here, graphql-transport-ws in
+ * graphql_ws.c.
+ *
+ * Output: every frame we send is its own reference-counted buffer added to
+ * the output by reference (evbuffer_add_reference), so the output buffer's
+ * chains are whole frames.  That lets a slow consumer be cut cleanly: keep
+ * the partly written first frame, drop the rest, append the 4408 close.
+ *
+ * Liveness: a ping every ws.ping-interval-ms; a peer silent for
+ * ws.pong-timeout-ms is cut.  Authentication: where anonymous access is off,
+ * a session that has not authenticated within ws.auth-timeout-ms is closed
+ * with 4401; an authenticated one whose token expired is closed 30 s after
+ * expiry unless it refreshed.
+ */
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <sodium.h>
+
+#include "streamhub/auth.h"
+#include "streamhub/bus.h"
+#include "streamhub/chat.h"
+#include "gw.h"
+
+#define MAX_SUBS_PER_CONN 256
+#define CLOSE_GRACE_MS 2000
+#define EXPIRY_GRACE_S 30
+
+struct sh__nsub {
+    struct sh__nsub *next;
+    char *channel;
+    struct sh__member *member;
+    struct sh__conn *conn;
+};
+
+/* ---- per-user connection counts ---------------------------------- */
+
+struct sh__usercount {
+    struct sh__usercount *next;
+    char user_id[64];
+    size_t n;
+};
+
+bool sh__ws_count_user(struct sh__conn *c)
+{
+    struct sh_gateway *gw = c->gw;
+    struct sh__ws *ws = c->ws;
+    struct sh__usercount *u;
+
+    if (ws->counted_user)
+        return true;
+    for (u = gw->user_conns; u != NULL; u = u->next) {
+        if (strcmp(u->user_id, ws->user_id) == 0)
+            break;
+    }
+    if (u == NULL) {
+        u = calloc(1, sizeof *u);
+        if (u == NULL)
+            return false;
+        snprintf(u->user_id, sizeof u->user_id, "%s", ws->user_id);
+        u->next = gw->user_conns;
+        gw->user_conns = u;
+    }
+    if (u->n >= gw->ws_max_per_user)
+        return false;
+    u->n++;
+    ws->counted_user = true;
+    return true;
+}
+
+static void uncount_user(struct sh__conn *c)
+{
+    struct sh_gateway *gw = c->gw;
+    struct sh__usercount **pp = &gw->user_conns;
+
+    if (!c->ws->counted_user)
+        return;
+    c->ws->counted_user = false;
+    for (; *pp != NULL; pp = &(*pp)->next) {
+        struct sh__usercount *u = *pp;
+        if (strcmp(u->user_id, c->ws->user_id) != 0)
+            continue;
+        if (--u->n == 0) {
+            *pp = u->next;
+            free(u);
+        }
+        return;
+    }
+}
+
+/* ---- output ------------------------------------------------------ */
+
+static void frame_cleanup(const void *data, size_t len, void *arg)
+{
+    (void)data;
+    (void)len;
+    sh__ws_frame_unref(arg);
+}
+
+static void send_frame(struct sh__conn *c, uint8_t opcode, const void *p,
+                       size_t len)
+{
+    struct sh__ws_frame *fr;
+
+    if (c->bev == NULL || c->ws->close_sent)
+        return;
+    fr = sh__ws_frame_new(opcode, p, len);
+    if (fr == NULL)
+        return;
+    if (evbuffer_add_reference(bufferevent_get_output(c->bev), fr->bytes,
+                               fr->len, frame_cleanup, fr) != 0)
+        sh__ws_frame_unref(fr);
+}
+
+void sh__ws_send_text(struct sh__conn *c, const char *text, size_t len)
+{
+    if (c->state != SH__CONN_WS)
+        return;
+    send_frame(c, SH__WS_OP_TEXT, text, len);
+    sh__series_add(c->gw->s_msgs_out, 1);
+}
+
+void sh__ws_send_json(struct sh__conn *c, json_object *obj)
+{
+    size_t len = 0;
+    const char *text = json_object_to_json_string_length(
+        obj, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE, &len);
+
+    if (text != NULL)
+        sh__ws_send_text(c, text, len);
+    json_object_put(obj);
+}
+
+static void close_timer_cb(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    sh__conn_close(arg);
+}
+
+static void drop_subscriptions(struct sh__conn *c)
+{
+    struct sh__ws *ws = c->ws;
+
+    while (ws->subs != NULL) {
+        struct sh__nsub *s = ws->subs;
+        ws->subs = s->next;
+        ws->nsubs--;
+        sh__fanout_leave(s->member);
+        free(s->channel);
+        free(s);
+    }
+}
+
+void sh__ws_close(struct sh__conn *c, unsigned code, const char *reason)
+{
+    struct sh__ws *ws = c->ws;
+    uint8_t buf[2 + 125];
+    size_t n = 0;
+    struct timeval tv = { CLOSE_GRACE_MS / 1000,
+                          (CLOSE_GRACE_MS % 1000) * 1000 };
+
+    if (c->state != SH__CONN_WS || ws == NULL || ws->close_sent)
+        return;
+    drop_subscriptions(c);
+    if (ws->proto == SH__WS_GRAPHQL)
+        sh__gqlws_free(c);
+    if (code == SH__WS_CLOSE_TOO_SLOW) {
+        /* Keep only the partly written first frame (see the file
+         * comment), so that the close frame is next on the wire. */
+        struct evbuffer *out = bufferevent_get_output(c->bev);
+        struct evbuffer_iovec first;
+        struct evbuffer *keep = evbuffer_new();
+        if (keep != NULL && evbuffer_peek(out, -1, NULL, &first, 1) > 0) {
+            evbuffer_remove_buffer(out, keep, first.iov_len);
+            evbuffer_drain(out, evbuffer_get_length(out));
+            evbuffer_add_buffer(out, keep);
+        }
+        if (keep != NULL)
+            evbuffer_free(keep);
+    }
+    if (sh__ws_close_encode(code, reason, reason != NULL ? strlen(reason) : 0,
+                            buf, &n) == SH_OK)
+        send_frame(c, SH__WS_OP_CLOSE, buf, n);
+    ws->close_sent = true;
+    c->closing = true;
+    bufferevent_disable(c->bev, EV_READ);
+    ws->close_timer = evtimer_new(c->gw->base, close_timer_cb, c);
+    if (ws->close_timer != NULL)
+        evtimer_add(ws->close_timer, &tv);
+    if (evbuffer_get_length(bufferevent_get_output(c->bev)) == 0)
+        sh__conn_close(c);
+}
+
+/* ---- timers ------------------------------------------------------ */
+
+static void ping_cb(evutil_socket_t fd, short what, void *arg)
+{
+    struct sh__conn *c = arg;
+    struct sh__ws *ws = c->ws;
+
+    (void)fd;
+    (void)what;
+    if (sh__mono_ms() - ws->last_rx_ms > c->gw->ws_pong_timeout_ms) {
+        sh__log_kv(&c->gw->hub->log, SH_LOG_INFO, "websocket peer silent",
+                   "peer", c->peer, (char *)NULL);
+        sh__conn_close(c);          /* dead peer: nothing to say to it */
+        return;
+    }
+    send_frame(c, SH__WS_OP_PING, "sh", 2);
+}
+
+static void auth_cb(evutil_socket_t fd, short what, void *arg)
+{
+    struct sh__conn *c = arg;
+    struct sh__ws *ws = c->ws;
+
+    (void)fd;
+    (void)what;
+    if (ws->proto == SH__WS_GRAPHQL && ws->authed)
+        sh__ws_close(c, 4403, "Forbidden: token expired");
+    else
+        sh__ws_close(c, SH__WS_CLOSE_UNAUTHENTICATED,
+                     ws->authed ? "token expired" : "authentication timeout");
+}
+
+void sh__ws_arm_expiry(struct sh__conn *c, int64_t exp_s, int grace_s,
+                       unsigned code)
+{
+    int64_t ms = (exp_s + grace_s) * 1000 - sh__now_ms();
+    struct timeval tv;
+
+    (void)code;
+    if (ms < 0)
+        ms = 0;
+    tv.tv_sec = (time_t)(ms / 1000);
+    tv.tv_usec = (suseconds_t)((ms % 1000) * 1000);
+    if (c->ws->auth_timer != NULL)
+        evtimer_add(c->ws->auth_timer, &tv);
+}
+
+/* ---- session start and end --------------------------------------- */
+
+void sh__ws_start(struct sh__conn *c, struct sh__req *req,
+                  enum sh__ws_proto proto)
+{
+    struct sh_gateway *gw = c->gw;
+    struct sh__ws *ws = calloc(1, sizeof *ws);
+    struct timeval ping = { gw->ws_ping_ms / 1000,
+                            (gw->ws_ping_ms % 1000) * 1000 };
+
+    sh__http_request_free(req->hr);
+    req->hr = NULL;
+    free(req->path);
+    req->path = NULL;
+    sh__conn_unref(req->conn);
+    free(req);
+    if (ws == NULL) {
+        sh__conn_close(c);
+        return;
+    }
+    c->ws = ws;
+    ws->conn = c;
+    ws->proto = proto;
+    ws->last_rx_ms = sh__mono_ms();
+    sh__ws_reader_init(&ws->reader, gw->ws_max_message);
+    sh__http_conn_free(c->http);
+    c->http = NULL;
+    ws->ping_timer = event_new(gw->base, -1, EV_PERSIST, ping_cb, c);
+    ws->auth_timer = evtimer_new(gw->base, auth_cb, c);
+    if (ws->ping_timer == NULL || ws->auth_timer == NULL) {
+        sh__conn_close(c);
+        return;
+    }
+    evtimer_add(ws->ping_timer, &ping);
+    gw->nws++;
+    sh__series_add(gw->s_ws_conns, 1);
+    /* Frames can be large; let the bufferevent read in big bites. */
+    bufferevent_setwatermark(c->bev, EV_WRITE, 0, 0);
+    if (proto == SH__WS_GRAPHQL) {
+        sh__gqlws_open(c);
+    } else if (!gw->allow_anonymous) {
+        struct timeval tv = { gw->ws_auth_timeout_ms / 1000,
+                              (gw->ws_auth_timeout_ms % 1000) * 1000 };
+        evtimer_add(ws->auth_timer, &tv);
+    }
+    /* Bytes that followed the upgrade request are already buffered. */
+    if (evbuffer_get_length(bufferevent_get_input(c->bev)) > 0)
+        sh__ws_on_read(c);
+}
+
+void sh__ws_free(struct sh__conn *c)
+{
+    struct sh__ws *ws = c->ws;
+
+    if (ws == NULL)
+        return;
+    drop_subscriptions(c);
+    if (ws->proto == SH__WS_GRAPHQL)
+        sh__gqlws_free(c);
+    uncount_user(c);
+    if (ws->ping_timer != NULL)
+        event_free(ws->ping_timer);
+    if (ws->auth_timer != NULL)
+        event_free(ws->auth_timer);
+    if (ws->close_timer != NULL)
+        event_free(ws->close_timer);
+    sh__ws_reader_clear(&ws->reader);
+    c->gw->nws--;
+    sh__series_add(c->gw->s_ws_conns, -1);
+    free(ws);
+    c->ws = NULL;
+}
+
+void sh__ws_on_drain(struct sh__conn *c)
+{
+    (void)c;
+}
+
+/* ---- the native protocol ----------------------------------------- */
+
+static json_object *reply_ok(json_object *id, json_object *result)
+{
+    json_object *o = json_object_new_object();
+
+    json_object_object_add(o, "id", json_object_get(id));
+    json_object_object_add(o, "ok", json_object_new_boolean(1));
+    json_object_object_add(o, "result",
+                           result != NULL ? result
+                                          : json_object_new_object());
+    return o;
+}
+
+static void send_error(struct sh__conn *c, json_object *id, const char *code,
+                       const char *message, int retry_after_s)
+{
+    json_object *o = json_object_new_object(), *e = json_object_new_object();
+
+    json_object_object_add(o, "id", json_object_get(id));
+    json_object_object_add(e, "code", json_object_new_string(code));
+    json_object_object_add(e, "message", json_object_new_string(message));
+    if (retry_after_s > 0)
+        json_object_object_add(e, "retryAfter",
+                               json_object_new_int(retry_after_s));
+    json_object_object_add(o, "error", e);
+    sh__ws_send_json(c, o);
+}
+
+static const char *get_str(json_object *cmd, const char *key)
+{
+    json_object *v;
+
+    if (!json_object_object_get_ex(cmd, key, &v) ||
+        !json_object_is_type(v, json_type_string))
+        return NULL;
+    return json_object_get_string(v);
+}
+
+static void op_auth(struct sh__conn *c, json_object *id, json_object *cmd,
+                    bool refresh)
+{
+    struct sh__ws *ws = c->ws;
+    const char *token = get_str(cmd, "token");
+    sh_principal_t *p = NULL;
+    json_object *res, *user;
+    char client[32];
+
+    if (token == NULL) {
+        send_error(c, id, "bad_request", "token (a string) is required", 0);
+        return;
+    }
+    if (sh_auth_verify(c->gw->hub, token, strlen(token), &p) != SH_OK) {
+        send_error(c, id, "unauthenticated", "invalid or expired token", 0);
+        return;
+    }
+    if (ws->authed && strcmp(ws->user_id, sh_principal_user_id(p)) != 0) {
+        sh_principal_free(p);
+        send_error(c, id, "forbidden",
+                   "the connection is bound to another user", 0);
+        return;
+    }
+    if (refresh && !ws->authed) {
+        sh_principal_free(p);
+        send_error(c, id, "unauthenticated", "authenticate first", 0);
+        return;
+    }
+    if (!ws->authed) {
+        snprintf(ws->user_id, sizeof ws->user_id, "%s",
+                 sh_principal_user_id(p));
+        if (!sh__ws_count_user(c)) {
+            ws->user_id[0] = '\0';
+            sh_principal_free(p);
+            sh__series_add(c->gw->s_rate_limited, 1);
+            send_error(c, id, "rate_limited",
+                       "too many connections for this user", 0);
+            return;
+        }
+        snprintf(ws->username, sizeof ws->username, "%s",
+                 sh_principal_username(p));
+        ws->roles = sh_principal_roles(p);
+        ws->authed = true;
+    }
+    ws->exp_s = sh_principal_exp(p);
+    sh_principal_free(p);
+    evtimer_del(ws->auth_timer);
+    sh__ws_arm_expiry(c, ws->exp_s, EXPIRY_GRACE_S,
+                      SH__WS_CLOSE_UNAUTHENTICATED);
+    res = json_object_new_object();
+    user = json_object_new_object();
+    json_object_object_add(user, "id", json_object_new_string(ws->user_id));
+    json_object_object_add(user, "username",
+                           json_object_new_string(ws->username));
+    json_object_object_add(res, "user", user);
+    snprintf(client, sizeof client, "%" PRIu64, c->id);
+    json_object_object_add(res, "client", json_object_new_string(client));
+    json_object_object_add(res, "expiresAt",
+                           json_object_new_int64(ws->exp_s));
+    sh__ws_send_json(c, reply_ok(id, res));
+}
+
+/* A native member's delivery: the shared frame, by reference. */
+static void native_deliver(void *arg, const struct sh_event *ev)
+{
+    struct sh__nsub *s = arg;
+
+    if (ev == NULL) {
+        s->member = NULL;           /* left by the fan-out: hub closing */
+        return;
+    }
+    sh__ws_send_event(s->conn, ev);
+}
+
+static bool may_subscribe(struct sh__conn *c, const char *channel,
+                          const char **code, const char **why)
+{
+    struct sh__ws *ws = c->ws;
+
+    if (!ws->authed && !c->gw->allow_anonymous) {
+        *code = "unauthenticated";
+        *why = "authenticate first";
+        return false;
+    }
+    if (strncmp(channel, "user:", 5) == 0 &&
+        (!ws->authed || strcmp(channel + 5, ws->user_id) != 0)) {
+        *code = ws->authed ? "forbidden" : "unauthenticated";
+        *why = "user channels are for their user only";
+        return false;
+    }
+    return true;
+}
+
+static void op_subscribe(struct sh__conn *c, json_object *id,
+                         json_object *cmd)
+{
+    struct sh__ws *ws = c->ws;
+    const char *channel = get_str(cmd, "channel"), *code, *why;
+    json_object *since_obj, *res;
+    sh_position_t since, *sincep = NULL;
+    sh_subscribe_result_t r;
+    struct sh__nsub *s;
+    char err[SH_ERRBUF_SIZE];
+    sh_err_t rc;
+
+    if (channel == NULL) {
+        send_error(c, id, "bad_request", "channel (a string) is required", 0);
+        return;
+    }
+    if (json_object_object_get_ex(cmd, "since", &since_obj) &&
+        !json_object_is_type(since_obj, json_type_null)) {
+        json_object *e, *o;
+        if (!json_object_is_type(since_obj, json_type_object) ||
+            !json_object_object_get_ex(since_obj, "epoch", &e) ||
+            !json_object_is_type(e, json_type_string) ||
+            !json_object_object_get_ex(since_obj, "offset", &o) ||
+            !json_object_is_type(o, json_type_int) ||
+            json_object_get_int64(o) < 0 ||
+            strlen(json_object_get_string(e)) >= SH_EPOCH_SIZE) {
+            send_error(c, id, "bad_request",
+                       "since must be {\"epoch\": string, \"offset\": "
+                       "integer >= 0}", 0);
+            return;
+        }
+        memset(&since, 0, sizeof since);
+        snprintf(since.epoch, sizeof since.epoch, "%s",
+                 json_object_get_string(e));
+        since.offset = (uint64_t)json_object_get_int64(o);
+        sincep = &since;
+    }
+    if (!may_subscribe(c, channel, &code, &why)) {
+        send_error(c, id, code, why, 0);
+        return;
+    }
+    for (s = ws->subs; s != NULL; s = s->next) {
+        if (strcmp(s->channel, channel) == 0) {
+            send_error(c, id, "conflict", "already subscribed", 0);
+            return;
+        }
+    }
+    if (ws->nsubs >= MAX_SUBS_PER_CONN) {
+        send_error(c, id, "too_large", "too many subscriptions", 0);
+        return;
+    }
+    s = calloc(1, sizeof *s);
+    if (s == NULL || (s->channel = strdup(channel)) == NULL) {
+        free(s);
+        send_error(c, id, "internal", "out of memory", 0);
+        return;
+    }
+    s->conn = c;
+    /* Join before answering, and answer before any event can go out:
+     * deliveries only happen from the dispatcher, later on this loop. */
+    memset(&r, 0, sizeof r);
+    rc = sh__fanout_join(c->gw->fanout, c, channel, sincep, native_deliver,
+                         s, &s->member, &r, err, sizeof err);
+    if (rc != SH_OK) {
+        free(s->channel);
+        free(s);
+        send_error(c, id, sh__err_code(rc, NULL),
+                   rc == SH_EINVAL ? err : sh_strerror(rc), 0);
+        return;
+    }
+    s->next = ws->subs;
+    ws->subs = s;
+    ws->nsubs++;
+    res = json_object_new_object();
+    json_object_object_add(res, "channel", json_object_new_string(channel));
+    json_object_object_add(res, "epoch",
+                           json_object_new_string(r.current.epoch));
+    json_object_object_add(res, "offset",
+                           json_object_new_int64((int64_t)r.current.offset));
+    json_object_object_add(res, "recovered",
+                           json_object_new_boolean(r.recovered != 0));
+    sh__ws_send_json(c, reply_ok(id, res));
+}
+
+/* Used by fanout.c for presence: does @c watch @stream_id through a
+ * member other than @except? */
+const char *sh__member_stream(const struct sh__member *m);
+bool sh__ws_member_watches(struct sh__conn *c, const char *stream_id,
+                           const struct sh__member *except);
+bool sh__ws_member_watches(struct sh__conn *c, const char *stream_id,
+                           const struct sh__member *except)
+{
+    if (c->ws == NULL)
+        return false;
+    for (struct sh__nsub *s = c->ws->subs; s != NULL; s = s->next) {
+        if (s->member != NULL && s->member != except &&
+            strcmp(sh__member_stream(s->member), stream_id) == 0)
+            return true;
+    }
+    return false;
+}
+
+static void op_unsubscribe(struct sh__conn *c, json_object *id,
+                           json_object *cmd)
+{
+    struct sh__ws *ws = c->ws;
+    const char *channel = get_str(cmd, "channel");
+
+    if (channel == NULL) {
+        send_error(c, id, "bad_request", "channel (a string) is required", 0);
+        return;
+    }
+    for (struct sh__nsub **pp = &ws->subs; *pp != NULL; pp = &(*pp)->next) {
+        struct sh__nsub *s = *pp;
+        if (strcmp(s->channel, channel) != 0)
+            continue;
+        *pp = s->next;
+        ws->nsubs--;
+        sh__fanout_leave(s->member);
+        free(s->channel);
+        free(s);
+        sh__ws_send_json(c, reply_ok(id, NULL));
+        return;
+    }
+    send_error(c, id, "not_found", "not subscribed to that channel", 0);
+}
+
+/* chat.send runs on a worker: the chat service may wait on the store. */
+struct chat_job {
+    struct sh__conn *conn;
+    json_object *id;
+    char user_id[64];
+    char *stream_id;
+    char *text;
+    size_t len;
+    sh_err_t rc;
+    sh_chat_message_t *msg;
+    int64_t retry_ms;
+    char err[SH_ERRBUF_SIZE];
+};
+
+static void chat_work(void *arg)
+{
+    struct chat_job *j = arg;
+
+    j->rc = sh_chat_send(j->conn->gw->hub, j->user_id, j->stream_id, j->text,
+                         j->len, &j->msg, &j->retry_ms, j->err,
+                         sizeof j->err);
+}
+
+static void chat_done(void *arg, bool canceled)
+{
+    struct chat_job *j = arg;
+    struct sh__conn *c = j->conn;
+
+    if (!canceled && c->state == SH__CONN_WS && !c->ws->close_sent) {
+        if (j->rc == SH_OK) {
+            size_t len = 0;
+            const char *text = sh_chat_message_json(j->msg, &len);
+            json_object *res = json_object_new_object();
+            json_object *m = json_tokener_parse(text != NULL ? text : "{}");
+            json_object_object_add(res, "message", m);
+            sh__ws_send_json(c, reply_ok(j->id, res));
+        } else {
+            int retry = (int)((j->retry_ms + 999) / 1000);
+            if (j->rc == SH_ERATELIMITED || j->rc == SH_ESLOWMODE)
+                sh__series_add(c->gw->s_rate_limited, 1);
+            send_error(c, j->id, sh__err_code(j->rc, NULL),
+                       j->err[0] != '\0' ? j->err : sh_strerror(j->rc),
+                       retry);
+        }
+    }
+    sh_chat_message_free(j->msg);
+    json_object_put(j->id);
+    free(j->stream_id);
+    free(j->text);
+    sh__conn_unref(c);
+    free(j);
+}
+
+static void op_chat_send(struct sh__conn *c, json_object *id,
+                         json_object *cmd)
+{
+    struct sh__ws *ws = c->ws;
+    const char *stream_id = get_str(cmd, "streamId");
+    json_object *tv;
+    struct chat_job *j;
+
+    if (!ws->authed) {
+        send_error(c, id, "unauthenticated", "authenticate first", 0);
+        return;
+    }
+    if (stream_id == NULL || !json_object_object_get_ex(cmd, "text", &tv) ||
+        !json_object_is_type(tv, json_type_string)) {
+        send_error(c, id, "bad_request",
+                   "streamId and text (strings) are required", 0);
+        return;
+    }
+    j = calloc(1, sizeof *j);
+    if (j == NULL) {
+        send_error(c, id, "internal", "out of memory", 0);
+        return;
+    }
+    j->conn = c;
+    j->id = json_object_get(id);
+    snprintf(j->user_id, sizeof j->user_id, "%s", ws->user_id);
+    j->stream_id = strdup(stream_id);
+    j->len = (size_t)json_object_get_string_len(tv);
+    j->text = malloc(j->len + 1);
+    if (j->stream_id == NULL || j->text == NULL) {
+        free(j->stream_id);
+        free(j->text);
+        json_object_put(j->id);
+        free(j);
+        send_error(c, id, "internal", "out of memory", 0);
+        return;
+    }
+    memcpy(j->text, json_object_get_string(tv), j->len + 1);
+    sh__conn_ref(c);
+    if (sh__workers_submit(c->gw->workers, chat_work, chat_done, j) !=
+        SH_OK) {
+        sh__conn_unref(c);
+        free(j->stream_id);
+        free(j->text);
+        json_object_put(j->id);
+        free(j);
+        send_error(c, id, "internal", "server busy", 1);
+    }
+}
+
+static void op_publish(struct sh__conn *c, json_object *id, json_object *cmd)
+{
+    struct sh__ws *ws = c->ws;
+    struct sh_gateway *gw = c->gw;
+    const char *channel = get_str(cmd, "channel");
+    const char *type = get_str(cmd, "type");
+    const char *key = get_str(cmd, "apiKey");
+    json_object *data, *res;
+    const char *text;
+    size_t len = 0;
+    uint64_t offset = 0;
+    char err[SH_ERRBUF_SIZE];
+    bool key_ok;
+    sh_err_t rc;
+
+    if (channel == NULL || !json_object_object_get_ex(cmd, "data", &data)) {
+        send_error(c, id, "bad_request", "channel and data are required", 0);
+        return;
+    }
+    key_ok = key != NULL && gw->api_key[0] != '\0' &&
+             strlen(key) == strlen(gw->api_key) &&
+             sodium_memcmp(key, gw->api_key, strlen(key)) == 0;
+    if (!key_ok && !(ws->authed && (ws->roles & SH_ROLE_ADMIN))) {
+        send_error(c, id, ws->authed ? "forbidden" : "unauthenticated",
+                   "publishing needs the API key or an admin", 0);
+        return;
+    }
+    if (strncmp(channel, "app:", 4) != 0) {
+        send_error(c, id, "forbidden", "only app: channels take publishes",
+                   0);
+        return;
+    }
+    text = json_object_to_json_string_length(data, JSON_C_TO_STRING_PLAIN,
+                                             &len);
+    rc = sh_publish(gw->hub, channel, type != NULL ? type : "app.message",
+                    text, len, &offset, err, sizeof err);
+    if (rc != SH_OK) {
+        send_error(c, id, sh__err_code(rc, NULL), err, 0);
+        return;
+    }
+    res = json_object_new_object();
+    json_object_object_add(res, "channel", json_object_new_string(channel));
+    json_object_object_add(res, "offset",
+                           json_object_new_int64((int64_t)offset));
+    sh__ws_send_json(c, reply_ok(id, res));
+}
+
+static void native_on_text(struct sh__conn *c, const char *text, size_t len)
+{
+    json_tokener *tok = json_tokener_new_ex(64);
+    json_object *cmd = NULL, *id = NULL;
+    const char *op;
+
+    if (tok != NULL) {
+        cmd = json_tokener_parse_ex(tok, text, (int)len);
+        if (cmd != NULL && (json_tokener_get_error(tok) != json_tokener_success
+                            || tok->char_offset != (int)len)) {
+            /* Trailing bytes after the value: not one JSON object. */
+            size_t off = (size_t)tok->char_offset;
+            while (off < len && (text[off] == ' ' || text[off] == '\n' ||
+                                 text[off] == '\r' || text[off] == '\t'))
+                off++;
+            if (off != len) {
+                json_object_put(cmd);
+                cmd = NULL;
+            }
+        }
+        json_tokener_free(tok);
+    }
+    if (cmd == NULL || !json_object_is_type(cmd, json_type_object)) {
+        json_object_put(cmd);
+        sh__ws_close(c, SH__WS_CLOSE_NOT_JSON, "not a JSON object");
+        return;
+    }
+    if (json_object_object_get_ex(cmd, "id", &id) &&
+        !json_object_is_type(id, json_type_int))
+        id = NULL;
+    op = get_str(cmd, "op");
+    if (id == NULL) {
+        send_error(c, NULL, "bad_request", "id (an integer) is required", 0);
+    } else if (op == NULL) {
+        send_error(c, id, "bad_request", "op (a string) is required", 0);
+    } else if (strcmp(op, "auth") == 0) {
+        op_auth(c, id, cmd, false);
+    } else if (strcmp(op, "refresh") == 0) {
+        op_auth(c, id, cmd, true);
+    } else if (strcmp(op, "subscribe") == 0) {
+        op_subscribe(c, id, cmd);
+    } else if (strcmp(op, "unsubscribe") == 0) {
+        op_unsubscribe(c, id, cmd);
+    } else if (strcmp(op, "chat.send") == 0) {
+        op_chat_send(c, id, cmd);
+    } else if (strcmp(op, "publish") == 0) {
+        op_publish(c, id, cmd);
+    } else if (strcmp(op, "ping") == 0) {
+        sh__ws_send_json(c, reply_ok(id, NULL));
+    } else {
+        send_error(c, id, "bad_request", "unknown op", 0);
+    }
+    json_object_put(cmd);
+}
+
+/* ---- input ------------------------------------------------------- */
+
+void sh__ws_on_read(struct sh__conn *c)
+{
+    struct sh_gateway *gw = c->gw;
+
+    while (c->state == SH__CONN_WS && c->ws != NULL && !c->ws->close_sent) {
+        struct evbuffer *in = bufferevent_get_input(c->bev);
+        size_t n = evbuffer_get_length(in), used = 0;
+        struct sh__ws_event ev;
+        uint16_t code = 0;
+        enum sh__ws_status st;
+        uint8_t *data;
+
+        if (n == 0)
+            return;
+        c->ws->last_rx_ms = sh__mono_ms();
+        data = evbuffer_pullup(in, -1);
+        st = sh__ws_reader_feed(&c->ws->reader, data, n, &used, &ev, &code);
+        if (st == SH__WS_ERROR) {
+            sh__ws_close(c, code, code == SH__WS_CLOSE_BAD_DATA
+                                      ? "invalid UTF-8"
+                                  : code == SH__WS_CLOSE_TOO_BIG
+                                      ? "message too big"
+                                  : code == SH__WS_CLOSE_UNSUPPORTED
+                                      ? "binary messages are not accepted"
+                                      : "protocol error");
+            return;
+        }
+        if (st == SH__WS_NEED_MORE) {
+            evbuffer_drain(in, used);
+            return;
+        }
+        /* ev's bytes live in @in until drained: handle, then drain. */
+        switch (ev.kind) {
+        case SH__WS_EV_TEXT:
+            sh__series_add(gw->s_msgs_in, 1);
+            if (c->ws->proto == SH__WS_GRAPHQL)
+                sh__gqlws_on_text(c, (const char *)ev.data, ev.len);
+            else
+                native_on_text(c, (const char *)ev.data, ev.len);
+            break;
+        case SH__WS_EV_PING:
+            send_frame(c, SH__WS_OP_PONG, ev.data, ev.len);
+            break;
+        case SH__WS_EV_PONG:
+            break;
+        case SH__WS_EV_CLOSE:
+            /* Echo the peer's code (RFC 6455 5.5.1); none -> 1000. */
+            sh__ws_close(c, ev.close_code == SH__WS_CLOSE_NO_STATUS
+                                ? SH__WS_CLOSE_NORMAL
+                                : ev.close_code, NULL);
+            break;
+        }
+        if (c->state == SH__CONN_CLOSED || c->bev == NULL)
+            return;
+        evbuffer_drain(bufferevent_get_input(c->bev), used);
+    }
+}
