@@ -60,6 +60,11 @@ SH_API sh_err_t sh_hub_open(sh_config_t *conf, sh_hub_t **out, char *errbuf,
                    sh_strerror(rc));
         goto fail;
     }
+    rc = sh__metrics_new(&hub->metrics);
+    if (rc != SH_OK) {
+        sh__errbuf(errbuf, errbuf_len, "out of memory");
+        goto fail;
+    }
     rc = sh__store_open(conf, &hub->log, &hub->store, errbuf, errbuf_len);
     if (rc != SH_OK)
         goto fail;
@@ -86,6 +91,7 @@ fail:
     sh__bus_free(hub->bus);
     sh__store_close(hub->store);
     sh__dispatch_free(hub->dispatch);
+    sh__metrics_free(hub->metrics);
     free(hub);
     return rc;
 }
@@ -100,6 +106,7 @@ SH_API void sh_hub_close(sh_hub_t *hub)
     sh__log_kv(&hub->log, SH_LOG_INFO, "hub closed", (char *)NULL);
     sh__dispatch_free(hub->dispatch); /* runs them, canceled */
     sh__store_close(hub->store);
+    sh__metrics_free(hub->metrics);
     sh_config_free(hub->conf);
     free(hub);
 }

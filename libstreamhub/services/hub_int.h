@@ -11,6 +11,7 @@
 #include <stdatomic.h>
 
 #include "bus/bus_int.h"
+#include "core/metrics_int.h"
 #include "core/core_int.h"
 #include "store/store_int.h"
 
@@ -26,6 +27,7 @@ struct sh_hub {
     struct sh__dispatch *dispatch;  /* owned */
     struct sh__store *store;        /* owned */
     struct sh__bus *bus;            /* owned */
+    struct sh__metrics *metrics;    /* owned: Prometheus registry */
     struct sh__accounts *accounts;  /* owned by its area */
     struct sh__social *social;
     struct sh__streams *streams;
