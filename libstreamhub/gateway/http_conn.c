@@ -243,7 +243,13 @@ static struct sh__http_conn *conn_of(http_parser *p)
 
 static int on_message_begin(http_parser *p)
 {
-    build_reset(conn_of(p));
+    struct sh__http_conn *c = conn_of(p);
+    int hs = c->hs;                    /* the scanner ran ahead: keep it */
+    size_t head = c->head_bytes;
+
+    build_reset(c);
+    c->hs = hs;
+    c->head_bytes = head;
     return 0;
 }
 
@@ -614,16 +620,24 @@ enum sh__http_status sh__http_conn_feed(struct sh__http_conn *c,
         if (c->qlen == c->lim.max_pipelined)
             break;                       /* pop first: backpressure */
         if (c->phase == PH_HEAD) {
+            /* The parser first sees the bytes before the first refusal
+             * of ours, so that the verdict does not depend on how the
+             * input was cut (the fuzzer checks it). */
+            size_t room = c->lim.max_header_bytes - c->head_bytes;
+            size_t good;
             k = scan_head(&c->hs, data + off, n - off);
-            if (c->hs == HS_BAD)
-                return fail(c, 400, "bad line end, NUL or folded header");
-            c->head_bytes += k;
-            if (c->head_bytes > c->lim.max_header_bytes)
-                return fail(c, 431, "header section over "
-                            "http.max-header-bytes");
-            used = execute(c, data + off, k);
+            good = c->hs == HS_BAD ? k - 1 : k;
+            if (good > room)
+                good = room;
+            used = execute(c, data + off, good);
             if (used == SIZE_MAX)
                 return fail(c, c->err_status, c->err_why);
+            if (c->hs == HS_BAD && k - 1 <= room)
+                return fail(c, 400, "bad line end, NUL or folded header");
+            if (k > room)
+                return fail(c, 431, "header section over "
+                            "http.max-header-bytes");
+            c->head_bytes += k;
         } else {
             enum seg seg = c->seg;
             int hs = c->hs;     /* a completion resets c->hs */
