@@ -330,29 +330,26 @@ static bool read_escape(struct sh__gql_lexer *lx, size_t pos, char *out,
         return fail_slice(lx, pos, 2,
                           "Invalid character escape sequence: ");
     if (at(lx, pos + 2) == '{') {
-        /* \u{X...}: at most 0x10FFFF, not a surrogate. */
+        /* \u{X...}: graphql-js's readEscapedUnicodeVariableWidth, at
+         * most 8 hex digits, a Unicode scalar value. */
         uint32_t v = 0;
-        size_t i = pos + 3;
-        if (at(lx, i) == '}')
-            return fail_slice(lx, pos, 4,
-                              "Invalid Unicode escape sequence: ");
-        while (at(lx, i) != '}') {
-            int h = hex_val(at(lx, i));
-            if (h < 0 || i - pos > 11)
-                return fail_slice(lx, pos, i - pos + 1,
-                                  "Invalid Unicode escape sequence: ");
+        size_t size = 3;
+        while (size < 12) {
+            int ch = at(lx, pos + size++);
+            if (ch == '}') {
+                if (size < 5 || v > 0x10FFFF || (v >= 0xD800 && v <= 0xDFFF))
+                    break;
+                *olen = put_utf8(out, v);
+                *adv = size;
+                return true;
+            }
+            int h = hex_val(ch);
+            if (h < 0)
+                break;
             v = v << 4 | (uint32_t)h;
-            if (v > 0x10FFFF)
-                return fail_slice(lx, pos, i - pos + 1,
-                                  "Invalid Unicode escape sequence: ");
-            i++;
         }
-        if (v >= 0xD800 && v <= 0xDFFF)
-            return fail_slice(lx, pos, i - pos + 1,
-                              "Invalid Unicode escape sequence: ");
-        *olen = put_utf8(out, v);
-        *adv = i - pos + 1;
-        return true;
+        return fail_slice(lx, pos, size,
+                          "Invalid Unicode escape sequence: ");
     }
     long v = fixed_hex(lx, pos);
     if (v < 0)
