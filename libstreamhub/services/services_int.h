@@ -138,7 +138,7 @@ sh_err_t sh__cursor_ti_decode(const char *cursor, bool *have, int64_t *t,
 
 /* Code points of @s (@n bytes) into *@cps; false when @s is not valid
  * UTF-8 (overlongs, surrogates, > U+10FFFF, truncated) or holds a NUL. */
-bool sh__utf8_count(const char *s, size_t n, size_t *cps);
+bool sh__text_count(const char *s, size_t n, size_t *cps);
 
 /* ---- users and roles --------------------------------------------------- */
 

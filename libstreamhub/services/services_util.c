@@ -13,6 +13,7 @@
 
 #include <sodium.h>
 
+#include "core/utf8_int.h"
 #include "services_int.h"
 
 #define SH__CURSOR_MAX 512   /* bytes of encoded cursor we accept */
@@ -490,52 +491,15 @@ sh_err_t sh__cursor_ti_decode(const char *cursor, bool *have, int64_t *t,
 
 /* ---- text -------------------------------------------------------------- */
 
-bool sh__utf8_count(const char *s, size_t n, size_t *cps)
+bool sh__text_count(const char *s, size_t n, size_t *cps)
 {
-    const unsigned char *p = (const unsigned char *)s;
-    size_t i = 0, count = 0;
-
     *cps = 0;
     if (s == NULL)
         return n == 0;
-    while (i < n) {
-        unsigned c = p[i];
-        unsigned need, cp;
-
-        if (c == 0)
-            return false;
-        if (c < 0x80) {
-            i++;
-            count++;
-            continue;
-        }
-        if (c >= 0xc2 && c <= 0xdf) {
-            need = 1;
-            cp = c & 0x1f;
-        } else if (c >= 0xe0 && c <= 0xef) {
-            need = 2;
-            cp = c & 0x0f;
-        } else if (c >= 0xf0 && c <= 0xf4) {
-            need = 3;
-            cp = c & 0x07;
-        } else {
-            return false;
-        }
-        if (n - i <= need)
-            return false;
-        for (unsigned k = 1; k <= need; k++) {
-            unsigned cc = p[i + k];
-            if ((cc & 0xc0) != 0x80)
-                return false;
-            cp = (cp << 6) | (cc & 0x3f);
-        }
-        if ((need == 2 && cp < 0x800) || (need == 3 && cp < 0x10000) ||
-            cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
-            return false;
-        i += need + 1;
-        count++;
-    }
-    *cps = count;
+    if (memchr(s, '\0', n) != NULL ||
+        !sh__utf8_validate((const uint8_t *)s, n))
+        return false;
+    *cps = sh__utf8_count((const uint8_t *)s, n);
     return true;
 }
 

@@ -264,7 +264,7 @@ static sh_err_t check_text(const char *what, const char *s, size_t max,
     n = strlen(s);
     if (n == 0 && allow_empty)
         return SH_OK;
-    if (!sh__utf8_count(s, n, &cps)) {
+    if (!sh__text_count(s, n, &cps)) {
         sh__errbuf(errbuf, errbuf_len, "%s: not valid UTF-8", what);
         return SH_EINVAL;
     }
@@ -830,7 +830,7 @@ SH_API sh_err_t sh_stream_search(sh_hub_t *hub, const char *query,
         return SH_EINVAL;
     }
     qlen = strlen(query);
-    if (qlen == 0 || qlen > QUERY_MAX || !sh__utf8_count(query, qlen, &cps)) {
+    if (qlen == 0 || qlen > QUERY_MAX || !sh__text_count(query, qlen, &cps)) {
         sh__errbuf(errbuf, errbuf_len, "query: 1..%d bytes of UTF-8",
                    QUERY_MAX);
         return SH_EINVAL;
