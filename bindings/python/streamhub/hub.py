@@ -163,6 +163,7 @@ class Subscription:
         self.end_status: Optional[int] = None
         self._queue: Deque[Event] = collections.deque()
         self._errors: List[BaseException] = []
+        self._busy_reported = False
         self._handle: Optional[int] = None
         self._id = next(_ids)
 
@@ -195,13 +196,20 @@ class Subscription:
 
     def get(self, timeout: Optional[float] = None) -> Optional[Event]:
         """The next event, waiting up to @timeout seconds (None: until one
-        comes or the subscription ends).  Returns None on timeout or end."""
+        comes or the subscription ends).  Returns None on timeout or end.
+        Raises Busy once when the hub dropped this subscriber for falling
+        behind (then resubscribe with since=last_position)."""
         deadline = None if timeout is None else time.monotonic() + timeout
         while True:
             self._raise_pending()
             if self._queue:
                 return self._queue.popleft()
             if not self.active:
+                if self.end_status == E.EBUSY and not self._busy_reported:
+                    self._busy_reported = True
+                    raise E.Busy(E.EBUSY, f"subscriber to {self.channel} "
+                                 "fell behind and was dropped; subscribe "
+                                 "again with since=last_position")
                 return None
             wait = self.poll_interval
             if deadline is not None:
