@@ -105,11 +105,12 @@ static int64_t multiplier(struct lctx *c, const struct sh__gql_field *def,
             a = a->next;
         if (a != NULL && a->value->kind == SH__GQL_V_VARIABLE) {
             json_object *jv = NULL;
-            if (c->vars != NULL &&
-                json_object_object_get_ex(c->vars, a->value->str, &jv) &&
-                json_object_is_type(jv, json_type_int)) {
+            /* given (null counts: then the argument's default applies) */
+            bool given = c->vars != NULL &&
+                json_object_object_get_ex(c->vars, a->value->str, &jv);
+            if (given && json_object_is_type(jv, json_type_int)) {
                 n = json_object_get_int64(jv);
-            } else if (jv == NULL) {
+            } else if (!given) {
                 for (const struct sh__gql_input_def *v = c->op->vars; v;
                      v = v->next)
                     if (strcmp(v->name, a->value->str) == 0 &&

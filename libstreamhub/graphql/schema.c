@@ -123,6 +123,7 @@ static bool add_type(struct builder *b, const struct sh__gql_definition *d,
         break;
     case SH__GQL_D_ENUM: {
         size_t n = 0;
+        t->kind = SH__GQL_K_ENUM;
         for (const struct sh__gql_field_def *f = d->fields; f; f = f->next)
             n++;
         struct sh__gql_enum_value *v = balloc(b, n * sizeof *v);

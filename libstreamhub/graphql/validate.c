@@ -413,6 +413,11 @@ struct fent {
     const struct sh__gql_field *def;     /* NULL: unknown */
     const char *rname;
     size_t idx;
+    /* 0: in the selection set itself (or an inline fragment of it);
+     * i + 1: reached through the set's spread of fragment i.  Two fields
+     * of the same fragment are compared when that fragment's own
+     * selection set is checked, not at each spread (as graphql-js). */
+    size_t tag;
 };
 
 struct fvec {
@@ -438,7 +443,7 @@ static void fvec_push(struct vctx *c, struct fvec *f, struct fent e)
 
 static void collect_rec(struct vctx *c, const struct sh__gql_type *parent,
                         const struct sh__gql_selection *sel, struct fvec *f,
-                        uint32_t gen, unsigned depth)
+                        uint32_t gen, size_t tag, unsigned depth)
 {
     if (depth > MAX_DEPTH) {
         too_complex(c);
@@ -452,13 +457,13 @@ static void collect_rec(struct vctx *c, const struct sh__gql_type *parent,
         if (sel->kind == SH__GQL_S_FIELD) {
             struct fent e = { parent, sel,
                 parent ? sh__gql_type_field(c->s, parent, sel->name) : NULL,
-                sel->alias ? sel->alias : sel->name, 0 };
+                sel->alias ? sel->alias : sel->name, 0, tag };
             fvec_push(c, f, e);
         } else if (sel->kind == SH__GQL_S_INLINE) {
             const struct sh__gql_type *t = parent;
             if (sel->type_cond != NULL)
                 t = sh__gql_schema_type(c->s, sel->type_cond);
-            collect_rec(c, t, sel->selset, f, gen, depth + 1);
+            collect_rec(c, t, sel->selset, f, gen, tag, depth + 1);
         } else {
             size_t i = frag_index(c, sel->name);
             if (i == SIZE_MAX || c->stamp[i] == gen)
@@ -466,7 +471,8 @@ static void collect_rec(struct vctx *c, const struct sh__gql_type *parent,
             c->stamp[i] = gen;
             const struct sh__gql_definition *fd = c->frags[i];
             collect_rec(c, sh__gql_schema_type(c->s, fd->type_cond),
-                        fd->selset, f, gen, depth + 1);
+                        fd->selset, f, gen, tag != 0 ? tag : i + 1,
+                        depth + 1);
         }
     }
 }
@@ -474,7 +480,7 @@ static void collect_rec(struct vctx *c, const struct sh__gql_type *parent,
 static void collect(struct vctx *c, const struct sh__gql_type *parent,
                     const struct sh__gql_selection *sel, struct fvec *f)
 {
-    collect_rec(c, parent, sel, f, new_gen(c), 0);
+    collect_rec(c, parent, sel, f, new_gen(c), 0, 0);
 }
 
 static int fent_cmp(const void *a, const void *b)
@@ -633,11 +639,33 @@ static void check_overlap(struct vctx *c, const struct sh__gql_type *parent,
             size_t j = i + 1;
             while (j < f.n && strcmp(f.v[j].rname, f.v[i].rname) == 0)
                 j++;
-            for (size_t k = i + 1; k < j && !c->stop; k++) {
+            /* Compare each field with one earlier field of the group that
+             * does not share its fragment: the first direct one, else the
+             * first of another fragment; linear in the group's size. */
+            size_t first0 = SIZE_MAX, firstA = SIZE_MAX, firstB = SIZE_MAX;
+            for (size_t k = i; k < j && !c->stop; k++) {
+                size_t tk = f.v[k].tag, m = SIZE_MAX;
+                if (tk == 0)
+                    m = k > i ? i : SIZE_MAX;
+                else if (first0 != SIZE_MAX)
+                    m = first0;
+                else if (firstA != SIZE_MAX && f.v[firstA].tag != tk)
+                    m = firstA;
+                else if (firstB != SIZE_MAX)
+                    m = firstB;
+                if (tk == 0 && first0 == SIZE_MAX)
+                    first0 = k;
+                else if (tk != 0 && firstA == SIZE_MAX)
+                    firstA = k;
+                else if (tk != 0 && firstB == SIZE_MAX &&
+                         f.v[firstA].tag != tk)
+                    firstB = k;
+                if (m == SIZE_MAX)
+                    continue;
                 char why[300];
-                if (fields_conflict(c, &f.v[i], &f.v[k], false, why,
+                if (fields_conflict(c, &f.v[m], &f.v[k], false, why,
                                     sizeof why, 0)) {
-                    struct sh__gql_loc l[2] = { f.v[i].sel->loc,
+                    struct sh__gql_loc l[2] = { f.v[m].sel->loc,
                                                 f.v[k].sel->loc };
                     report(c, l, 2, "Fields \"%s\" conflict because %s. Use "
                            "different aliases on the fields to fetch both "
@@ -921,7 +949,13 @@ static void check_variables(struct vctx *c,
                        e->var->str);
             continue;
         }
-        used[idx] = true;
+        /* used by name: a duplicate definition is reported once, as a
+         * duplicate, not also as unused */
+        size_t w = 0;
+        for (const struct sh__gql_input_def *x = op->vars; x; x = x->next, w++)
+            if (strcmp(x->name, v->name) == 0)
+                used[w] = true;
+        (void)idx;
         if (e->type == NULL || named(c, v->type) == NULL)
             continue;
         /* allowedVariableUsage */
@@ -1152,8 +1186,11 @@ static void document_rules(struct vctx *c, size_t nops)
     if (!c->stop) {
         for (size_t i = 0; i < c->nfrags; i++)
             cy.path_index[i] = SIZE_MAX;
-        for (size_t i = 0; i < c->nfrags && !c->stop; i++)
-            detect_cycles(c, &cy, i, 0);
+        /* document order, as graphql-js reports */
+        for (const struct sh__gql_definition *d = doc->defs;
+             d && !c->stop; d = d->next)
+            if (d->kind == SH__GQL_D_FRAGMENT)
+                detect_cycles(c, &cy, frag_index(c, d->name), 0);
     }
     free(cy.visited);
     free(cy.path_index);
