@@ -44,6 +44,8 @@
 #include "follows.h"
 #include "streams.h"
 #include "notifications.h"
+#include "chat.h"
+#include "moderation.h"
 
 #ifdef __cplusplus
 extern "C" {

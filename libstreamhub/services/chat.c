@@ -657,7 +657,7 @@ static char *offset_cursor(int64_t offset)
     return out;
 }
 
-void sh_chat_message_list_free(sh_chat_message_list_t *l)
+SH_API void sh_chat_message_list_free(sh_chat_message_list_t *l)
 {
     if (l == NULL)
         return;

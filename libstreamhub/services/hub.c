@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "chat_int.h"
 #include "hub_int.h"
 #include "services_int.h"
 
@@ -21,6 +22,7 @@ struct area {
 static const struct area areas[] = {
     { "accounts", sh__accounts_init, sh__accounts_fini },
     { "streams", sh__streams_init, sh__streams_fini },
+    { "chat", sh__chat_init, sh__chat_fini },
 };
 
 #define NAREAS (sizeof areas / sizeof areas[0])

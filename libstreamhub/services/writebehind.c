@@ -18,6 +18,10 @@
  *    while the hub runs.  At shutdown the writer keeps trying for
  *    SH__WB_CLOSE_TRIES attempts and then logs, at error level, how many
  *    rows it could not store (never silently).
+ *  - Group commit: the writer wakes at the first row or a full batch and
+ *    lets a short batch linger SH__WB_LINGER_MS for company (never while
+ *    a flush waits or at shutdown), so that a busy chat makes few large
+ *    transactions and a sender rarely pays a wake-up system call.
  *  - Inserts are idempotent (ON CONFLICT DO NOTHING): a batch whose commit
  *    succeeded but reported failure is not stored twice.
  *
@@ -38,6 +42,7 @@
 #include "chat_int.h"
 
 #define SH__WB_CLOSE_TRIES 20
+#define SH__WB_LINGER_MS 2
 
 struct sh__wb {
     sh_hub_t *hub;
@@ -50,6 +55,8 @@ struct sh__wb {
     size_t batch;
     uint64_t enq_seq, done_seq;
     bool stopping;
+    bool writer_idle;            /* the writer waits on cv_work */
+    unsigned flushers;           /* threads waiting in sh__wb_flush */
     pthread_t thread;
 };
 
@@ -142,10 +149,32 @@ static void *writer_main(void *arg)
         int tries = 0;
         sh_err_t rc;
 
-        while (wb->len == 0 && !wb->stopping)
+        while (wb->len == 0 && !wb->stopping) {
+            wb->writer_idle = true;
             pthread_cond_wait(&wb->cv_work, &wb->mu);
+            wb->writer_idle = false;
+        }
         if (wb->len == 0)
             break;                          /* stopping, all stored */
+        /* Group commit: a short batch waits up to SH__WB_LINGER_MS for
+         * company, unless someone waits for the flush or we stop.  Fewer,
+         * larger transactions keep the writer ahead of a busy chat. */
+        if (wb->len < room && !wb->stopping && wb->flushers == 0) {
+            struct timespec until;
+
+            clock_gettime(CLOCK_REALTIME, &until);
+            until.tv_nsec += SH__WB_LINGER_MS * 1000000L;
+            if (until.tv_nsec >= 1000000000L) {
+                until.tv_sec++;
+                until.tv_nsec -= 1000000000L;
+            }
+            wb->writer_idle = true;
+            while (wb->len < room && !wb->stopping && wb->flushers == 0 &&
+                   pthread_cond_timedwait(&wb->cv_work, &wb->mu, &until)
+                       == 0)
+                ;
+            wb->writer_idle = false;
+        }
         n = wb->len < room ? wb->len : room;
         for (i = 0; i < n; i++) {
             struct sh__wb_row *slot = &wb->ring[(wb->head + i) % wb->cap];
@@ -289,7 +318,10 @@ void sh__wb_push(struct sh__wb *wb, struct sh__wb_row *row)
     wb->ring[(wb->head + wb->len) % wb->cap] = *row;
     wb->len++;
     wb->enq_seq++;
-    pthread_cond_signal(&wb->cv_work);
+    /* Wake the writer only when it sleeps and has something worth a
+     * transaction: a wake-up per message would cost a system call each. */
+    if (wb->writer_idle && (wb->len == 1 || wb->len >= wb->batch))
+        pthread_cond_signal(&wb->cv_work);
     pthread_mutex_unlock(&wb->mu);
     memset(row, 0, sizeof *row);
 }
@@ -300,8 +332,13 @@ void sh__wb_flush(struct sh__wb *wb)
 
     pthread_mutex_lock(&wb->mu);
     target = wb->enq_seq;
-    while (wb->done_seq < target)
-        pthread_cond_wait(&wb->cv_done, &wb->mu);
+    if (wb->done_seq < target) {
+        wb->flushers++;
+        pthread_cond_signal(&wb->cv_work);   /* cut a linger short */
+        while (wb->done_seq < target)
+            pthread_cond_wait(&wb->cv_done, &wb->mu);
+        wb->flushers--;
+    }
     pthread_mutex_unlock(&wb->mu);
 }
 

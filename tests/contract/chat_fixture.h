@@ -193,7 +193,8 @@ static inline int64_t fx_send(struct fx *f, int who, const char *text,
     rc = sh_chat_send(f->hub, who < 0 ? NULL : f->ids[who], f->stream, text,
                       len, &m, retry, err, sizeof err);
     if (rc != want)
-        fail_msg("send '%.40s': got %s (%s), want %s", text,
+        fail_msg("send '%.40s': got %s (%s), want %s",
+                 text != NULL ? text : "(null)",
                  sh_err_name(rc), err, sh_err_name(want));
     if (rc == SH_OK) {
         off = sh_chat_message_offset(m);
