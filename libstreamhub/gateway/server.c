@@ -18,6 +18,7 @@
  * http.idle-timeout-ms.  While requests are in flight no timer runs.
  */
 #include <arpa/inet.h>
+#include <netdb.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <netinet/in.h>
@@ -416,8 +417,10 @@ static void access_log(struct sh__req *req, int status, size_t len)
     json_object_object_add(f, "path", json_object_new_string(req->path));
     json_object_object_add(f, "status", json_object_new_int(status));
     json_object_object_add(f, "bytes", json_object_new_int64((int64_t)len));
-    json_object_object_add(f, "duration_ms",
-                           json_object_new_double(secs * 1000.0));
+    json_object *ms = json_object_new_double(secs * 1000.0);
+    json_object_set_serializer(ms, json_object_double_to_json_string,
+                               (void *)"%.3f", NULL);
+    json_object_object_add(f, "duration_ms", ms);
     json_object_object_add(f, "peer", json_object_new_string(req->conn->peer));
     sh__log(&gw->hub->log, SH_LOG_INFO, "request", f);
 }
@@ -817,6 +820,48 @@ static SSL_CTX *tls_context(const char *cert, const char *key, char *errbuf,
     return ctx;
 }
 
+/* "HOST:PORT" or "[IPv6]:PORT" (port 0: any free port) to an address;
+ * HOST may be a name (getaddrinfo, numeric service). */
+static sh_err_t resolve_listen(const char *spec,
+                               struct sockaddr_storage *ss, int *sslen,
+                               char *errbuf, size_t errbuf_len)
+{
+    char host[256];
+    const char *colon = strrchr(spec, ':'), *h = spec;
+    size_t hl;
+    struct addrinfo hints, *res = NULL;
+    int rc;
+
+    if (colon == NULL || colon[1] == '\0')
+        goto bad;
+    hl = (size_t)(colon - spec);
+    if (hl > 0 && spec[0] == '[' && spec[hl - 1] == ']') {
+        h = spec + 1;
+        hl -= 2;
+    }
+    if (hl == 0 || hl >= sizeof host)
+        goto bad;
+    memcpy(host, h, hl);
+    host[hl] = '\0';
+    memset(&hints, 0, sizeof hints);
+    hints.ai_family = AF_UNSPEC;
+    hints.ai_socktype = SOCK_STREAM;
+    hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
+    rc = getaddrinfo(host, colon + 1, &hints, &res);
+    if (rc != 0 || res == NULL) {
+        sh__errbuf(errbuf, errbuf_len, "listen: cannot resolve '%s': %s",
+                   spec, gai_strerror(rc));
+        return SH_EINVAL;
+    }
+    memcpy(ss, res->ai_addr, res->ai_addrlen);
+    *sslen = (int)res->ai_addrlen;
+    freeaddrinfo(res);
+    return SH_OK;
+bad:
+    sh__errbuf(errbuf, errbuf_len, "listen: '%s' is not HOST:PORT", spec);
+    return SH_EINVAL;
+}
+
 static void shutdown_timer_cb(evutil_socket_t fd, short what, void *arg)
 {
     struct sh_gateway *gw = arg;
@@ -990,14 +1035,9 @@ SH_API sh_err_t sh_gateway_start(sh_hub_t *hub, struct event_base *base,
         }
     }
     listen_at = sh__config_str(hub->conf, "listen");
-    memset(&ss, 0, sizeof ss);
-    if (evutil_parse_sockaddr_port(listen_at, (struct sockaddr *)&ss,
-                                   &sslen) != 0) {
-        sh__errbuf(errbuf, errbuf_len, "listen: cannot parse '%s' (use "
-                   "IPv4:PORT or [IPv6]:PORT)", listen_at);
-        rc = SH_EINVAL;
+    rc = resolve_listen(listen_at, &ss, &sslen, errbuf, errbuf_len);
+    if (rc != SH_OK)
         goto fail;
-    }
     gw->listener = evconnlistener_new_bind(
         base, accept_cb, gw,
         LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE | LEV_OPT_CLOSE_ON_EXEC,
