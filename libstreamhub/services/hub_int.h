@@ -40,6 +40,14 @@ struct sh_hub {
 sh_err_t sh__accounts_init(sh_hub_t *hub, char *errbuf, size_t errbuf_len);
 void sh__accounts_fini(sh_hub_t *hub);
 
+/* services/ready.c: readiness (GET /readyz): a store round trip (SELECT 1)
+ * and a bus position query, both always run.  Returns SH_OK; SH_ESTORE when
+ * the store failed (whatever the bus), SH_EBUS when only the bus failed,
+ * SH_ECANCELED when closing.  @errbuf gets "store: <why>" and/or
+ * "bus: <why>" (joined by "; ").  May wait on the store: never call it on
+ * the loop thread.  @locality any */
+sh_err_t sh__hub_ready(sh_hub_t *hub, char *errbuf, size_t errbuf_len);
+
 /* SH_ECANCELED once the hub is closing; public calls check it first. */
 static inline sh_err_t sh__hub_live(const sh_hub_t *hub)
 {
