@@ -16,14 +16,10 @@
 #include <string.h>
 
 #include "streamhub/follows.h"
+#include "chat_int.h"
 #include "services_int.h"
 
 struct sh_user_list { struct sh__list l; };
-
-void sh__chat_follow_changed(sh_hub_t *hub, const char *follower_id,
-                             const char *followed_id, bool following);
-void sh__chat_stream_changed(sh_hub_t *hub, const char *stream_id,
-                             bool live);
 
 static const struct sh__sql q_follow = {
     "INSERT INTO follows (follower_id, followed_id, created_at) "
@@ -430,26 +426,4 @@ SH_API const char *sh_user_list_json(const sh_user_list_t *l, size_t *len)
 SH_API void sh_user_list_free(sh_user_list_t *l)
 {
     sh__list_free(l != NULL ? &l->l : NULL);
-}
-
-/* Until the chat area is linked into the library, these hooks of
- * chat_int.h do nothing; its definitions replace these weak ones. */
-__attribute__((weak)) void sh__chat_follow_changed(sh_hub_t *hub,
-                                                   const char *follower_id,
-                                                   const char *followed_id,
-                                                   bool following)
-{
-    (void)hub;
-    (void)follower_id;
-    (void)followed_id;
-    (void)following;
-}
-
-__attribute__((weak)) void sh__chat_stream_changed(sh_hub_t *hub,
-                                                   const char *stream_id,
-                                                   bool live)
-{
-    (void)hub;
-    (void)stream_id;
-    (void)live;
 }

@@ -196,9 +196,10 @@ sh_err_t sh__is_following(sh_hub_t *hub, const char *follower_id,
 sh_err_t sh__stream_channel(sh_hub_t *hub, const char *stream_id,
                             char channel_id[SH__UUID_LEN + 1], bool *live);
 
-/* Stats hook: the chat calls it for every accepted message (any thread,
- * cheap: an in-memory counter; the totals are persisted with upserts).
- * @now_ms  wall clock of the message. */
+/* Stats hook: the chat calls it for every accepted message (any thread).
+ * Counts in memory; about once a second per stream (or every 256
+ * messages) the calling thread stores the batch with upserts, so it must
+ * not hold a store connection.  @now_ms  wall clock of the message. */
 void sh__stats_chat_accepted(sh_hub_t *hub, const char *stream_id,
                              const char *author_id, int64_t now_ms);
 
@@ -222,7 +223,10 @@ struct sh__stats;
 sh_err_t sh__stats_new(struct sh__stats **out);
 void sh__stats_free(struct sh__stats *st);
 struct sh__stats *sh__streams_stats(sh_hub_t *hub);
-/* Forget a stream's ring (the stream ended). */
-void sh__stats_forget(struct sh__stats *st, const char *stream_id);
+/* Store a stream's pending chat counts and forget its ring (the stream
+ * ended). */
+void sh__stats_forget(sh_hub_t *hub, const char *stream_id);
+/* Store every stream's pending chat counts (the hub is closing). */
+void sh__stats_flush(sh_hub_t *hub);
 
 #endif

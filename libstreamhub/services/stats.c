@@ -4,9 +4,15 @@
  * messagesPerMinute is a property of this hub's recent past, not of the
  * store: each stream has a ring of 60 per-second counters (struct ring),
  * slot = second % 60, a slot being reset when a newer second reuses it.
- * The sum of the slots of the last 60 seconds is the rate.  Totals
- * (chatMessages, uniqueChatters) are persisted at once with upserts, so
- * that every node of a cluster and every restart agrees on them.
+ * The sum of the slots of the last 60 seconds is the rate.
+ *
+ * Totals (chatMessages, uniqueChatters) live in the store, so that every
+ * node of a cluster and every restart agrees on them, but the hook runs on
+ * the chat's hot path: it only counts in memory (the messages and the set
+ * of authors since the last flush) and the calling thread flushes a
+ * stream's batch with upserts once a second or every FLUSH_MAX messages,
+ * outside the lock.  sh_stream_stats_get() and the hub's close flush
+ * first, so what they read or leave behind is complete.
  */
 #include <pthread.h>
 #include <stdlib.h>
@@ -17,6 +23,8 @@
 
 #define SBUCKETS 1024u
 #define RING 60
+#define FLUSH_MAX 256
+#define FLUSH_MS 1000
 
 struct sh_stream_stats { json_object *obj; };
 
@@ -27,6 +35,19 @@ struct ring {
     char id[SH__UUID_LEN + 1];
     int64_t sec[RING];
     int64_t count[RING];
+    /* not yet in the store: */
+    int64_t pending;                      /* messages */
+    char (*authors)[SH__UUID_LEN + 1];    /* owned, nauthors distinct */
+    size_t nauthors, cap;
+    int64_t flushed_ms;                   /* monotonic, last flush */
+};
+
+/* A batch taken out of a ring for the store. */
+struct batch {
+    char id[SH__UUID_LEN + 1];
+    int64_t pending;
+    char (*authors)[SH__UUID_LEN + 1];
+    size_t nauthors;
 };
 
 struct sh__stats {
@@ -35,16 +56,17 @@ struct sh__stats {
 };
 
 static const struct sh__sql q_msg = {
-    "INSERT INTO stream_stats (stream_id, chat_messages) VALUES (?, 1) "
+    "INSERT INTO stream_stats (stream_id, chat_messages) VALUES (?, ?) "
     "ON CONFLICT (stream_id) DO UPDATE SET "
-    "chat_messages = stream_stats.chat_messages + 1", NULL, NULL
+    "chat_messages = stream_stats.chat_messages + excluded.chat_messages",
+    NULL, NULL
 };
 static const struct sh__sql q_chatter = {
     "INSERT INTO stream_chatters (stream_id, user_id) VALUES (?, ?) "
     "ON CONFLICT DO NOTHING", NULL, NULL
 };
 static const struct sh__sql q_unique = {
-    "UPDATE stream_stats SET unique_chatters = unique_chatters + 1 "
+    "UPDATE stream_stats SET unique_chatters = unique_chatters + ? "
     "WHERE stream_id = ?", NULL, NULL
 };
 static const struct sh__sql q_get = {
@@ -95,6 +117,7 @@ void sh__stats_free(struct sh__stats *st)
         struct ring *r = st->b[b];
         while (r != NULL) {
             struct ring *nx = r->next;
+            free(r->authors);
             free(r);
             r = nx;
         }
@@ -103,26 +126,36 @@ void sh__stats_free(struct sh__stats *st)
     free(st);
 }
 
-void sh__stats_forget(struct sh__stats *st, const char *stream_id)
+static void flush(sh_hub_t *hub, struct sh__stats *st,
+                  const char *stream_id);
+
+void sh__stats_forget(sh_hub_t *hub, const char *stream_id)
 {
+    struct sh__stats *st = sh__streams_stats(hub);
     struct ring **pp, *r;
 
     if (st == NULL || stream_id == NULL)
         return;
+    flush(hub, st, stream_id);
     pthread_mutex_lock(&st->mu);
     pp = sfind(st, stream_id);
     r = *pp;
     if (r != NULL)
         *pp = r->next;
     pthread_mutex_unlock(&st->mu);
+    if (r != NULL)
+        free(r->authors);
     free(r);
 }
 
-static void ring_add(struct sh__stats *st, const char *id, int64_t now_ms)
+/* Count one message; returns true when the stream's batch is due. */
+static bool ring_add(struct sh__stats *st, const char *id,
+                     const char *author, int64_t now_ms)
 {
-    int64_t sec = now_ms / 1000;
+    int64_t sec = now_ms / 1000, mono = sh__mono_ms();
     size_t slot = (size_t)(sec % RING);
     struct ring **pp, *r;
+    bool due = false, known = false;
 
     pthread_mutex_lock(&st->mu);
     pp = sfind(st, id);
@@ -131,6 +164,7 @@ static void ring_add(struct sh__stats *st, const char *id, int64_t now_ms)
         r = calloc(1, sizeof *r);
         if (r != NULL) {
             memcpy(r->id, id, SH__UUID_LEN + 1);
+            r->flushed_ms = mono;
             *pp = r;
         }
     }
@@ -140,8 +174,123 @@ static void ring_add(struct sh__stats *st, const char *id, int64_t now_ms)
             r->count[slot] = 0;
         }
         r->count[slot]++;
+        r->pending++;
+        for (size_t i = 0; i < r->nauthors && !known; i++)
+            known = strcmp(r->authors[i], author) == 0;
+        if (!known && r->nauthors == r->cap) {
+            size_t cap = r->cap != 0 ? r->cap * 2 : 8;
+            void *a = realloc(r->authors, cap * sizeof *r->authors);
+            if (a != NULL) {
+                r->authors = a;
+                r->cap = cap;
+            }
+        }
+        if (!known && r->nauthors < r->cap)
+            memcpy(r->authors[r->nauthors++], author, SH__UUID_LEN + 1);
+        due = r->pending >= FLUSH_MAX || r->nauthors >= FLUSH_MAX ||
+              mono - r->flushed_ms >= FLUSH_MS;
     }
     pthread_mutex_unlock(&st->mu);
+    return due;
+}
+
+/* Take @r's batch (caller holds the lock). */
+static void take(struct ring *r, struct batch *b)
+{
+    memcpy(b->id, r->id, SH__UUID_LEN + 1);
+    b->pending = r->pending;
+    b->authors = r->authors;
+    b->nauthors = r->nauthors;
+    r->pending = 0;
+    r->authors = NULL;
+    r->nauthors = r->cap = 0;
+    r->flushed_ms = sh__mono_ms();
+}
+
+/* Store one batch: messages added, new chatters counted once. */
+static void store_batch(sh_hub_t *hub, struct batch *b)
+{
+    char err[SH_ERRBUF_SIZE] = "";
+    struct sh__conn *c;
+    struct sh__val p[2];
+    int64_t changes, fresh = 0;
+    sh_err_t rc;
+
+    if (b->pending == 0 && b->nauthors == 0)
+        goto out;
+    if ((rc = sh__store_acquire(hub->store, &c)) != SH_OK)
+        goto out;
+    p[0] = sh__v_text(b->id);
+    p[1] = sh__v_int(b->pending);
+    rc = sh__store_begin(c, err, sizeof err);
+    if (rc == SH_OK)
+        rc = sh__store_exec(c, &q_msg, p, 2, NULL, NULL, NULL, err,
+                            sizeof err);
+    for (size_t i = 0; rc == SH_OK && i < b->nauthors; i++) {
+        p[1] = sh__v_text(b->authors[i]);
+        changes = 0;
+        rc = sh__store_exec(c, &q_chatter, p, 2, NULL, NULL, &changes, err,
+                            sizeof err);
+        fresh += changes;
+    }
+    if (rc == SH_OK && fresh > 0) {
+        struct sh__val u[2];
+
+        u[0] = sh__v_int(fresh);
+        u[1] = sh__v_text(b->id);
+        rc = sh__store_exec(c, &q_unique, u, 2, NULL, NULL, NULL, err,
+                            sizeof err);
+    }
+    if (rc == SH_OK)
+        rc = sh__store_commit(c, err, sizeof err);
+    else
+        sh__store_rollback(c);
+    sh__store_release(c);
+    if (rc != SH_OK)
+        sh__log_kv(&hub->log, SH_LOG_WARN, "chat statistics not stored",
+                   "stream", b->id, "error", err, (char *)NULL);
+out:
+    free(b->authors);
+    b->authors = NULL;
+}
+
+/* Flush @stream_id's batch, or every stream's when NULL. */
+static void flush(sh_hub_t *hub, struct sh__stats *st, const char *stream_id)
+{
+    struct batch *bs = NULL;
+    size_t n = 0, cap = 0;
+
+    pthread_mutex_lock(&st->mu);
+    for (size_t k = 0; k < SBUCKETS; k++) {
+        for (struct ring *r = st->b[k]; r != NULL; r = r->next) {
+            if (stream_id != NULL && strcmp(r->id, stream_id) != 0)
+                continue;
+            if (r->pending == 0 && r->nauthors == 0)
+                continue;
+            if (n == cap) {
+                size_t nc = cap != 0 ? cap * 2 : 4;
+                void *a = realloc(bs, nc * sizeof *bs);
+                if (a == NULL)
+                    goto done;
+                bs = a;
+                cap = nc;
+            }
+            take(r, &bs[n++]);
+        }
+    }
+done:
+    pthread_mutex_unlock(&st->mu);
+    for (size_t i = 0; i < n; i++)
+        store_batch(hub, &bs[i]);
+    free(bs);
+}
+
+void sh__stats_flush(sh_hub_t *hub)
+{
+    struct sh__stats *st = sh__streams_stats(hub);
+
+    if (st != NULL)
+        flush(hub, st, NULL);
 }
 
 static int64_t ring_rate(struct sh__stats *st, const char *id, int64_t now_ms)
@@ -163,39 +312,13 @@ static int64_t ring_rate(struct sh__stats *st, const char *id, int64_t now_ms)
 void sh__stats_chat_accepted(sh_hub_t *hub, const char *stream_id,
                              const char *author_id, int64_t now_ms)
 {
-    char err[SH_ERRBUF_SIZE] = "";
     struct sh__stats *st = sh__streams_stats(hub);
-    struct sh__conn *c;
-    struct sh__val p[2];
-    int64_t changes = 0;
-    sh_err_t rc;
 
     if (st == NULL || !sh__uuid_valid(stream_id) ||
         !sh__uuid_valid(author_id))
         return;
-    ring_add(st, stream_id, now_ms);
-    if (sh__store_acquire(hub->store, &c) != SH_OK)
-        return;
-    p[0] = sh__v_text(stream_id);
-    p[1] = sh__v_text(author_id);
-    rc = sh__store_begin(c, err, sizeof err);
-    if (rc == SH_OK)
-        rc = sh__store_exec(c, &q_msg, p, 1, NULL, NULL, NULL, err,
-                            sizeof err);
-    if (rc == SH_OK)
-        rc = sh__store_exec(c, &q_chatter, p, 2, NULL, NULL, &changes, err,
-                            sizeof err);
-    if (rc == SH_OK && changes > 0)
-        rc = sh__store_exec(c, &q_unique, p, 1, NULL, NULL, NULL, err,
-                            sizeof err);
-    if (rc == SH_OK)
-        rc = sh__store_commit(c, err, sizeof err);
-    else
-        sh__store_rollback(c);
-    sh__store_release(c);
-    if (rc != SH_OK)
-        sh__log_kv(&hub->log, SH_LOG_WARN, "chat statistics not stored",
-                   "stream", stream_id, "error", err, (char *)NULL);
+    if (ring_add(st, stream_id, author_id, now_ms))
+        flush(hub, st, stream_id);
 }
 
 struct get_ctx {
@@ -234,6 +357,8 @@ SH_API sh_err_t sh_stream_stats_get(sh_hub_t *hub, const char *stream_id,
         sh__errbuf(errbuf, errbuf_len, "no such stream");
         return SH_ENOTFOUND;
     }
+    if (sh__streams_stats(hub) != NULL)
+        flush(hub, sh__streams_stats(hub), stream_id);
     if ((rc = sh__store_acquire(hub->store, &c)) != SH_OK)
         return rc;
     p[0] = sh__v_text(stream_id);

@@ -27,6 +27,7 @@
 #include <string.h>
 
 #include "streamhub/streams.h"
+#include "chat_int.h"
 #include "services_int.h"
 
 struct sh_stream { json_object *obj; };
@@ -384,9 +385,6 @@ static size_t fan_publish(sh_hub_t *hub, const struct fan_ctx *x,
                    "not published", "error", err, (char *)NULL);
     return sent;
 }
-
-void sh__chat_stream_changed(sh_hub_t *hub, const char *stream_id,
-                             bool live);
 
 SH_API sh_err_t sh_stream_start(sh_hub_t *hub, const char *actor_id,
                                 const char *title, const char *category,
@@ -910,8 +908,7 @@ static void vent_forget(sh_hub_t *hub, const char *id)
         *pp = e->next;
     pthread_mutex_unlock(&st->mu);
     free(e);
-    if (st->stats != NULL)
-        sh__stats_forget(st->stats, id);
+    sh__stats_forget(hub, id);
 }
 
 /* Publish `stream.viewers` for @id with what the store holds now. */
@@ -1067,6 +1064,7 @@ void sh__streams_fini(sh_hub_t *hub)
 
     if (st == NULL)
         return;
+    sh__stats_flush(hub);
     hub->streams = NULL;
     for (size_t b = 0; b < VBUCKETS; b++) {
         struct vent *e = st->b[b];
