@@ -40,7 +40,7 @@ static int lex_all(const char *src, size_t len, enum sh__gql_tok *kinds,
     for (;;) {
         if (!sh__gql_lexer_advance(&l.lx)) {
             if (msg != NULL)
-                strncpy(msg, l.lx.msg, msglen - 1);
+                snprintf(msg, msglen, "%s", l.lx.msg);
             if (err != NULL)
                 *err = l.lx.err_loc;
             lex_end(&l);
