@@ -19,6 +19,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <sodium.h>
+
 #include "chat_int.h"
 
 struct sh_chat_message {
@@ -263,6 +265,33 @@ int sh__chat_redact_bus(sh_hub_t *hub, const char *channel,
 }
 
 /* ---- send -------------------------------------------------------------------- */
+
+/* A message id: a UUID of version 7 (RFC 9562: 48-bit Unix milliseconds,
+ * then random bits from libsodium), not 4.  Chat is the one table that
+ * grows by thousands of rows a second, and time-ordered keys append to the
+ * primary-key B-tree instead of touching a random page per row: measured
+ * on SQLite at 100,000 rows, several times the insert rate of random ids.
+ * Still 36 characters of lowercase hex that sh__uuid_valid() accepts. */
+static void chat_id(char out[SH__ID_SIZE])
+{
+    static const char hex[] = "0123456789abcdef";
+    uint64_t ms = (uint64_t)sh__now_ms();
+    unsigned char b[16];
+    size_t o = 0;
+
+    randombytes_buf(b + 6, 10);
+    for (int i = 0; i < 6; i++)
+        b[i] = (unsigned char)(ms >> (40 - 8 * i));
+    b[6] = (unsigned char)((b[6] & 0x0f) | 0x70);   /* version 7 */
+    b[8] = (unsigned char)((b[8] & 0x3f) | 0x80);   /* variant 10 */
+    for (size_t i = 0; i < 16; i++) {
+        if (i == 4 || i == 6 || i == 8 || i == 10)
+            out[o++] = '-';
+        out[o++] = hex[b[i] >> 4];
+        out[o++] = hex[b[i] & 15];
+    }
+    out[o] = '\0';
+}
 
 static const struct sh__sql q_max_offset = {
     "SELECT COALESCE(MAX(\"offset\"), 0) FROM chat_messages "
@@ -546,7 +575,7 @@ SH_API sh_err_t sh_chat_send(sh_hub_t *hub, const char *actor_id,
         free(clean);
         return rc;
     }
-    sh__uuid4(id);
+    chat_id(id);
     memset(&b, 0, sizeof b);
     b.id = id;
     b.stream_id = stream_id;
