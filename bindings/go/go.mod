@@ -1,0 +1,3 @@
+module streamhub
+
+go 1.19
