@@ -83,6 +83,10 @@ static void tok_desc(const struct sh__gql_token *t, char *buf, size_t len)
     const char *k = sh__gql_tok_kind_desc(t->kind);
     if (t->kind >= SH__GQL_TOK_NAME) {
         size_t n = t->len > 64 ? 64 : t->len;
+        /* never cut inside a UTF-8 sequence */
+        while (n > 0 && n < t->len &&
+               ((unsigned char)t->value[n] & 0xC0) == 0x80)
+            n--;
         char v[72];
         memcpy(v, t->value, n);
         v[n] = '\0';

@@ -47,8 +47,9 @@ static void report(struct vctx *c, const struct sh__gql_loc *locs, size_t n,
 static void report(struct vctx *c, const struct sh__gql_loc *locs, size_t n,
                    const char *fmt, ...)
 {
-    char msg[512];
+    char *msg;
     va_list ap;
+    int len;
 
     if (c->stop)
         return;
@@ -56,12 +57,23 @@ static void report(struct vctx *c, const struct sh__gql_loc *locs, size_t n,
         sh__gql_error_add(c->errs, NULL, NULL, 0, "Too many validation "
                           "errors, error limit reached. Validation aborted.");
         c->stop = true;
+        c->oom = c->errs->oom;
+        return;
+    }
+    /* Whole, never cut: a message may quote a long string literal, and a
+     * cut could split a UTF-8 sequence. */
+    va_start(ap, fmt);
+    len = vsnprintf(NULL, 0, fmt, ap);
+    va_end(ap);
+    if (len < 0 || (msg = malloc((size_t)len + 1)) == NULL) {
+        c->stop = c->oom = true;
         return;
     }
     va_start(ap, fmt);
-    vsnprintf(msg, sizeof msg, fmt, ap);
+    vsnprintf(msg, (size_t)len + 1, fmt, ap);
     va_end(ap);
     sh__gql_error_add(c->errs, NULL, locs, n, "%s", msg);
+    free(msg);
     if (c->errs->oom)
         c->stop = c->oom = true;
 }

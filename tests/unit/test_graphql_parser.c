@@ -196,6 +196,18 @@ static void test_syntax_errors(void **state)
 static void test_nul_and_bad_utf8(void **state)
 {
     (void)state;
+    /* a long token in a message is cut at a UTF-8 boundary */
+    char q[200], want[200];
+    size_t n = (size_t)snprintf(q, sizeof q, "query \"a");
+    for (int i = 0; i < 40; i++)
+        n += (size_t)snprintf(q + n, sizeof q - n, "\xC3\xA9");
+    snprintf(q + n, sizeof q - n, "\" { a }");
+    n = (size_t)snprintf(want, sizeof want, "Syntax Error: Expected \"{\", "
+                         "found String \"a");
+    for (int i = 0; i < 31; i++)
+        n += (size_t)snprintf(want + n, sizeof want - n, "\xC3\xA9");
+    snprintf(want + n, sizeof want - n, "\".");
+    perr(q, want, 1, 7);
     parse_err("{ a }\0", 6, "Syntax Error: Unexpected character: U+0000.", 1,
               6);
     parse_err("{ a(s: \"\xC3\x28\") }", 14,

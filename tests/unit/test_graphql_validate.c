@@ -451,6 +451,20 @@ static void test_values_of_correct_type(void **state)
                   "$d: DateTime = 5) { me { id } }", 2,
                   "Variable \"$j\" is never used.",
                   "Variable \"$d\" is never used.");
+    /* a long literal is quoted whole */
+    {
+        char q[8192], want[8192];
+        size_t n = (size_t)snprintf(q, sizeof q, "{ liveStreams(first: \"");
+        size_t m = (size_t)snprintf(want, sizeof want, "Int cannot represent "
+                                    "non-integer value: \"");
+        for (int i = 0; i < 2000; i++) {
+            n += (size_t)snprintf(q + n, sizeof q - n, "\xC3\xA9");
+            m += (size_t)snprintf(want + m, sizeof want - m, "\xC3\xA9");
+        }
+        snprintf(q + n, sizeof q - n, "\") { totalCount } }");
+        snprintf(want + m, sizeof want - m, "\"");
+        expect_errors(q, 1, want);
+    }
     /* escapes in printed values */
     expect_errors("{ liveStreams(first: \"a\\\"\\n\\u0001\") "
                   "{ totalCount } }", 1,
