@@ -132,16 +132,20 @@ def test_callbacks_cannot_reenter_poll_or_close(h) -> None:
 
 def test_events_only_on_the_polling_thread(h) -> None:
     threads = set()
-    sub = h.subscribe("app:thr", callback=lambda e: threads.add(
-        threading.get_ident()))
+    got = []
+    sub = h.subscribe("app:thr", callback=lambda e: (
+        threads.add(threading.get_ident()), got.append(e)))
     pubs = [threading.Thread(target=h.publish, args=("app:thr", "app.x", i))
             for i in range(8)]
     for t in pubs:
         t.start()
     for t in pubs:
         t.join()
-    for _ in range(50):
+    for _ in range(100):
+        if len(got) == 8:
+            break
         h.poll(0.05)
+    assert len(got) == 8
     assert threads == {threading.get_ident()}
     sub.close()
 
