@@ -29,6 +29,7 @@
 #include "streamhub/bus.h"
 #include "streamhub/chat.h"
 #include "gw.h"
+#include "native_cmd.h"
 
 #define MAX_SUBS_PER_CONN 256
 #define CLOSE_GRACE_MS 2000
@@ -187,9 +188,11 @@ void sh__ws_close(struct sh__conn *c, unsigned code, const char *reason)
         if (keep != NULL)
             evbuffer_free(keep);
     }
+    /* sh__ws_close_encode() writes the whole frame, header included; it is
+     * the last frame, so a copied chain is fine. */
     if (sh__ws_close_encode(code, reason, reason != NULL ? strlen(reason) : 0,
                             buf, &n) == SH_OK)
-        send_frame(c, SH__WS_OP_CLOSE, buf, n);
+        evbuffer_add(bufferevent_get_output(c->bev), buf, n);
     ws->close_sent = true;
     c->closing = true;
     bufferevent_disable(c->bev, EV_READ);
@@ -354,29 +357,16 @@ static void send_error(struct sh__conn *c, json_object *id, const char *code,
     sh__ws_send_json(c, o);
 }
 
-static const char *get_str(json_object *cmd, const char *key)
-{
-    json_object *v;
-
-    if (!json_object_object_get_ex(cmd, key, &v) ||
-        !json_object_is_type(v, json_type_string))
-        return NULL;
-    return json_object_get_string(v);
-}
-
-static void op_auth(struct sh__conn *c, json_object *id, json_object *cmd,
-                    bool refresh)
+static void op_auth(struct sh__conn *c, const struct sh__native_cmd *cmd)
 {
     struct sh__ws *ws = c->ws;
-    const char *token = get_str(cmd, "token");
+    json_object *id = cmd->id;
+    const char *token = cmd->token;
+    bool refresh = cmd->op == SH__OP_REFRESH;
     sh_principal_t *p = NULL;
     json_object *res, *user;
     char client[32];
 
-    if (token == NULL) {
-        send_error(c, id, "bad_request", "token (a string) is required", 0);
-        return;
-    }
     if (sh_auth_verify(c->gw->hub, token, strlen(token), &p) != SH_OK) {
         send_error(c, id, "unauthenticated", "invalid or expired token", 0);
         return;
@@ -457,43 +447,17 @@ static bool may_subscribe(struct sh__conn *c, const char *channel,
     return true;
 }
 
-static void op_subscribe(struct sh__conn *c, json_object *id,
-                         json_object *cmd)
+static void op_subscribe(struct sh__conn *c, const struct sh__native_cmd *cmd)
 {
     struct sh__ws *ws = c->ws;
-    const char *channel = get_str(cmd, "channel"), *code, *why;
-    json_object *since_obj, *res;
-    sh_position_t since, *sincep = NULL;
+    json_object *id = cmd->id, *res;
+    const char *channel = cmd->channel, *code, *why;
+    const sh_position_t *sincep = cmd->has_since ? &cmd->since : NULL;
     sh_subscribe_result_t r;
     struct sh__nsub *s;
     char err[SH_ERRBUF_SIZE];
     sh_err_t rc;
 
-    if (channel == NULL) {
-        send_error(c, id, "bad_request", "channel (a string) is required", 0);
-        return;
-    }
-    if (json_object_object_get_ex(cmd, "since", &since_obj) &&
-        !json_object_is_type(since_obj, json_type_null)) {
-        json_object *e, *o;
-        if (!json_object_is_type(since_obj, json_type_object) ||
-            !json_object_object_get_ex(since_obj, "epoch", &e) ||
-            !json_object_is_type(e, json_type_string) ||
-            !json_object_object_get_ex(since_obj, "offset", &o) ||
-            !json_object_is_type(o, json_type_int) ||
-            json_object_get_int64(o) < 0 ||
-            strlen(json_object_get_string(e)) >= SH_EPOCH_SIZE) {
-            send_error(c, id, "bad_request",
-                       "since must be {\"epoch\": string, \"offset\": "
-                       "integer >= 0}", 0);
-            return;
-        }
-        memset(&since, 0, sizeof since);
-        snprintf(since.epoch, sizeof since.epoch, "%s",
-                 json_object_get_string(e));
-        since.offset = (uint64_t)json_object_get_int64(o);
-        sincep = &since;
-    }
     if (!may_subscribe(c, channel, &code, &why)) {
         send_error(c, id, code, why, 0);
         return;
@@ -559,16 +523,13 @@ bool sh__ws_member_watches(struct sh__conn *c, const char *stream_id,
     return false;
 }
 
-static void op_unsubscribe(struct sh__conn *c, json_object *id,
-                           json_object *cmd)
+static void op_unsubscribe(struct sh__conn *c,
+                           const struct sh__native_cmd *cmd)
 {
     struct sh__ws *ws = c->ws;
-    const char *channel = get_str(cmd, "channel");
+    json_object *id = cmd->id;
+    const char *channel = cmd->channel;
 
-    if (channel == NULL) {
-        send_error(c, id, "bad_request", "channel (a string) is required", 0);
-        return;
-    }
     for (struct sh__nsub **pp = &ws->subs; *pp != NULL; pp = &(*pp)->next) {
         struct sh__nsub *s = *pp;
         if (strcmp(s->channel, channel) != 0)
@@ -637,22 +598,14 @@ static void chat_done(void *arg, bool canceled)
     free(j);
 }
 
-static void op_chat_send(struct sh__conn *c, json_object *id,
-                         json_object *cmd)
+static void op_chat_send(struct sh__conn *c, const struct sh__native_cmd *cmd)
 {
     struct sh__ws *ws = c->ws;
-    const char *stream_id = get_str(cmd, "streamId");
-    json_object *tv;
+    json_object *id = cmd->id;
     struct chat_job *j;
 
     if (!ws->authed) {
         send_error(c, id, "unauthenticated", "authenticate first", 0);
-        return;
-    }
-    if (stream_id == NULL || !json_object_object_get_ex(cmd, "text", &tv) ||
-        !json_object_is_type(tv, json_type_string)) {
-        send_error(c, id, "bad_request",
-                   "streamId and text (strings) are required", 0);
         return;
     }
     j = calloc(1, sizeof *j);
@@ -663,8 +616,8 @@ static void op_chat_send(struct sh__conn *c, json_object *id,
     j->conn = c;
     j->id = json_object_get(id);
     snprintf(j->user_id, sizeof j->user_id, "%s", ws->user_id);
-    j->stream_id = strdup(stream_id);
-    j->len = (size_t)json_object_get_string_len(tv);
+    j->stream_id = strdup(cmd->stream_id);
+    j->len = cmd->text_len;
     j->text = malloc(j->len + 1);
     if (j->stream_id == NULL || j->text == NULL) {
         free(j->stream_id);
@@ -674,7 +627,8 @@ static void op_chat_send(struct sh__conn *c, json_object *id,
         send_error(c, id, "internal", "out of memory", 0);
         return;
     }
-    memcpy(j->text, json_object_get_string(tv), j->len + 1);
+    memcpy(j->text, cmd->text, j->len);
+    j->text[j->len] = '\0';
     sh__conn_ref(c);
     if (sh__workers_submit(c->gw->workers, chat_work, chat_done, j) !=
         SH_OK) {
@@ -687,14 +641,13 @@ static void op_chat_send(struct sh__conn *c, json_object *id,
     }
 }
 
-static void op_publish(struct sh__conn *c, json_object *id, json_object *cmd)
+static void op_publish(struct sh__conn *c, const struct sh__native_cmd *cmd)
 {
     struct sh__ws *ws = c->ws;
     struct sh_gateway *gw = c->gw;
-    const char *channel = get_str(cmd, "channel");
-    const char *type = get_str(cmd, "type");
-    const char *key = get_str(cmd, "apiKey");
-    json_object *data, *res;
+    json_object *id = cmd->id, *data = cmd->data, *res;
+    const char *channel = cmd->channel, *type = cmd->type,
+               *key = cmd->api_key;
     const char *text;
     size_t len = 0;
     uint64_t offset = 0;
@@ -702,10 +655,6 @@ static void op_publish(struct sh__conn *c, json_object *id, json_object *cmd)
     bool key_ok;
     sh_err_t rc;
 
-    if (channel == NULL || !json_object_object_get_ex(cmd, "data", &data)) {
-        send_error(c, id, "bad_request", "channel and data are required", 0);
-        return;
-    }
     key_ok = key != NULL && gw->api_key[0] != '\0' &&
              strlen(key) == strlen(gw->api_key) &&
              sodium_memcmp(key, gw->api_key, strlen(key)) == 0;
@@ -736,57 +685,41 @@ static void op_publish(struct sh__conn *c, json_object *id, json_object *cmd)
 
 static void native_on_text(struct sh__conn *c, const char *text, size_t len)
 {
-    json_tokener *tok = json_tokener_new_ex(64);
-    json_object *cmd = NULL, *id = NULL;
-    const char *op;
+    struct sh__native_cmd cmd;
+    const char *why;
 
-    if (tok != NULL) {
-        cmd = json_tokener_parse_ex(tok, text, (int)len);
-        if (cmd != NULL && (json_tokener_get_error(tok) != json_tokener_success
-                            || tok->char_offset != (int)len)) {
-            /* Trailing bytes after the value: not one JSON object. */
-            size_t off = (size_t)tok->char_offset;
-            while (off < len && (text[off] == ' ' || text[off] == '\n' ||
-                                 text[off] == '\r' || text[off] == '\t'))
-                off++;
-            if (off != len) {
-                json_object_put(cmd);
-                cmd = NULL;
-            }
-        }
-        json_tokener_free(tok);
-    }
-    if (cmd == NULL || !json_object_is_type(cmd, json_type_object)) {
-        json_object_put(cmd);
+    switch (sh__native_parse(text, len, &cmd, &why)) {
+    case SH__NATIVE_CLOSE:
         sh__ws_close(c, SH__WS_CLOSE_NOT_JSON, "not a JSON object");
-        return;
+        break;
+    case SH__NATIVE_REPLY:
+        send_error(c, cmd.id, "bad_request", why, 0);
+        break;
+    case SH__NATIVE_OK:
+        switch (cmd.op) {
+        case SH__OP_AUTH:
+        case SH__OP_REFRESH:
+            op_auth(c, &cmd);
+            break;
+        case SH__OP_SUBSCRIBE:
+            op_subscribe(c, &cmd);
+            break;
+        case SH__OP_UNSUBSCRIBE:
+            op_unsubscribe(c, &cmd);
+            break;
+        case SH__OP_CHAT_SEND:
+            op_chat_send(c, &cmd);
+            break;
+        case SH__OP_PUBLISH:
+            op_publish(c, &cmd);
+            break;
+        case SH__OP_PING:
+            sh__ws_send_json(c, reply_ok(cmd.id, NULL));
+            break;
+        }
+        break;
     }
-    if (json_object_object_get_ex(cmd, "id", &id) &&
-        !json_object_is_type(id, json_type_int))
-        id = NULL;
-    op = get_str(cmd, "op");
-    if (id == NULL) {
-        send_error(c, NULL, "bad_request", "id (an integer) is required", 0);
-    } else if (op == NULL) {
-        send_error(c, id, "bad_request", "op (a string) is required", 0);
-    } else if (strcmp(op, "auth") == 0) {
-        op_auth(c, id, cmd, false);
-    } else if (strcmp(op, "refresh") == 0) {
-        op_auth(c, id, cmd, true);
-    } else if (strcmp(op, "subscribe") == 0) {
-        op_subscribe(c, id, cmd);
-    } else if (strcmp(op, "unsubscribe") == 0) {
-        op_unsubscribe(c, id, cmd);
-    } else if (strcmp(op, "chat.send") == 0) {
-        op_chat_send(c, id, cmd);
-    } else if (strcmp(op, "publish") == 0) {
-        op_publish(c, id, cmd);
-    } else if (strcmp(op, "ping") == 0) {
-        sh__ws_send_json(c, reply_ok(id, NULL));
-    } else {
-        send_error(c, id, "bad_request", "unknown op", 0);
-    }
-    json_object_put(cmd);
+    sh__native_cmd_clear(&cmd);
 }
 
 /* ---- input ------------------------------------------------------- */
