@@ -100,6 +100,8 @@ struct sh_gateway {
     uint64_t next_conn_id;
     struct sh__limiter *ip_limiter;    /* http.rate-limit-per-ip */
     struct sh__limiter *rl_limiter;    /* @rateLimit and chat limits */
+    struct sh__limiter *auth_limiter;  /* REST register/login per IP,
+                                        * made on first use (rest.c) */
     /* WebSocket connections per user id: a hash map in ws_conn.c. */
     struct sh__usercount *user_conns;
     /* Configuration read once at start. */
