@@ -181,8 +181,12 @@ static bool fail_slice(struct sh__gql_lexer *lx, size_t off, size_t n,
     char s[40], msg[128];
     if (off + n > lx->len)
         n = lx->len - off;
-    if (n > sizeof s - 1)
-        n = sizeof s - 1;
+    if (n > sizeof s - 5)
+        n = sizeof s - 5;
+    /* end on a code point boundary: the message stays valid UTF-8 */
+    while (off + n < lx->len &&
+           ((unsigned char)lx->src[off + n] & 0xC0) == 0x80)
+        n++;
     memcpy(s, lx->src + off, n);
     s[n] = '\0';
     for (size_t i = 0; i < n; i++)

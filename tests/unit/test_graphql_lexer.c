@@ -175,6 +175,10 @@ static void test_strings_and_escapes(void **state)
               "\"\\u12\"\".", 1, 2);
     lex_error("\"\\x\"", 4, "Invalid character escape sequence: \"\\x\".", 1,
               2);
+    lex_error("\"\\\xC3\xA9\"", 5, "Invalid character escape sequence: "
+              "\"\\\xC3\xA9\".", 1, 2);
+    lex_error("\"\\u{\xF0\x9F\x98\x80}\"", 10, "Invalid Unicode escape "
+              "sequence: \"\\u{\xF0\x9F\x98\x80\".", 1, 2);
     lex_error("\"abc", 4, "Unterminated string.", 1, 5);
     lex_error("\"a\nb\"", 5, "Unterminated string.", 1, 3);
     lex_error("\"\\", 2, "Invalid character escape sequence: \"\\\".", 1, 2);
