@@ -482,8 +482,8 @@ sh_err_t sh__gql_validate(const struct sh__gql_schema *schema,
                           const struct sh__gql_doc *doc,
                           struct sh__gql_errors *errs);
 
-/* Check @op of a validated @doc against @lim: depth (selections under
- * __schema/__type excepted, so that standard introspection passes), cost
+/* Check @op of a validated @doc against @lim: depth (a nested
+ * __Type.ofType adds none, so that standard introspection passes), cost
  * (each field 1; a field with a first/last argument multiplies its
  * subtree by that value: literal, else @variables' value, else the
  * variable's default, else the argument's default), aliases plus root

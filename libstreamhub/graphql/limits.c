@@ -1,10 +1,11 @@
 /* libstreamhub/graphql/limits.c: query complexity limits.
  *
  * Checked after validation, before execution, on the selected operation:
- *   depth   deepest field nesting (a root field is depth 1); the subtrees
- *           of __schema and __type are not counted, so that standard
- *           introspection (whose TypeRef fragment nests ofType 8 deep)
- *           passes the default of 12;
+ *   depth   deepest field nesting (a root field is depth 1); a nested
+ *           __Type.ofType adds no depth, so that standard introspection
+ *           (whose TypeRef fragment nests ofType 7 or more deep) passes
+ *           the default of 12, while fields { type { fields ... } } loops
+ *           through introspection stay bounded;
  *   cost    each field costs 1; a field with a first/last argument costs
  *           1 + n * (its subtree), n being that argument's value (literal,
  *           else the variable's value, else the variable's default, else
@@ -142,14 +143,17 @@ static void measure(struct lctx *c, const struct sh__gql_type *parent,
                 parent ? sh__gql_type_field(c->s, parent, sel->name) : NULL;
             const struct sh__gql_type *nt =
                 def ? sh__gql_typeref_named(c->s, def->type) : NULL;
-            bool intro = def != NULL &&
-                         (def == c->s->meta_schema || def == c->s->meta_type);
+            /* __Type.ofType: one object per level, free in depth */
+            bool of_type = parent != NULL && parent->builtin &&
+                           strcmp(parent->name, "__Type") == 0 &&
+                           strcmp(sel->name, "ofType") == 0;
             if (sel->has_selset)
                 measure(c, nt, sel->selset, &sub, depth + 1);
             int64_t m = def != NULL ? multiplier(c, def, sel) : -1;
             int64_t cost = m < 0 ? sub.cost : sat_mul(m, sub.cost);
-            t->depth = 1 + (intro ? 0 : sub.depth) > t->depth
-                           ? 1 + (intro ? 0 : sub.depth) : t->depth;
+            int64_t d = sat_add(of_type ? 0 : 1, sub.depth);
+            if (d > t->depth)
+                t->depth = d;
             t->cost = sat_add(t->cost, sat_add(1, cost));
             t->aliases = sat_add(t->aliases,
                                  sat_add(sel->alias != NULL, sub.aliases));

@@ -672,9 +672,20 @@ static void test_limit_depth(void **state)
     limits("{ me { ...A } } fragment A on User { currentStream { ...B } } "
            "fragment B on Stream { broadcaster { id } }", NULL, &lim,
            "The operation has depth 4, more than the maximum of 3.");
-    /* standard introspection passes the defaults */
+    /* standard introspection passes the defaults; ofType is free */
     sh__gql_limits_default(&lim);
     limits(introspection_query, NULL, &lim, NULL);
+    lim.max_depth = 6;
+    limits(introspection_query, NULL, &lim, NULL);
+    lim.max_depth = 5;
+    limits(introspection_query, NULL, &lim, "The operation has depth 6, more "
+           "than the maximum of 5.");
+    /* but loops through introspection types are not */
+    sh__gql_limits_default(&lim);
+    limits("{ __schema { types { fields { type { fields { type { fields { "
+           "type { fields { type { fields { type { name } } } } } } } } } } "
+           "} } }", NULL, &lim, "The operation has depth 13, more than the "
+           "maximum of 12.");
 }
 
 static void test_limit_cost(void **state)
