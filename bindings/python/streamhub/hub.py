@@ -28,7 +28,6 @@ import collections
 import ctypes
 import itertools
 import json
-import os
 import threading
 import time
 import warnings
