@@ -140,7 +140,7 @@ SH_API sh_err_t sh_stream_search(sh_hub_t *hub, const char *query,
  * is published by the next call after that second, or by
  * sh_stream_flush_viewers(), which the caller runs on a one-second tick.
  *
- * @count  >= 0.
+ * @count  0..2147483647 viewers.
  * Errors: SH_EINVAL (count), SH_ENOTFOUND (no such live stream),
  * SH_ESTORE.  Threads: any.  Since: 0.1
  */
