@@ -218,3 +218,48 @@ def test_publish_refuses_bad_types_and_oversize() -> None:
         with pytest.raises(TooLarge) as ei:
             h.publish("app:t", "app.big", "x" * 2000)
         assert ei.value.name == "SH_ETOOBIG"
+
+
+def test_dropped_python_reference_keeps_the_callback_alive(h) -> None:
+    got = []
+    h.subscribe("app:gc", callback=got.append)     # handle not kept
+    import gc
+    gc.collect()
+    h.publish("app:gc", "app.x", 1)
+    for _ in range(40):
+        if got:
+            break
+        h.poll(0.05)
+    assert [e.data for e in got] == [1]
+
+
+def test_concurrent_calls_while_polling(h) -> None:
+    uid = h.register("busy_caster", "busy@example.com", "password123")
+    sid = h.start_stream(uid.user.id, "busy").id
+    sub = h.subscribe("app:conc")
+    errors = []
+
+    def worker(k: int) -> None:
+        try:
+            for i in range(200):
+                assert h.get_stream(sid).id == sid
+                h.publish("app:conc", "app.n", k * 1000 + i)
+        except BaseException as exc:  # noqa: BLE001
+            errors.append(exc)
+
+    ts = [threading.Thread(target=worker, args=(k,)) for k in range(8)]
+    for t in ts:
+        t.start()
+    got = []
+    while len(got) < 1600:
+        ev = sub.get(5)
+        assert ev is not None, f"stalled at {len(got)}"
+        got.append(ev)
+    for t in ts:
+        t.join()
+    assert not errors
+    assert [e.offset for e in got] == list(range(1, 1601))
+    for k in range(8):                       # per-publisher order kept
+        mine = [e.data for e in got if e.data // 1000 == k]
+        assert mine == sorted(mine) and len(mine) == 200
+    sub.close()
