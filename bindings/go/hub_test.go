@@ -792,6 +792,13 @@ func TestConcurrentCallsAndClose(t *testing.T) {
 	wg.Wait()
 
 	// Close while calls are in flight: they finish or see ErrCanceled.
+	// A reader keeps up meanwhile, so that the end is the hub's close.
+	drained := make(chan struct{})
+	go func() {
+		for range sub.Events() {
+		}
+		close(drained)
+	}()
 	var racers sync.WaitGroup
 	stop := make(chan struct{})
 	for i := 0; i < 4; i++ {
@@ -821,8 +828,7 @@ func TestConcurrentCallsAndClose(t *testing.T) {
 	closers.Wait()
 	close(stop)
 	racers.Wait()
-	for range sub.Events() {
-	}
+	<-drained
 	expect(t, sub.Err(), ErrCanceled)
 }
 
