@@ -304,7 +304,8 @@ static int int_row(void *arg, const struct sh__row *row)
     return 1;
 }
 
-/* Continue @stream_id's offsets from the store, once per hub. */
+/* Continue @stream_id's offsets from the store, once per hub (the stream
+ * must be in the cache: sh__chat_stream_get() first). */
 static sh_err_t seed_stream(sh_hub_t *hub, const char *stream_id,
                             const char *chan, char *errbuf,
                             size_t errbuf_len)
@@ -344,6 +345,20 @@ static sh_err_t seed_stream(sh_hub_t *hub, const char *stream_id,
         ((struct sh__cstream *)e->ptr)->seeded = true;
     pthread_mutex_unlock(&hub->chat->mu);
     return SH_OK;
+}
+
+sh_err_t sh__chat_seed(sh_hub_t *hub, const char *stream_id, char *errbuf,
+                       size_t errbuf_len)
+{
+    char chan[8 + SH__ID_SIZE], channel[SH__ID_SIZE];
+    bool live;
+    sh_err_t rc;
+
+    rc = sh__chat_stream_get(hub, stream_id, channel, &live);
+    if (rc != SH_OK)
+        return rc;
+    snprintf(chan, sizeof chan, "chat:%s", stream_id);
+    return seed_stream(hub, stream_id, chan, errbuf, errbuf_len);
 }
 
 struct build_ctx {
@@ -938,6 +953,11 @@ SH_API sh_err_t sh_chat_delete(sh_hub_t *hub, const char *actor_id,
     (void)sh__chat_redact_bus(hub, fc.channel, message_id, NULL, 0);
 
     snprintf(chan_name, sizeof chan_name, "chat:%s", fc.stream);
+    /* After a restart the channel may not continue the stored offsets yet:
+     * an event must not take an offset that a stored message holds. */
+    if (sh__chat_seed(hub, fc.stream, NULL, 0) != SH_OK)
+        sh__log_kv(&hub->log, SH_LOG_WARN, "cannot seed a chat channel",
+                   "channel", chan_name, (char *)NULL);
     ev = json_object_new_object();
     if (ev == NULL || !sh__jset_str(ev, "messageId", message_id) ||
         !sh__jset_int(ev, "offset", fc.offset)) {

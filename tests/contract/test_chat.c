@@ -539,13 +539,17 @@ static void test_flush_on_close(void **state)
         sh_chat_message_list_free(l);
     } while (cursor != NULL);
     assert_int_equal(total, (size_t)n);
-    /* offsets continue after a restart */
+    /* offsets continue after a restart, moderation events included: the
+     * timeout's event takes n + 1, the next message n + 2 */
     {
         sh_chat_message_t *m = NULL;
 
+        assert_int_equal(sh_moderation_timeout(f->hub, f->ids[0], f->ids[0],
+                                               f->ids[3], 5, NULL, err,
+                                               sizeof err), SH_OK);
         assert_int_equal(sh_chat_send(f->hub, f->ids[1], stream, S("again"),
                                       &m, NULL, err, sizeof err), SH_OK);
-        assert_int_equal(sh_chat_message_offset(m), n + 1);
+        assert_int_equal(sh_chat_message_offset(m), n + 2);
         sh_chat_message_free(m);
     }
     fx_free(f);
