@@ -10,7 +10,14 @@
  *     descriptor), SIGTERM/SIGINT/SIGHUP blocked before any thread exists so
  *     that every thread the hub starts inherits the mask and the signals are
  *     taken by sigwaitinfo() here, never by a handler.
- *  3. the hub: opened, announced, closed on SIGTERM/SIGINT; exit 0.
+ *  3. the hub and its gateway on one libevent loop: the hub attached to the
+ *     loop, the gateway listening on `listen`, "streamhubd listening on
+ *     HOST:PORT" printed with the bound port once it accepts.  The signals
+ *     arrive through a signalfd watched by the loop.  SIGTERM/SIGINT: the
+ *     gateway stops accepting, sends 1001 to every WebSocket and finishes
+ *     the HTTP requests in flight (at most 8 s), then the hub closes,
+ *     flushing the write-behind queue to the store; exit 0.  SIGHUP reopens
+ *     the logs (stderr needs nothing).
  *
  * Exit codes: 0 after a clean shutdown (and for --help, --version),
  * 1 when the hub cannot start, 2 for a usage or configuration error.
@@ -22,10 +29,19 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <sys/signalfd.h>
+#include <unistd.h>
 
+#include <event2/event.h>
+#include <event2/thread.h>
 #include <json-c/json.h>
 
+#include <streamhub/gateway.h>
 #include <streamhub/streamhub.h>
+
+/* The gateway's grace for in-flight work; the whole stop stays under the
+ * 10 s a supervisor gives between SIGTERM and SIGKILL. */
+#define SHUTDOWN_GRACE_MS 8000
 
 #define EXIT_USAGE 2
 
@@ -316,43 +332,104 @@ static void hub_log_fields(sh_hub_t *hub, sh_log_level_t level,
                               : NULL);
 }
 
-/* Wait for SIGTERM or SIGINT, taking SIGHUP on the way.  The signals are
- * blocked in every thread (main() blocks them before the hub starts any),
- * so sigwaitinfo() is the only place they arrive: no handler, no busy loop.
- */
-static int wait_for_shutdown(sh_hub_t *hub, const sigset_t *set)
-{
-    for (;;) {
-        siginfo_t si;
-        int sig = sigwaitinfo(set, &si);
+struct run {
+    sh_hub_t *hub;
+    sh_gateway_t *gw;
+    struct event_base *base;
+    int sfd;
+    int signal;             /* the one that stopped us, 0 if none */
+};
 
-        if (sig < 0) {
-            if (errno == EINTR)
-                continue;
-            return -1;
-        }
-        if (sig == SIGHUP) {
-            /* Placeholder: log files are reopened here once streamhubd
-             * writes to files; stderr needs nothing. */
-            sh_hub_log(hub, SH_LOG_INFO, "SIGHUP received, logs reopened",
-                       NULL);
+static void stopped(void *arg)
+{
+    struct run *r = arg;
+
+    event_base_loopexit(r->base, NULL);
+}
+
+/* A signal arrived on the signalfd: SIGHUP reopens logs; SIGTERM/SIGINT
+ * start the graceful stop (a second one is ignored: the stop is bounded). */
+static void on_signal(evutil_socket_t fd, short what, void *arg)
+{
+    struct run *r = arg;
+    struct signalfd_siginfo si;
+    json_object *fields;
+
+    (void)what;
+    while (read(fd, &si, sizeof si) == (ssize_t)sizeof si) {
+        if (si.ssi_signo == SIGHUP) {
+            sh_hub_log(r->hub, SH_LOG_INFO,
+                       "SIGHUP received, logs reopened", NULL);
             continue;
         }
-        return sig;
+        if (r->signal != 0)
+            continue;
+        r->signal = (int)si.ssi_signo;
+        fields = json_object_new_object();
+        if (fields != NULL)
+            json_object_object_add(fields, "signal",
+                                   json_object_new_string(
+                                       r->signal == SIGINT ? "SIGINT"
+                                                           : "SIGTERM"));
+        hub_log_fields(r->hub, SH_LOG_INFO, "shutting down", fields);
+        json_object_put(fields);
+        sh_gateway_shutdown(r->gw, SHUTDOWN_GRACE_MS, stopped, r);
     }
+}
+
+/* Serve until a signal stops us.  Returns the process status. */
+static int serve(sh_hub_t *hub, const sigset_t *set)
+{
+    struct run r = { .hub = hub, .sfd = -1 };
+    struct event *sev = NULL;
+    char err[SH_ERRBUF_SIZE];
+    int status = 1;
+
+    if (evthread_use_pthreads() != 0 || (r.base = event_base_new()) == NULL) {
+        fprintf(stderr, "streamhubd: cannot create the event loop\n");
+        return 1;
+    }
+    r.sfd = signalfd(-1, set, SFD_NONBLOCK | SFD_CLOEXEC);
+    if (r.sfd < 0) {
+        fprintf(stderr, "streamhubd: signalfd: %s\n", strerror(errno));
+        goto out;
+    }
+    sev = event_new(r.base, r.sfd, EV_READ | EV_PERSIST, on_signal, &r);
+    if (sev == NULL || event_add(sev, NULL) != 0)
+        goto out;
+    if (sh_hub_attach(hub, r.base, err, sizeof err) != SH_OK ||
+        sh_gateway_start(hub, r.base, &r.gw, err, sizeof err) != SH_OK) {
+        fprintf(stderr, "streamhubd: cannot start: %s\n", err);
+        goto out;
+    }
+    sh_hub_log(hub, SH_LOG_INFO, "ready", NULL);
+    printf("streamhubd listening on %s\n", sh_gateway_address(r.gw));
+    fflush(stdout);
+    event_base_dispatch(r.base);
+    status = r.signal != 0 ? 0 : 1;
+out:
+    sh_gateway_free(r.gw);
+    if (sev != NULL)
+        event_free(sev);
+    if (r.sfd >= 0)
+        close(r.sfd);
+    /* The hub closes after the gateway and before the base: its dispatcher
+     * event lives on the base. */
+    sh_hub_close(hub);
+    event_base_free(r.base);
+    return status;
 }
 
 int main(int argc, char **argv)
 {
     struct opts o = { 0 };
-    char err[SH_ERRBUF_SIZE], listen[256];
-    size_t listen_len = sizeof listen;
+    char err[SH_ERRBUF_SIZE];
     json_object *fields;
     sh_config_t *conf = NULL;
     sh_hub_t *hub = NULL;
     sigset_t set;
     sh_err_t rc;
-    int status, sig;
+    int status;
 
     status = parse_args(argc, argv, &o);
     if (status != 0)
@@ -372,19 +449,6 @@ int main(int argc, char **argv)
     status = build_config(&o, &conf);
     if (status != 0)
         goto out;
-    if (sh_config_get(conf, "listen", listen, &listen_len) != SH_OK) {
-        fprintf(stderr, "streamhubd: listen: value too long\n");
-        status = EXIT_USAGE;
-        goto out;
-    }
-
-    /* A shell starting us in the background without job control leaves
-     * SIGINT ignored, and an ignored signal is discarded even while
-     * blocked: restore the defaults (harmless, the signals are blocked
-     * next) so that sigwaitinfo() sees them. */
-    signal(SIGTERM, SIG_DFL);
-    signal(SIGINT, SIG_DFL);
-    signal(SIGHUP, SIG_DFL);
     sigemptyset(&set);
     sigaddset(&set, SIGTERM);
     sigaddset(&set, SIGINT);
@@ -410,24 +474,7 @@ int main(int argc, char **argv)
     hub_log_fields(hub, SH_LOG_INFO, "open files limit", fields);
     json_object_put(fields);
 
-    /* The gateway (libstreamhub/gateway) replaces this: it binds `listen`
-     * and prints the bound address (the real port when `listen` has port 0).
-     * Until then streamhubd announces the configured address. */
-    sh_hub_log(hub, SH_LOG_INFO, "ready", NULL);
-    printf("streamhubd listening on %s\n", listen);
-    fflush(stdout);
-
-    sig = wait_for_shutdown(hub, &set);
-    fields = json_object_new_object();
-    if (fields != NULL && sig > 0)
-        json_object_object_add(fields, "signal",
-                               json_object_new_string(sig == SIGINT
-                                                          ? "SIGINT"
-                                                          : "SIGTERM"));
-    hub_log_fields(hub, SH_LOG_INFO, "shutting down", fields);
-    json_object_put(fields);
-    sh_hub_close(hub);
-    status = sig > 0 ? 0 : 1;
+    status = serve(hub, &set);
 out:
     sh_config_free(conf);
     opts_free(&o);
