@@ -46,6 +46,8 @@
 #include "notifications.h"
 #include "chat.h"
 #include "moderation.h"
+#include "users.h"
+#include "graphql.h"
 
 #ifdef __cplusplus
 extern "C" {

@@ -103,6 +103,8 @@ SH_API void sh_hub_close(sh_hub_t *hub)
     if (hub == NULL)
         return;
     atomic_store(&hub->closing, true);
+    if (atomic_load(&hub->graphql_free) != NULL)
+        atomic_load(&hub->graphql_free)(atomic_load(&hub->graphql));
     close_areas(hub, NAREAS);
     sh__bus_free(hub->bus);          /* posts final callbacks */
     sh__log_kv(&hub->log, SH_LOG_INFO, "hub closed", (char *)NULL);

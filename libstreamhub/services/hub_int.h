@@ -20,6 +20,7 @@ struct sh__social;     /* services/follows.c */
 struct sh__streams;    /* services/streams.c */
 struct sh__chat;       /* services/chat*.c: rules, moderation cache, queue */
 struct sh__notify;     /* services/notifications.c */
+struct sh__gql_engine; /* graphql/engine.c (the area above the services) */
 
 struct sh_hub {
     sh_config_t *conf;              /* owned; read-only after open */
@@ -34,6 +35,11 @@ struct sh_hub {
     struct sh__chat *chat;
     struct sh__notify *notify;
     atomic_bool closing;            /* set first by sh_hub_close() */
+    /* The GraphQL engine, built by the graphql area at its first request
+     * (published by compare-and-swap) together with graphql_free, which
+     * sh_hub_close() calls: the services never see inside it. */
+    _Atomic(struct sh__gql_engine *) graphql;
+    void (*_Atomic graphql_free)(struct sh__gql_engine *eng);
 };
 
 /* services/accounts.c: creates hub->accounts (the JWT keys); fini frees. */

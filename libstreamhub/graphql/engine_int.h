@@ -1,0 +1,213 @@
+/* libstreamhub/graphql/engine_int.h: the executor, its resolvers and the
+ * engine a hub holds (sh_graphql_execute(), graphql.h).
+ *
+ * Unlike the parser and the validator (graphql_int.h, core only), this part
+ * calls the services, through their public C API only.
+ *
+ * Values.  Every runtime value is a json-c object: a service result's JSON
+ * (services_int.h: the JSON of the GraphQL type) is the source object of
+ * its type's fields, and a field with no resolver of its own reads the
+ * member of its name.  A nested entity of a service result is a reference
+ * ({"id","username"} for a User, {"id"} for a Stream); a field missing
+ * from it makes the executor load the whole entity, once per request
+ * (the request's cache), users of a list in one sh_user_get_many() call
+ * (the list is scanned before its items run: the DataLoader).  The
+ * introspection types work the same way over JSON built once per engine
+ * (introspection.c); a type reference {"kind","name"} loads its full
+ * __Type from the engine.
+ *
+ * @locality any thread: the engine is immutable once built but for its
+ * rate-limit buckets (sh__limiter, locked inside); a request (struct
+ * sh__gql_exec) belongs to the calling thread.
+ */
+#ifndef SH_GRAPHQL_ENGINE_INT_H
+#define SH_GRAPHQL_ENGINE_INT_H
+
+#include <stdbool.h>
+
+#include "streamhub/graphql.h"
+#include "graphql/graphql_int.h"
+#include "services/hub_int.h"
+
+struct sh__gql_exec;
+struct sh__limiter;
+
+/* A resolver's failure: @rc a service error, mapped to extensions.code by
+ * sh__gql_err_code() unless @code is set; @msg the message; @retry_ms
+ * (> 0) adds extensions.retryAfter (seconds, rounded up). */
+struct sh__gql_rerr {
+    const char *code;
+    char msg[SH_ERRBUF_SIZE];
+    int64_t retry_ms;
+};
+
+/* Resolve one field of @src (the parent's source object, borrowed) with
+ * the coerced arguments @args (a JSON object, borrowed).  On SH_OK *@out
+ * is the value (a new reference; NULL is null); on error @err explains. */
+typedef sh_err_t (*sh__gql_resolver_fn)(struct sh__gql_exec *ex,
+                                        json_object *src, json_object *args,
+                                        json_object **out,
+                                        struct sh__gql_rerr *err);
+
+/* What the executor knows of one field of the schema. */
+struct sh__gql_field_info {
+    sh__gql_resolver_fn resolve;   /* NULL: the member of the field's name */
+    bool auth;                     /* @auth */
+    struct sh__limiter *limiter;   /* @rateLimit; owned */
+};
+
+struct sh__gql_type_info {
+    const struct sh__gql_type *type;
+    struct sh__gql_field_info *fields;   /* owned, type->nfields */
+};
+
+/* Presence hook (User.online): true while @user_id has a real-time
+ * connection.  Set by the gateway; default: always false. */
+typedef bool (*sh__gql_online_fn)(void *arg, const char *user_id);
+
+struct sh__gql_engine {
+    struct sh__gql_schema *schema;       /* owned */
+    struct sh__gql_limits limits;
+    bool introspection;                  /* graphql.introspection */
+    struct sh__gql_type_info *types;     /* owned, schema->ntypes */
+    json_object *intro_schema;           /* owned: the __Schema JSON */
+    json_object *intro_types;            /* owned: name -> full __Type */
+    _Atomic(sh__gql_online_fn) online;
+    void *_Atomic online_arg;
+};
+
+/* The hub's engine, built at the first call (thread-safe, lock-free: a
+ * compare-and-swap publishes it).  SH_ECANCELED, SH_EINTERNAL, SH_ENOMEM.
+ */
+sh_err_t sh__gql_engine_get(sh_hub_t *hub, struct sh__gql_engine **out,
+                            char *errbuf, size_t errbuf_len);
+/* The gateway's presence hook; @fn NULL restores the default. */
+sh_err_t sh__gql_set_online_hook(sh_hub_t *hub, sh__gql_online_fn fn,
+                                 void *arg);
+
+/* The field info of @f of @t; NULL for meta fields. */
+const struct sh__gql_field_info *sh__gql_field_info(
+    const struct sh__gql_engine *eng, const struct sh__gql_type *t,
+    const struct sh__gql_field *f);
+
+/* ---- one request ------------------------------------------------------- */
+
+struct sh__gql_exec {
+    sh_hub_t *hub;
+    struct sh__gql_engine *eng;
+    const struct sh__gql_schema *s;
+    const struct sh__gql_doc *doc;
+    const struct sh__gql_definition *op;
+    json_object *vars;          /* owned: coerced variables */
+    const char *viewer;         /* borrowed; NULL anonymous */
+    unsigned roles;
+    const char *client_key;     /* borrowed; may be NULL */
+    json_object *errors;        /* owned: the response's errors array */
+    json_object *users;         /* owned: id -> full User (cache) */
+    json_object *streams;       /* owned: id -> full Stream (cache) */
+    json_object *memo;          /* owned: "kind:id" -> value (cache) */
+    bool oom;
+};
+
+/* Run the whole pipeline for one request: parse, validate, limits,
+ * operation, variables, execution.  *@resp is the response object (a new
+ * reference), *@status 200 or 400.  SH_ENOMEM only. */
+sh_err_t sh__gql_run(sh_hub_t *hub, struct sh__gql_engine *eng,
+                     const char *query, size_t qlen, const char *vars_json,
+                     size_t vars_len, const char *op_name,
+                     const char *viewer, unsigned roles,
+                     const char *client_key, json_object **resp,
+                     int *status);
+
+/* Map a service error to extensions.code. */
+const char *sh__gql_err_code(sh_err_t rc);
+
+/* The full entity behind a reference, from the request's cache or loaded
+ * (one sh_user_get() / sh_stream_get()).  Borrowed from the cache.
+ * NULL with @err set when it cannot be loaded. */
+json_object *sh__gql_user_full(struct sh__gql_exec *ex, json_object *ref,
+                               sh_err_t *rc, struct sh__gql_rerr *err);
+json_object *sh__gql_stream_full(struct sh__gql_exec *ex, json_object *ref,
+                                 sh_err_t *rc, struct sh__gql_rerr *err);
+/* Load @ids (NUL-terminated, @n) into the user cache with one batched
+ * call; ids already cached are skipped.  Failures are left to the
+ * per-user path. */
+void sh__gql_users_prefetch(struct sh__gql_exec *ex, const char **ids,
+                            size_t n);
+
+/* resolvers.c: the resolver of Type.field, NULL when the member of the
+ * source object of that name is the value. */
+sh__gql_resolver_fn sh__gql_resolver_for(const char *type,
+                                         const char *field);
+/* Builds the connection JSON {edges:[{cursor,node}],pageInfo,totalCount}
+ * used by the list resolvers (exposed for the subscription formatter). */
+
+/* introspection.c: build eng->intro_schema and eng->intro_types. */
+sh_err_t sh__gql_introspection_build(struct sh__gql_engine *eng);
+/* __Type's resolvers need the engine: the full __Type of @name,
+ * borrowed; NULL when unknown. */
+json_object *sh__gql_intro_type(const struct sh__gql_engine *eng,
+                                const char *name);
+/* Resolvers of the introspection types' fields with arguments
+ * (fields, enumValues, args, inputFields: includeDeprecated). */
+sh__gql_resolver_fn sh__gql_intro_resolver_for(const char *type,
+                                               const char *field);
+
+/* ---- subscriptions (the graphql-transport-ws door) --------------------- *
+ *
+ * Events and their GraphQL shape.  A prepared subscription names its bus
+ * channel; each bus event of that channel is turned into the value of the
+ * root field and the client's selection set is executed on it:
+ *
+ *  chatMessages(streamId, sinceOffset) -> channel chat:<streamId>,
+ *    ChatEvent {kind, offset (the bus offset), message, messageId, userId,
+ *    settings}:
+ *      chat.message            MESSAGE           message = data
+ *      chat.message_deleted    MESSAGE_DELETED   messageId = data.messageId
+ *                                                (or data.id)
+ *      chat.user_timed_out     USER_TIMED_OUT    userId = data.userId
+ *      chat.user_banned        USER_BANNED       userId = data.userId
+ *      chat.settings_changed   SETTINGS_CHANGED  settings = data
+ *  streamUpdates(streamId) -> channel stream:<streamId>;
+ *  liveStreams(category)   -> channel live (events whose stream's category
+ *    differs from a given @category are skipped: format returns SH_ENOENT-
+ *    like SH_ENOTFOUND);
+ *    StreamEvent {kind, stream, raid}:
+ *      stream.live     LIVE     stream = data
+ *      stream.offline  OFFLINE  stream = data
+ *      stream.updated  UPDATED  stream = data
+ *      stream.viewers  VIEWERS  stream = data (a partial Stream: missing
+ *                               fields are loaded by id)
+ *      raid.incoming   RAID     raid = data, stream = data.from
+ *  notifications -> channel user:<viewer id>; Notification = data of
+ *    `notification` events.
+ * Other event types on those channels are skipped (SH_ENOTFOUND).
+ */
+struct sh__gql_sub;
+
+/* Parse, validate and check @query as a subscription with one root field,
+ * coerce its arguments and variables.  On SH_OK *@out is ready; on
+ * SH_EINVAL *@resp is the error response ({"errors":[...]}) to send.
+ * @viewer may be NULL (anonymous: `notifications` then fails with
+ * UNAUTHENTICATED in *@resp).  SH_ENOMEM. */
+sh_err_t sh__gql_sub_prepare(sh_hub_t *hub, const char *query, size_t qlen,
+                             const char *vars_json, size_t vars_len,
+                             const char *op_name, const char *viewer,
+                             unsigned roles, struct sh__gql_sub **out,
+                             json_object **resp);
+/* The bus channel to subscribe to ("chat:<id>"), borrowed until free. */
+const char *sh__gql_sub_channel(const struct sh__gql_sub *sub);
+/* sinceOffset of chatMessages, or -1 when not given. */
+int64_t sh__gql_sub_since(const struct sh__gql_sub *sub);
+/* The `next` payload for one bus event (@type e.g. "chat.message", @data
+ * the event's data, @offset its bus offset): *@payload is
+ * {"data":{"<responseName>":...}} plus "errors" when some selected field
+ * failed (a new reference).  SH_ENOTFOUND: the event is not for this
+ * subscription (skip it).  SH_ENOMEM.  May wait on the store (fields
+ * outside the event's data): call it off the loop thread. */
+sh_err_t sh__gql_sub_format(struct sh__gql_sub *sub, const char *type,
+                            json_object *data, int64_t offset,
+                            json_object **payload);
+void sh__gql_sub_free(struct sh__gql_sub *sub);
+
+#endif

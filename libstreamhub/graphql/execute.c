@@ -1,0 +1,1254 @@
+/* libstreamhub/graphql/execute.c: the executor (spec October 2021, 6).
+ *
+ * Pipeline of one request (sh__gql_run): parse -> validate -> the
+ * introspection switch -> limits -> GetOperation -> CoerceVariableValues;
+ * any failure up to here is a request error (no "data", status 400).
+ * Then ExecuteQuery/ExecuteMutation: both run the root selection set in
+ * order (serially: no parallelism, so mutations are serial too).
+ *
+ * Completion and nulls.  complete() returns OK or NULLED.  NULLED means
+ * "an error was raised here and this position cannot hold null": the
+ * caller at the next nullable position turns it into null, so one error is
+ * reported once, at the field that failed, and the null climbs to the
+ * nearest nullable parent (6.4.4).
+ *
+ * Every value is a json-c object (engine_int.h); the response is built
+ * with json-c in selection order (json-c objects keep insertion order).
+ */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "streamhub/auth.h"
+#include "streamhub/streams.h"
+#include "streamhub/users.h"
+#include "core/ratelimit_int.h"
+#include "graphql/engine_int.h"
+#include "services/services_int.h"
+
+enum res { OK, NULLED };
+
+/* A response path, on the C stack: key or index, then the parent. */
+struct path {
+    const char *key;          /* NULL: an index */
+    size_t index;
+    const struct path *prev;
+};
+
+/* The fields of one response key, in document order. */
+struct group {
+    const char *key;
+    const struct sh__gql_selection *nodes[8];
+    size_t n;
+};
+
+struct groups {
+    struct group *g;
+    size_t n, cap;
+    const char *visited[32];  /* fragment names already spread */
+    size_t nvisited;
+};
+
+/* ---- errors ------------------------------------------------------------ */
+
+const char *sh__gql_err_code(sh_err_t rc)
+{
+    switch (rc) {
+    case SH_EUNAUTHENTICATED: return "UNAUTHENTICATED";
+    case SH_EFORBIDDEN: case SH_EBANNED: case SH_ETIMEDOUT_USER:
+    case SH_EFOLLOWERSONLY:
+        return "FORBIDDEN";
+    case SH_EINVAL: case SH_ETOOBIG: case SH_ETOOLONG: case SH_EBADUTF8:
+    case SH_EBLOCKEDTERM: case SH_EEMPTY:
+        return "BAD_USER_INPUT";
+    case SH_ENOTFOUND: return "NOT_FOUND";
+    case SH_ERATELIMITED: case SH_ESLOWMODE: return "RATE_LIMITED";
+    case SH_ECONFLICT: return "CONFLICT";
+    default: return "INTERNAL";
+    }
+}
+
+static json_object *path_json(const struct path *p)
+{
+    json_object *a = json_object_new_array();
+    size_t n = 0;
+
+    if (a == NULL)
+        return NULL;
+    for (const struct path *q = p; q != NULL; q = q->prev)
+        n++;
+    for (size_t i = n; i-- > 0;) {
+        const struct path *q = p;
+        for (size_t k = 0; k < i; k++)
+            q = q->prev;
+        /* q is the (n-1-i)th from the end: walk again from the leaf */
+        (void)q;
+    }
+    /* Simple: collect into a small array from the leaf, then reverse. */
+    {
+        const struct path *stack[256];
+        size_t m = 0;
+        for (const struct path *q = p; q != NULL && m < 256; q = q->prev)
+            stack[m++] = q;
+        while (m-- > 0) {
+            json_object *v = stack[m]->key != NULL
+                ? json_object_new_string(stack[m]->key)
+                : json_object_new_int64((int64_t)stack[m]->index);
+            if (v == NULL || json_object_array_add(a, v) != 0) {
+                json_object_put(v);
+                json_object_put(a);
+                return NULL;
+            }
+        }
+    }
+    return a;
+}
+
+static void ex_error(struct sh__gql_exec *ex, const char *code,
+                     const struct sh__gql_loc *loc, const struct path *path,
+                     int64_t retry_ms, const char *msg)
+{
+    json_object *e = json_object_new_object(), *ext = NULL;
+
+    if (e == NULL)
+        goto oom;
+    if (json_object_object_add(e, "message",
+                               json_object_new_string(msg)) != 0)
+        goto oom;
+    if (loc != NULL && loc->line > 0) {
+        json_object *locs = json_object_new_array(), *l = json_object_new_object();
+        if (locs == NULL || l == NULL ||
+            json_object_object_add(l, "line",
+                                   json_object_new_int64(loc->line)) != 0 ||
+            json_object_object_add(l, "column",
+                                   json_object_new_int64(loc->column)) != 0 ||
+            json_object_array_add(locs, l) != 0) {
+            json_object_put(l);
+            json_object_put(locs);
+            goto oom;
+        }
+        json_object_object_add(e, "locations", locs);
+    }
+    if (path != NULL)
+        json_object_object_add(e, "path", path_json(path));
+    ext = json_object_new_object();
+    if (ext == NULL)
+        goto oom;
+    json_object_object_add(ext, "code", json_object_new_string(code));
+    if (retry_ms > 0)
+        json_object_object_add(ext, "retryAfter",
+                               json_object_new_int64((retry_ms + 999) / 1000));
+    json_object_object_add(e, "extensions", ext);
+    if (json_object_array_add(ex->errors, e) == 0)
+        return;
+oom:
+    json_object_put(e);
+    ex->oom = true;
+}
+
+/* ---- variables and arguments ----------------------------------------- */
+
+static bool is_nonnull(const struct sh__gql_typeref *t)
+{
+    return t->kind == SH__GQL_T_NONNULL;
+}
+
+/* Coerce an external (JSON) input value to @t.  Returns false with a
+ * reason in @why (graphql-js wording) when it does not fit. */
+static bool coerce_input(const struct sh__gql_schema *s,
+                         const struct sh__gql_typeref *t, json_object *in,
+                         json_object **out, char *why, size_t whylen)
+{
+    const struct sh__gql_type *nt;
+
+    *out = NULL;
+    if (t->kind == SH__GQL_T_NONNULL) {
+        char tn[128];
+        if (in == NULL) {
+            sh__gql_typeref_print(t, tn, sizeof tn);
+            snprintf(why, whylen, "Expected non-nullable type \"%s\" not "
+                     "to be null.", tn);
+            return false;
+        }
+        return coerce_input(s, t->of, in, out, why, whylen);
+    }
+    if (in == NULL)
+        return true;
+    if (t->kind == SH__GQL_T_LIST) {
+        json_object *a = json_object_new_array();
+        if (a == NULL)
+            return false;
+        if (!json_object_is_type(in, json_type_array)) {
+            json_object *v;
+            if (!coerce_input(s, t->of, in, &v, why, whylen) ||
+                json_object_array_add(a, v) != 0) {
+                json_object_put(a);
+                return false;
+            }
+            *out = a;
+            return true;
+        }
+        for (size_t i = 0; i < json_object_array_length(in); i++) {
+            json_object *v;
+            if (!coerce_input(s, t->of, json_object_array_get_idx(in, i), &v,
+                              why, whylen) ||
+                json_object_array_add(a, v) != 0) {
+                json_object_put(a);
+                return false;
+            }
+        }
+        *out = a;
+        return true;
+    }
+    nt = sh__gql_typeref_named(s, t);
+    if (nt == NULL)
+        return false;
+    const char *txt = json_object_to_json_string_ext(in, JSON_C_TO_STRING_PLAIN);
+    if (nt->kind == SH__GQL_K_ENUM) {
+        if (!json_object_is_type(in, json_type_string) ||
+            sh__gql_enum_value(nt, json_object_get_string(in)) == NULL) {
+            snprintf(why, whylen, "Value %.100s does not exist in \"%s\" "
+                     "enum.", txt, nt->name);
+            return false;
+        }
+        *out = json_object_get(in);
+        return true;
+    }
+    if (strcmp(nt->name, "Int") == 0) {
+        if (json_object_is_type(in, json_type_int)) {
+            int64_t v = json_object_get_int64(in);
+            if (v >= INT32_MIN && v <= INT32_MAX) {
+                *out = json_object_get(in);
+                return true;
+            }
+            snprintf(why, whylen, "Int cannot represent non 32-bit signed "
+                     "integer value: %.100s", txt);
+            return false;
+        }
+        if (json_object_is_type(in, json_type_double)) {
+            double d = json_object_get_double(in);
+            if (d == floor(d) && d >= INT32_MIN && d <= INT32_MAX) {
+                *out = json_object_new_int64((int64_t)d);
+                return *out != NULL;
+            }
+        }
+        snprintf(why, whylen, "Int cannot represent non-integer value: "
+                 "%.100s", txt);
+        return false;
+    }
+    if (strcmp(nt->name, "Float") == 0) {
+        if (json_object_is_type(in, json_type_int) ||
+            json_object_is_type(in, json_type_double)) {
+            *out = json_object_get(in);
+            return true;
+        }
+        snprintf(why, whylen, "Float cannot represent non numeric value: "
+                 "%.100s", txt);
+        return false;
+    }
+    if (strcmp(nt->name, "String") == 0 ||
+        strcmp(nt->name, "DateTime") == 0) {
+        if (json_object_is_type(in, json_type_string)) {
+            *out = json_object_get(in);
+            return true;
+        }
+        snprintf(why, whylen, "%s cannot represent a non string value: "
+                 "%.100s", nt->name, txt);
+        return false;
+    }
+    if (strcmp(nt->name, "ID") == 0) {
+        if (json_object_is_type(in, json_type_string)) {
+            *out = json_object_get(in);
+            return true;
+        }
+        if (json_object_is_type(in, json_type_int)) {
+            *out = json_object_new_string(txt);
+            return *out != NULL;
+        }
+        snprintf(why, whylen, "ID cannot represent value: %.100s", txt);
+        return false;
+    }
+    if (strcmp(nt->name, "Boolean") == 0) {
+        if (json_object_is_type(in, json_type_boolean)) {
+            *out = json_object_get(in);
+            return true;
+        }
+        snprintf(why, whylen, "Boolean cannot represent a non boolean "
+                 "value: %.100s", txt);
+        return false;
+    }
+    /* JSON and any other custom scalar: taken as is. */
+    *out = json_object_get(in);
+    return true;
+}
+
+/* A literal of the document (validated against @t) as JSON; variables
+ * from ex->vars.  *@absent: a variable that was not provided. */
+static json_object *literal(struct sh__gql_exec *ex,
+                            const struct sh__gql_value *v, bool *absent)
+{
+    json_object *o;
+
+    *absent = false;
+    switch (v->kind) {
+    case SH__GQL_V_VARIABLE: {
+        json_object *val;
+        if (ex->vars == NULL ||
+            !json_object_object_get_ex(ex->vars, v->str, &val)) {
+            *absent = true;
+            return NULL;
+        }
+        return json_object_get(val);
+    }
+    case SH__GQL_V_INT:
+        return json_object_new_int64(strtoll(v->str, NULL, 10));
+    case SH__GQL_V_FLOAT:
+        return json_object_new_double(strtod(v->str, NULL));
+    case SH__GQL_V_STRING:
+        return json_object_new_string_len(v->str, (int)v->len);
+    case SH__GQL_V_BOOLEAN:
+        return json_object_new_boolean(v->boolean);
+    case SH__GQL_V_NULL:
+        return NULL;
+    case SH__GQL_V_ENUM:
+        return json_object_new_string(v->str);
+    case SH__GQL_V_LIST:
+        o = json_object_new_array();
+        for (const struct sh__gql_value *it = v->items; o != NULL && it;
+             it = it->next) {
+            bool ab;
+            json_object *x = literal(ex, it, &ab);
+            json_object_array_add(o, x);
+        }
+        return o;
+    case SH__GQL_V_OBJECT:
+        o = json_object_new_object();
+        for (const struct sh__gql_object_field *f = v->fields;
+             o != NULL && f; f = f->next) {
+            bool ab;
+            json_object *x = literal(ex, f->value, &ab);
+            if (!ab)
+                json_object_object_add(o, f->name, x);
+        }
+        return o;
+    }
+    return NULL;
+}
+
+/* Wrap a single value for a list type (input coercion of a lone item). */
+static json_object *fit_list(const struct sh__gql_typeref *t, json_object *v)
+{
+    if (t->kind == SH__GQL_T_NONNULL)
+        t = t->of;
+    if (t->kind == SH__GQL_T_LIST && v != NULL &&
+        !json_object_is_type(v, json_type_array)) {
+        json_object *a = json_object_new_array();
+        if (a == NULL) {
+            json_object_put(v);
+            return NULL;
+        }
+        json_object_array_add(a, v);
+        return a;
+    }
+    return v;
+}
+
+/* CoerceArgumentValues (6.4.1): a JSON object of the arguments given or
+ * defaulted.  False (with an error raised) when a non-null argument ends
+ * up null (a variable that was absent or null). */
+static bool coerce_args(struct sh__gql_exec *ex,
+                        const struct sh__gql_arg_def *defs, size_t ndefs,
+                        const struct sh__gql_argument *given,
+                        const struct sh__gql_loc *loc,
+                        const struct path *path, json_object **out)
+{
+    json_object *args = json_object_new_object();
+
+    *out = NULL;
+    if (args == NULL) {
+        ex->oom = true;
+        return false;
+    }
+    for (size_t i = 0; i < ndefs; i++) {
+        const struct sh__gql_arg_def *d = &defs[i];
+        const struct sh__gql_argument *a = given;
+        bool have = false, absent = true;
+        json_object *v = NULL;
+
+        while (a != NULL && strcmp(a->name, d->name) != 0)
+            a = a->next;
+        if (a != NULL) {
+            v = literal(ex, a->value, &absent);
+            have = !absent;
+        }
+        if (!have && d->defval != NULL) {
+            v = literal(ex, d->defval, &absent);
+            have = true;
+        }
+        if (have)
+            v = fit_list(d->type, v);
+        if (is_nonnull(d->type) && (!have || v == NULL)) {
+            char msg[200];
+            json_object_put(v);
+            snprintf(msg, sizeof msg, "Argument \"%s\" of non-null type "
+                     "must not be null.", d->name);
+            ex_error(ex, "BAD_USER_INPUT", loc, path, 0, msg);
+            json_object_put(args);
+            return false;
+        }
+        if (have)
+            json_object_object_add(args, d->name, v);
+    }
+    *out = args;
+    return true;
+}
+
+/* The `if` of @skip / @include. */
+static bool directive_if(struct sh__gql_exec *ex,
+                         const struct sh__gql_directive *d)
+{
+    for (const struct sh__gql_argument *a = d->args; a; a = a->next) {
+        if (strcmp(a->name, "if") == 0) {
+            bool absent;
+            json_object *v = literal(ex, a->value, &absent);
+            bool b = v != NULL && json_object_get_boolean(v);
+            json_object_put(v);
+            return b;
+        }
+    }
+    return false;
+}
+
+static bool should_include(struct sh__gql_exec *ex,
+                           const struct sh__gql_directive *dirs)
+{
+    for (const struct sh__gql_directive *d = dirs; d; d = d->next) {
+        if (strcmp(d->name, "skip") == 0 && directive_if(ex, d))
+            return false;
+        if (strcmp(d->name, "include") == 0 && !directive_if(ex, d))
+            return false;
+    }
+    return true;
+}
+
+/* ---- CollectFields (6.3.2) -------------------------------------------- */
+
+static bool groups_add(struct sh__gql_exec *ex, struct groups *gs,
+                       const struct sh__gql_selection *f)
+{
+    const char *key = f->alias != NULL ? f->alias : f->name;
+
+    for (size_t i = 0; i < gs->n; i++) {
+        if (strcmp(gs->g[i].key, key) == 0) {
+            if (gs->g[i].n < sizeof gs->g[i].nodes / sizeof gs->g[i].nodes[0])
+                gs->g[i].nodes[gs->g[i].n++] = f;
+            return true;
+        }
+    }
+    if (gs->n == gs->cap) {
+        size_t cap = gs->cap ? gs->cap * 2 : 8;
+        struct group *g = realloc(gs->g, cap * sizeof *g);
+        if (g == NULL) {
+            ex->oom = true;
+            return false;
+        }
+        gs->g = g;
+        gs->cap = cap;
+    }
+    gs->g[gs->n].key = key;
+    gs->g[gs->n].nodes[0] = f;
+    gs->g[gs->n].n = 1;
+    gs->n++;
+    return true;
+}
+
+static void collect(struct sh__gql_exec *ex, const struct sh__gql_type *t,
+                    const struct sh__gql_selection *sel, struct groups *gs)
+{
+    for (; sel != NULL && !ex->oom; sel = sel->next) {
+        if (!should_include(ex, sel->directives))
+            continue;
+        switch (sel->kind) {
+        case SH__GQL_S_FIELD:
+            groups_add(ex, gs, sel);
+            break;
+        case SH__GQL_S_SPREAD: {
+            bool seen = false;
+            for (size_t i = 0; i < gs->nvisited; i++)
+                if (strcmp(gs->visited[i], sel->name) == 0)
+                    seen = true;
+            if (seen)
+                break;
+            if (gs->nvisited < sizeof gs->visited / sizeof gs->visited[0])
+                gs->visited[gs->nvisited++] = sel->name;
+            const struct sh__gql_definition *fr =
+                sh__gql_doc_fragment(ex->doc, sel->name);
+            if (fr == NULL || (fr->type_cond != NULL &&
+                               strcmp(fr->type_cond, t->name) != 0))
+                break;
+            collect(ex, t, fr->selset, gs);
+            break;
+        }
+        case SH__GQL_S_INLINE:
+            if (sel->type_cond != NULL && strcmp(sel->type_cond, t->name) != 0)
+                break;
+            collect(ex, t, sel->selset, gs);
+            break;
+        }
+    }
+}
+
+/* ---- the request cache (DataLoader) ----------------------------------- */
+
+static void rerr_set(struct sh__gql_rerr *err, sh_err_t rc, const char *msg)
+{
+    err->code = NULL;
+    err->retry_ms = 0;
+    if (sh__gql_err_code(rc)[0] == 'I')
+        msg = "Internal server error.";
+    snprintf(err->msg, sizeof err->msg, "%s", msg);
+}
+
+json_object *sh__gql_user_full(struct sh__gql_exec *ex, json_object *ref,
+                               sh_err_t *rc, struct sh__gql_rerr *err)
+{
+    const char *id = sh__jstr(ref, "id");
+    json_object *v;
+    sh_user_t *u = NULL;
+    char eb[SH_ERRBUF_SIZE] = "";
+
+    if (id == NULL) {
+        *rc = SH_EINTERNAL;
+        rerr_set(err, *rc, "");
+        return NULL;
+    }
+    if (json_object_object_get_ex(ex->users, id, &v))
+        return v;
+    *rc = sh_user_get(ex->hub, ex->viewer, id, &u, eb, sizeof eb);
+    if (*rc != SH_OK) {
+        rerr_set(err, *rc, eb);
+        return NULL;
+    }
+    v = json_object_get(((const struct sh__jh *)(const void *)u)->obj);
+    sh_user_free(u);
+    json_object_object_add(ex->users, id, v);
+    return v;
+}
+
+json_object *sh__gql_stream_full(struct sh__gql_exec *ex, json_object *ref,
+                                 sh_err_t *rc, struct sh__gql_rerr *err)
+{
+    const char *id = sh__jstr(ref, "id");
+    json_object *v;
+    sh_stream_t *st = NULL;
+    char eb[SH_ERRBUF_SIZE] = "";
+
+    if (id == NULL) {
+        *rc = SH_EINTERNAL;
+        rerr_set(err, *rc, "");
+        return NULL;
+    }
+    if (json_object_object_get_ex(ex->streams, id, &v))
+        return v;
+    *rc = sh_stream_get(ex->hub, id, &st, eb, sizeof eb);
+    if (*rc != SH_OK) {
+        rerr_set(err, *rc, eb);
+        return NULL;
+    }
+    v = json_object_get(((const struct sh__jh *)(const void *)st)->obj);
+    sh_stream_free(st);
+    json_object_object_add(ex->streams, id, v);
+    return v;
+}
+
+void sh__gql_users_prefetch(struct sh__gql_exec *ex, const char **ids,
+                            size_t n)
+{
+    const char **want = malloc((n + 1) * sizeof *want);
+    size_t m = 0;
+    sh_user_list_t *l = NULL;
+
+    if (want == NULL)
+        return;
+    for (size_t i = 0; i < n; i++)
+        if (!json_object_object_get_ex(ex->users, ids[i], NULL))
+            want[m++] = ids[i];
+    if (m > 1 && sh_user_get_many(ex->hub, ex->viewer, want, m, &l, NULL,
+                                  0) == SH_OK) {
+        for (size_t i = 0; i < sh_user_list_count(l); i++) {
+            const char *id = sh_user_list_id_at(l, i);
+            json_object *items = json_object_object_get(
+                ((const struct sh__jh *)(const void *)l)->obj, "items");
+            json_object_object_add(ex->users, id, json_object_get(
+                json_object_array_get_idx(items, i)));
+        }
+    }
+    sh_user_list_free(l);
+    free(want);
+}
+
+/* Does the selection @sel (fields, through fragments) ask for a field not
+ * in @have (a NULL-terminated list)? */
+static bool needs_more(struct sh__gql_exec *ex,
+                       const struct sh__gql_selection *sel,
+                       const char *const *have, int depth)
+{
+    if (depth > 16)
+        return true;
+    for (; sel != NULL; sel = sel->next) {
+        if (sel->kind == SH__GQL_S_FIELD) {
+            bool ok = false;
+            for (size_t i = 0; have[i] != NULL; i++)
+                if (strcmp(have[i], sel->name) == 0)
+                    ok = true;
+            if (!ok)
+                return true;
+        } else if (sel->kind == SH__GQL_S_INLINE) {
+            if (needs_more(ex, sel->selset, have, depth + 1))
+                return true;
+        } else {
+            const struct sh__gql_definition *fr =
+                sh__gql_doc_fragment(ex->doc, sel->name);
+            if (fr != NULL && needs_more(ex, fr->selset, have, depth + 1))
+                return true;
+        }
+    }
+    return false;
+}
+
+/* The fields of User that only the full user row answers. */
+static const char *const user_row_free[] = {
+    "id", "username", "__typename", "followerCount", "followingCount",
+    "online", "currentStream", "followers", "following", "followedByMe",
+    NULL
+};
+
+struct idset {
+    const char **ids;
+    size_t n, cap;
+};
+
+static void idset_add(struct idset *s, const char *id)
+{
+    if (id == NULL)
+        return;
+    if (s->n == s->cap) {
+        size_t cap = s->cap ? s->cap * 2 : 32;
+        const char **p = realloc(s->ids, cap * sizeof *p);
+        if (p == NULL)
+            return;
+        s->ids = p;
+        s->cap = cap;
+    }
+    s->ids[s->n++] = id;
+}
+
+/* Scan @items (values of type @t about to run @gs) for the user
+ * references whose selection needs the full user row, down through the
+ * members already present (edges -> node -> broadcaster). */
+static void scan_users(struct sh__gql_exec *ex, const struct sh__gql_type *t,
+                       json_object **items, size_t nitems,
+                       const struct groups *gs, struct idset *ids, int depth)
+{
+    if (depth > 8 || t->kind != SH__GQL_K_OBJECT)
+        return;
+    for (size_t g = 0; g < gs->n; g++) {
+        const struct sh__gql_selection *node = gs->g[g].nodes[0];
+        const struct sh__gql_field *f = sh__gql_type_field(ex->s, t, node->name);
+        const struct sh__gql_type *ft;
+
+        if (f == NULL || !node->has_selset)
+            continue;
+        ft = sh__gql_typeref_named(ex->s, f->type);
+        if (ft == NULL || ft->kind != SH__GQL_K_OBJECT)
+            continue;
+        /* Only members that are data (no resolver of their own). */
+        const struct sh__gql_field_info *fi = sh__gql_field_info(ex->eng, t, f);
+        if (fi != NULL && fi->resolve != NULL)
+            continue;
+        size_t cap = 0, m = 0;
+        json_object **sub = NULL;
+        for (size_t i = 0; i < nitems; i++) {
+            json_object *v;
+            if (!json_object_object_get_ex(items[i], node->name, &v) ||
+                v == NULL)
+                continue;
+            size_t k = json_object_is_type(v, json_type_array)
+                ? json_object_array_length(v) : 1;
+            for (size_t j = 0; j < k; j++) {
+                json_object *e = json_object_is_type(v, json_type_array)
+                    ? json_object_array_get_idx(v, j) : v;
+                if (!json_object_is_type(e, json_type_object))
+                    continue;
+                if (m == cap) {
+                    size_t nc = cap ? cap * 2 : 16;
+                    json_object **p = realloc(sub, nc * sizeof *p);
+                    if (p == NULL)
+                        break;
+                    sub = p;
+                    cap = nc;
+                }
+                sub[m++] = e;
+            }
+        }
+        if (m > 0) {
+            if (strcmp(ft->name, "User") == 0) {
+                bool more = false;
+                for (size_t k = 0; k < gs->g[g].n && !more; k++)
+                    more = needs_more(ex, gs->g[g].nodes[k]->selset,
+                                      user_row_free, 0);
+                if (more)
+                    for (size_t i = 0; i < m; i++)
+                        if (!json_object_object_get_ex(sub[i], "createdAt",
+                                                       NULL))
+                            idset_add(ids, sh__jstr(sub[i], "id"));
+            } else {
+                struct groups sg = { 0 };
+                for (size_t k = 0; k < gs->g[g].n; k++)
+                    collect(ex, ft, gs->g[g].nodes[k]->selset, &sg);
+                scan_users(ex, ft, sub, m, &sg, ids, depth + 1);
+                free(sg.g);
+            }
+        }
+        free(sub);
+    }
+}
+
+/* ---- execution -------------------------------------------------------- */
+
+static enum res exec_selset(struct sh__gql_exec *ex,
+                            const struct sh__gql_type *t, json_object *src,
+                            const struct groups *gs, const struct path *path,
+                            json_object **out);
+
+static enum res complete(struct sh__gql_exec *ex,
+                         const struct sh__gql_typeref *t,
+                         const struct group *grp, json_object *v,
+                         const struct path *path, json_object **out);
+
+static void leaf_error(struct sh__gql_exec *ex, const struct group *grp,
+                       const struct path *path, const char *tn, json_object *v)
+{
+    char msg[256];
+
+    snprintf(msg, sizeof msg, "%s cannot represent value: %.100s", tn,
+             json_object_to_json_string_ext(v, JSON_C_TO_STRING_PLAIN));
+    ex_error(ex, "INTERNAL", &grp->nodes[0]->loc, path, 0, msg);
+}
+
+static enum res complete_leaf(struct sh__gql_exec *ex,
+                              const struct sh__gql_type *nt,
+                              const struct group *grp, json_object *v,
+                              const struct path *path, json_object **out)
+{
+    const char *n = nt->name;
+
+    *out = NULL;
+    if (nt->kind == SH__GQL_K_ENUM) {
+        if (json_object_is_type(v, json_type_string) &&
+            sh__gql_enum_value(nt, json_object_get_string(v)) != NULL) {
+            *out = json_object_get(v);
+            return OK;
+        }
+    } else if (strcmp(n, "Int") == 0) {
+        if (json_object_is_type(v, json_type_int) ||
+            json_object_is_type(v, json_type_double)) {
+            double d = json_object_get_double(v);
+            if (d == floor(d) && d >= INT32_MIN && d <= INT32_MAX) {
+                *out = json_object_new_int64((int64_t)d);
+                return OK;
+            }
+        }
+    } else if (strcmp(n, "Float") == 0) {
+        if (json_object_is_type(v, json_type_int) ||
+            json_object_is_type(v, json_type_double)) {
+            *out = json_object_get(v);
+            return OK;
+        }
+    } else if (strcmp(n, "Boolean") == 0) {
+        if (json_object_is_type(v, json_type_boolean)) {
+            *out = json_object_get(v);
+            return OK;
+        }
+    } else if (strcmp(n, "String") == 0 || strcmp(n, "DateTime") == 0 ||
+               strcmp(n, "ID") == 0) {
+        if (json_object_is_type(v, json_type_string)) {
+            *out = json_object_get(v);
+            return OK;
+        }
+        if (strcmp(n, "ID") == 0 && json_object_is_type(v, json_type_int)) {
+            *out = json_object_new_string(json_object_get_string(v));
+            return OK;
+        }
+    } else {
+        *out = json_object_get(v);     /* JSON */
+        return OK;
+    }
+    leaf_error(ex, grp, path, n, v);
+    return NULLED;
+}
+
+static enum res complete_inner(struct sh__gql_exec *ex,
+                               const struct sh__gql_typeref *t,
+                               const struct group *grp, json_object *v,
+                               const struct path *path, json_object **out)
+{
+    const struct sh__gql_type *nt;
+
+    *out = NULL;
+    if (v == NULL)
+        return OK;
+    if (t->kind == SH__GQL_T_LIST) {
+        json_object *a;
+        size_t n;
+        if (!json_object_is_type(v, json_type_array)) {
+            ex_error(ex, "INTERNAL", &grp->nodes[0]->loc, path, 0,
+                     "Expected a list.");
+            return NULLED;
+        }
+        n = json_object_array_length(v);
+        a = json_object_new_array();
+        if (a == NULL) {
+            ex->oom = true;
+            return NULLED;
+        }
+        /* DataLoader: before the items run, load in one call the users
+         * they (or their members) reference. */
+        nt = sh__gql_typeref_named(ex->s, t);
+        if (nt != NULL && nt->kind == SH__GQL_K_OBJECT && n > 1) {
+            struct groups gs = { 0 };
+            struct idset ids = { 0 };
+            json_object **items = malloc(n * sizeof *items);
+            for (size_t k = 0; k < grp->n; k++)
+                collect(ex, nt, grp->nodes[k]->selset, &gs);
+            if (items != NULL) {
+                for (size_t i = 0; i < n; i++)
+                    items[i] = json_object_array_get_idx(v, i);
+                if (strcmp(nt->name, "User") == 0) {
+                    bool more = false;
+                    for (size_t k = 0; k < grp->n && !more; k++)
+                        more = needs_more(ex, grp->nodes[k]->selset,
+                                          user_row_free, 0);
+                    for (size_t i = 0; more && i < n; i++)
+                        if (!json_object_object_get_ex(items[i], "createdAt",
+                                                       NULL))
+                            idset_add(&ids, sh__jstr(items[i], "id"));
+                } else {
+                    scan_users(ex, nt, items, n, &gs, &ids, 0);
+                }
+                if (ids.n > 1)
+                    sh__gql_users_prefetch(ex, ids.ids, ids.n);
+            }
+            free(items);
+            free(ids.ids);
+            free(gs.g);
+        }
+        for (size_t i = 0; i < n; i++) {
+            struct path p = { NULL, i, path };
+            json_object *item;
+            if (complete(ex, t->of, grp, json_object_array_get_idx(v, i), &p,
+                         &item) == NULLED) {
+                json_object_put(a);
+                return NULLED;
+            }
+            json_object_array_add(a, item);
+        }
+        *out = a;
+        return OK;
+    }
+    nt = sh__gql_typeref_named(ex->s, t);
+    if (nt == NULL)
+        return NULLED;
+    if (sh__gql_kind_is_leaf(nt->kind))
+        return complete_leaf(ex, nt, grp, v, path, out);
+    /* An object: merge the sub-selections of every node (6.4.3). */
+    {
+        struct groups gs = { 0 };
+        enum res r;
+        for (size_t k = 0; k < grp->n; k++)
+            collect(ex, nt, grp->nodes[k]->selset, &gs);
+        r = exec_selset(ex, nt, v, &gs, path, out);
+        free(gs.g);
+        return r;
+    }
+}
+
+static enum res complete(struct sh__gql_exec *ex,
+                         const struct sh__gql_typeref *t,
+                         const struct group *grp, json_object *v,
+                         const struct path *path, json_object **out)
+{
+    enum res r;
+
+    if (json_object_is_type(v, json_type_null))
+        v = NULL;
+    if (t->kind == SH__GQL_T_NONNULL) {
+        r = complete_inner(ex, t->of, grp, v, path, out);
+        if (r == NULLED)
+            return NULLED;
+        if (*out == NULL) {
+            char msg[200];
+            snprintf(msg, sizeof msg, "Cannot return null for non-nullable "
+                     "field.");
+            ex_error(ex, "INTERNAL", &grp->nodes[0]->loc, path, 0, msg);
+            return NULLED;
+        }
+        return OK;
+    }
+    r = complete_inner(ex, t, grp, v, path, out);
+    if (r == NULLED)
+        *out = NULL;
+    return OK;
+}
+
+static bool check_directives(struct sh__gql_exec *ex,
+                             const struct sh__gql_field_info *fi,
+                             const struct group *grp,
+                             const struct path *path)
+{
+    if (fi == NULL)
+        return true;
+    if (fi->auth && ex->viewer == NULL) {
+        ex_error(ex, "UNAUTHENTICATED", &grp->nodes[0]->loc, path, 0,
+                 "Authentication required.");
+        return false;
+    }
+    if (fi->limiter != NULL) {
+        char key[SH__LIMITER_KEY_MAX];
+        int64_t retry = 0;
+        int n;
+        if (ex->viewer != NULL)
+            n = snprintf(key, sizeof key, "u:%s", ex->viewer);
+        else
+            n = snprintf(key, sizeof key, "c:%s",
+                         ex->client_key != NULL ? ex->client_key : "");
+        if (n < 0 || (size_t)n >= sizeof key)
+            n = (int)sizeof key - 1;
+        if (!sh__limiter_take(fi->limiter, key, (size_t)n, 1.0,
+                              sh__mono_ms(), &retry)) {
+            ex_error(ex, "RATE_LIMITED", &grp->nodes[0]->loc, path,
+                     retry > 0 ? retry : 1000, "Rate limit exceeded; retry "
+                     "later.");
+            return false;
+        }
+    }
+    return true;
+}
+
+/* ExecuteField (6.4.2) for one response key. */
+static enum res exec_field(struct sh__gql_exec *ex,
+                           const struct sh__gql_type *t, json_object *src,
+                           const struct group *grp, const struct path *path,
+                           json_object **out)
+{
+    const struct sh__gql_selection *node = grp->nodes[0];
+    const struct sh__gql_field *f = sh__gql_type_field(ex->s, t, node->name);
+    const struct sh__gql_field_info *fi;
+    json_object *args = NULL, *v = NULL;
+    struct sh__gql_rerr err;
+    sh_err_t rc = SH_OK;
+    enum res r;
+
+    *out = NULL;
+    if (f == NULL)                      /* validated: cannot happen */
+        return OK;
+    if (f == ex->s->meta_typename) {
+        *out = json_object_new_string(t->name);
+        return OK;
+    }
+    fi = sh__gql_field_info(ex->eng, t, f);
+    if (!check_directives(ex, fi, grp, path))
+        return is_nonnull(f->type) ? NULLED : OK;
+    if (!coerce_args(ex, f->args, f->nargs, node->args, &node->loc, path,
+                     &args))
+        return is_nonnull(f->type) ? NULLED : OK;
+    memset(&err, 0, sizeof err);
+    if (f == ex->s->meta_schema) {
+        v = json_object_get(ex->eng->intro_schema);
+    } else if (f == ex->s->meta_type) {
+        v = json_object_get(sh__gql_intro_type(ex->eng,
+                                               sh__jstr(args, "name")));
+    } else if (fi != NULL && fi->resolve != NULL) {
+        rc = fi->resolve(ex, src, args, &v, &err);
+    } else if (!json_object_object_get_ex(src, f->name, &v)) {
+        /* A reference: load the whole entity. */
+        json_object *full = NULL;
+        if (strcmp(t->name, "User") == 0)
+            full = sh__gql_user_full(ex, src, &rc, &err);
+        else if (strcmp(t->name, "Stream") == 0)
+            full = sh__gql_stream_full(ex, src, &rc, &err);
+        else if (strncmp(t->name, "__", 2) == 0)
+            full = sh__gql_intro_type(ex->eng, sh__jstr(src, "name"));
+        v = NULL;
+        if (full != NULL && json_object_object_get_ex(full, f->name, &v))
+            v = json_object_get(v);
+        else
+            v = NULL;
+    } else {
+        v = json_object_get(v);
+    }
+    json_object_put(args);
+    if (rc != SH_OK) {
+        json_object_put(v);
+        ex_error(ex, err.code != NULL ? err.code : sh__gql_err_code(rc),
+                 &node->loc, path, err.retry_ms,
+                 err.msg[0] != '\0' ? err.msg : sh_strerror(rc));
+        return is_nonnull(f->type) ? NULLED : OK;
+    }
+    r = complete(ex, f->type, grp, v, path, out);
+    json_object_put(v);
+    return r;
+}
+
+static enum res exec_selset(struct sh__gql_exec *ex,
+                            const struct sh__gql_type *t, json_object *src,
+                            const struct groups *gs, const struct path *path,
+                            json_object **out)
+{
+    json_object *o = json_object_new_object();
+
+    *out = NULL;
+    if (o == NULL) {
+        ex->oom = true;
+        return NULLED;
+    }
+    for (size_t i = 0; i < gs->n && !ex->oom; i++) {
+        struct path p = { gs->g[i].key, 0, path };
+        json_object *v;
+        if (exec_field(ex, t, src, &gs->g[i], &p, &v) == NULLED) {
+            json_object_put(o);
+            return NULLED;
+        }
+        json_object_object_add(o, gs->g[i].key, v);
+    }
+    if (ex->oom) {
+        json_object_put(o);
+        return NULLED;
+    }
+    *out = o;
+    return OK;
+}
+
+/* ---- the request ------------------------------------------------------- */
+
+/* CoerceVariableValues (6.4.1): request errors into @errs. */
+static bool coerce_vars(struct sh__gql_exec *ex, json_object *given,
+                        json_object **out, json_object *errors)
+{
+    json_object *vars = json_object_new_object();
+    bool ok = true;
+
+    *out = NULL;
+    if (vars == NULL)
+        return false;
+    for (const struct sh__gql_input_def *d = ex->op->vars; d; d = d->next) {
+        json_object *in = NULL, *v = NULL;
+        bool have = given != NULL &&
+                    json_object_object_get_ex(given, d->name, &in);
+        char why[256] = "", tn[128], msg[512];
+
+        sh__gql_typeref_print(d->type, tn, sizeof tn);
+        if (!have) {
+            if (d->defval != NULL) {
+                bool ab;
+                json_object_object_add(vars, d->name, fit_list(d->type,
+                                       literal(ex, d->defval, &ab)));
+                continue;
+            }
+            if (!is_nonnull(d->type))
+                continue;
+            snprintf(msg, sizeof msg, "Variable \"$%s\" of required type "
+                     "\"%s\" was not provided.", d->name, tn);
+        } else if (in == NULL && is_nonnull(d->type)) {
+            snprintf(msg, sizeof msg, "Variable \"$%s\" of non-null type "
+                     "\"%s\" must not be null.", d->name, tn);
+        } else if (coerce_input(ex->s, d->type, in, &v, why, sizeof why)) {
+            json_object_object_add(vars, d->name, v);
+            continue;
+        } else {
+            snprintf(msg, sizeof msg, "Variable \"$%s\" got invalid value "
+                     "%.100s; %s", d->name,
+                     json_object_to_json_string_ext(in,
+                                                    JSON_C_TO_STRING_PLAIN),
+                     why);
+        }
+        ok = false;
+        {
+            json_object *save = ex->errors;
+            ex->errors = errors;
+            ex_error(ex, "BAD_USER_INPUT", &d->loc, NULL, 0, msg);
+            ex->errors = save;
+        }
+    }
+    if (!ok) {
+        json_object_put(vars);
+        return false;
+    }
+    *out = vars;
+    return true;
+}
+
+/* graphql-js's NoSchemaIntrospectionCustomRule over the whole document. */
+static const struct sh__gql_selection *find_introspection(
+    const struct sh__gql_selection *sel)
+{
+    for (; sel != NULL; sel = sel->next) {
+        if (sel->kind == SH__GQL_S_FIELD &&
+            (strcmp(sel->name, "__schema") == 0 ||
+             strcmp(sel->name, "__type") == 0))
+            return sel;
+        if (sel->selset != NULL) {
+            const struct sh__gql_selection *f = find_introspection(sel->selset);
+            if (f != NULL)
+                return f;
+        }
+    }
+    return NULL;
+}
+
+static json_object *request_error(json_object *errors)
+{
+    json_object *r = json_object_new_object();
+
+    if (r == NULL || json_object_object_add(r, "errors", errors) != 0) {
+        json_object_put(r);
+        json_object_put(errors);
+        return NULL;
+    }
+    return r;
+}
+
+sh_err_t sh__gql_run(sh_hub_t *hub, struct sh__gql_engine *eng,
+                     const char *query, size_t qlen, const char *vars_json,
+                     size_t vars_len, const char *op_name,
+                     const char *viewer, unsigned roles,
+                     const char *client_key, json_object **resp,
+                     int *status)
+{
+    struct sh__gql_errors errs = { 0 };
+    struct sh__gql_doc *doc = NULL;
+    struct sh__gql_exec ex;
+    json_object *given = NULL, *errors = NULL, *data = NULL;
+    sh_err_t rc;
+
+    *resp = NULL;
+    *status = 400;
+    memset(&ex, 0, sizeof ex);
+    ex.hub = hub;
+    ex.eng = eng;
+    ex.s = eng->schema;
+    ex.viewer = viewer;
+    ex.roles = roles;
+    ex.client_key = client_key;
+
+    rc = sh__gql_parse(query, qlen, &eng->limits, &doc, &errs);
+    if (rc == SH_ENOMEM || errs.oom)
+        goto oom;
+    if (rc == SH_OK)
+        rc = sh__gql_validate(eng->schema, doc, &errs);
+    if (rc == SH_ENOMEM || errs.oom)
+        goto oom;
+    if (rc == SH_OK && !eng->introspection) {
+        for (const struct sh__gql_definition *d = doc->defs; d; d = d->next) {
+            const struct sh__gql_selection *f = find_introspection(d->selset);
+            if (f != NULL) {
+                sh__gql_error_add(&errs, "FORBIDDEN", &f->loc, 1,
+                                  "GraphQL introspection has been disabled, "
+                                  "but the requested query contained the "
+                                  "field \"%s\".", f->name);
+                rc = SH_EINVAL;
+                break;
+            }
+        }
+    }
+    if (rc == SH_OK)
+        rc = sh__gql_get_operation(doc, op_name, &ex.op, &errs);
+    if (rc == SH_OK && vars_json != NULL) {
+        given = json_tokener_parse_verbose(vars_json, NULL);
+        if (vars_len > 0 && strlen(vars_json) != vars_len)
+            json_object_put(given), given = NULL;
+        if (given != NULL && !json_object_is_type(given, json_type_object)) {
+            json_object_put(given);
+            given = NULL;
+        }
+        if (given == NULL && !(vars_len == 4 &&
+                               memcmp(vars_json, "null", 4) == 0)) {
+            sh__gql_error_add(&errs, "BAD_USER_INPUT", NULL, 0,
+                              "Variables must be a JSON object.");
+            rc = SH_EINVAL;
+        }
+    }
+    if (rc == SH_OK)
+        rc = sh__gql_check_limits(eng->schema, doc, ex.op, given,
+                                  &eng->limits, &errs);
+    if (rc == SH_ENOMEM || errs.oom)
+        goto oom;
+    if (rc == SH_OK && ex.op->op == SH__GQL_SUBSCRIPTION) {
+        sh__gql_error_add(&errs, "BAD_USER_INPUT", &ex.op->loc, 1,
+                          "Subscriptions are served over WebSocket "
+                          "(graphql-transport-ws) only.");
+        rc = SH_EINVAL;
+    }
+    if (rc != SH_OK) {
+        *resp = request_error(sh__gql_errors_to_json(&errs));
+        goto done;
+    }
+    ex.doc = doc;
+    errors = json_object_new_array();
+    if (errors == NULL)
+        goto oom;
+    if (!coerce_vars(&ex, given, &ex.vars, errors)) {
+        if (ex.oom)
+            goto oom;
+        *resp = request_error(errors);
+        errors = NULL;
+        goto done;
+    }
+    ex.errors = errors;
+    ex.users = json_object_new_object();
+    ex.streams = json_object_new_object();
+    ex.memo = json_object_new_object();
+    if (ex.users == NULL || ex.streams == NULL || ex.memo == NULL)
+        goto oom;
+    {
+        const struct sh__gql_type *root = sh__gql_schema_root(ex.s, ex.op->op);
+        struct groups gs = { 0 };
+        json_object *rootv = json_object_new_object();
+        collect(&ex, root, ex.op->selset, &gs);
+        if (exec_selset(&ex, root, rootv, &gs, NULL, &data) == NULLED)
+            data = NULL;
+        json_object_put(rootv);
+        free(gs.g);
+    }
+    if (ex.oom)
+        goto oom;
+    *resp = json_object_new_object();
+    if (*resp == NULL)
+        goto oom;
+    if (json_object_array_length(errors) > 0) {
+        json_object_object_add(*resp, "errors", errors);
+        errors = NULL;
+    }
+    json_object_object_add(*resp, "data", data);
+    data = NULL;
+    *status = 200;
+done:
+    rc = *resp != NULL ? SH_OK : SH_ENOMEM;
+    goto out;
+oom:
+    json_object_put(*resp);
+    *resp = NULL;
+    rc = SH_ENOMEM;
+out:
+    json_object_put(data);
+    json_object_put(errors);
+    json_object_put(given);
+    json_object_put(ex.vars);
+    json_object_put(ex.users);
+    json_object_put(ex.streams);
+    json_object_put(ex.memo);
+    sh__gql_errors_clear(&errs);
+    sh__gql_doc_free(doc);
+    return rc;
+}

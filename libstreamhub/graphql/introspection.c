@@ -1,0 +1,346 @@
+/* libstreamhub/graphql/introspection.c: __schema and __type.
+ *
+ * The schema model is immutable, so its introspection is built once per
+ * engine as JSON (the shape of __Schema, __Type, __Field, __InputValue,
+ * __EnumValue, __Directive) and executed like any service result.  To
+ * keep the JSON a tree (json-c counts references: a cycle would never be
+ * freed), a field's type names a type by reference, {"kind","name"}, and
+ * the executor loads the full __Type of that name from intro_types when a
+ * member beyond those two is selected.  List and non-null wrappers are
+ * complete objects.
+ *
+ * defaultValue is the default's GraphQL literal as graphql-js prints it
+ * (sh__gql_value_print()), e.g. "20", "false", "\"No longer supported\"".
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "graphql/engine_int.h"
+#include "services/services_int.h"
+
+static const char *kind_name(enum sh__gql_kind k)
+{
+    switch (k) {
+    case SH__GQL_K_SCALAR: return "SCALAR";
+    case SH__GQL_K_OBJECT: return "OBJECT";
+    case SH__GQL_K_INTERFACE: return "INTERFACE";
+    case SH__GQL_K_UNION: return "UNION";
+    case SH__GQL_K_ENUM: return "ENUM";
+    case SH__GQL_K_INPUT_OBJECT: return "INPUT_OBJECT";
+    }
+    return "SCALAR";
+}
+
+static json_object *str_or_null(const char *s)
+{
+    return s != NULL ? json_object_new_string(s) : NULL;
+}
+
+static json_object *type_ref(const struct sh__gql_schema *s,
+                             const struct sh__gql_typeref *t)
+{
+    json_object *o = json_object_new_object();
+
+    if (o == NULL)
+        return NULL;
+    if (t->kind == SH__GQL_T_NAMED) {
+        const struct sh__gql_type *nt = t->type != NULL
+            ? t->type : sh__gql_schema_type(s, t->name);
+        json_object_object_add(o, "kind", json_object_new_string(
+                                   kind_name(nt != NULL ? nt->kind
+                                                        : SH__GQL_K_SCALAR)));
+        json_object_object_add(o, "name", json_object_new_string(t->name));
+        return o;
+    }
+    json_object_object_add(o, "kind", json_object_new_string(
+                               t->kind == SH__GQL_T_LIST ? "LIST"
+                                                         : "NON_NULL"));
+    json_object_object_add(o, "name", NULL);
+    json_object_object_add(o, "description", NULL);
+    json_object_object_add(o, "specifiedByURL", NULL);
+    json_object_object_add(o, "fields", NULL);
+    json_object_object_add(o, "interfaces", NULL);
+    json_object_object_add(o, "possibleTypes", NULL);
+    json_object_object_add(o, "enumValues", NULL);
+    json_object_object_add(o, "inputFields", NULL);
+    json_object_object_add(o, "ofType", type_ref(s, t->of));
+    return o;
+}
+
+static void deprecation(json_object *o, bool dep, const char *reason)
+{
+    json_object_object_add(o, "isDeprecated", json_object_new_boolean(dep));
+    json_object_object_add(o, "deprecationReason",
+                           dep ? str_or_null(reason != NULL
+                                             ? reason
+                                             : "No longer supported")
+                               : NULL);
+}
+
+static json_object *input_values(const struct sh__gql_schema *s,
+                                 const struct sh__gql_arg_def *a, size_t n,
+                                 bool *oom)
+{
+    json_object *arr = json_object_new_array();
+
+    if (arr == NULL) {
+        *oom = true;
+        return NULL;
+    }
+    for (size_t i = 0; i < n; i++) {
+        json_object *o = json_object_new_object();
+        char *dv = NULL;
+        if (o == NULL) {
+            *oom = true;
+            break;
+        }
+        json_object_object_add(o, "name", json_object_new_string(a[i].name));
+        json_object_object_add(o, "description", str_or_null(a[i].description));
+        json_object_object_add(o, "type", type_ref(s, a[i].type));
+        if (a[i].defval != NULL) {
+            dv = sh__gql_value_print(a[i].defval);
+            if (dv == NULL)
+                *oom = true;
+        }
+        json_object_object_add(o, "defaultValue", str_or_null(dv));
+        free(dv);
+        deprecation(o, a[i].deprecated, a[i].deprecation_reason);
+        json_object_array_add(arr, o);
+    }
+    return arr;
+}
+
+static json_object *full_type(const struct sh__gql_schema *s,
+                              const struct sh__gql_type *t, bool *oom)
+{
+    json_object *o = json_object_new_object();
+
+    if (o == NULL) {
+        *oom = true;
+        return NULL;
+    }
+    json_object_object_add(o, "kind", json_object_new_string(
+                               kind_name(t->kind)));
+    json_object_object_add(o, "name", json_object_new_string(t->name));
+    json_object_object_add(o, "description", str_or_null(t->description));
+    json_object_object_add(o, "specifiedByURL",
+                           t->kind == SH__GQL_K_SCALAR
+                               ? str_or_null(t->specified_by) : NULL);
+    if (t->kind == SH__GQL_K_OBJECT || t->kind == SH__GQL_K_INTERFACE) {
+        json_object *fs = json_object_new_array();
+        for (size_t i = 0; fs != NULL && i < t->nfields; i++) {
+            const struct sh__gql_field *f = &t->fields[i];
+            json_object *fo = json_object_new_object();
+            if (fo == NULL) {
+                *oom = true;
+                break;
+            }
+            json_object_object_add(fo, "name", json_object_new_string(f->name));
+            json_object_object_add(fo, "description",
+                                   str_or_null(f->description));
+            json_object_object_add(fo, "args",
+                                   input_values(s, f->args, f->nargs, oom));
+            json_object_object_add(fo, "type", type_ref(s, f->type));
+            deprecation(fo, f->deprecated, f->deprecation_reason);
+            json_object_array_add(fs, fo);
+        }
+        if (fs == NULL)
+            *oom = true;
+        json_object_object_add(o, "fields", fs);
+        json_object_object_add(o, "interfaces", json_object_new_array());
+    } else {
+        json_object_object_add(o, "fields", NULL);
+        json_object_object_add(o, "interfaces", NULL);
+    }
+    json_object_object_add(o, "possibleTypes", NULL);
+    if (t->kind == SH__GQL_K_ENUM) {
+        json_object *vs = json_object_new_array();
+        for (size_t i = 0; vs != NULL && i < t->nvalues; i++) {
+            json_object *vo = json_object_new_object();
+            if (vo == NULL) {
+                *oom = true;
+                break;
+            }
+            json_object_object_add(vo, "name",
+                                   json_object_new_string(t->values[i].name));
+            json_object_object_add(vo, "description",
+                                   str_or_null(t->values[i].description));
+            deprecation(vo, t->values[i].deprecated,
+                        t->values[i].deprecation_reason);
+            json_object_array_add(vs, vo);
+        }
+        if (vs == NULL)
+            *oom = true;
+        json_object_object_add(o, "enumValues", vs);
+    } else {
+        json_object_object_add(o, "enumValues", NULL);
+    }
+    json_object_object_add(o, "inputFields",
+                           t->kind == SH__GQL_K_INPUT_OBJECT
+                               ? json_object_new_array() : NULL);
+    json_object_object_add(o, "ofType", NULL);
+    return o;
+}
+
+static json_object *root_ref(const struct sh__gql_type *t)
+{
+    json_object *o;
+
+    if (t == NULL)
+        return NULL;
+    o = json_object_new_object();
+    if (o != NULL) {
+        json_object_object_add(o, "kind", json_object_new_string("OBJECT"));
+        json_object_object_add(o, "name", json_object_new_string(t->name));
+    }
+    return o;
+}
+
+sh_err_t sh__gql_introspection_build(struct sh__gql_engine *eng)
+{
+    const struct sh__gql_schema *s = eng->schema;
+    json_object *sch = json_object_new_object();
+    json_object *map = json_object_new_object();
+    json_object *types = json_object_new_array();
+    json_object *dirs = json_object_new_array();
+    bool oom = false;
+
+    if (sch == NULL || map == NULL || types == NULL || dirs == NULL) {
+        oom = true;
+        goto out;
+    }
+    for (size_t i = 0; i < s->ntypes && !oom; i++) {
+        json_object *t = full_type(s, s->types[i], &oom);
+        if (t == NULL)
+            break;
+        json_object_object_add(map, s->types[i]->name, json_object_get(t));
+        json_object_array_add(types, t);
+    }
+    for (size_t i = 0; i < s->ndirectives && !oom; i++) {
+        const struct sh__gql_directive_def *d = s->directives[i];
+        json_object *o = json_object_new_object(), *locs;
+        if (o == NULL) {
+            oom = true;
+            break;
+        }
+        json_object_object_add(o, "name", json_object_new_string(d->name));
+        json_object_object_add(o, "description", str_or_null(d->description));
+        json_object_object_add(o, "isRepeatable",
+                               json_object_new_boolean(d->repeatable));
+        locs = json_object_new_array();
+        for (int l = 0; locs != NULL && l < SH__GQL_L_COUNT; l++)
+            if (d->locations & (1u << l))
+                json_object_array_add(locs, json_object_new_string(
+                    sh__gql_dirloc_name((enum sh__gql_dirloc)l)));
+        json_object_object_add(o, "locations", locs);
+        json_object_object_add(o, "args",
+                               input_values(s, d->args, d->nargs, &oom));
+        json_object_array_add(dirs, o);
+    }
+    json_object_object_add(sch, "description", NULL);
+    json_object_object_add(sch, "types", types);
+    types = NULL;
+    json_object_object_add(sch, "queryType", root_ref(s->query));
+    json_object_object_add(sch, "mutationType", root_ref(s->mutation));
+    json_object_object_add(sch, "subscriptionType",
+                           root_ref(s->subscription));
+    json_object_object_add(sch, "directives", dirs);
+    dirs = NULL;
+out:
+    json_object_put(types);
+    json_object_put(dirs);
+    if (oom) {
+        json_object_put(sch);
+        json_object_put(map);
+        return SH_ENOMEM;
+    }
+    eng->intro_schema = sch;
+    eng->intro_types = map;
+    return SH_OK;
+}
+
+json_object *sh__gql_intro_type(const struct sh__gql_engine *eng,
+                                const char *name)
+{
+    json_object *v;
+
+    if (name == NULL || eng->intro_types == NULL ||
+        !json_object_object_get_ex(eng->intro_types, name, &v))
+        return NULL;
+    return v;
+}
+
+/* Members with includeDeprecated: the list, without the deprecated ones
+ * unless asked (and unless the member is null: not this kind). */
+static sh_err_t filtered(struct sh__gql_exec *ex, json_object *src,
+                         json_object *args, const char *member,
+                         json_object **out)
+{
+    json_object *v = NULL, *a;
+
+    if (!json_object_object_get_ex(src, member, &v)) {
+        json_object *full = sh__gql_intro_type(ex->eng, sh__jstr(src, "name"));
+        v = full != NULL ? json_object_object_get(full, member) : NULL;
+    }
+    if (v == NULL || !json_object_is_type(v, json_type_array))
+        return SH_OK;
+    if (sh__jbool(args, "includeDeprecated")) {
+        *out = json_object_get(v);
+        return SH_OK;
+    }
+    a = json_object_new_array();
+    if (a == NULL)
+        return SH_ENOMEM;
+    for (size_t i = 0; i < json_object_array_length(v); i++) {
+        json_object *e = json_object_array_get_idx(v, i);
+        if (!sh__jbool(e, "isDeprecated"))
+            json_object_array_add(a, json_object_get(e));
+    }
+    *out = a;
+    return SH_OK;
+}
+
+static sh_err_t r_fields(struct sh__gql_exec *ex, json_object *src,
+                         json_object *args, json_object **out,
+                         struct sh__gql_rerr *err)
+{
+    return filtered(ex, src, args, "fields", out);
+}
+
+static sh_err_t r_enum_values(struct sh__gql_exec *ex, json_object *src,
+                              json_object *args, json_object **out,
+                              struct sh__gql_rerr *err)
+{
+    return filtered(ex, src, args, "enumValues", out);
+}
+
+static sh_err_t r_input_fields(struct sh__gql_exec *ex, json_object *src,
+                               json_object *args, json_object **out,
+                               struct sh__gql_rerr *err)
+{
+    return filtered(ex, src, args, "inputFields", out);
+}
+
+static sh_err_t r_args(struct sh__gql_exec *ex, json_object *src,
+                       json_object *args, json_object **out,
+                       struct sh__gql_rerr *err)
+{
+    return filtered(ex, src, args, "args", out);
+}
+
+sh__gql_resolver_fn sh__gql_intro_resolver_for(const char *type,
+                                               const char *field)
+{
+    if (strcmp(type, "__Type") == 0) {
+        if (strcmp(field, "fields") == 0)
+            return r_fields;
+        if (strcmp(field, "enumValues") == 0)
+            return r_enum_values;
+        if (strcmp(field, "inputFields") == 0)
+            return r_input_fields;
+    }
+    if ((strcmp(type, "__Field") == 0 || strcmp(type, "__Directive") == 0) &&
+        strcmp(field, "args") == 0)
+        return r_args;
+    return NULL;
+}
