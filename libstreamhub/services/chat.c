@@ -401,11 +401,26 @@ static sh_err_t refuse(sh_err_t rc, char *errbuf, size_t errbuf_len,
     return rc;
 }
 
-SH_API sh_err_t sh_chat_send(sh_hub_t *hub, const char *actor_id,
-                             const char *stream_id, const char *text,
-                             size_t len, sh_chat_message_t **msg_out,
-                             int64_t *retry_after_ms, char *errbuf,
-                             size_t errbuf_len)
+/* sh_chat_send()'s way out: counts what was refused, and why. */
+static sh_err_t counted(sh_hub_t *hub, sh_err_t rc)
+{
+    struct sh__chat *chat = hub->chat;
+
+    if (rc == SH_OK) {
+        if (chat->m_accepted != NULL)
+            sh__series_add(chat->m_accepted, 1);
+    } else if ((size_t)rc < sizeof chat->m_refused / sizeof *chat->m_refused
+               && chat->m_refused[rc] != NULL) {
+        sh__series_add(chat->m_refused[rc], 1);
+    }
+    return rc;
+}
+
+static sh_err_t send_impl(sh_hub_t *hub, const char *actor_id,
+                          const char *stream_id, const char *text,
+                          size_t len, sh_chat_message_t **msg_out,
+                          int64_t *retry_after_ms, char *errbuf,
+                          size_t errbuf_len)
 {
     struct sh__chat *chat;
     struct sh__chan *ch;
@@ -646,6 +661,20 @@ SH_API sh_err_t sh_chat_send(sh_hub_t *hub, const char *actor_id,
         json_object_put(b.mine);
     }
     return SH_OK;
+}
+
+SH_API sh_err_t sh_chat_send(sh_hub_t *hub, const char *actor_id,
+                             const char *stream_id, const char *text,
+                             size_t len, sh_chat_message_t **msg_out,
+                             int64_t *retry_after_ms, char *errbuf,
+                             size_t errbuf_len)
+{
+    sh_err_t rc = send_impl(hub, actor_id, stream_id, text, len, msg_out,
+                            retry_after_ms, errbuf, errbuf_len);
+
+    if (hub != NULL && hub->chat != NULL)
+        (void)counted(hub, rc);
+    return rc;
 }
 
 /* ---- history --------------------------------------------------------------- */
@@ -1098,6 +1127,43 @@ SH_API const char *sh_chat_message_list_json(const sh_chat_message_list_t *l,
 
 /* ---- the area ---------------------------------------------------------------- */
 
+/* Look every series up once: updates are then one atomic operation. */
+static void metrics_init(sh_hub_t *hub, struct sh__chat *chat)
+{
+    static const sh_err_t refusals[] = {
+        SH_EUNAUTHENTICATED, SH_ENOTFOUND, SH_ECONFLICT, SH_EBANNED,
+        SH_ETIMEDOUT_USER, SH_EFOLLOWERSONLY, SH_ESLOWMODE, SH_ETOOLONG,
+        SH_EBADUTF8, SH_EEMPTY, SH_EBLOCKEDTERM, SH_ERATELIMITED, SH_EBUSY,
+    };
+    struct sh__metric *m;
+
+    if (hub->metrics == NULL)
+        return;
+    m = sh__metrics_add(hub->metrics, "streamhub_chat_messages_total",
+                        SH__METRIC_COUNTER, "Chat messages accepted.", "",
+                        NULL, 0);
+    chat->m_accepted = m != NULL ? sh__metric_series(m, "") : NULL;
+    m = sh__metrics_add(hub->metrics, "streamhub_chat_refused_total",
+                        SH__METRIC_COUNTER,
+                        "Chat messages refused, by error.", "error", NULL,
+                        0);
+    for (size_t i = 0; m != NULL && i < sizeof refusals / sizeof *refusals;
+         i++)
+        chat->m_refused[refusals[i]] =
+            sh__metric_series(m, sh_err_name(refusals[i]));
+    m = sh__metrics_add(hub->metrics,
+                        "streamhub_chat_writebehind_batch_seconds",
+                        SH__METRIC_HISTOGRAM,
+                        "Time to store one write-behind batch.", "", NULL, 0);
+    chat->m_batch_seconds = m != NULL ? sh__metric_series(m, "") : NULL;
+    m = sh__metrics_add(hub->metrics,
+                        "streamhub_chat_writebehind_errors_total",
+                        SH__METRIC_COUNTER,
+                        "Write-behind batches that failed and were retried.",
+                        "", NULL, 0);
+    chat->m_store_errors = m != NULL ? sh__metric_series(m, "") : NULL;
+}
+
 sh_err_t sh__chat_init(sh_hub_t *hub, char *errbuf, size_t errbuf_len)
 {
     struct sh__chat *chat;
@@ -1124,6 +1190,7 @@ sh_err_t sh__chat_init(sh_hub_t *hub, char *errbuf, size_t errbuf_len)
         sh__errbuf(errbuf, errbuf_len, "out of memory");
         return SH_ENOMEM;
     }
+    metrics_init(hub, chat);
     hub->chat = chat;
     rc = sh__wb_start(hub, &chat->wb, errbuf, errbuf_len);
     if (rc != SH_OK) {

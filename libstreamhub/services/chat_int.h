@@ -26,6 +26,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "core/metrics_int.h"
 #include "core/ratelimit_int.h"
 #include "services/chat_rules_int.h"
 #include "services/services_int.h"
@@ -110,6 +111,11 @@ struct sh__chat {
     int64_t redact_window_ms;     /* chat.redact-window-seconds */
     struct sh__wb *wb;            /* the write-behind queue */
     struct sh__chan *retired;     /* dropped, freed at fini */
+    /* Metrics (NULL when the registry could not make them): */
+    struct sh__series *m_accepted;          /* messages accepted */
+    struct sh__series *m_refused[SH_EEMPTY + 1]; /* by sh_err_t */
+    struct sh__series *m_batch_seconds;     /* one write-behind batch */
+    struct sh__series *m_store_errors;      /* failed batches (retried) */
 };
 
 /* ---- chat.c ----------------------------------------------------------- */

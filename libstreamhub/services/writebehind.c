@@ -189,10 +189,17 @@ static void *writer_main(void *arg)
 
         for (;;) {
             bool stop;
+            int64_t t0 = sh__mono_ms();
 
             rc = store_batch(wb, rows, n, err, sizeof err);
-            if (rc == SH_OK)
+            if (rc == SH_OK) {
+                if (wb->hub->chat->m_batch_seconds != NULL)
+                    sh__series_observe(wb->hub->chat->m_batch_seconds,
+                                       (double)(sh__mono_ms() - t0) / 1e3);
                 break;
+            }
+            if (wb->hub->chat->m_store_errors != NULL)
+                sh__series_add(wb->hub->chat->m_store_errors, 1);
             tries++;
             sh__log_kv(&wb->hub->log, SH_LOG_ERROR,
                        "chat write-behind batch failed; retrying",

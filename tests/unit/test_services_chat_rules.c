@@ -12,6 +12,8 @@
 #include <cmocka.h>
 
 #include "services/chat_int.h"
+#include "streamhub/auth.h"
+#include "streamhub/streams.h"
 
 #define S(lit) (lit), (sizeof(lit) - 1)
 
@@ -204,6 +206,51 @@ static void test_idmap(void **state)
     sh__idmap_clear(&m, free);
 }
 
+/* The chat's metrics count accepted and refused messages by error. */
+static void test_metrics_count_sends(void **state)
+{
+    char err[SH_ERRBUF_SIZE], uid[40], sid[40];
+    sh_config_t *conf = NULL;
+    sh_hub_t *hub = NULL;
+    sh_auth_t *a = NULL;
+    sh_stream_t *st = NULL;
+    char *text = NULL;
+    size_t len = 0;
+
+    (void)state;
+    assert_int_equal(sh_config_new(&conf), SH_OK);
+    assert_int_equal(sh_config_set(conf, "store", "sqlite::memory:", err,
+                                   sizeof err), SH_OK);
+    assert_int_equal(sh_config_set(conf, "log-level", "error", err,
+                                   sizeof err), SH_OK);
+    assert_int_equal(sh_hub_open(conf, &hub, err, sizeof err), SH_OK);
+    assert_int_equal(sh_auth_register(hub, "metric_user", "m@example.com",
+                                      "correct horse battery", &a, err,
+                                      sizeof err), SH_OK);
+    snprintf(uid, sizeof uid, "%s", sh_user_id(sh_auth_user(a)));
+    sh_auth_free(a);
+    assert_int_equal(sh_stream_start(hub, uid, "t", NULL, &st, err,
+                                     sizeof err), SH_OK);
+    snprintf(sid, sizeof sid, "%s", sh_stream_id(st));
+    sh_stream_free(st);
+    assert_int_equal(sh_chat_send(hub, uid, sid, S("one"), NULL, NULL, err,
+                                  sizeof err), SH_OK);
+    assert_int_equal(sh_chat_send(hub, uid, sid, S("two"), NULL, NULL, err,
+                                  sizeof err), SH_OK);
+    assert_int_equal(sh_chat_send(hub, uid, sid, S("\n"), NULL, NULL, err,
+                                  sizeof err), SH_EEMPTY);
+    assert_int_equal(sh_chat_send(hub, NULL, sid, S("x"), NULL, NULL, err,
+                                  sizeof err), SH_EUNAUTHENTICATED);
+    assert_int_equal(sh__chat_queue_depth(hub) <= 2, 1);
+    assert_int_equal(sh__metrics_render(hub->metrics, &text, &len), SH_OK);
+    assert_non_null(strstr(text, "streamhub_chat_messages_total 2"));
+    assert_non_null(strstr(text, "streamhub_chat_refused_total{error=\"SH_EEMPTY\"} 1"));
+    assert_non_null(strstr(text,
+        "streamhub_chat_refused_total{error=\"SH_EUNAUTHENTICATED\"} 1"));
+    free(text);
+    sh_hub_close(hub);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -213,6 +260,7 @@ int main(void)
         cmocka_unit_test(test_fold_and_match),
         cmocka_unit_test(test_term_check),
         cmocka_unit_test(test_idmap),
+        cmocka_unit_test(test_metrics_count_sends),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);
