@@ -58,7 +58,13 @@
 
 #include "bus_int.h"
 
-#define EPOCH_BYTES 8           /* 16 hex characters */
+/* An epoch is the bus instance's random prefix (12 hex characters, drawn
+ * once when the bus starts) and the channel instance's number on this bus
+ * (8 hex): new after a restart and for a channel reclaimed and made again,
+ * without a call to the system's random source per channel (a go-live
+ * creates one `user:` channel per follower). */
+#define EPOCH_PREFIX_BYTES 6
+#define EPOCH_LEN (2 * EPOCH_PREFIX_BYTES + 8)
 #define SWEEP_EVERY_MS 1000
 #define QUEUE_MIN 16
 #define BUCKETS_MIN 64
@@ -73,7 +79,7 @@ struct chan {
     uint64_t hash;
     atomic_uint pins;           /* raised only under bus->lock (inv. 2) */
     char *name;                 /* owned, immutable */
-    char epoch[2 * EPOCH_BYTES + 1];   /* immutable */
+    char epoch[EPOCH_LEN + 1];         /* immutable */
     pthread_mutex_t lock;
     /* @locks lock: */
     uint64_t top;
@@ -107,6 +113,8 @@ struct sh__bus {
     int64_t history_ttl_ms;
     size_t queue_max;
     atomic_size_t refs;         /* inv. 9 */
+    char epoch_prefix[2 * EPOCH_PREFIX_BYTES + 1];
+    atomic_uint epoch_seq;
     pthread_mutex_t lock;
     /* @locks lock: */
     struct chan **buckets;
@@ -130,10 +138,11 @@ static uint64_t hash_name(const char *s)
     return h;
 }
 
-static struct chan *chan_new(const char *name, uint64_t hash, int64_t now)
+static struct chan *chan_new(struct sh__bus *bus, const char *name,
+                             uint64_t hash, int64_t now)
 {
     struct chan *c = calloc(1, sizeof *c);
-    unsigned char rnd[EPOCH_BYTES];
+    uint32_t seq;
 
     if (c == NULL)
         return NULL;
@@ -144,8 +153,8 @@ static struct chan *chan_new(const char *name, uint64_t hash, int64_t now)
     }
     c->hash = hash;
     atomic_init(&c->pins, 0);
-    randombytes_buf(rnd, sizeof rnd);
-    sodium_bin2hex(c->epoch, sizeof c->epoch, rnd, sizeof rnd);
+    seq = (uint32_t)atomic_fetch_add(&bus->epoch_seq, 1);
+    snprintf(c->epoch, sizeof c->epoch, "%s%08x", bus->epoch_prefix, seq);
     c->last_mono = now;
     pthread_mutex_init(&c->lock, NULL);
     return c;
@@ -329,7 +338,7 @@ static struct chan *chan_pin(struct sh__bus *bus, const char *name,
             break;
     }
     if (c == NULL && create) {
-        c = chan_new(name, h, now);
+        c = chan_new(bus, name, h, now);
         if (c == NULL) {
             *rc = SH_ENOMEM;
         } else {
@@ -545,6 +554,13 @@ sh_err_t sh__bus_new(const sh_config_t *conf, const struct sh__log *log,
     bus->nbuckets = BUCKETS_MIN;
     bus->log = log;
     bus->dispatch = dispatch;
+    {
+        unsigned char rnd[EPOCH_PREFIX_BYTES];
+        randombytes_buf(rnd, sizeof rnd);
+        sodium_bin2hex(bus->epoch_prefix, sizeof bus->epoch_prefix, rnd,
+                       sizeof rnd);
+        atomic_init(&bus->epoch_seq, 0);
+    }
     bus->history_size = (size_t)sh__config_int(conf, "bus.history-size");
     bus->history_ttl_ms =
         sh__config_int(conf, "bus.history-ttl-seconds") * 1000;
