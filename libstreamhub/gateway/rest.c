@@ -191,18 +191,52 @@ static bool id_ok(const char *s, size_t n)
     return true;
 }
 
+/* True when the raw query names parameter @name (with or without a
+ * value), so that a value sh__query_param() could not decode (bad or
+ * NUL percent-escapes) is told apart from an absent one. */
+static bool query_has(const char *query, const char *name)
+{
+    size_t nl = strlen(name);
+
+    for (const char *p = query; p != NULL && *p != '\0';) {
+        if (strncmp(p, name, nl) == 0 &&
+            (p[nl] == '=' || p[nl] == '&' || p[nl] == '\0'))
+            return true;
+        p = strchr(p, '&');
+        if (p != NULL)
+            p++;
+    }
+    return false;
+}
+
+/* Query parameter @name, decoded: *@out a new string, or NULL when absent.
+ * Answers 400 and returns false when it is present but undecodable. */
+static bool query_str(struct sh__req *req, const char *name, char **out)
+{
+    char msg[96];
+
+    *out = sh__query_param(req->query, name);
+    if (*out != NULL || !query_has(req->query, name))
+        return true;
+    snprintf(msg, sizeof msg, "query parameter %s is badly encoded", name);
+    bad_request(req, msg);
+    return false;
+}
+
 /* Query parameter @name as an int: *@out = @dflt when absent.  Answers 400
  * and returns false for anything but an optional '-' and 1..10 digits that
  * fit an int. */
 static bool query_int(struct sh__req *req, const char *name, int dflt,
                       int *out)
 {
-    char *v = sh__query_param(req->query, name), *end = NULL;
+    char *v = NULL, *end = NULL;
     char msg[96];
     long n;
     size_t len;
 
     *out = dflt;
+    if (!query_str(req, name, &v))
+        return false;
     if (v == NULL)
         return true;
     len = strlen(v);
@@ -224,10 +258,12 @@ static bool query_int(struct sh__req *req, const char *name, int dflt,
 
 static bool query_bool(struct sh__req *req, const char *name, bool *out)
 {
-    char *v = sh__query_param(req->query, name);
+    char *v = NULL;
     char msg[96];
 
     *out = false;
+    if (!query_str(req, name, &v))
+        return false;
     if (v == NULL)
         return true;
     if (strcmp(v, "true") == 0 || strcmp(v, "1") == 0) {
@@ -618,8 +654,11 @@ static void route_live(struct sh__req *req)
     if (c == NULL)
         return;
     c->n = first;
-    c->s1 = sh__query_param(req->query, "after");
-    c->s2 = sh__query_param(req->query, "category");
+    if (!query_str(req, "after", &c->s1) ||
+        !query_str(req, "category", &c->s2)) {
+        call_free(c);
+        return;
+    }
     offload(c);
 }
 
@@ -661,7 +700,10 @@ static void route_chat_history(struct sh__req *req, char *id)
     }
     c->id = id;
     c->n = last;
-    c->s1 = sh__query_param(req->query, "before");
+    if (!query_str(req, "before", &c->s1)) {
+        call_free(c);
+        return;
+    }
     offload(c);
 }
 
@@ -705,7 +747,10 @@ static void route_notifications(struct sh__req *req)
         return;
     c->n = first;
     c->flag = unread;
-    c->s1 = sh__query_param(req->query, "after");
+    if (!query_str(req, "after", &c->s1)) {
+        call_free(c);
+        return;
+    }
     offload(c);
 }
 

@@ -230,7 +230,7 @@ test('streams: start, read, list, stop, with every refusal', async () => {
   r = await api(base, 'GET', '/api/v1/streams/live?first=100000');
   assert.equal(r.status, 200);   // clamped
   for (const q of ['first=abc', 'first=', 'first=1x', 'first=0', 'first=-1', 'first=99999999999',
-    'first=%201', 'first=1.5', 'after=garbage'])
+    'first=%201', 'first=1.5', 'after=garbage', 'first=%zz', 'category=%00', 'category=%e', 'after=%'])
     assertError(await api(base, 'GET', `/api/v1/streams/live?${q}`), 400, 'bad_request');
 
   // A second live stream pages after the first.
@@ -323,7 +323,8 @@ test('chat: send, refusals, rate limit, history pages', async () => {
   r = await api(base, 'GET', `${chat}?last=101`);
   assert.equal(r.status, 200);   // clamped to 100
   assert.equal(r.body.items.length, 4);
-  for (const q of ['last=x', 'last=', 'last=-1', 'last=2e1', 'last=0x10', 'before=nope'])
+  for (const q of ['last=x', 'last=', 'last=-1', 'last=2e1', 'last=0x10', 'before=nope', 'last=%31%zz',
+    'before=%00'])
     assertError(await api(base, 'GET', `${chat}?${q}`), 400, 'bad_request');
   assertError(await api(base, 'GET', '/api/v1/streams/00000000-0000-4000-8000-000000000000/chat'),
     404, 'not_found');
@@ -347,7 +348,8 @@ test('notifications: list, unreadOnly, mark read', async () => {
   const mention = r.body.items.find((n) => n.type === 'MENTION');
   assert.ok(mention, JSON.stringify(r.body));
   assert.equal(mention.read, false);
-  for (const q of ['first=x', 'first=0', 'unreadOnly=maybe', 'unreadOnly=', 'after=zzz'])
+  for (const q of ['first=x', 'first=0', 'unreadOnly=maybe', 'unreadOnly=', 'after=zzz', 'unreadOnly=%74rue%',
+    'after=%00'])
     assertError(await api(base, 'GET', `/api/v1/notifications?${q}`, { token: carol.token }), 400, 'bad_request');
   r = await api(base, 'GET', '/api/v1/notifications?unreadOnly=true&first=1', { token: carol.token });
   assert.equal(r.status, 200);
