@@ -638,10 +638,19 @@ static void handle_request(struct sh__conn *c, struct sh__http_request *hr)
                 sh__respond_error(req, 503, "internal", "shutting down", 1);
                 return;
             }
-            sh__respond_error(req, hs.status,
-                              hs.status == 426 ? "bad_request"
-                                               : "bad_request",
-                              hs.error, 0);
+            if (hs.status == 426) {
+                /* RFC 6455 4.4: name the version we speak. */
+                json_object *o = json_object_new_object();
+                json_object *e = json_object_new_object();
+                json_object_object_add(e, "code",
+                                       json_object_new_string("bad_request"));
+                json_object_object_add(e, "message",
+                                       json_object_new_string(hs.error));
+                json_object_object_add(o, "error", e);
+                sh__respond_json(req, 426, o, "Sec-WebSocket-Version: 13\r\n");
+                return;
+            }
+            sh__respond_error(req, hs.status, "bad_request", hs.error, 0);
             return;
         }
         n = sh__ws_handshake_response(&hs, buf, sizeof buf);
@@ -1128,6 +1137,7 @@ SH_API void sh_gateway_free(sh_gateway_t *gw)
         SSL_CTX_free(gw->ssl_ctx);
     sh__limiter_free(gw->ip_limiter);
     sh__limiter_free(gw->rl_limiter);
+    sh__limiter_free(gw->auth_limiter);
     free(gw->cors_origins);
     free(gw->api_key);
     free(gw);
