@@ -1107,6 +1107,33 @@ static const struct sh__gql_selection *find_introspection(
     return NULL;
 }
 
+/* A whole JSON text of @len bytes (no trailing bytes, no NUL), or NULL. */
+static json_object *parse_json(const char *text, size_t len)
+{
+    struct json_tokener *tok;
+    json_object *o;
+
+    if (len == 0 || len > INT32_MAX || memchr(text, '\0', len) != NULL)
+        return NULL;
+    tok = json_tokener_new();
+    if (tok == NULL)
+        return NULL;
+    o = json_tokener_parse_ex(tok, text, (int)len);
+    if (o != NULL && json_tokener_get_error(tok) == json_tokener_success) {
+        for (size_t i = json_tokener_get_parse_end(tok); i < len; i++)
+            if (strchr(" \t\r\n", text[i]) == NULL) {
+                json_object_put(o);
+                o = NULL;
+                break;
+            }
+    } else if (o != NULL) {
+        json_object_put(o);
+        o = NULL;
+    }
+    json_tokener_free(tok);
+    return o;
+}
+
 static json_object *request_error(json_object *errors)
 {
     json_object *r = json_object_new_object();
@@ -1165,9 +1192,7 @@ sh_err_t sh__gql_run(sh_hub_t *hub, struct sh__gql_engine *eng,
     if (rc == SH_OK)
         rc = sh__gql_get_operation(doc, op_name, &ex.op, &errs);
     if (rc == SH_OK && vars_json != NULL) {
-        given = json_tokener_parse_verbose(vars_json, NULL);
-        if (vars_len > 0 && strlen(vars_json) != vars_len)
-            json_object_put(given), given = NULL;
+        given = parse_json(vars_json, vars_len);
         if (given != NULL && !json_object_is_type(given, json_type_object)) {
             json_object_put(given);
             given = NULL;
@@ -1179,11 +1204,6 @@ sh_err_t sh__gql_run(sh_hub_t *hub, struct sh__gql_engine *eng,
             rc = SH_EINVAL;
         }
     }
-    if (rc == SH_OK)
-        rc = sh__gql_check_limits(eng->schema, doc, ex.op, given,
-                                  &eng->limits, &errs);
-    if (rc == SH_ENOMEM || errs.oom)
-        goto oom;
     if (rc == SH_OK && ex.op->op == SH__GQL_SUBSCRIPTION) {
         sh__gql_error_add(&errs, "BAD_USER_INPUT", &ex.op->loc, 1,
                           "Subscriptions are served over WebSocket "
@@ -1203,6 +1223,15 @@ sh_err_t sh__gql_run(sh_hub_t *hub, struct sh__gql_engine *eng,
             goto oom;
         *resp = request_error(errors);
         errors = NULL;
+        goto done;
+    }
+    /* Limits after coercion: first/last given by variables count. */
+    rc = sh__gql_check_limits(eng->schema, doc, ex.op, ex.vars, &eng->limits,
+                              &errs);
+    if (rc == SH_ENOMEM || errs.oom)
+        goto oom;
+    if (rc != SH_OK) {
+        *resp = request_error(sh__gql_errors_to_json(&errs));
         goto done;
     }
     ex.errors = errors;
