@@ -179,7 +179,17 @@ fi
 # ---- Python binding
 export LD_LIBRARY_PATH="$root/build/libstreamhub${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
 export STREAMHUB_LIBRARY="$root/build/libstreamhub/libstreamhub.so"
-if [ -d bindings/python/tests ] && \
+# Binding tests that meson already runs (a test named python-* or go-*) are
+# not run twice.
+meson_runs() {
+  meson introspect --tests build 2>/dev/null | "$PY" -c '
+import json, sys
+sys.exit(0 if any(t["name"].startswith(sys.argv[1])
+                  for t in json.load(sys.stdin)) else 1)' "$1"
+}
+if meson_runs python; then
+  echo "pytest (bindings/python): run by meson test above"
+elif [ -d bindings/python/tests ] && \
    [ -n "$(find bindings/python/tests -name 'test_*.py' -o -name '*_test.py' | head -n 1)" ]; then
   step "pytest (bindings/python)"
   PYTHONPATH="$root/bindings/python${PYTHONPATH:+:$PYTHONPATH}" \
@@ -204,7 +214,9 @@ PYEOF
 fi
 
 # ---- Go binding
-if [ -d bindings/go ] && [ -n "$(find bindings/go -name '*_test.go' | head -n 1)" ]; then
+if meson_runs go; then
+  echo "go test (bindings/go): run by meson test above"
+elif [ -d bindings/go ] && [ -n "$(find bindings/go -name '*_test.go' | head -n 1)" ]; then
   step "go test -race (bindings/go)"
   (cd bindings/go && \
    CGO_CFLAGS="-I$root/include -I$root/build/include" \
@@ -219,7 +231,7 @@ fi
 
 echo
 if [ ${#failures[@]} -gt 0 ]; then
-  echo "failed: ${failures[*]}"
+  printf 'failed: %s\n' "$(IFS=,; echo "${failures[*]}" | sed 's/,/, /g')"
 fi
 if [ "$passed" -eq 0 ] && [ "$failed" -eq 0 ]; then
   echo "no test ran"
