@@ -182,6 +182,34 @@ static json_object *full_type(const struct sh__gql_schema *s,
     return o;
 }
 
+static bool ref_uses(const struct sh__gql_typeref *t, const char *name)
+{
+    while (t->kind != SH__GQL_T_NAMED)
+        t = t->of;
+    return strcmp(t->name, name) == 0;
+}
+
+/* Does a field or argument of the schema (directives included) use
+ * @name? */
+static bool referenced(const struct sh__gql_schema *s, const char *name)
+{
+    for (size_t i = 0; i < s->ntypes; i++) {
+        const struct sh__gql_type *t = s->types[i];
+        for (size_t f = 0; f < t->nfields; f++) {
+            if (ref_uses(t->fields[f].type, name))
+                return true;
+            for (size_t a = 0; a < t->fields[f].nargs; a++)
+                if (ref_uses(t->fields[f].args[a].type, name))
+                    return true;
+        }
+    }
+    for (size_t i = 0; i < s->ndirectives; i++)
+        for (size_t a = 0; a < s->directives[i]->nargs; a++)
+            if (ref_uses(s->directives[i]->args[a].type, name))
+                return true;
+    return false;
+}
+
 static json_object *root_ref(const struct sh__gql_type *t)
 {
     json_object *o;
@@ -214,7 +242,13 @@ sh_err_t sh__gql_introspection_build(struct sh__gql_engine *eng)
         if (t == NULL)
             break;
         json_object_object_add(map, s->types[i]->name, json_object_get(t));
-        json_object_array_add(types, t);
+        /* Like graphql-js, a built-in scalar nothing uses (Float) is not
+         * listed; __type(name:) still knows it. */
+        if (s->types[i]->kind == SH__GQL_K_SCALAR && s->types[i]->builtin &&
+            !referenced(s, s->types[i]->name))
+            json_object_put(t);
+        else
+            json_object_array_add(types, t);
     }
     for (size_t i = 0; i < s->ndirectives && !oom; i++) {
         const struct sh__gql_directive_def *d = s->directives[i];
