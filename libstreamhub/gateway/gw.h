@@ -124,6 +124,9 @@ struct sh_gateway {
     uint64_t fanout_unflushed;     /* deliveries not yet in s_fanout */
     struct sh__series *s_ws_conns, *s_msgs_in, *s_msgs_out, *s_fanout,
         *s_slow_dropped, *s_rate_limited, *s_conns;
+    /* graphql_http.c: persisted queries, made on first use, freed by
+     * sh__graphql_http_free(). */
+    struct sh__gql_http *gql_http;
 };
 
 /* ---- server.c ---------------------------------------------------- */
@@ -268,6 +271,21 @@ static inline void sh__gw_flush_counts(struct sh_gateway *gw)
 
 /* Answer @req (any route but WebSocket upgrades). */
 void sh__route(struct sh__req *req);
+
+/* ---- graphql_http.c ---------------------------------------------- */
+
+/* GET and POST /graphql; always answers @req (true). */
+bool sh__graphql_http(struct sh__req *req);
+/* Free the persisted-query map; NULL state is a no-op. */
+void sh__graphql_http_free(struct sh_gateway *gw);
+/* The operation kind (enum sh__gql_op as int) that @op_name (NULL: the
+ * only one) names in @query, or -1 when the document does not parse or
+ * names no such operation.  Any thread. */
+int sh__gql_op_kind(sh_hub_t *hub, const char *query, size_t len,
+                    const char *op_name);
+/* {"errors":[{"message":@msg,"extensions":{"code":@code}}]}, a new
+ * object; @code may be NULL. */
+json_object *sh__gql_error_response(const char *msg, const char *code);
 
 /* ---- rest.c ------------------------------------------------------ */
 

@@ -34,6 +34,7 @@ static const char WS_REQUIRED[] =
     "\"WebSocket upgrade required\"}}";
 
 /* Set when graphql_http.c joins the build (GraphQL over HTTP). */
+#define SH_HAVE_GRAPHQL_HTTP 1
 #ifdef SH_HAVE_GRAPHQL_HTTP
 bool sh__graphql_http(struct sh__req *req);
 #endif
