@@ -365,6 +365,7 @@ struct build_ctx {
     const char *id, *stream_id, *author_id, *username, *text;
     size_t len;
     int64_t created_ms;
+    bool want_copy;         /* the caller (or mentions) needs a copy */
     json_object *mine;      /* out: the caller's copy */
     uint64_t offset;
 };
@@ -381,6 +382,9 @@ static json_object *build_msg(void *arg, uint64_t offset, int64_t ts_ms)
                              b->created_ms, false);
     if (o == NULL)
         return NULL;
+    b->offset = offset;
+    if (!b->want_copy)
+        return o;
     /* The bus's object is shared with subscribers' threads: the caller
      * gets its own copy rather than a second reference. */
     b->mine = sh__chat_message_obj(b->id, b->stream_id, b->author_id,
@@ -614,6 +618,7 @@ static sh_err_t send_impl(sh_hub_t *hub, const char *actor_id,
     b.text = clean;
     b.len = clean_len;
     b.created_ms = now_ms;
+    b.want_copy = msg_out != NULL || memchr(clean, '@', clean_len) != NULL;
     rc = sh__bus_publish_build(hub->bus, chan_name, "chat.message",
                                build_msg, &b, NULL, NULL, errbuf,
                                errbuf_len);
@@ -643,13 +648,13 @@ static sh_err_t send_impl(sh_hub_t *hub, const char *actor_id,
     row.text_len = clean_len;
     row.offset = (int64_t)b.offset;
     row.created_ms = now_ms;
-    if (memchr(clean, '@', clean_len) != NULL)
+    if (b.mine != NULL && memchr(clean, '@', clean_len) != NULL)
         (void)json_object_deep_copy(b.mine, &row.mention_msg, NULL);
     sh__wb_push(chat->wb, &row);
 
     sh__stats_chat_accepted(hub, stream_id, actor_id, now_ms);
 
-    if (msg_out != NULL) {
+    if (msg_out != NULL && b.mine != NULL) {
         struct sh__jh *h = sh__jh_new(b.mine);
 
         if (h == NULL)
