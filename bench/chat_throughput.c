@@ -6,7 +6,10 @@
  * local bus, write-behind queue); --subscribers subscriptions (sh_subscribe)
  * on the stream's chat channel are drained by sh_hub_poll() on another
  * thread.  Latency is from just before sh_chat_send() to the callback of
- * the first and of the last subscriber.  After the hub closed (which flushes
+ * the first and of the last subscriber, measured twice: under full load
+ * (the sender flat out, so it includes queueing behind the backlog) and
+ * paced (--rate messages a second after the flat-out phase, the latency a
+ * chat actually sees below saturation).  After the hub closed (which flushes
  * the queue) the file is opened with sqlite3 and every message counted.
  *
  * The floor printed beside it: the same rows inserted by sqlite3 alone, in
@@ -17,7 +20,8 @@
  *
  * Output: one JSON object per line,
  *   {"bench":"chat_throughput","metric":…,"value":…,"unit":…}
- * Flags: --messages N, --subscribers N, --batch N, --quick (CI sizes).
+ * Flags: --messages N, --subscribers N, --batch N, --rate N (paced phase,
+ * messages a second), --paced N (its messages), --quick (CI sizes).
  * Exit status 0 only when every subscriber got every message and every
  * message is in the store.
  */
@@ -265,7 +269,8 @@ int main(int argc, char **argv)
 {
     struct bench b;
     struct sub_arg *args;
-    size_t n = 200000, nsubs = 100, batch = 512;
+    size_t n = 200000, nsubs = 100, batch = 512, np = 10000, total;
+    double rate = 2000;
     char dir[256], path[512], floor_path[512], store[600], num[32];
     char err[SH_ERRBUF_SIZE], bc[40], sender[40], stream[40], chan[64];
     sh_config_t *conf = NULL;
@@ -281,10 +286,15 @@ int main(int argc, char **argv)
         if (strcmp(argv[i], "--quick") == 0) {
             n = 20000;
             nsubs = 10;
+            np = 1000;
         } else if (strcmp(argv[i], "--messages") == 0 && i + 1 < argc) {
             n = strtoul(argv[++i], NULL, 10);
         } else if (strcmp(argv[i], "--subscribers") == 0 && i + 1 < argc) {
             nsubs = strtoul(argv[++i], NULL, 10);
+        } else if (strcmp(argv[i], "--rate") == 0 && i + 1 < argc) {
+            rate = strtod(argv[++i], NULL);
+        } else if (strcmp(argv[i], "--paced") == 0 && i + 1 < argc) {
+            np = strtoul(argv[++i], NULL, 10);
         } else if (strcmp(argv[i], "--batch") == 0 && i + 1 < argc) {
             batch = strtoul(argv[++i], NULL, 10);
         } else {
@@ -293,7 +303,8 @@ int main(int argc, char **argv)
             return 2;
         }
     }
-    if (n == 0 || nsubs == 0 || batch == 0 || batch > 65536) {
+    if (n == 0 || nsubs == 0 || batch == 0 || batch > 65536 ||
+        !(rate > 0)) {
         fprintf(stderr, "chat_throughput: sizes must be positive\n");
         return 2;
     }
@@ -306,16 +317,17 @@ int main(int argc, char **argv)
     snprintf(store, sizeof store, "sqlite:%s", path);
 
     memset(&b, 0, sizeof b);
-    b.n = n;
+    total = n + np;
+    b.n = total;
     b.nsubs = nsubs;
     b.subs = calloc(nsubs, sizeof *b.subs);
-    b.t0 = calloc(n, sizeof *b.t0);
+    b.t0 = calloc(total, sizeof *b.t0);
     args = calloc(nsubs, sizeof *args);
     if (b.subs == NULL || b.t0 == NULL || args == NULL)
         die("calloc", "out of memory");
-    b.subs[0].lat_ns = calloc(n, sizeof(int64_t));
+    b.subs[0].lat_ns = calloc(total, sizeof(int64_t));
     if (nsubs > 1)
-        b.subs[nsubs - 1].lat_ns = calloc(n, sizeof(int64_t));
+        b.subs[nsubs - 1].lat_ns = calloc(total, sizeof(int64_t));
 
     if (sh_config_new(&conf) != SH_OK)
         die("config", "out of memory");
@@ -398,10 +410,43 @@ int main(int argc, char **argv)
         usleep(10000);
     }
     t_all = now_ns() - t_all + t_send;
+
+    /* The paced phase: @np messages at @rate a second. */
+    {
+        int64_t start = now_ns();
+
+        for (size_t j = 0; j < np; j++) {
+            static const char text[] = "hello chat, paced message";
+            int64_t due = start + (int64_t)((double)j * 1e9 / rate);
+            sh_err_t rc;
+
+            while (now_ns() < due) {
+                int64_t left = due - now_ns();
+
+                if (left > 200000)
+                    usleep((useconds_t)(left / 2000));
+            }
+            atomic_store_explicit(&b.t0[n + j], now_ns(),
+                                  memory_order_release);
+            rc = sh_chat_send(b.hub, sender, stream, text, sizeof text - 1,
+                              NULL, NULL, err, sizeof err);
+            if (rc != SH_OK)
+                die("send", err);
+        }
+        for (int spins = 0; spins < 6000; spins++) {
+            bool done = true;
+
+            for (size_t i = 0; i < nsubs && done; i++)
+                done = b.subs[i].received >= total;
+            if (done)
+                break;
+            usleep(10000);
+        }
+    }
     atomic_store(&b.stop, true);
     pthread_join(poll_thread, NULL);
     for (size_t i = 0; i < nsubs; i++) {
-        if (b.subs[i].received != n)
+        if (b.subs[i].received != total)
             all_delivered = false;
         if (b.subs[i].bad_order != 0)
             in_order = false;
@@ -415,42 +460,51 @@ int main(int argc, char **argv)
     }
     stored = count_rows(path, stream);
 
-    lat = malloc(2 * n * sizeof *lat);
+    lat = malloc(total * sizeof *lat);
     if (lat == NULL)
         die("malloc", "out of memory");
-    for (size_t i = 0; i < n; i++)
-        if (b.subs[0].lat_ns[i] > 0)
-            lat[nlat++] = b.subs[0].lat_ns[i];
     {
-        double p50 = pct_us(lat, nlat, 50), p99 = pct_us(lat, nlat, 99);
-        double rate = (double)n / ((double)t_send / 1e9);
-        double floor = sqlite_floor(floor_path, n, batch);
+        double rate_out = (double)n / ((double)t_send / 1e9);
+        double floor = sqlite_floor(floor_path, total, batch);
+        struct { const char *name; size_t sub, from, to; } lats[] = {
+            { "latency_full_load_first_subscriber", 0, 0, n },
+            { "latency_full_load_last_subscriber", nsubs - 1, 0, n },
+            { "latency_paced_first_subscriber", 0, n, total },
+            { "latency_paced_last_subscriber", nsubs - 1, n, total },
+        };
 
         printf("{\"bench\":\"chat_throughput\",\"metric\":\"cores\","
                "\"value\":%ld,\"unit\":\"\"}\n", sysconf(_SC_NPROCESSORS_ONLN));
         emit_s("build_type", SH_BENCH_BUILDTYPE);
         emit("messages", (double)n, "msgs");
         emit("subscribers", (double)nsubs, "subs");
-        emit("accepted_per_second", rate, "msgs/s");
+        emit("accepted_per_second", rate_out, "msgs/s");
         emit("delivered_to_all_per_second",
              (double)n / ((double)t_all / 1e9), "msgs/s");
         emit("fanout_callbacks_per_second",
              (double)n * (double)nsubs / ((double)t_all / 1e9), "events/s");
-        emit("latency_first_subscriber_p50", p50, "us");
-        emit("latency_first_subscriber_p99", p99, "us");
-        if (nsubs > 1) {
+        emit("paced_rate", rate, "msgs/s");
+        emit("paced_messages", (double)np, "msgs");
+        for (size_t k = 0; k < sizeof lats / sizeof lats[0]; k++) {
+            const int64_t *src = b.subs[lats[k].sub].lat_ns;
+            char name[96];
+
+            if (src == NULL || lats[k].to <= lats[k].from)
+                continue;
             nlat = 0;
-            for (size_t i = 0; i < n; i++)
-                if (b.subs[nsubs - 1].lat_ns[i] > 0)
-                    lat[nlat++] = b.subs[nsubs - 1].lat_ns[i];
-            emit("latency_last_subscriber_p50", pct_us(lat, nlat, 50), "us");
-            emit("latency_last_subscriber_p99", pct_us(lat, nlat, 99), "us");
+            for (size_t i = lats[k].from; i < lats[k].to; i++)
+                if (src[i] > 0)
+                    lat[nlat++] = src[i];
+            snprintf(name, sizeof name, "%s_p50", lats[k].name);
+            emit(name, pct_us(lat, nlat, 50), "us");
+            snprintf(name, sizeof name, "%s_p99", lats[k].name);
+            emit(name, pct_us(lat, nlat, 99), "us");
         }
         emit("queue_full_retries", (double)busy, "sends");
         emit("sqlite_floor_rows_per_second", floor, "rows/s");
-        emit("ratio_accepted_to_floor", rate / floor, "x");
+        emit("ratio_accepted_to_floor", rate_out / floor, "x");
         emit("all_delivered", all_delivered && in_order ? 1 : 0, "bool");
-        emit("all_stored", stored == (int64_t)n ? 1 : 0, "bool");
+        emit("all_stored", stored == (int64_t)total ? 1 : 0, "bool");
     }
 
     rm_db(path);
@@ -462,10 +516,10 @@ int main(int argc, char **argv)
     free((void *)b.t0);
     free(args);
     free(lat);
-    if (!all_delivered || !in_order || stored != (int64_t)n) {
+    if (!all_delivered || !in_order || stored != (int64_t)total) {
         fprintf(stderr, "chat_throughput: FAILED: delivered=%d in_order=%d "
                 "stored=%lld of %zu\n", all_delivered, in_order,
-                (long long)stored, n);
+                (long long)stored, total);
         return 1;
     }
     return 0;
