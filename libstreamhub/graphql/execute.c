@@ -1281,3 +1281,347 @@ out:
     sh__gql_doc_free(doc);
     return rc;
 }
+
+/* ---- subscriptions ------------------------------------------------------ */
+
+struct sh__gql_sub {
+    sh_hub_t *hub;
+    struct sh__gql_engine *eng;
+    struct sh__gql_doc *doc;             /* owned */
+    char *text;                          /* owned: the doc borrows it */
+    const struct sh__gql_definition *op;
+    json_object *vars;                   /* owned */
+    json_object *args;                   /* owned: the root field's */
+    char *viewer;                        /* owned; NULL anonymous */
+    unsigned roles;
+    const char *field;                   /* the root field's name */
+    char channel[128];
+    int64_t since;
+};
+
+static json_object *str_or_null_j(const char *s)
+{
+    return s != NULL ? json_object_new_string(s) : NULL;
+}
+
+static json_object *sub_error(struct sh__gql_errors *errs)
+{
+    return request_error(sh__gql_errors_to_json(errs));
+}
+
+sh_err_t sh__gql_sub_prepare(sh_hub_t *hub, const char *query, size_t qlen,
+                             const char *vars_json, size_t vars_len,
+                             const char *op_name, const char *viewer,
+                             unsigned roles, struct sh__gql_sub **out,
+                             json_object **resp)
+{
+    struct sh__gql_errors errs = { 0 };
+    struct sh__gql_engine *eng;
+    struct sh__gql_sub *sub;
+    struct sh__gql_exec ex;
+    struct groups gs = { 0 };
+    json_object *given = NULL, *errors = NULL;
+    const struct sh__gql_field *f;
+    const struct sh__gql_type *root;
+    sh_err_t rc;
+
+    *out = NULL;
+    *resp = NULL;
+    rc = sh__gql_engine_get(hub, &eng, NULL, 0);
+    if (rc != SH_OK)
+        return rc == SH_ENOMEM ? rc : SH_EINVAL;
+    sub = calloc(1, sizeof *sub);
+    if (sub == NULL)
+        return SH_ENOMEM;
+    sub->hub = hub;
+    sub->eng = eng;
+    sub->roles = roles;
+    sub->since = -1;
+    sub->text = malloc(qlen + 1);
+    if (sub->text == NULL || (viewer != NULL &&
+                              (sub->viewer = strdup(viewer)) == NULL))
+        goto oom;
+    if (qlen > 0)
+        memcpy(sub->text, query, qlen);
+    sub->text[qlen] = '\0';
+    memset(&ex, 0, sizeof ex);
+    ex.hub = hub;
+    ex.eng = eng;
+    ex.s = eng->schema;
+    ex.viewer = sub->viewer;
+    rc = sh__gql_parse(sub->text, qlen, &eng->limits, &sub->doc, &errs);
+    if (rc == SH_OK)
+        rc = sh__gql_validate(eng->schema, sub->doc, &errs);
+    if (rc == SH_OK)
+        rc = sh__gql_get_operation(sub->doc, op_name, &sub->op, &errs);
+    if (rc == SH_OK && sub->op->op != SH__GQL_SUBSCRIPTION) {
+        sh__gql_error_add(&errs, "BAD_USER_INPUT", &sub->op->loc, 1,
+                          "Only subscription operations are served here.");
+        rc = SH_EINVAL;
+    }
+    if (rc == SH_OK && vars_json != NULL) {
+        given = parse_json(vars_json, vars_len);
+        if (given == NULL || !json_object_is_type(given, json_type_object)) {
+            sh__gql_error_add(&errs, "BAD_USER_INPUT", NULL, 0,
+                              "Variables must be a JSON object.");
+            rc = SH_EINVAL;
+        }
+    }
+    if (rc == SH_ENOMEM || errs.oom)
+        goto oom;
+    if (rc != SH_OK)
+        goto reqerr;
+    ex.doc = sub->doc;
+    ex.op = sub->op;
+    errors = json_object_new_array();
+    if (errors == NULL)
+        goto oom;
+    if (!coerce_vars(&ex, given, &sub->vars, errors)) {
+        if (ex.oom)
+            goto oom;
+        *resp = request_error(errors);
+        errors = NULL;
+        goto fail;
+    }
+    ex.vars = sub->vars;
+    ex.errors = errors;
+    root = eng->schema->subscription;
+    collect(&ex, root, sub->op->selset, &gs);
+    if (ex.oom)
+        goto oom;
+    if (gs.n != 1) {
+        sh__gql_error_add(&errs, "BAD_USER_INPUT", &sub->op->loc, 1,
+                          "Anonymous Subscription must select only one "
+                          "top level field.");
+        goto reqerr;
+    }
+    f = sh__gql_type_field(eng->schema, root, gs.g[0].nodes[0]->name);
+    if (f == NULL || f == eng->schema->meta_typename) {
+        sh__gql_error_add(&errs, "BAD_USER_INPUT", &sub->op->loc, 1,
+                          "A subscription must select one field of "
+                          "Subscription.");
+        goto reqerr;
+    }
+    {
+        struct path p = { gs.g[0].key, 0, NULL };
+        if (!check_directives(&ex, sh__gql_field_info(eng, root, f),
+                              &gs.g[0], &p) ||
+            !coerce_args(&ex, f->args, f->nargs, gs.g[0].nodes[0]->args,
+                         &gs.g[0].nodes[0]->loc, &p, &sub->args)) {
+            if (ex.oom)
+                goto oom;
+            *resp = request_error(errors);
+            errors = NULL;
+            goto fail;
+        }
+    }
+    sub->field = f->name;
+    if (strcmp(f->name, "chatMessages") == 0) {
+        json_object *s;
+        snprintf(sub->channel, sizeof sub->channel, "chat:%s",
+                 sh__jstr(sub->args, "streamId"));
+        if (json_object_object_get_ex(sub->args, "sinceOffset", &s) &&
+            s != NULL)
+            sub->since = json_object_get_int64(s);
+    } else if (strcmp(f->name, "streamUpdates") == 0) {
+        snprintf(sub->channel, sizeof sub->channel, "stream:%s",
+                 sh__jstr(sub->args, "streamId"));
+    } else if (strcmp(f->name, "liveStreams") == 0) {
+        snprintf(sub->channel, sizeof sub->channel, "live");
+    } else {
+        snprintf(sub->channel, sizeof sub->channel, "user:%s",
+                 sub->viewer != NULL ? sub->viewer : "");
+    }
+    free(gs.g);
+    json_object_put(errors);
+    json_object_put(given);
+    sh__gql_errors_clear(&errs);
+    *out = sub;
+    return SH_OK;
+reqerr:
+    *resp = sub_error(&errs);
+    if (*resp == NULL)
+        goto oom;
+fail:
+    free(gs.g);
+    json_object_put(errors);
+    json_object_put(given);
+    sh__gql_errors_clear(&errs);
+    sh__gql_sub_free(sub);
+    return SH_EINVAL;
+oom:
+    free(gs.g);
+    json_object_put(errors);
+    json_object_put(given);
+    sh__gql_errors_clear(&errs);
+    sh__gql_sub_free(sub);
+    json_object_put(*resp);
+    *resp = NULL;
+    return SH_ENOMEM;
+}
+
+const char *sh__gql_sub_channel(const struct sh__gql_sub *sub)
+{
+    return sub->channel;
+}
+
+int64_t sh__gql_sub_since(const struct sh__gql_sub *sub)
+{
+    return sub->since;
+}
+
+/* The value of the root field for one event (engine_int.h's table);
+ * NULL when the event is not for this subscription. */
+static json_object *event_value(const struct sh__gql_sub *sub,
+                                const char *type, json_object *data,
+                                int64_t offset)
+{
+    json_object *v;
+    const char *kind = NULL;
+
+    if (strcmp(sub->field, "notifications") == 0)
+        return strcmp(type, "notification") == 0 ? json_object_get(data)
+                                                  : NULL;
+    v = json_object_new_object();
+    if (v == NULL)
+        return NULL;
+    if (strcmp(sub->field, "chatMessages") == 0) {
+        const char *mid = sh__jstr(data, "messageId");
+        if (strcmp(type, "chat.message") == 0) {
+            kind = "MESSAGE";
+            json_object_object_add(v, "message", json_object_get(data));
+        } else if (strcmp(type, "chat.message_deleted") == 0) {
+            kind = "MESSAGE_DELETED";
+            json_object_object_add(v, "messageId", str_or_null_j(
+                mid != NULL ? mid : sh__jstr(data, "id")));
+        } else if (strcmp(type, "chat.user_timed_out") == 0 ||
+                   strcmp(type, "chat.user_banned") == 0) {
+            kind = type[10] == 't' ? "USER_TIMED_OUT" : "USER_BANNED";
+            json_object_object_add(v, "userId",
+                                   str_or_null_j(sh__jstr(data, "userId")));
+        } else if (strcmp(type, "chat.settings_changed") == 0) {
+            kind = "SETTINGS_CHANGED";
+            json_object_object_add(v, "settings", json_object_get(data));
+        }
+        json_object_object_add(v, "offset", json_object_new_int64(offset));
+    } else {
+        if (strcmp(type, "stream.live") == 0)
+            kind = "LIVE";
+        else if (strcmp(type, "stream.offline") == 0)
+            kind = "OFFLINE";
+        else if (strcmp(type, "stream.updated") == 0)
+            kind = "UPDATED";
+        else if (strcmp(type, "stream.viewers") == 0)
+            kind = "VIEWERS";
+        else if (strcmp(type, "raid.incoming") == 0)
+            kind = "RAID";
+        if (kind != NULL && strcmp(kind, "RAID") == 0) {
+            json_object_object_add(v, "raid", json_object_get(data));
+            json_object_object_add(v, "stream", json_object_get(
+                json_object_object_get(data, "from")));
+        } else {
+            json_object_object_add(v, "stream", json_object_get(data));
+        }
+        if (kind != NULL && strcmp(sub->field, "liveStreams") == 0 &&
+            sh__jstr(sub->args, "category") != NULL) {
+            const char *want = sh__jstr(sub->args, "category");
+            const char *got = sh__jstr(data, "category");
+            if (got == NULL || strcmp(want, got) != 0)
+                kind = NULL;
+        }
+    }
+    if (kind == NULL) {
+        json_object_put(v);
+        return NULL;
+    }
+    json_object_object_add(v, "kind", json_object_new_string(kind));
+    return v;
+}
+
+sh_err_t sh__gql_sub_format(struct sh__gql_sub *sub, const char *type,
+                            json_object *data, int64_t offset,
+                            json_object **payload)
+{
+    struct sh__gql_exec ex;
+    struct groups gs = { 0 };
+    json_object *value, *src = NULL, *out = NULL;
+    sh_err_t rc = SH_ENOMEM;
+
+    *payload = NULL;
+    if (type == NULL)
+        return SH_ENOTFOUND;
+    value = event_value(sub, type, data, offset);
+    if (value == NULL)
+        return SH_ENOTFOUND;
+    memset(&ex, 0, sizeof ex);
+    ex.hub = sub->hub;
+    ex.eng = sub->eng;
+    ex.s = sub->eng->schema;
+    ex.doc = sub->doc;
+    ex.op = sub->op;
+    ex.vars = sub->vars;
+    ex.viewer = sub->viewer;
+    ex.roles = sub->roles;
+    ex.errors = json_object_new_array();
+    ex.users = json_object_new_object();
+    ex.streams = json_object_new_object();
+    ex.memo = json_object_new_object();
+    src = json_object_new_object();
+    if (ex.errors == NULL || ex.users == NULL || ex.streams == NULL ||
+        ex.memo == NULL || src == NULL) {
+        json_object_put(value);
+        goto out;
+    }
+    json_object_object_add(src, sub->field, value);
+    collect(&ex, ex.s->subscription, sub->op->selset, &gs);
+    {
+        /* The root field's resolver is the event: read the member. */
+        const struct sh__gql_field *f = sh__gql_type_field(
+            ex.s, ex.s->subscription, sub->field);
+        json_object *v = NULL;
+        struct path p = { gs.n > 0 ? gs.g[0].key : sub->field, 0, NULL };
+        enum res r = gs.n == 1 && f != NULL
+            ? complete(&ex, f->type, &gs.g[0], value, &p, &v) : NULLED;
+        if (ex.oom) {
+            json_object_put(v);
+            goto out;
+        }
+        out = json_object_new_object();
+        if (out == NULL) {
+            json_object_put(v);
+            goto out;
+        }
+        if (json_object_array_length(ex.errors) > 0)
+            json_object_object_add(out, "errors",
+                                   json_object_get(ex.errors));
+        if (r == NULLED) {
+            json_object_object_add(out, "data", NULL);
+        } else {
+            json_object *d = json_object_new_object();
+            json_object_object_add(d, p.key, v);
+            json_object_object_add(out, "data", d);
+        }
+    }
+    *payload = out;
+    rc = SH_OK;
+out:
+    free(gs.g);
+    json_object_put(src);
+    json_object_put(ex.errors);
+    json_object_put(ex.users);
+    json_object_put(ex.streams);
+    json_object_put(ex.memo);
+    return rc;
+}
+
+void sh__gql_sub_free(struct sh__gql_sub *sub)
+{
+    if (sub == NULL)
+        return;
+    json_object_put(sub->vars);
+    json_object_put(sub->args);
+    sh__gql_doc_free(sub->doc);
+    free(sub->text);
+    free(sub->viewer);
+    free(sub);
+}

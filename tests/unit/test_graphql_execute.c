@@ -15,6 +15,7 @@
 #include <json-c/json.h>
 
 #include "streamhub/streamhub.h"
+#include "graphql/engine_int.h"
 #include "services/hub_int.h"
 
 #define SECRET "0123456789abcdef0123456789abcdef-test"
@@ -708,6 +709,67 @@ static void test_broadcasters_load_in_one_batch(void **state)
     sh_hub_close(hub);
 }
 
+/* The transport's subscription API: prepare once, format each event with
+ * the client's selection. */
+static void test_subscription_prepare_and_format(void **state)
+{
+    struct fx *f = *state;
+    struct sh__gql_sub *sub = NULL;
+    json_object *resp = NULL, *data, *payload = NULL;
+    char q[512];
+    const char *text;
+
+    snprintf(q, sizeof q, "subscription($s: ID!) { c: chatMessages("
+             "streamId: $s, sinceOffset: 4) { kind offset message { text "
+             "author { username } } userId } }");
+    {
+        char vars[128];
+        snprintf(vars, sizeof vars, "{\"s\":\"%s\"}", f->alice_stream);
+        assert_int_equal(sh__gql_sub_prepare(f->hub, q, strlen(q), vars,
+                                             strlen(vars), NULL, NULL, 0,
+                                             &sub, &resp), SH_OK);
+    }
+    assert_null(resp);
+    snprintf(q, sizeof q, "chat:%s", f->alice_stream);
+    assert_string_equal(sh__gql_sub_channel(sub), q);
+    assert_int_equal(sh__gql_sub_since(sub), 4);
+    snprintf(q, sizeof q, "{\"id\":\"m1\",\"streamId\":\"%s\",\"author\":"
+             "{\"id\":\"%s\",\"username\":\"bob\"},\"text\":\"yo\","
+             "\"offset\":5,\"createdAt\":\"2026-01-01T00:00:00.000Z\","
+             "\"deleted\":false}", f->alice_stream, f->bob);
+    data = json_tokener_parse(q);
+    assert_int_equal(sh__gql_sub_format(sub, "chat.message", data, 5,
+                                        &payload), SH_OK);
+    text = json_object_to_json_string_ext(payload, JSON_C_TO_STRING_PLAIN);
+    assert_string_equal(text, "{\"data\":{\"c\":{\"kind\":\"MESSAGE\","
+                        "\"offset\":5,\"message\":{\"text\":\"yo\","
+                        "\"author\":{\"username\":\"bob\"}},"
+                        "\"userId\":null}}}");
+    json_object_put(payload);
+    assert_int_equal(sh__gql_sub_format(sub, "stream.live", data, 6,
+                                        &payload), SH_ENOTFOUND);
+    assert_null(payload);
+    json_object_put(data);
+    sh__gql_sub_free(sub);
+    /* notifications needs an identity; a query is not a subscription */
+    snprintf(q, sizeof q, "subscription { notifications { id } }");
+    assert_int_equal(sh__gql_sub_prepare(f->hub, q, strlen(q), NULL, 0, NULL,
+                                         NULL, 0, &sub, &resp), SH_EINVAL);
+    assert_null(sub);
+    expect_code(resp, "UNAUTHENTICATED");
+    json_object_put(resp);
+    snprintf(q, sizeof q, "{ me { id } }");
+    assert_int_equal(sh__gql_sub_prepare(f->hub, q, strlen(q), NULL, 0, NULL,
+                                         NULL, 0, &sub, &resp), SH_EINVAL);
+    assert_non_null(at(resp, "errors.0.message"));
+    json_object_put(resp);
+    snprintf(q, sizeof q, "subscription { liveStreams { kind } "
+             "streamUpdates(streamId: \"x\") { kind } }");
+    assert_int_equal(sh__gql_sub_prepare(f->hub, q, strlen(q), NULL, 0, NULL,
+                                         NULL, 0, &sub, &resp), SH_EINVAL);
+    json_object_put(resp);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -737,6 +799,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_login_and_refresh, setup,
                                         teardown),
         cmocka_unit_test(test_broadcasters_load_in_one_batch),
+        cmocka_unit_test_setup_teardown(test_subscription_prepare_and_format,
+                                        setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
