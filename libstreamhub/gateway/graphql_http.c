@@ -185,8 +185,8 @@ int sh__gql_op_kind(sh_hub_t *hub, const char *query, size_t len,
         sh__gql_errors_clear(&errs);
         return -1;
     }
-    for (size_t i = 0; i < doc->ndefs; i++) {
-        const struct sh__gql_definition *d = &doc->defs[i];
+    for (const struct sh__gql_definition *d = doc->defs; d != NULL;
+         d = d->next) {
         if (d->kind != SH__GQL_D_OPERATION)
             continue;
         nops++;
