@@ -139,8 +139,6 @@ void sh__gql_users_prefetch(struct sh__gql_exec *ex, const char **ids,
  * source object of that name is the value. */
 sh__gql_resolver_fn sh__gql_resolver_for(const char *type,
                                          const char *field);
-/* Builds the connection JSON {edges:[{cursor,node}],pageInfo,totalCount}
- * used by the list resolvers (exposed for the subscription formatter). */
 
 /* introspection.c: build eng->intro_schema and eng->intro_types. */
 sh_err_t sh__gql_introspection_build(struct sh__gql_engine *eng);
@@ -170,8 +168,8 @@ sh__gql_resolver_fn sh__gql_intro_resolver_for(const char *type,
  *      chat.settings_changed   SETTINGS_CHANGED  settings = data
  *  streamUpdates(streamId) -> channel stream:<streamId>;
  *  liveStreams(category)   -> channel live (events whose stream's category
- *    differs from a given @category are skipped: format returns SH_ENOENT-
- *    like SH_ENOTFOUND);
+ *    differs from a given @category are skipped: format returns
+ *    SH_ENOTFOUND);
  *    StreamEvent {kind, stream, raid}:
  *      stream.live     LIVE     stream = data
  *      stream.offline  OFFLINE  stream = data

@@ -72,20 +72,10 @@ const char *sh__gql_err_code(sh_err_t rc)
 static json_object *path_json(const struct path *p)
 {
     json_object *a = json_object_new_array();
-    size_t n = 0;
 
     if (a == NULL)
         return NULL;
-    for (const struct path *q = p; q != NULL; q = q->prev)
-        n++;
-    for (size_t i = n; i-- > 0;) {
-        const struct path *q = p;
-        for (size_t k = 0; k < i; k++)
-            q = q->prev;
-        /* q is the (n-1-i)th from the end: walk again from the leaf */
-        (void)q;
-    }
-    /* Simple: collect into a small array from the leaf, then reverse. */
+    /* From the leaf up into a small stack, then out root first. */
     {
         const struct path *stack[256];
         size_t m = 0;
