@@ -311,32 +311,38 @@ test('token expiry closes 4403; the client reconnects with a fresh token and res
       return (await r.json()).data.startStream.id;
     })();
     const closes = [];
+    const vars = { s: sid };
+    let during = null;
+    const post = async (query, tok) => {
+      const headers = { 'content-type': 'application/json' };
+      if (tok) headers.authorization = `Bearer ${tok}`;
+      const r = await fetch(`${short.url}/graphql`, { method: 'POST', headers, body: JSON.stringify({ query }) });
+      return (await r.json()).data;
+    };
     const c = createClient({
       url: `${short.wsUrl}/graphql`,
       webSocketImpl: WebSocket,
       connectionParams: () => ({ token }),
       retryAttempts: 1,
       retryWait: async () => {
-        // Fresh connectionParams: log in again before reconnecting.
-        const r = await fetch(`${short.url}/graphql`, {
-          method: 'POST', headers: { 'content-type': 'application/json' },
-          body: JSON.stringify({ query: `mutation { login(username: "${u.user.username}", password: "password-123") { accessToken } }` }),
-        });
-        token = (await r.json()).data.login.accessToken;
+        // Fresh connectionParams: log in again; a message sent while
+        // disconnected must come back through sinceOffset.
+        token = (await post(`mutation { login(username: "${u.user.username}", password: "password-123") { accessToken } }`)).login.accessToken;
+        during = (await post(`mutation { sendMessage(streamId: "${sid}", text: "during") { offset } }`, token)).sendMessage.offset;
+        vars.o = s.values.at(-1).data.chatMessages.offset;
       },
       shouldRetry: () => true,
       on: { closed: (e) => closes.push(e.code) },
     });
-    const s = sub(c, 'subscription S($s: ID!) { chatMessages(streamId: $s) { offset } }', { s: sid });
+    const s = sub(c, 'subscription S($s: ID!, $o: Int) { chatMessages(streamId: $s, sinceOffset: $o) { offset message { text } } }', vars);
     await pause(200);
-    const first = await fetch(`${short.url}/graphql`, {
-      method: 'POST', headers: { 'content-type': 'application/json', authorization: `Bearer ${token}` },
-      body: JSON.stringify({ query: `mutation { sendMessage(streamId: "${sid}", text: "before") { offset } }` }),
-    });
-    assert.equal((await first.json()).data.sendMessage.offset, (await s.until(1))[0].data.chatMessages.offset);
-    const t0 = Date.now();
-    while (!closes.includes(4403) && Date.now() - t0 < 15000) await pause(100);
+    const before = (await post(`mutation { sendMessage(streamId: "${sid}", text: "before") { offset } }`, token)).sendMessage.offset;
+    assert.equal((await s.until(1))[0].data.chatMessages.offset, before);
+    // The token lives 10 s: the server closes 4403 once it expires.
+    const got = await s.until(2, 20000);
     assert.ok(closes.includes(4403), `closes ${JSON.stringify(closes)}`);
+    assert.equal(got[1].data.chatMessages.offset, during);
+    assert.equal(got[1].data.chatMessages.message.text, 'during');
     await c.dispose();
   } finally {
     await short.stop();
