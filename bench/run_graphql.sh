@@ -3,7 +3,7 @@
 # peer, in one run, on this machine.
 #
 #   bench/run_graphql.sh [--quick] [--duration SECONDS] [--builddir DIR]
-#                        [--seed-dir DIR]
+#                        [--seed-dir DIR] [--peer-workers N]
 #
 # The query, POSTed as JSON by wrk (-t2 -c50, keep-alive, --latency) with
 # bench/graphql_post.lua:
@@ -20,7 +20,8 @@
 # "value","unit"} (requests_per_second, latency_p50, latency_p99, errors),
 # the core count, then the ratios streamhub / peer.  Seeding registers 200
 # users (one Argon2id hash each, about a minute here): --seed-dir DIR keeps
-# the seed in DIR and reuses it on the next run.  Not a test: figures go to
+# the seed in DIR and reuses it on the next run.  The peer is one Node
+# process (its default); --peer-workers N runs N (node:cluster).  Not a test: figures go to
 # docs/performance.md.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -28,13 +29,15 @@ cd "$(dirname "$0")/.."
 build=build
 duration=10
 seed_dir=
+peer_workers=1
 while [ $# -gt 0 ]; do
   case "$1" in
     --quick) duration=3 ;;
     --duration) duration=$2; shift ;;
     --builddir) build=$2; shift ;;
     --seed-dir) seed_dir=$2; shift ;;
-    *) echo "usage: $0 [--quick] [--duration S] [--builddir DIR] [--seed-dir DIR]" >&2
+    --peer-workers) peer_workers=$2; shift ;;
+    *) echo "usage: $0 [--quick] [--duration S] [--builddir DIR] [--seed-dir DIR] [--peer-workers N]" >&2
        exit 2 ;;
   esac
   shift
@@ -86,7 +89,7 @@ shport=$(free_port)
 pids+=("$!")
 peerport=$(free_port)
 node bench/peers/graphql_peer.mjs --db "$tmp/peer.db" --port "$peerport" \
-  >"$tmp/peer.out" 2>&1 &
+  --workers "$peer_workers" >"$tmp/peer.out" 2>&1 &
 pids+=("$!")
 wait_port "$shport" || { cat "$tmp/sh.err" >&2; exit 1; }
 wait_port "$peerport" || { cat "$tmp/peer.out" >&2; exit 1; }
@@ -109,6 +112,7 @@ PY
 
 # ---- load ------------------------------------------------------------
 echo "{\"bench\":\"env\",\"metric\":\"cores\",\"value\":$(nproc),\"unit\":\"count\"}"
+echo "{\"bench\":\"env\",\"metric\":\"peer_processes\",\"value\":$peer_workers,\"unit\":\"count\"}"
 echo "{\"bench\":\"env\",\"metric\":\"wrk\",\"value\":\"wrk -t2 -c50 -d${duration}s --latency -s bench/graphql_post.lua\",\"unit\":\"\"}"
 
 run() { # target endpoint port mode
