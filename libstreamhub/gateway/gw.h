@@ -83,6 +83,13 @@ struct sh__conn {
     struct event *timer;           /* header / idle timeout */
     bool closing;                  /* close once the queue is written */
     struct sh__ws *ws;             /* once upgraded */
+    /* WebSocket output (plain TCP): frames are appended during a loop turn
+     * and written by one writev per connection at its end (ws_conn.c's
+     * flush), not through the bufferevent's write event, which would cost
+     * an epoll_ctl per connection per event. */
+    bool dirty;                    /* on gw->dirty, holding a reference */
+    bool direct;                   /* plain TCP: we write the output */
+    struct sh__conn *dirty_next;
 };
 
 struct sh_gateway {
@@ -97,6 +104,8 @@ struct sh_gateway {
     void *ssl_ctx;                 /* SSL_CTX *, or NULL */
     struct sh__conn *conns;
     size_t nconns, nws;
+    struct sh__conn *dirty;        /* connections with output to write */
+    struct event *flush_ev;        /* writes them, after the turn's work */
     uint64_t next_conn_id;
     struct sh__limiter *ip_limiter;    /* http.rate-limit-per-ip */
     struct sh__limiter *rl_limiter;    /* @rateLimit and chat limits */
@@ -195,6 +204,11 @@ struct sh__ws {
     bool counted_user;             /* in gw->user_conns */
     void *gql;                     /* graphql_ws.c's state */
 };
+
+/* Queue @c's output for the end-of-turn write (see sh__conn.dirty). */
+void sh__ws_mark_dirty(struct sh__conn *c);
+/* The flush event's callback (server.c creates the event). */
+void sh__ws_flush_cb(evutil_socket_t fd, short what, void *arg);
 
 /* Send one text message (one frame, written by reference). */
 void sh__ws_send_text(struct sh__conn *c, const char *text, size_t len);

@@ -1025,7 +1025,8 @@ SH_API sh_err_t sh_gateway_start(sh_hub_t *hub, struct event_base *base,
         goto fail;
     }
     gw->shutdown_timer = evtimer_new(base, shutdown_timer_cb, gw);
-    if (gw->shutdown_timer == NULL) {
+    gw->flush_ev = event_new(base, -1, 0, sh__ws_flush_cb, gw);
+    if (gw->shutdown_timer == NULL || gw->flush_ev == NULL) {
         rc = SH_ENOMEM;
         goto fail;
     }
@@ -1133,11 +1134,19 @@ SH_API void sh_gateway_free(sh_gateway_t *gw)
     sh__fanout_free(gw->fanout);
     if (gw->shutdown_timer != NULL)
         event_free(gw->shutdown_timer);
+    if (gw->flush_ev != NULL) {
+        /* Connections still queued for a flush hold references: the
+         * callback drops them (they are closed by now). */
+        if (gw->dirty != NULL)
+            sh__ws_flush_cb(-1, 0, gw);
+        event_free(gw->flush_ev);
+    }
     if (gw->ssl_ctx != NULL)
         SSL_CTX_free(gw->ssl_ctx);
     sh__limiter_free(gw->ip_limiter);
     sh__limiter_free(gw->rl_limiter);
     sh__limiter_free(gw->auth_limiter);
+    sh__graphql_http_free(gw);
     free(gw->cors_origins);
     free(gw->api_key);
     free(gw);

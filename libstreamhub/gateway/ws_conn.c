@@ -18,6 +18,7 @@
  * with 4401; an authenticated one whose token expired is closed 30 s after
  * expiry unless it refreshed.
  */
+#include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -106,6 +107,71 @@ static void frame_cleanup(const void *data, size_t len, void *arg)
     sh__ws_frame_unref(arg);
 }
 
+void sh__ws_mark_dirty(struct sh__conn *c)
+{
+    struct sh_gateway *gw = c->gw;
+
+    if (!c->direct) {
+        return;                     /* the bufferevent writes it (TLS) */
+    }
+    if (c->dirty)
+        return;
+    c->dirty = true;
+    sh__conn_ref(c);
+    c->dirty_next = gw->dirty;
+    if (gw->dirty == NULL)
+        event_active(gw->flush_ev, EV_TIMEOUT, 0);
+    gw->dirty = c;
+}
+
+static void output_added(struct evbuffer *buf,
+                         const struct evbuffer_cb_info *info, void *arg)
+{
+    (void)buf;
+    if (info->n_added > 0)
+        sh__ws_mark_dirty(arg);
+}
+
+/* End of a loop turn's work: one writev per connection with output.
+ * What the socket does not take now is left to the bufferevent's write
+ * event, enabled only then. */
+void sh__ws_flush_cb(evutil_socket_t fd, short what, void *arg)
+{
+    struct sh_gateway *gw = arg;
+    struct sh__conn *c = gw->dirty;
+
+    (void)fd;
+    (void)what;
+    gw->dirty = NULL;
+    while (c != NULL) {
+        struct sh__conn *next = c->dirty_next;
+
+        c->dirty = false;
+        c->dirty_next = NULL;
+        if (c->state == SH__CONN_WS && c->bev != NULL) {
+            struct evbuffer *out = bufferevent_get_output(c->bev);
+            int w;
+
+            /* A bufferevent freezes the front of its output so that only
+             * it drains it; we are its writer here, as libevent's own
+             * write callback is, so thaw it for the write. */
+            evbuffer_unfreeze(out, 1);
+            w = evbuffer_write(out, bufferevent_getfd(c->bev));
+            evbuffer_freeze(out, 1);
+
+            if (w < 0 && errno != EAGAIN && errno != EINTR) {
+                sh__conn_close(c);
+            } else if (evbuffer_get_length(out) > 0) {
+                bufferevent_enable(c->bev, EV_WRITE);
+            } else if (c->closing) {
+                sh__conn_close(c);
+            }
+        }
+        sh__conn_unref(c);
+        c = next;
+    }
+}
+
 static void send_frame(struct sh__conn *c, uint8_t opcode, const void *p,
                        size_t len)
 {
@@ -117,8 +183,9 @@ static void send_frame(struct sh__conn *c, uint8_t opcode, const void *p,
     if (fr == NULL)
         return;
     if (evbuffer_add_reference(bufferevent_get_output(c->bev), fr->bytes,
-                               fr->len, frame_cleanup, fr) != 0)
+                               fr->len, frame_cleanup, fr) != 0) {
         sh__ws_frame_unref(fr);
+    }
 }
 
 void sh__ws_send_text(struct sh__conn *c, const char *text, size_t len)
@@ -199,7 +266,8 @@ void sh__ws_close(struct sh__conn *c, unsigned code, const char *reason)
     ws->close_timer = evtimer_new(c->gw->base, close_timer_cb, c);
     if (ws->close_timer != NULL)
         evtimer_add(ws->close_timer, &tv);
-    if (evbuffer_get_length(bufferevent_get_output(c->bev)) == 0)
+    if (!c->dirty &&
+        evbuffer_get_length(bufferevent_get_output(c->bev)) == 0)
         sh__conn_close(c);
 }
 
@@ -286,8 +354,20 @@ void sh__ws_start(struct sh__conn *c, struct sh__req *req,
     evtimer_add(ws->ping_timer, &ping);
     gw->nws++;
     sh__series_add(gw->s_ws_conns, 1);
-    /* Frames can be large; let the bufferevent read in big bites. */
     bufferevent_setwatermark(c->bev, EV_WRITE, 0, 0);
+    /* Plain TCP: our flush writes (see sh__conn.dirty); the bufferevent's
+     * write event runs only while a socket is full.  The 101 answer may
+     * still be in the output: the first flush sends it. */
+    c->direct = gw->ssl_ctx == NULL;
+    if (c->direct) {
+        struct evbuffer *out = bufferevent_get_output(c->bev);
+        bufferevent_disable(c->bev, EV_WRITE);
+        /* Whoever appends (fan-out, replies, graphql_ws.c), the
+         * connection is queued for the end-of-turn write. */
+        evbuffer_add_cb(out, output_added, c);
+        if (evbuffer_get_length(out) > 0)
+            sh__ws_mark_dirty(c);
+    }
     if (proto == SH__WS_GRAPHQL) {
         sh__gqlws_open(c);
     } else if (!gw->allow_anonymous) {
@@ -325,7 +405,10 @@ void sh__ws_free(struct sh__conn *c)
 
 void sh__ws_on_drain(struct sh__conn *c)
 {
-    (void)c;
+    /* The socket took the backlog: back to end-of-turn writes. */
+    if (c->direct && c->bev != NULL &&
+        evbuffer_get_length(bufferevent_get_output(c->bev)) == 0)
+        bufferevent_disable(c->bev, EV_WRITE);
 }
 
 /* ---- the native protocol ----------------------------------------- */
