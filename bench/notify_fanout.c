@@ -90,8 +90,9 @@ static void populate(const char *path, const char *bc, long n)
             NULL) != SQLITE_OK)
         die("prepare", sqlite3_errmsg(db));
     for (long i = 0; i < n; i++) {
+        /* i < 2^48 (checked by the flag parser's bound) keeps 12 digits. */
         snprintf(id, sizeof id, "00000000-0000-4000-8000-%012lx",
-                 (unsigned long)i);
+                 (unsigned long)i & 0xffffffffffffUL);
         snprintf(name, sizeof name, "fan%ld", i);
         snprintf(email, sizeof email, "fan%ld@example.com", i);
         sqlite3_bind_text(u, 1, id, -1, SQLITE_STATIC);
