@@ -88,7 +88,9 @@ SH_API sh_err_t sh_chat_send(sh_hub_t *hub, const char *actor_id,
 /* The chat history of @stream_id: the @last messages before @before_cursor
  * (all the newest when NULL), newest last.
  *
- * @last           1..SH_CHAT_HISTORY_MAX; 0 means the default, 50.
+ * @last           messages wanted: 0 means the default, 50; above
+ *                 SH_CHAT_HISTORY_MAX it is clamped to it (as every paged
+ *                 call of the library clamps); negative is SH_EINVAL.
  * @before_cursor  NULL, or a cursor of an earlier page
  *                 (sh_chat_message_list_start_cursor()).
  * @out            receives the page.

@@ -38,10 +38,12 @@ struct event_base; /* libevent's; a forward declaration, no include */
 SH_API sh_err_t sh_hub_open(sh_config_t *conf, sh_hub_t **out, char *errbuf,
                             size_t errbuf_len);
 
-/* Close @hub: refuse new calls (SH_ECANCELED), cancel subscriptions (each
- * pending callback runs once more, or not at all, as bus.h states), flush the
- * write-behind queue to the store (nothing acknowledged is lost), close the
- * bus and the store, free everything.  NULL is a no-op.
+/* Close @hub: refuse new calls (SH_ECANCELED), cancel subscriptions, flush
+ * the write-behind queue to the store (nothing acknowledged is lost), close
+ * the bus and the store, free everything.  NULL is a no-op.
+ * Every subscription still open gets its final callback (SH_ECANCELED)
+ * before this returns, ON THE CALLING THREAD, for attached and standalone
+ * hubs alike; events still queued for it are dropped, not delivered.
  * Threads: any thread but a callback's; no other call on @hub may be running
  * or follow.  Since: 0.1
  */
@@ -62,6 +64,14 @@ SH_API int sh_hub_poll(sh_hub_t *hub, int timeout_ms);
  * Ownership: the hub's; do not read, write or close it.  Since: 0.1
  */
 SH_API int sh_hub_fd(const sh_hub_t *hub);
+
+/* Make a standalone hub's sh_hub_poll() return now (0 when nothing ran)
+ * and sh_hub_fd() readable, from any thread: for a binding that must stop
+ * its poller or have it run an unsubscribe promptly.  Wakes spent while no
+ * thread polls make the next poll return at once.  NULL is a no-op.
+ * Threads: any.  Since: 0.1
+ */
+SH_API void sh_hub_wake(sh_hub_t *hub);
 
 /* Attach @hub to the embedder's libevent @base: from now on its callbacks
  * run on the thread running @base's loop, and sh_hub_poll() is refused.

@@ -127,6 +127,9 @@ int sh__dispatch_run(struct sh__dispatch *d);
 /* Wait up to @timeout_ms (-1: forever) until a job is queued. */
 void sh__dispatch_wait(struct sh__dispatch *d, int timeout_ms);
 int sh__dispatch_fd(const struct sh__dispatch *d);
+/* Make the fd readable (and a waiting sh__dispatch_wait() return) without
+ * queuing a job. */
+void sh__dispatch_wake(struct sh__dispatch *d);
 /* Run jobs on @base's loop from now on.  @base must be thread-aware. */
 sh_err_t sh__dispatch_attach(struct sh__dispatch *d, struct event_base *base);
 bool sh__dispatch_attached(const struct sh__dispatch *d);

@@ -142,6 +142,14 @@ void sh__dispatch_wait(struct sh__dispatch *d, int timeout_ms)
         ;
 }
 
+void sh__dispatch_wake(struct sh__dispatch *d)
+{
+    uint64_t one = 1;
+
+    while (write(d->efd, &one, sizeof one) < 0 && errno == EINTR)
+        ;
+}
+
 int sh__dispatch_fd(const struct sh__dispatch *d)
 {
     return d->efd;

@@ -121,11 +121,18 @@ SH_API int sh_hub_poll(sh_hub_t *hub, int timeout_ms)
 
     if (hub == NULL || sh__dispatch_attached(hub->dispatch))
         return -SH_EINVAL;
+    /* Wait first: the fd is readable while jobs are queued (invariant 1 of
+     * the dispatcher) or after sh_hub_wake(), so either returns at once. */
+    if (timeout_ms != 0)
+        sh__dispatch_wait(hub->dispatch, timeout_ms);
     n = sh__dispatch_run(hub->dispatch);
-    if (n > 0 || timeout_ms == 0)
-        return n;
-    sh__dispatch_wait(hub->dispatch, timeout_ms);
-    return sh__dispatch_run(hub->dispatch);
+    return n;
+}
+
+SH_API void sh_hub_wake(sh_hub_t *hub)
+{
+    if (hub != NULL)
+        sh__dispatch_wake(hub->dispatch);
 }
 
 SH_API int sh_hub_fd(const sh_hub_t *hub)

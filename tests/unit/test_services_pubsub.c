@@ -8,6 +8,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <pthread.h>
+#include <time.h>
+#include <unistd.h>
 #include <cmocka.h>
 
 #include "services/hub_int.h"
@@ -228,6 +231,40 @@ static void test_close_ends_subscriptions(void **state)
     assert_int_equal(g.final, SH_ECANCELED);
 }
 
+struct waker {
+    sh_hub_t *hub;
+};
+
+static void *wake_later(void *arg)
+{
+    struct waker *w = arg;
+
+    usleep(50000);
+    sh_hub_wake(w->hub);
+    return NULL;
+}
+
+/* sh_hub_wake() ends a poll that would wait, from another thread, and a
+ * wake with nobody polling makes the next poll return at once. */
+static void test_wake_ends_a_blocked_poll(void **state)
+{
+    sh_hub_t *hub = *(sh_hub_t **)state;
+    struct waker w = { hub };
+    struct timespec t0, t1;
+    pthread_t t;
+
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    assert_int_equal(pthread_create(&t, NULL, wake_later, &w), 0);
+    assert_int_equal(sh_hub_poll(hub, 10000), 0);
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    pthread_join(t, NULL);
+    assert_true(t1.tv_sec - t0.tv_sec < 5);
+    sh_hub_wake(hub);
+    assert_int_equal(sh_hub_poll(hub, 10000), 0);
+    assert_int_equal(sh_hub_poll(hub, 0), 0);
+    sh_hub_wake(NULL);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -244,6 +281,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_null_hub_and_outputs, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_close_ends_subscriptions, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_wake_ends_a_blocked_poll, setup,
                                         teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
