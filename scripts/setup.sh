@@ -56,6 +56,11 @@ if [ ${#missing[@]} -gt 0 ]; then
     --no-install-recommends "${missing[@]}"
 fi
 
+# The end-to-end tests' clients (pinned in tests/e2e/package-lock.json).
+if [ -f tests/e2e/package-lock.json ] && [ ! -d tests/e2e/node_modules ]; then
+  (cd tests/e2e && npm ci --no-audit --no-fund)
+fi
+
 setup_dir() {
   local dir=$1; shift
   if [ -f "$dir/build.ninja" ]; then
