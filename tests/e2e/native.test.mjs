@@ -292,3 +292,20 @@ test('graceful shutdown: 1001 to sockets, acknowledged chat survives a restart',
     await b.stop();
   }
 });
+
+test('presence: viewers of chat: and stream: counted once per connection', async () => {
+  const u = await register(srv.url, 'pv');
+  const st = await api(srv.url, 'POST', '/api/v1/streams', { token: u.token, body: { title: 'presence' } });
+  const id = st.body.id;
+  const a = await Native.open(srv.wsUrl);
+  const b = await Native.open(srv.wsUrl);
+  await a.send('subscribe', { channel: `chat:${id}` });
+  await a.send('subscribe', { channel: `stream:${id}` });   // same viewer
+  await b.send('subscribe', { channel: `stream:${id}` });
+  const [ev] = await b.waitEvents(1, (e) => e.event?.type === 'stream.viewers', 5000);
+  assert.equal(ev.event.data.viewerCount, 2);
+  assert.equal((await api(srv.url, 'GET', `/api/v1/streams/${id}`)).body.viewerCount, 2);
+  await a.close();
+  await b.waitEvents(1, (e) => e.event?.type === 'stream.viewers' && e.event.data.viewerCount === 1, 5000);
+  await b.close();
+});
