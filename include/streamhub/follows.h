@@ -66,6 +66,31 @@ SH_API sh_err_t sh_follow_counts(sh_hub_t *hub, const char *user_id,
                                  int64_t *followers, int64_t *following,
                                  char *errbuf, size_t errbuf_len);
 
+/* Most ids one sh_follow_counts_many() call takes. */
+#define SH_FOLLOW_COUNTS_MANY_MAX 1000
+
+/* The counts of sh_follow_counts() for each of @n users at once, in as few
+ * store statements as possible (one per 50 distinct ids), for lists that
+ * show many users (GraphQL User.followerCount on every item).
+ *
+ * @user_ids   @n NUL-terminated ids, 0..SH_FOLLOW_COUNTS_MANY_MAX;
+ *             duplicates are looked up once and answered at each place.
+ * @followers  NULL, or @n entries: [i] receives the number of followers
+ *             of @user_ids[i], or -1 when it names no user (malformed ids
+ *             included; that is not an error).
+ * @following  NULL, or @n entries: the same for the users it follows.
+ * Returns SH_OK (also for @n == 0, with nothing written).
+ * Errors: SH_EINVAL (NULL @user_ids with @n > 0, a NULL id, @n over the
+ * maximum: the arrays are not written), SH_ECANCELED, SH_ESTORE (see
+ * @errbuf), SH_ENOMEM; on those the @n entries of each array are 0.
+ * Ownership: all borrowed for the call.
+ * Threads: any, concurrently.  Since: 0.1
+ */
+SH_API sh_err_t sh_follow_counts_many(sh_hub_t *hub,
+                                      const char *const *user_ids, size_t n,
+                                      int64_t *followers, int64_t *following,
+                                      char *errbuf, size_t errbuf_len);
+
 /* The followers of @user_id (sh_followers_list) or the users it follows
  * (sh_following_list), most recent follow first, a page of at most @first
  * after the cursor @after (NULL or "" for the first page).

@@ -11,6 +11,7 @@
  * Lists page by (follow time, user id) descending: the cursor is the
  * (time, id) pair of the last row (services_util.c).
  */
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -262,6 +263,142 @@ SH_API sh_err_t sh_follow_counts(sh_hub_t *hub, const char *user_id,
     if (following != NULL)
         *following = x.b;
     return SH_OK;
+}
+
+/* ---- counts of many users ------------------------------------------ *
+ *
+ * One statement per chunk of COUNTS_CHUNK distinct ids, like
+ * sh_user_get_many() (users_batch.c): the text is fixed so that the store's
+ * statement cache keeps it, and a short chunk binds NULL in the unused
+ * places (`id IN (..., NULL)` matches nothing more).  Both counts are
+ * correlated subqueries over the follows_followed and follows_follower
+ * indexes, so a chunk costs what its users' counts cost one by one, in a
+ * single read.
+ */
+#define COUNTS_CHUNK 50
+#define P5 "?, ?, ?, ?, ?"
+#define P25 P5 ", " P5 ", " P5 ", " P5 ", " P5
+static const struct sh__sql q_counts_in = {
+    "SELECT u.id, "
+    "(SELECT count(*) FROM follows f WHERE f.followed_id = u.id), "
+    "(SELECT count(*) FROM follows f WHERE f.follower_id = u.id) "
+    "FROM users u WHERE u.id IN (" P25 ", " P25 ")", NULL, NULL
+};
+
+/* The distinct well-formed ids, sorted; their counts, -1 until found. */
+struct many {
+    const char **ids;
+    int64_t *a, *b;
+    size_t n;
+};
+
+static int cmp_id(const void *x, const void *y)
+{
+    return strcmp(*(const char *const *)x, *(const char *const *)y);
+}
+
+static size_t many_find(const struct many *m, const char *id)
+{
+    const char **hit;
+
+    if (m->n == 0)
+        return SIZE_MAX;
+    hit = bsearch(&id, m->ids, m->n, sizeof *m->ids, cmp_id);
+    return hit != NULL ? (size_t)(hit - m->ids) : SIZE_MAX;
+}
+
+static int many_row(void *arg, const struct sh__row *row)
+{
+    struct many *m = arg;
+    const char *id = sh__row_text(row, 0, NULL);
+    size_t i = id != NULL ? many_find(m, id) : SIZE_MAX;
+
+    if (i != SIZE_MAX) {
+        m->a[i] = sh__row_int(row, 1);
+        m->b[i] = sh__row_int(row, 2);
+    }
+    return 0;
+}
+
+SH_API sh_err_t sh_follow_counts_many(sh_hub_t *hub,
+                                      const char *const *user_ids, size_t n,
+                                      int64_t *followers, int64_t *following,
+                                      char *errbuf, size_t errbuf_len)
+{
+    struct many m = { NULL, NULL, NULL, 0 };
+    struct sh__conn *c = NULL;
+    sh_err_t rc;
+
+    if (hub == NULL || (user_ids == NULL && n > 0) ||
+        n > SH_FOLLOW_COUNTS_MANY_MAX) {
+        sh__errbuf(errbuf, errbuf_len, "bad arguments");
+        return SH_EINVAL;
+    }
+    for (size_t i = 0; i < n; i++) {
+        if (user_ids[i] == NULL) {
+            sh__errbuf(errbuf, errbuf_len, "user_ids[%zu] is NULL", i);
+            return SH_EINVAL;
+        }
+    }
+    if (n == 0)
+        return sh__hub_live(hub);
+    if ((rc = sh__hub_live(hub)) != SH_OK) {
+        sh__errbuf(errbuf, errbuf_len, "the hub is closing");
+        goto out;
+    }
+    m.ids = malloc(n * sizeof *m.ids);
+    m.a = malloc(n * sizeof *m.a);
+    m.b = malloc(n * sizeof *m.b);
+    if (m.ids == NULL || m.a == NULL || m.b == NULL) {
+        sh__errbuf(errbuf, errbuf_len, "out of memory");
+        rc = SH_ENOMEM;
+        goto out;
+    }
+    for (size_t i = 0; i < n; i++)
+        if (sh__uuid_valid(user_ids[i]))
+            m.ids[m.n++] = user_ids[i];
+    if (m.n > 1)
+        qsort(m.ids, m.n, sizeof *m.ids, cmp_id);
+    {
+        size_t w = 0;
+        for (size_t i = 0; i < m.n; i++)
+            if (w == 0 || strcmp(m.ids[w - 1], m.ids[i]) != 0)
+                m.ids[w++] = m.ids[i];
+        m.n = w;
+    }
+    for (size_t i = 0; i < m.n; i++)
+        m.a[i] = m.b[i] = -1;
+    if (m.n > 0) {
+        if ((rc = sh__store_acquire(hub->store, &c)) != SH_OK) {
+            sh__errbuf(errbuf, errbuf_len, "the hub is closing");
+            goto out;
+        }
+        for (size_t at = 0; at < m.n && rc == SH_OK; at += COUNTS_CHUNK) {
+            struct sh__val p[COUNTS_CHUNK];
+            for (size_t k = 0; k < COUNTS_CHUNK; k++)
+                p[k] = at + k < m.n ? sh__v_text(m.ids[at + k])
+                                    : sh__v_null();
+            rc = sh__store_exec(c, &q_counts_in, p, COUNTS_CHUNK, many_row,
+                                &m, NULL, errbuf, errbuf_len);
+        }
+        sh__store_release(c);
+        if (rc != SH_OK)
+            goto out;
+    }
+    rc = SH_OK;
+out:
+    for (size_t i = 0; i < n; i++) {
+        size_t k = rc == SH_OK ? many_find(&m, user_ids[i]) : SIZE_MAX;
+        int64_t none = rc == SH_OK ? -1 : 0;
+        if (followers != NULL)
+            followers[i] = k != SIZE_MAX ? m.a[k] : none;
+        if (following != NULL)
+            following[i] = k != SIZE_MAX ? m.b[k] : none;
+    }
+    free(m.ids);
+    free(m.a);
+    free(m.b);
+    return rc;
 }
 
 struct page_ctx {

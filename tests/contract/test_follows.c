@@ -241,9 +241,123 @@ static void test_follow_list_edges(void **state)
     assert_int_equal(sh_user_list_count(NULL), 0);
 }
 
+/* The batch answers what sh_follow_counts() answers, -1 for no user. */
+static void test_follow_counts_many_matches_one_by_one(void **state)
+{
+    struct sfx *f = *state;
+    const char *a = sfx_user(f), *b = sfx_user(f), *c = sfx_user(f);
+    const char *d = sfx_user(f);
+    char err[SH_ERRBUF_SIZE], nul_id[40];
+    int64_t fol[10], fing[10], one_fol, one_fing;
+
+    assert_int_equal(sh_follow(f->hub, a, b, NULL, err, sizeof err), SH_OK);
+    assert_int_equal(sh_follow(f->hub, c, b, NULL, err, sizeof err), SH_OK);
+    assert_int_equal(sh_follow(f->hub, d, b, NULL, err, sizeof err), SH_OK);
+    assert_int_equal(sh_follow(f->hub, b, a, NULL, err, sizeof err), SH_OK);
+    memcpy(nul_id, a, 37);
+    nul_id[10] = '\0';        /* cut by an embedded NUL: another id */
+    {
+        const char *ids[10] = { b, a, NAUTH, "", "not-a-uuid", b, c,
+                                nul_id, "\xc3\x28\xff", "' OR 1=1 --" };
+        const int64_t want_fol[10] = { 3, 1, -1, -1, -1, 3, 0, -1, -1, -1 };
+        const int64_t want_fing[10] = { 1, 1, -1, -1, -1, 1, 1, -1, -1, -1 };
+
+        assert_int_equal(sh_follow_counts_many(f->hub, ids, 10, fol, fing,
+                                               err, sizeof err), SH_OK);
+        for (size_t i = 0; i < 10; i++) {
+            assert_int_equal(fol[i], want_fol[i]);
+            assert_int_equal(fing[i], want_fing[i]);
+            if (want_fol[i] < 0)
+                continue;
+            assert_int_equal(sh_follow_counts(f->hub, ids[i], &one_fol,
+                                              &one_fing, err, sizeof err),
+                             SH_OK);
+            assert_int_equal(fol[i], one_fol);
+            assert_int_equal(fing[i], one_fing);
+        }
+        /* Either output may be NULL, or both. */
+        memset(fing, 0x55, sizeof fing);
+        assert_int_equal(sh_follow_counts_many(f->hub, ids, 10, NULL, fing,
+                                               err, sizeof err), SH_OK);
+        assert_int_equal(fing[0], 1);
+        assert_int_equal(fing[2], -1);
+        assert_int_equal(sh_follow_counts_many(f->hub, ids, 10, NULL, NULL,
+                                               err, sizeof err), SH_OK);
+    }
+    /* An unfollow shows in the next batch (nothing is cached). */
+    assert_int_equal(sh_unfollow(f->hub, d, b, NULL, err, sizeof err),
+                     SH_OK);
+    assert_int_equal(sh_follow_counts_many(f->hub, &b, 1, fol, fing, err,
+                                           sizeof err), SH_OK);
+    assert_int_equal(fol[0], 2);
+}
+
+static void test_follow_counts_many_bounds(void **state)
+{
+    struct sfx *f = *state;
+    const char *a = sfx_user(f), *b = sfx_user(f);
+    char err[SH_ERRBUF_SIZE];
+    const char *two[2] = { a, NULL };
+    size_t max = SH_FOLLOW_COUNTS_MANY_MAX;
+    const char **ids = calloc(max + 1, sizeof *ids);
+    char (*fake)[40] = calloc(max + 1, sizeof *fake);
+    int64_t *fol = malloc((max + 1) * sizeof *fol);
+    int64_t *fing = malloc((max + 1) * sizeof *fing);
+    int64_t sentinel = 77;
+
+    assert_non_null(ids);
+    assert_non_null(fake);
+    assert_non_null(fol);
+    assert_non_null(fing);
+    assert_int_equal(sh_follow(f->hub, a, b, NULL, err, sizeof err), SH_OK);
+
+    /* empty: OK, nothing written */
+    assert_int_equal(sh_follow_counts_many(f->hub, NULL, 0, &sentinel,
+                                           &sentinel, err, sizeof err),
+                     SH_OK);
+    assert_int_equal(sentinel, 77);
+    /* refusals write nothing */
+    fol[0] = fol[1] = 77;
+    assert_int_equal(sh_follow_counts_many(f->hub, NULL, 2, fol, NULL, err,
+                                           sizeof err), SH_EINVAL);
+    assert_int_equal(sh_follow_counts_many(f->hub, two, 2, fol, NULL, err,
+                                           sizeof err), SH_EINVAL);
+    assert_int_equal(sh_follow_counts_many(NULL, two, 1, fol, NULL, err,
+                                           sizeof err), SH_EINVAL);
+    assert_int_equal(fol[0], 77);
+    assert_int_equal(fol[1], 77);
+
+    /* max distinct ids (20 statements of 50), real users among them */
+    for (size_t i = 0; i <= max; i++) {
+        snprintf(fake[i], sizeof fake[i],
+                 "00000000-0000-4000-8000-%012zu", i + 1);
+        ids[i] = fake[i];
+    }
+    ids[0] = b;
+    ids[max / 2 + 7] = a;
+    ids[max - 1] = b;
+    assert_int_equal(sh_follow_counts_many(f->hub, ids, max, fol, fing, err,
+                                           sizeof err), SH_OK);
+    for (size_t i = 0; i < max; i++) {
+        int64_t wf = ids[i] == b ? 1 : ids[i] == a ? 0 : -1;
+        int64_t wg = ids[i] == a ? 1 : ids[i] == b ? 0 : -1;
+        assert_int_equal(fol[i], wf);
+        assert_int_equal(fing[i], wg);
+    }
+    /* max + 1: refused, nothing written */
+    fol[0] = 77;
+    assert_int_equal(sh_follow_counts_many(f->hub, ids, max + 1, fol, fing,
+                                           err, sizeof err), SH_EINVAL);
+    assert_int_equal(fol[0], 77);
+    free(ids);
+    free(fake);
+    free(fol);
+    free(fing);
+}
+
 static int setup(void **state)
 {
-    return sfx_setup_n(state, 14);
+    return sfx_setup_n(state, 20);
 }
 
 int main(void)
@@ -254,6 +368,8 @@ int main(void)
         cmocka_unit_test(test_follow_notifies_once),
         cmocka_unit_test(test_follow_lists_page),
         cmocka_unit_test(test_follow_list_edges),
+        cmocka_unit_test(test_follow_counts_many_matches_one_by_one),
+        cmocka_unit_test(test_follow_counts_many_bounds),
     };
     return cmocka_run_group_tests(tests, setup, sfx_teardown);
 }
