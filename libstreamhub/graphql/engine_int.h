@@ -135,6 +135,14 @@ json_object *sh__gql_stream_full(struct sh__gql_exec *ex, json_object *ref,
 void sh__gql_users_prefetch(struct sh__gql_exec *ex, const char **ids,
                             size_t n);
 
+/* resolvers.c: load the follower and following counts of @ids (@n) with
+ * one sh_follow_counts_many() call into the request's memo, where
+ * User.followerCount and User.followingCount find them; ids already
+ * there, and users that do not exist, are skipped.  Failures are left to
+ * the per-user path. */
+void sh__gql_follow_counts_prefetch(struct sh__gql_exec *ex,
+                                    const char **ids, size_t n);
+
 /* resolvers.c: the resolver of Type.field, NULL when the member of the
  * source object of that name is the value. */
 sh__gql_resolver_fn sh__gql_resolver_for(const char *type,

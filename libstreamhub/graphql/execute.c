@@ -607,6 +607,37 @@ static bool needs_more(struct sh__gql_exec *ex,
     return false;
 }
 
+/* Does the selection @sel (fields, through fragments) ask for one of
+ * @names (a NULL-terminated list)? */
+static bool wants_any(struct sh__gql_exec *ex,
+                      const struct sh__gql_selection *sel,
+                      const char *const *names, int depth)
+{
+    if (depth > 16)
+        return false;
+    for (; sel != NULL; sel = sel->next) {
+        if (sel->kind == SH__GQL_S_FIELD) {
+            for (size_t i = 0; names[i] != NULL; i++)
+                if (strcmp(names[i], sel->name) == 0)
+                    return true;
+        } else if (sel->kind == SH__GQL_S_INLINE) {
+            if (wants_any(ex, sel->selset, names, depth + 1))
+                return true;
+        } else {
+            const struct sh__gql_definition *fr =
+                sh__gql_doc_fragment(ex->doc, sel->name);
+            if (fr != NULL && wants_any(ex, fr->selset, names, depth + 1))
+                return true;
+        }
+    }
+    return false;
+}
+
+/* The fields of User answered by sh_follow_counts(): batched for lists. */
+static const char *const user_count_fields[] = {
+    "followerCount", "followingCount", NULL
+};
+
 /* The fields of User that only the full user row answers. */
 static const char *const user_row_free[] = {
     "id", "username", "__typename", "followerCount", "followingCount",
@@ -639,7 +670,8 @@ static void idset_add(struct idset *s, const char *id)
  * members already present (edges -> node -> broadcaster). */
 static void scan_users(struct sh__gql_exec *ex, const struct sh__gql_type *t,
                        json_object **items, size_t nitems,
-                       const struct groups *gs, struct idset *ids, int depth)
+                       const struct groups *gs, struct idset *ids,
+                       struct idset *cids, int depth)
 {
     if (depth > 8 || t->kind != SH__GQL_K_OBJECT)
         return;
@@ -693,11 +725,17 @@ static void scan_users(struct sh__gql_exec *ex, const struct sh__gql_type *t,
                         if (!json_object_object_get_ex(sub[i], "createdAt",
                                                        NULL))
                             idset_add(ids, sh__jstr(sub[i], "id"));
+                more = false;
+                for (size_t k = 0; k < gs->g[g].n && !more; k++)
+                    more = wants_any(ex, gs->g[g].nodes[k]->selset,
+                                     user_count_fields, 0);
+                for (size_t i = 0; more && i < m; i++)
+                    idset_add(cids, sh__jstr(sub[i], "id"));
             } else {
                 struct groups sg = { 0 };
                 for (size_t k = 0; k < gs->g[g].n; k++)
                     collect(ex, ft, gs->g[g].nodes[k]->selset, &sg);
-                scan_users(ex, ft, sub, m, &sg, ids, depth + 1);
+                scan_users(ex, ft, sub, m, &sg, ids, cids, depth + 1);
                 free(sg.g);
             }
         }
@@ -808,7 +846,7 @@ static enum res complete_inner(struct sh__gql_exec *ex,
         nt = sh__gql_typeref_named(ex->s, t);
         if (nt != NULL && nt->kind == SH__GQL_K_OBJECT && n > 1) {
             struct groups gs = { 0 };
-            struct idset ids = { 0 };
+            struct idset ids = { 0 }, cids = { 0 };
             json_object **items = malloc(n * sizeof *items);
             for (size_t k = 0; k < grp->n; k++)
                 collect(ex, nt, grp->nodes[k]->selset, &gs);
@@ -824,14 +862,23 @@ static enum res complete_inner(struct sh__gql_exec *ex,
                         if (!json_object_object_get_ex(items[i], "createdAt",
                                                        NULL))
                             idset_add(&ids, sh__jstr(items[i], "id"));
+                    more = false;
+                    for (size_t k = 0; k < grp->n && !more; k++)
+                        more = wants_any(ex, grp->nodes[k]->selset,
+                                         user_count_fields, 0);
+                    for (size_t i = 0; more && i < n; i++)
+                        idset_add(&cids, sh__jstr(items[i], "id"));
                 } else {
-                    scan_users(ex, nt, items, n, &gs, &ids, 0);
+                    scan_users(ex, nt, items, n, &gs, &ids, &cids, 0);
                 }
                 if (ids.n > 1)
                     sh__gql_users_prefetch(ex, ids.ids, ids.n);
+                if (cids.n > 1)
+                    sh__gql_follow_counts_prefetch(ex, cids.ids, cids.n);
             }
             free(items);
             free(ids.ids);
+            free(cids.ids);
             free(gs.g);
         }
         for (size_t i = 0; i < n; i++) {

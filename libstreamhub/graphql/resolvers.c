@@ -700,6 +700,63 @@ static sh_err_t counts(struct sh__gql_exec *ex, json_object *src,
     return SH_OK;
 }
 
+void sh__gql_follow_counts_prefetch(struct sh__gql_exec *ex,
+                                    const char **ids, size_t n)
+{
+    const char **want;
+    int64_t *a, *b;
+    size_t m = 0;
+    char key[80];
+
+    if (n > SH_FOLLOW_COUNTS_MANY_MAX)
+        n = SH_FOLLOW_COUNTS_MANY_MAX;
+    want = malloc(n * sizeof *want);
+    a = malloc(n * sizeof *a);
+    b = malloc(n * sizeof *b);
+    if (want == NULL || a == NULL || b == NULL)
+        goto out;
+    for (size_t i = 0; i < n; i++) {
+        snprintf(key, sizeof key, "fc:%s", ids[i]);
+        if (!json_object_object_get_ex(ex->memo, key, NULL))
+            want[m++] = ids[i];
+    }
+    if (m == 0 ||
+        sh_follow_counts_many(ex->hub, want, m, a, b, NULL, 0) != SH_OK)
+        goto out;
+    for (size_t i = 0; i < m; i++) {
+        json_object *v, *x, *y;
+        if (a[i] < 0)
+            continue;           /* no such user: the per-user path says so */
+        snprintf(key, sizeof key, "fc:%s", want[i]);
+        if (json_object_object_get_ex(ex->memo, key, NULL))
+            continue;           /* a duplicate id */
+        v = json_object_new_array_ext(2);
+        x = json_object_new_int64(a[i]);
+        y = json_object_new_int64(b[i]);
+        if (v == NULL || x == NULL || y == NULL ||
+            json_object_array_add(v, x) != 0) {
+            json_object_put(v);
+            json_object_put(x);
+            json_object_put(y);
+            break;
+        }
+        /* x belongs to v now. */
+        if (json_object_array_add(v, y) != 0) {
+            json_object_put(v);
+            json_object_put(y);
+            break;
+        }
+        if (json_object_object_add(ex->memo, key, v) != 0) {
+            json_object_put(v);
+            break;
+        }
+    }
+out:
+    free(want);
+    free(a);
+    free(b);
+}
+
 static sh_err_t u_followers_n(struct sh__gql_exec *ex, json_object *src,
                               json_object *args, json_object **out,
                               struct sh__gql_rerr *err)

@@ -17,6 +17,7 @@
 #include "streamhub/streamhub.h"
 #include "graphql/engine_int.h"
 #include "services/hub_int.h"
+#include "services/services_int.h"
 
 #define SECRET "0123456789abcdef0123456789abcdef-test"
 
@@ -709,6 +710,66 @@ static void test_broadcasters_load_in_one_batch(void **state)
     sh_hub_close(hub);
 }
 
+/* User.followerCount / followingCount of a list: one batched statement
+ * for the 20 broadcasters (not one per user), through a fragment too, and
+ * the same numbers as sh_follow_counts(). */
+static void test_follower_counts_load_in_one_batch(void **state)
+{
+    sh_hub_t *hub = open_hub(NULL);
+    char ids[20][40];
+    uint64_t before, used;
+    json_object *r;
+
+    (void)state;
+    for (int i = 0; i < 20; i++) {
+        char name[16], q[256];
+        char email[64];
+        sh_auth_t *a = NULL;
+        snprintf(name, sizeof name, "caster%02d", i);
+        snprintf(email, sizeof email, "%s@example.com", name);
+        assert_int_equal(sh_auth_register(hub, name, email, "password123",
+                                          &a, NULL, 0), SH_OK);
+        snprintf(ids[i], sizeof ids[i], "%s", sh_user_id(sh_auth_user(a)));
+        sh_auth_free(a);
+        snprintf(q, sizeof q, "mutation { startStream(title: \"s%d\") { id "
+                 "} }", i);
+        r = run_as(hub, ids[i], q, NULL, NULL);
+        assert_null(at(r, "errors"));
+        json_object_put(r);
+    }
+    /* caster i is followed by the i casters before it */
+    for (int i = 0; i < 20; i++)
+        for (int j = 0; j < i; j++)
+            assert_int_equal(sh_follow(hub, ids[j], ids[i], NULL, NULL, 0),
+                             SH_OK);
+    before = sh__store_exec_count(hub->store);
+    r = run_as(hub, NULL, "{ liveStreams(first: 20) { edges { node { "
+               "broadcaster { id username followerCount ...F } } } } } "
+               "fragment F on User { followingCount }", NULL, NULL);
+    used = sh__store_exec_count(hub->store) - before;
+    assert_null(at(r, "errors"));
+    assert_int_equal(json_object_array_length(at(r,
+        "data.liveStreams.edges")), 20);
+    for (int e = 0; e < 20; e++) {
+        char path[96];
+        const char *id;
+        int64_t fol = -1, fing = -1;
+        snprintf(path, sizeof path,
+                 "data.liveStreams.edges.%d.node.broadcaster", e);
+        id = sh__jstr(at(r, path), "id");
+        assert_non_null(id);
+        assert_int_equal(sh_follow_counts(hub, id, &fol, &fing, NULL, 0),
+                         SH_OK);
+        assert_int_equal(sh__jint(at(r, path), "followerCount"), fol);
+        assert_int_equal(sh__jint(at(r, path), "followingCount"), fing);
+    }
+    json_object_put(r);
+    if (used > 5)
+        fail_msg("%llu statements for 20 broadcasters' counts",
+                 (unsigned long long)used);
+    sh_hub_close(hub);
+}
+
 /* The transport's subscription API: prepare once, format each event with
  * the client's selection. */
 static void test_subscription_prepare_and_format(void **state)
@@ -799,6 +860,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_login_and_refresh, setup,
                                         teardown),
         cmocka_unit_test(test_broadcasters_load_in_one_batch),
+        cmocka_unit_test(test_follower_counts_load_in_one_batch),
         cmocka_unit_test_setup_teardown(test_subscription_prepare_and_format,
                                         setup, teardown),
     };
