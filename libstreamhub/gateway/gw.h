@@ -82,6 +82,8 @@ struct sh__conn {
     struct sh__slot *head, *tail;  /* response queue */
     struct event *timer;           /* header / idle timeout */
     bool closing;                  /* close once the queue is written */
+    bool receiving;                /* a request's bytes have started: the
+                                      header timer runs, not re-armed */
     struct sh__ws *ws;             /* once upgraded */
     /* WebSocket output (plain TCP): frames are appended during a loop turn
      * and written by one writev per connection at its end (ws_conn.c's

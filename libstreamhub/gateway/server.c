@@ -582,6 +582,7 @@ static void handle_request(struct sh__conn *c, struct sh__http_request *hr)
     }
     req->conn = c;
     sh__conn_ref(c);
+    c->receiving = false;          /* this request is complete */
     req->slot->req = req;
     req->hr = hr;
     req->start_us = mono_us();
@@ -719,8 +720,12 @@ static void http_input(struct sh__conn *c)
 
         if (n == 0)
             break;
-        if (c->head == NULL)
+        /* The request's first bytes start its clock; later bytes do not
+         * extend it (a slowloris client trickles them). */
+        if (c->head == NULL && !c->receiving) {
             arm(c, c->gw->header_timeout_ms);
+            c->receiving = true;
+        }
         st = sh__http_conn_feed(c->http, evbuffer_pullup(in, -1), n, &used);
         evbuffer_drain(in, used);
         while (c->state == SH__CONN_HTTP &&

@@ -33,7 +33,10 @@
 #include "native_cmd.h"
 
 #define MAX_SUBS_PER_CONN 256
-#define CLOSE_GRACE_MS 2000
+/* After our close frame, the peer has this long to take what is left
+ * (little: a slow consumer's backlog is dropped first) before the TCP
+ * connection is cut. */
+#define CLOSE_GRACE_MS 5000
 #define EXPIRY_GRACE_S 30
 
 struct sh__nsub {
@@ -247,11 +250,15 @@ void sh__ws_close(struct sh__conn *c, unsigned code, const char *reason)
         struct evbuffer *out = bufferevent_get_output(c->bev);
         struct evbuffer_iovec first;
         struct evbuffer *keep = evbuffer_new();
+        /* The bufferevent freezes its output's front (see flush): thaw
+         * it, or nothing can be taken off. */
+        evbuffer_unfreeze(out, 1);
         if (keep != NULL && evbuffer_peek(out, -1, NULL, &first, 1) > 0) {
             evbuffer_remove_buffer(out, keep, first.iov_len);
             evbuffer_drain(out, evbuffer_get_length(out));
             evbuffer_add_buffer(out, keep);
         }
+        evbuffer_freeze(out, 1);
         if (keep != NULL)
             evbuffer_free(keep);
     }
