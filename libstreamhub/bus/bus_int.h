@@ -29,15 +29,17 @@ struct sh__bus;
  */
 struct sh_event {
     atomic_int refs;
-    char *channel;             /* owned */
+    char *channel;             /* in the event's own allocation */
     char epoch[SH_EPOCH_SIZE];
     uint64_t offset;
     int64_t ts_ms;
-    char *type;                /* owned */
-    json_object *data;         /* owned reference; never modified */
-    char *data_json;           /* owned, data's text */
+    char *type;                /* in the event's own allocation */
+    /* Owned reference, never modified; NULL for an event published as
+     * text (sh__bus_publish_many): data_json is then the only form. */
+    json_object *data;
+    char *data_json;           /* data's text, in the event's allocation */
     size_t data_len;
-    char *json;                /* owned: the native protocol's frame text */
+    char *json;                /* the native protocol's frame text, ditto */
     size_t json_len;
     /* The gateway's cached encoding: NULL, or an object freed by
      * wire_free when the event dies. */
@@ -80,6 +82,27 @@ sh_err_t sh__bus_publish(struct sh__bus *bus, const char *channel,
                          uint64_t *offset_out, char *errbuf,
                          size_t errbuf_len);
 
+/* One event of a batch (sh__bus_publish_many): @data is JSON text of
+ * @len bytes that the caller made with json-c (or spliced from such text
+ * with fields that need no escaping).  Both borrowed for the call. */
+struct sh__bus_item {
+    const char *channel;
+    const char *data;
+    size_t len;
+};
+
+/* Publish @n events of @type, event i on items[i].channel with
+ * items[i].data as its data, in order.  The channels are found or made
+ * under one hold of the map's lock per call and each event costs one
+ * allocation: the go-live fan-out publishes one event on each of many
+ * channels.  The events carry no json-c object (sh_event.data is NULL).
+ * Returns how many were published; a failed item (bad channel,
+ * ENOMEM, closing) is skipped and the first failure explained in
+ * @errbuf.  @locality any thread. */
+size_t sh__bus_publish_many(struct sh__bus *bus, const char *type,
+                            const struct sh__bus_item *items, size_t n,
+                            char *errbuf, size_t errbuf_len);
+
 /* Raise @channel's top offset to at least @top without publishing: a chat
  * channel continues the offsets already in the store after a restart (its
  * epoch is new, so no client confuses the two numberings). */
@@ -117,6 +140,13 @@ size_t sh__bus_channels(struct sh__bus *bus);
 struct sh_event *sh__event_new(const char *channel, const char *epoch,
                                uint64_t offset, int64_t ts_ms,
                                const char *type, json_object *data);
+
+/* Make an event (refs = 1) whose data is @len bytes of JSON text @data
+ * (copied; data stays NULL).  NULL on ENOMEM.  @locality any thread. */
+struct sh_event *sh__event_new_text(const char *channel, const char *epoch,
+                                    uint64_t offset, int64_t ts_ms,
+                                    const char *type, const char *data,
+                                    size_t len);
 
 /* Take / drop an event reference (NULL-safe drop). */
 struct sh_event *sh__event_ref(struct sh_event *ev);

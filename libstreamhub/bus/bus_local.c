@@ -36,7 +36,11 @@
  *     history_ttl_ms old once trimmed.
  *  6. Queue slot (qhead + i) % qcap for i < qlen holds one reference;
  *     qlen <= queue_max.  Once closing is set the queue is empty and
- *     nothing more is queued.
+ *     nothing more is queued.  The drain job takes the whole queue at once
+ *     by swapping q with the empty spare ring (one lock hold per batch,
+ *     not two per event) and delivers it outside the lock; it skips what
+ *     is left of its batch once stop is set, so a callback that
+ *     unsubscribes sees no further event, as before.
  *  7. scheduled is set by a successful post of drain() and cleared by that
  *     job when it ends without posting its successor: at most one drain job
  *     exists per subscription, so its callbacks never run concurrently.
@@ -78,7 +82,7 @@ struct chan {
     struct chan *next;          /* hash chain; @locks bus->lock */
     uint64_t hash;
     atomic_uint pins;           /* raised only under bus->lock (inv. 2) */
-    char *name;                 /* owned, immutable */
+    char *name;                 /* immutable; points into this block */
     char epoch[EPOCH_LEN + 1];         /* immutable */
     pthread_mutex_t lock;
     /* @locks lock: */
@@ -100,10 +104,15 @@ struct sh_subscription {
     bool linked;                /* in chan->subs */
     struct sh_event **q;        /* owned ring, qcap slots (inv. 6) */
     size_t qcap, qhead, qlen;
+    struct sh_event **spare;    /* owned, empty: the drain job's swap */
+    size_t spare_cap;
     bool scheduled;             /* a drain job exists (inv. 7) */
     bool closing;               /* no more events; final callback due */
     bool final_done;            /* the final callback has started */
     sh_err_t final;             /* its status */
+    /* Set with closing: the drain job skips the rest of the batch it took
+     * (read without the lock, so atomic). */
+    atomic_bool stop;
 };
 
 struct sh__bus {
@@ -138,23 +147,28 @@ static uint64_t hash_name(const char *s)
     return h;
 }
 
+/* One allocation holds the channel and its name: a go-live makes one
+ * channel per follower. */
 static struct chan *chan_new(struct sh__bus *bus, const char *name,
                              uint64_t hash, int64_t now)
 {
-    struct chan *c = calloc(1, sizeof *c);
+    static const char hex[] = "0123456789abcdef";
+    size_t len = strlen(name);
+    struct chan *c = calloc(1, sizeof *c + len + 1);
     uint32_t seq;
 
     if (c == NULL)
         return NULL;
-    c->name = strdup(name);
-    if (c->name == NULL) {
-        free(c);
-        return NULL;
-    }
+    c->name = (char *)(c + 1);
+    memcpy(c->name, name, len + 1);
     c->hash = hash;
     atomic_init(&c->pins, 0);
     seq = (uint32_t)atomic_fetch_add(&bus->epoch_seq, 1);
-    snprintf(c->epoch, sizeof c->epoch, "%s%08x", bus->epoch_prefix, seq);
+    memcpy(c->epoch, bus->epoch_prefix, 2 * EPOCH_PREFIX_BYTES);
+    for (int i = 0; i < 8; i++)
+        c->epoch[2 * EPOCH_PREFIX_BYTES + i] =
+            hex[(seq >> (28 - 4 * i)) & 15];
+    c->epoch[EPOCH_LEN] = '\0';
     c->last_mono = now;
     pthread_mutex_init(&c->lock, NULL);
     return c;
@@ -171,7 +185,6 @@ static void chan_free(struct chan *c)
         sh__event_unref(hist_at(c, i)->ev);
     free(c->hist);
     pthread_mutex_destroy(&c->lock);
-    free(c->name);
     free(c);
 }
 
@@ -220,7 +233,8 @@ static void hist_append(const struct sh__bus *bus, struct chan *c,
     if (bus->history_size == 0)
         return;
     if (c->hlen == c->hcap && c->hcap < bus->history_size) {
-        size_t cap = c->hcap < 8 ? 8 : c->hcap * 2;
+        /* Start small: a go-live's user: channels hold one event. */
+        size_t cap = c->hcap < 2 ? 2 : c->hcap * 2;
         struct hent *h;
         if (cap > bus->history_size)
             cap = bus->history_size;
@@ -315,24 +329,14 @@ static void grow_map(struct sh__bus *bus)
     bus->nbuckets = n;
 }
 
-/* Find (or, with @create, make) @name and pin it (inv. 2).  NULL with
- * *rc = SH_OK when absent and not made. */
-static struct chan *chan_pin(struct sh__bus *bus, const char *name,
-                             bool create, sh_err_t *rc)
+/* chan_pin() with bus->lock held and the sweep done.  @locks bus->lock */
+static struct chan *chan_pin_locked(struct sh__bus *bus, const char *name,
+                                    bool create, int64_t now, sh_err_t *rc)
 {
     uint64_t h = hash_name(name);
-    int64_t now = sh__mono_ms();
     struct chan *c;
 
     *rc = SH_OK;
-    pthread_mutex_lock(&bus->lock);
-    if (bus->closing) {
-        pthread_mutex_unlock(&bus->lock);
-        *rc = SH_ECANCELED;
-        return NULL;
-    }
-    if (now - bus->last_sweep >= SWEEP_EVERY_MS)
-        sweep(bus, now);
     for (c = bus->buckets[h % bus->nbuckets]; c != NULL; c = c->next) {
         if (c->hash == h && strcmp(c->name, name) == 0)
             break;
@@ -352,6 +356,26 @@ static struct chan *chan_pin(struct sh__bus *bus, const char *name,
         atomic_fetch_add(&c->pins, 1);
         atomic_fetch_add(&bus->refs, 1);
     }
+    return c;
+}
+
+/* Find (or, with @create, make) @name and pin it (inv. 2).  NULL with
+ * *rc = SH_OK when absent and not made. */
+static struct chan *chan_pin(struct sh__bus *bus, const char *name,
+                             bool create, sh_err_t *rc)
+{
+    int64_t now = sh__mono_ms();
+    struct chan *c;
+
+    pthread_mutex_lock(&bus->lock);
+    if (bus->closing) {
+        pthread_mutex_unlock(&bus->lock);
+        *rc = SH_ECANCELED;
+        return NULL;
+    }
+    if (now - bus->last_sweep >= SWEEP_EVERY_MS)
+        sweep(bus, now);
+    c = chan_pin_locked(bus, name, create, now, rc);
     pthread_mutex_unlock(&bus->lock);
     return c;
 }
@@ -437,6 +461,7 @@ static void sub_close(struct sh_subscription *s, sh_err_t status)
 {
     sub_unlink(s);
     queue_clear(s);
+    atomic_store_explicit(&s->stop, true, memory_order_release);
     if (!s->closing) {
         s->closing = true;
         s->final = status;
@@ -467,6 +492,7 @@ static void sub_free(struct sh_subscription *s)
 
     assert(!s->linked && s->qlen == 0);
     free(s->q);
+    free(s->spare);
     free(s);
     chan_unpin(bus, c);         /* may free the bus (inv. 9) */
 }
@@ -477,24 +503,39 @@ static void drain(void *arg, bool canceled)
 {
     struct sh_subscription *s = arg;
     struct chan *c = s->chan;
-    size_t budget;
     sh_err_t status;
 
     pthread_mutex_lock(&c->lock);
     if (canceled)               /* the dispatcher is going away */
         sub_close(s, SH_ECANCELED);
-    budget = s->qlen;
     for (;;) {
-        while (budget > 0 && s->qlen > 0) {
-            struct sh_event *ev = s->q[s->qhead];
-            s->q[s->qhead] = NULL;
-            s->qhead = (s->qhead + 1) % s->qcap;
-            s->qlen--;
-            budget--;
-            pthread_mutex_unlock(&c->lock);
-            s->cb(s->arg, ev, SH_OK);
+        struct sh_event **q = s->q;
+        size_t qcap = s->qcap, qhead = s->qhead, n = s->qlen;
+
+        if (n == 0)
+            break;
+        /* Take the batch: the spare (empty) ring becomes the queue. */
+        s->q = s->spare;
+        s->qcap = s->spare_cap;
+        s->qhead = 0;
+        s->qlen = 0;
+        s->spare = NULL;
+        s->spare_cap = 0;
+        pthread_mutex_unlock(&c->lock);
+        for (size_t i = 0; i < n; i++) {
+            struct sh_event *ev = q[(qhead + i) % qcap];
+
+            q[(qhead + i) % qcap] = NULL;
+            if (!atomic_load_explicit(&s->stop, memory_order_acquire))
+                s->cb(s->arg, ev, SH_OK);
             sh__event_unref(ev);
-            pthread_mutex_lock(&c->lock);
+        }
+        pthread_mutex_lock(&c->lock);
+        if (s->spare == NULL) {
+            s->spare = q;       /* empty now: the next batch's swap */
+            s->spare_cap = qcap;
+        } else {
+            free(q);
         }
         if (s->qlen == 0)
             break;
@@ -504,7 +545,6 @@ static void drain(void *arg, bool canceled)
             pthread_mutex_unlock(&c->lock);
             return;
         }
-        budget = s->qlen;
     }
     if (!s->closing) {
         s->scheduled = false;
@@ -613,6 +653,84 @@ struct given {
     json_object *data;
 };
 
+/* Make @ev (numbered top + 1) the channel's newest event: history and
+ * every live queue (inv. 4).  @locks c->lock */
+static void chan_commit(struct sh__bus *bus, struct chan *c,
+                        struct sh_event *ev, int64_t now)
+{
+    c->top = ev->offset;
+    c->last_mono = now;
+    hist_trim(bus, c, now);
+    hist_append(bus, c, ev, now);
+    for (struct sh_subscription *s = c->subs, *next; s != NULL; s = next) {
+        next = s->next;         /* sub_push may unlink s */
+        sub_push(bus, s, ev);
+    }
+}
+
+/* Channels pinned per hold of bus->lock in sh__bus_publish_many(): long
+ * enough to amortise the lock, short enough not to stall other callers. */
+#define MANY_CHUNK 256
+
+size_t sh__bus_publish_many(struct sh__bus *bus, const char *type,
+                            const struct sh__bus_item *items, size_t n,
+                            char *errbuf, size_t errbuf_len)
+{
+    struct chan *pinned[MANY_CHUNK];
+    sh_err_t first = SH_OK;
+    size_t done = 0;
+
+    assert(type != NULL && (items != NULL || n == 0));
+    for (size_t base = 0; base < n; base += MANY_CHUNK) {
+        size_t k = n - base < MANY_CHUNK ? n - base : MANY_CHUNK;
+        int64_t now = sh__mono_ms(), ts = sh__now_ms();
+        bool closing;
+
+        pthread_mutex_lock(&bus->lock);
+        closing = bus->closing;
+        if (!closing && now - bus->last_sweep >= SWEEP_EVERY_MS)
+            sweep(bus, now);
+        for (size_t i = 0; i < k; i++) {
+            sh_err_t rc = SH_ECANCELED;
+
+            pinned[i] = NULL;
+            if (!closing &&
+                (rc = sh__channel_check(items[base + i].channel, NULL, 0))
+                    == SH_OK)
+                pinned[i] = chan_pin_locked(bus, items[base + i].channel,
+                                            true, now, &rc);
+            if (pinned[i] == NULL && first == SH_OK)
+                first = rc != SH_OK ? rc : SH_ENOMEM;
+        }
+        pthread_mutex_unlock(&bus->lock);
+        for (size_t i = 0; i < k; i++) {
+            const struct sh__bus_item *it = &items[base + i];
+            struct chan *c = pinned[i];
+            struct sh_event *ev = NULL;
+
+            if (c == NULL)
+                continue;
+            pthread_mutex_lock(&c->lock);
+            if (c->top != UINT64_MAX)
+                ev = sh__event_new_text(c->name, c->epoch, c->top + 1, ts,
+                                        type, it->data, it->len);
+            if (ev != NULL) {
+                chan_commit(bus, c, ev, now);
+                done++;
+            } else if (first == SH_OK) {
+                first = c->top == UINT64_MAX ? SH_EBUS : SH_ENOMEM;
+            }
+            pthread_mutex_unlock(&c->lock);
+            sh__event_unref(ev);
+            chan_unpin(bus, c);
+        }
+    }
+    if (first != SH_OK)
+        sh__errbuf(errbuf, errbuf_len, "bus: %zu of %zu events not "
+                   "published (%s)", n - done, n, sh_err_name(first));
+    return done;
+}
+
 static sh_err_t do_publish(struct sh__bus *bus, const char *channel,
                            const char *type, sh__bus_build_fn build,
                            void *arg, struct given *given,
@@ -658,14 +776,7 @@ static sh_err_t do_publish(struct sh__bus *bus, const char *channel,
         rc = SH_ENOMEM;
         goto out;
     }
-    c->top = offset;
-    c->last_mono = now;
-    hist_trim(bus, c, now);
-    hist_append(bus, c, ev, now);
-    for (struct sh_subscription *s = c->subs, *next; s != NULL; s = next) {
-        next = s->next;         /* sub_push may unlink s */
-        sub_push(bus, s, ev);
-    }
+    chan_commit(bus, c, ev, now);
     pthread_mutex_unlock(&c->lock);
     if (offset_out != NULL)
         *offset_out = offset;
@@ -811,6 +922,7 @@ sh_err_t sh__bus_subscribe(struct sh__bus *bus, const char *channel,
     }
     s->bus = bus;
     s->chan = c;                /* the pin is the subscription's now */
+    atomic_init(&s->stop, false);
     s->cb = cb;
     s->arg = arg;
 

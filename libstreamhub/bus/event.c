@@ -32,34 +32,57 @@ static bool json_safe(const char *s)
     return true;
 }
 
-/* The data text and the native frame text in ONE allocation:
- * "<data>\0{"channel":"<c>","offset":<n>,"event":{"type":"<t>","data":<data>}}\0".
+/* The event, its channel and type, the data text and the native frame
+ * text in ONE allocation:
+ * struct, "<channel>\0<type>\0<data>\0{"channel":"<c>","offset":<n>,
+ * "event":{"type":"<t>","data":<data>}}\0".
  * The frame is assembled from the data's single serialisation rather than
- * by building a second json-c object per event: publishing to many
- * channels (a go-live notifying 100,000 followers) pays for this per event. */
-static char *event_texts(const char *channel, uint64_t offset,
-                         const char *type, json_object *data,
-                         size_t *data_len, char **frame, size_t *frame_len)
+ * by building a second json-c object per event, and one malloc() serves
+ * the whole event: publishing to many channels (a go-live notifying
+ * 100,000 followers) pays for this per event.  @d is JSON text that json-c
+ * produced (sh__event_new) or that the caller vouches for
+ * (sh__event_new_text); channel and type need no escaping (checked). */
+static struct sh_event *event_alloc(const char *channel, const char *epoch,
+                                    uint64_t offset, int64_t ts_ms,
+                                    const char *type, const char *d,
+                                    size_t dl)
 {
     static const char p1[] = "{\"channel\":\"", p2[] = "\",\"offset\":",
                       p3[] = ",\"event\":{\"type\":\"", p4[] = "\",\"data\":",
                       p5[] = "}}";
     char num[24];
-    size_t dl, cl = strlen(channel), tl = strlen(type), nl, fl;
-    const char *d = json_object_to_json_string_length(data, TEXT_FLAGS, &dl);
-    char *buf, *f;
+    size_t cl = strlen(channel), tl = strlen(type), nl, fl;
+    struct sh_event *ev;
+    char *f;
 
-    if (d == NULL || !json_safe(channel) || !json_safe(type))
+    if (!json_safe(channel) || !json_safe(type))
         return NULL;
     nl = (size_t)snprintf(num, sizeof num, "%llu", (unsigned long long)offset);
     fl = sizeof p1 - 1 + cl + sizeof p2 - 1 + nl + sizeof p3 - 1 + tl +
          sizeof p4 - 1 + dl + sizeof p5 - 1;
-    buf = malloc(dl + 1 + fl + 1);
-    if (buf == NULL)
+    ev = malloc(sizeof *ev + cl + 1 + tl + 1 + dl + 1 + fl + 1);
+    if (ev == NULL)
         return NULL;
-    memcpy(buf, d, dl);
-    buf[dl] = '\0';
-    f = buf + dl + 1;
+    memset(ev, 0, sizeof *ev);
+    atomic_init(&ev->refs, 1);
+    atomic_init(&ev->wire, NULL);
+    ev->offset = offset;
+    ev->ts_ms = ts_ms;
+    snprintf(ev->epoch, sizeof ev->epoch, "%s", epoch);
+    f = (char *)(ev + 1);
+    ev->channel = f;
+    memcpy(f, channel, cl + 1);
+    f += cl + 1;
+    ev->type = f;
+    memcpy(f, type, tl + 1);
+    f += tl + 1;
+    ev->data_json = f;
+    ev->data_len = dl;
+    memcpy(f, d, dl);
+    f[dl] = '\0';
+    f += dl + 1;
+    ev->json = f;
+    ev->json_len = fl;
     memcpy(f, p1, sizeof p1 - 1);
     f += sizeof p1 - 1;
     memcpy(f, channel, cl);
@@ -79,40 +102,34 @@ static char *event_texts(const char *channel, uint64_t offset,
     memcpy(f, p5, sizeof p5 - 1);
     f += sizeof p5 - 1;
     *f = '\0';
-    *data_len = dl;
-    *frame = buf + dl + 1;
-    *frame_len = fl;
-    return buf;
+    return ev;
 }
 
 struct sh_event *sh__event_new(const char *channel, const char *epoch,
                                uint64_t offset, int64_t ts_ms,
                                const char *type, json_object *data)
 {
-    struct sh_event *ev = calloc(1, sizeof *ev);
+    struct sh_event *ev;
+    const char *d;
+    size_t dl = 0;
 
+    d = json_object_to_json_string_length(data, TEXT_FLAGS, &dl);
+    ev = d != NULL ? event_alloc(channel, epoch, offset, ts_ms, type, d, dl)
+                   : NULL;
     if (ev == NULL) {
         json_object_put(data);
         return NULL;
     }
-    atomic_init(&ev->refs, 1);
-    atomic_init(&ev->wire, NULL);
     ev->data = data;               /* taken: freed with the event from now */
-    ev->offset = offset;
-    ev->ts_ms = ts_ms;
-    snprintf(ev->epoch, sizeof ev->epoch, "%s", epoch);
-    ev->channel = strdup(channel);
-    ev->type = strdup(type);
-    if (ev->channel == NULL || ev->type == NULL)
-        goto fail;
-    ev->data_json = event_texts(channel, offset, type, data, &ev->data_len,
-                                &ev->json, &ev->json_len);
-    if (ev->data_json == NULL)
-        goto fail;
     return ev;
-fail:
-    sh__event_unref(ev);
-    return NULL;
+}
+
+struct sh_event *sh__event_new_text(const char *channel, const char *epoch,
+                                    uint64_t offset, int64_t ts_ms,
+                                    const char *type, const char *data,
+                                    size_t len)
+{
+    return event_alloc(channel, epoch, offset, ts_ms, type, data, len);
 }
 
 struct sh_event *sh__event_ref(struct sh_event *ev)
@@ -138,10 +155,7 @@ void sh__event_unref(struct sh_event *ev)
     if (wire != NULL && ev->wire_free != NULL)
         ev->wire_free(wire);
     json_object_put(ev->data);
-    free(ev->channel);
-    free(ev->type);
-    free(ev->data_json);           /* holds json too (event_texts) */
-    free(ev);
+    free(ev);                      /* holds the texts too (event_alloc) */
 }
 
 /* ---- the public accessors (bus.h) ----------------------------------- */
