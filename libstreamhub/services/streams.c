@@ -323,8 +323,9 @@ static int fan_row_cb(void *arg, const struct sh__row *row)
         x->rows = r;
         x->cap = cap;
     }
-    if (id == NULL || user == NULL || strlen(id) != SH__UUID_LEN ||
-        strlen(user) != SH__UUID_LEN)
+    /* Valid UUIDs only: fan_publish() splices the id into JSON text. */
+    if (id == NULL || user == NULL || !sh__uuid_valid(id) ||
+        !sh__uuid_valid(user))
         return 0;
     memcpy(x->rows[x->n].id, id, SH__UUID_LEN + 1);
     memcpy(x->rows[x->n].user, user, SH__UUID_LEN + 1);
@@ -352,37 +353,77 @@ static json_object *live_data(json_object *stream)
     return d;
 }
 
+/* Rows published per sh__bus_publish_many() call. */
+#define FAN_CHUNK 256
+#define FAN_ID_AT 7             /* strlen("{\"id\":\"") */
+
 /* Publish the fan-out's notifications: one event per row, on its
- * follower's channel, with the stored id.  Returns how many went out. */
+ * follower's channel, with the stored id.  Returns how many went out.
+ *
+ * The rows differ only in their id, so the Notification is built and
+ * serialised once by json-c with a placeholder id (a UUID, first key, so
+ * at a known place and needing no escaping) and each row's text is that
+ * template with its own id copied over the placeholder: no json-c object
+ * and no serialisation per follower.  The events go to the bus in chunks
+ * (sh__bus_publish_many): one map lock per chunk, one allocation each. */
 static size_t fan_publish(sh_hub_t *hub, const struct fan_ctx *x,
                           json_object *stream, int64_t now)
 {
-    size_t sent = 0;
+    static const char placeholder[] = "00000000-0000-4000-8000-000000000000";
+    struct sh__bus_item items[FAN_CHUNK];
+    char (*channels)[8 + SH__UUID_LEN + 1] = NULL;
     char ts[SH__TS_LEN + 1];
-    char channel[8 + SH__UUID_LEN + 1];
-    char err[SH_ERRBUF_SIZE];
+    char err[SH_ERRBUF_SIZE] = "out of memory";
+    const char *tpl;
+    char *texts = NULL;
+    json_object *o;
+    size_t sent = 0, len = 0;
 
+    if (x->n == 0)
+        return 0;
     sh__ts_format(now, ts);
-    for (size_t i = 0; i < x->n; i++) {
-        json_object *o = json_object_new_object();
+    o = json_object_new_object();
+    if (o == NULL || !sh__jset_str(o, "id", placeholder) ||
+        !sh__jset_str(o, "type", "STREAM_LIVE") ||
+        !sh__jset(o, "data", live_data(stream)) ||
+        !sh__jset_bool(o, "read", false) ||
+        !sh__jset_str(o, "createdAt", ts))
+        goto out;
+    tpl = json_object_to_json_string_length(
+        o, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE, &len);
+    if (tpl == NULL || len < FAN_ID_AT + SH__UUID_LEN ||
+        memcmp(tpl, "{\"id\":\"", FAN_ID_AT) != 0 ||
+        memcmp(tpl + FAN_ID_AT, placeholder, SH__UUID_LEN) != 0)
+        goto out;
+    texts = malloc(FAN_CHUNK * len);
+    channels = malloc(FAN_CHUNK * sizeof *channels);
+    if (texts == NULL || channels == NULL)
+        goto out;
+    for (size_t base = 0; base < x->n; base += FAN_CHUNK) {
+        size_t k = x->n - base < FAN_CHUNK ? x->n - base : FAN_CHUNK;
 
-        if (o == NULL || !sh__jset_str(o, "id", x->rows[i].id) ||
-            !sh__jset_str(o, "type", "STREAM_LIVE") ||
-            !sh__jset(o, "data", live_data(stream)) ||
-            !sh__jset_bool(o, "read", false) ||
-            !sh__jset_str(o, "createdAt", ts)) {
-            json_object_put(o);
-            continue;
+        for (size_t i = 0; i < k; i++) {
+            char *t = texts + i * len;
+
+            memcpy(t, tpl, len);
+            memcpy(t + FAN_ID_AT, x->rows[base + i].id, SH__UUID_LEN);
+            memcpy(channels[i], "user:", 5);
+            memcpy(channels[i] + 5, x->rows[base + i].user,
+                   SH__UUID_LEN + 1);
+            items[i].channel = channels[i];
+            items[i].data = t;
+            items[i].len = len;
         }
-        memcpy(channel, "user:", 5);
-        memcpy(channel + 5, x->rows[i].user, SH__UUID_LEN + 1);
-        if (sh__bus_publish(hub->bus, channel, "notification", o, NULL, err,
-                            sizeof err) == SH_OK)
-            sent++;
+        sent += sh__bus_publish_many(hub->bus, "notification", items, k,
+                                     err, sizeof err);
     }
+out:
     if (sent != x->n)
         sh__log_kv(&hub->log, SH_LOG_WARN, "some live notifications were "
                    "not published", "error", err, (char *)NULL);
+    json_object_put(o);
+    free(texts);
+    free(channels);
     return sent;
 }
 
