@@ -106,6 +106,8 @@ struct sh__gql_exec {
     json_object *users;         /* owned: id -> full User (cache) */
     json_object *streams;       /* owned: id -> full Stream (cache) */
     json_object *memo;          /* owned: "kind:id" -> value (cache) */
+    json_object *no_args;       /* owned, NULL until needed: the {} that
+                                 * fields without arguments share */
     bool oom;
 };
 

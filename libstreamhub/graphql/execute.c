@@ -997,9 +997,19 @@ static enum res exec_field(struct sh__gql_exec *ex,
     fi = sh__gql_field_info(ex->eng, t, f);
     if (!check_directives(ex, fi, grp, path))
         return is_nonnull(f->type) ? NULLED : OK;
-    if (!coerce_args(ex, f->args, f->nargs, node->args, &node->loc, path,
-                     &args))
+    if (f->nargs == 0) {
+        /* Most fields take no argument: they share one empty object
+         * (resolvers only read @args) instead of a hash table each. */
+        if (ex->no_args == NULL &&
+            (ex->no_args = json_object_new_object()) == NULL) {
+            ex->oom = true;
+            return NULLED;
+        }
+        args = json_object_get(ex->no_args);
+    } else if (!coerce_args(ex, f->args, f->nargs, node->args, &node->loc,
+                            path, &args)) {
         return is_nonnull(f->type) ? NULLED : OK;
+    }
     memset(&err, 0, sizeof err);
     if (f == ex->s->meta_schema) {
         v = json_object_get(ex->eng->intro_schema);
@@ -1314,6 +1324,7 @@ out:
     json_object_put(ex.users);
     json_object_put(ex.streams);
     json_object_put(ex.memo);
+    json_object_put(ex.no_args);
     sh__gql_errors_clear(&errs);
     sh__gql_doc_free(doc);
     return rc;
@@ -1458,8 +1469,18 @@ sh_err_t sh__gql_sub_prepare(sh_hub_t *hub, const char *query, size_t qlen,
         snprintf(sub->channel, sizeof sub->channel, "chat:%s",
                  sh__jstr(sub->args, "streamId"));
         if (json_object_object_get_ex(sub->args, "sinceOffset", &s) &&
-            s != NULL)
+            s != NULL) {
             sub->since = json_object_get_int64(s);
+            /* Offsets start at 1; 0 means "from the beginning of what
+             * the history holds".  A negative one is a mistake, not a
+             * request for live events only. */
+            if (sub->since < 0) {
+                sh__gql_error_add(&errs, "BAD_USER_INPUT",
+                                  &gs.g[0].nodes[0]->loc, 1,
+                                  "sinceOffset must be 0 or more.");
+                goto reqerr;
+            }
+        }
     } else if (strcmp(f->name, "streamUpdates") == 0) {
         snprintf(sub->channel, sizeof sub->channel, "stream:%s",
                  sh__jstr(sub->args, "streamId"));
@@ -1648,6 +1669,7 @@ out:
     json_object_put(ex.users);
     json_object_put(ex.streams);
     json_object_put(ex.memo);
+    json_object_put(ex.no_args);
     return rc;
 }
 
