@@ -315,7 +315,7 @@ static void gql_done(void *arg, bool canceled)
     else if (j->get_mutation)
         respond_error(req, 405, j->ctype, "Allow: POST\r\n",
                       "Mutations are only allowed over POST.",
-                      "BAD_REQUEST");
+                      "BAD_USER_INPUT");
     else if (j->rc != SH_OK || j->resp == NULL)
         respond_error(req, 500, j->ctype, NULL, "internal error",
                       "INTERNAL");
@@ -480,12 +480,12 @@ bool sh__graphql_http(struct sh__req *req)
         !content_type_json(sh__req_header(req, "Content-Type"))) {
         respond_error(req, 415, ctype, "Accept-Post: application/json\r\n",
                       "Content-Type must be application/json",
-                      "BAD_REQUEST");
+                      "BAD_USER_INPUT");
         return true;
     }
     p = request_params(req, &why);
     if (p == NULL) {
-        respond_error(req, 400, ctype, NULL, why, "BAD_REQUEST");
+        respond_error(req, 400, ctype, NULL, why, "BAD_USER_INPUT");
         return true;
     }
     q = json_object_object_get(p, "query");
@@ -563,7 +563,7 @@ bool sh__graphql_http(struct sh__req *req)
                                       "graphql.max-document-bytes")) {
         respond_error(req, 413, ctype, NULL,
                       "the document is over graphql.max-document-bytes",
-                      "BAD_REQUEST");
+                      "BAD_USER_INPUT");
         json_object_put(p);
         return true;
     }
@@ -599,7 +599,7 @@ bool sh__graphql_http(struct sh__req *req)
     return true;
 bad:
     json_object_put(p);
-    respond_error(req, 400, ctype, NULL, why, "BAD_REQUEST");
+    respond_error(req, 400, ctype, NULL, why, "BAD_USER_INPUT");
     return true;
 oom:
     job_free(j);

@@ -651,6 +651,16 @@ static void on_init(struct sh__conn *c, struct gqlws *g, json_object *msg)
             sh__ws_close(c, 4400, "Invalid message received");
             return;
         }
+        json_object *tv;
+        /* A token of the wrong type is a refused token, never a silent
+         * fall back to anonymous. */
+        if ((json_object_object_get_ex(payload, "token", &tv) &&
+             tv != NULL && !json_object_is_type(tv, json_type_string)) ||
+            (json_object_object_get_ex(payload, "Authorization", &tv) &&
+             tv != NULL && !json_object_is_type(tv, json_type_string))) {
+            sh__ws_close(c, 4403, "Forbidden");
+            return;
+        }
         token = str_member(payload, "token");
         if (token == NULL) {
             const char *h = str_member(payload, "Authorization");
