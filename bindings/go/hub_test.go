@@ -829,7 +829,12 @@ func TestConcurrentCallsAndClose(t *testing.T) {
 	close(stop)
 	racers.Wait()
 	<-drained
-	expect(t, sub.Err(), ErrCanceled)
+	// The hub's close ends the subscription (ErrCanceled), unless the four
+	// publishers outran the poller first: then the bus dropped the
+	// subscriber (ErrBusy), which is the documented outcome under load.
+	if err := sub.Err(); !errors.Is(err, ErrCanceled) && !errors.Is(err, ErrBusy) {
+		t.Fatalf("subscription ended with %v, want ErrCanceled or ErrBusy", err)
+	}
 }
 
 func TestErrorMapping(t *testing.T) {
