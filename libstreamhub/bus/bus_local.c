@@ -468,21 +468,59 @@ static void sub_close(struct sh_subscription *s, sh_err_t status)
     }
 }
 
-/* Queue one reference to @ev, or drop a subscriber that fell behind.
- * @locks chan->lock */
-static void sub_push(struct sh__bus *bus, struct sh_subscription *s,
-                     struct sh_event *ev)
+/* Drain jobs a publish claimed under the channel's lock and posts after
+ * releasing it (posts_flush): the dispatcher's lock, its allocation and
+ * its wake-up then never lengthen the channel's critical section, which
+ * the drain jobs of the same channel wait on. */
+#define POSTS_MAX 128
+
+struct posts {
+    struct sh_subscription *s[POSTS_MAX];
+    size_t n;
+};
+
+/* Queue @ev (the caller adds the reference: one atomic add per publish,
+ * not one per subscriber), or drop a subscriber that fell behind.
+ * Returns whether a reference was queued.  @locks chan->lock */
+static bool sub_push(struct sh__bus *bus, struct sh_subscription *s,
+                     struct sh_event *ev, struct posts *posts)
 {
     if (s->closing)
-        return;
+        return false;
     if (!queue_reserve(bus, s, 1)) {
         sub_close(s, SH_EBUSY);
         schedule(bus, s);
-        return;
+        return false;
     }
-    s->q[(s->qhead + s->qlen) % s->qcap] = sh__event_ref(ev);
+    s->q[(s->qhead + s->qlen) % s->qcap] = ev;
     s->qlen++;
-    schedule(bus, s);
+    if (!s->scheduled && posts->n < POSTS_MAX) {
+        s->scheduled = true;    /* claimed: posted by posts_flush() */
+        posts->s[posts->n++] = s;
+    } else {
+        schedule(bus, s);
+    }
+    return true;
+}
+
+/* Post the drain jobs claimed by sub_push(), without the channel's lock.
+ * A claimed subscription cannot be freed meanwhile: only its drain job
+ * frees it, and that job is the one posted here.  A failed post gives the
+ * claim back and tries once more under the lock, as schedule() does. */
+static void posts_flush(struct sh__bus *bus, struct chan *c,
+                        struct posts *posts)
+{
+    for (size_t i = 0; i < posts->n; i++) {
+        struct sh_subscription *s = posts->s[i];
+
+        if (sh__dispatch_post(bus->dispatch, drain, s) == SH_OK)
+            continue;
+        pthread_mutex_lock(&c->lock);
+        s->scheduled = false;
+        schedule(bus, s);
+        pthread_mutex_unlock(&c->lock);
+    }
+    posts->n = 0;
 }
 
 static void sub_free(struct sh_subscription *s)
@@ -656,16 +694,24 @@ struct given {
 /* Make @ev (numbered top + 1) the channel's newest event: history and
  * every live queue (inv. 4).  @locks c->lock */
 static void chan_commit(struct sh__bus *bus, struct chan *c,
-                        struct sh_event *ev, int64_t now)
+                        struct sh_event *ev, int64_t now,
+                        struct posts *posts)
 {
+    int queued = 0;
+
     c->top = ev->offset;
     c->last_mono = now;
     hist_trim(bus, c, now);
     hist_append(bus, c, ev, now);
     for (struct sh_subscription *s = c->subs, *next; s != NULL; s = next) {
         next = s->next;         /* sub_push may unlink s */
-        sub_push(bus, s, ev);
+        if (sub_push(bus, s, ev, posts))
+            queued++;
     }
+    /* The publisher's own reference keeps @ev alive until here, so the
+     * queued slots may take theirs at once (inv. 6). */
+    if (queued > 0)
+        atomic_fetch_add_explicit(&ev->refs, queued, memory_order_relaxed);
 }
 
 /* Channels pinned per hold of bus->lock in sh__bus_publish_many(): long
@@ -677,10 +723,12 @@ size_t sh__bus_publish_many(struct sh__bus *bus, const char *type,
                             char *errbuf, size_t errbuf_len)
 {
     struct chan *pinned[MANY_CHUNK];
+    struct posts posts;
     sh_err_t first = SH_OK;
     size_t done = 0;
 
     assert(type != NULL && (items != NULL || n == 0));
+    posts.n = 0;
     for (size_t base = 0; base < n; base += MANY_CHUNK) {
         size_t k = n - base < MANY_CHUNK ? n - base : MANY_CHUNK;
         int64_t now = sh__mono_ms(), ts = sh__now_ms();
@@ -715,12 +763,13 @@ size_t sh__bus_publish_many(struct sh__bus *bus, const char *type,
                 ev = sh__event_new_text(c->name, c->epoch, c->top + 1, ts,
                                         type, it->data, it->len);
             if (ev != NULL) {
-                chan_commit(bus, c, ev, now);
+                chan_commit(bus, c, ev, now, &posts);
                 done++;
             } else if (first == SH_OK) {
                 first = c->top == UINT64_MAX ? SH_EBUS : SH_ENOMEM;
             }
             pthread_mutex_unlock(&c->lock);
+            posts_flush(bus, c, &posts);
             sh__event_unref(ev);
             chan_unpin(bus, c);
         }
@@ -739,11 +788,13 @@ static sh_err_t do_publish(struct sh__bus *bus, const char *channel,
 {
     struct chan *c = NULL;
     struct sh_event *ev = NULL;
+    struct posts posts;
     json_object *data;
     sh_err_t rc;
     uint64_t offset;
     int64_t ts, now;
 
+    posts.n = 0;
     rc = sh__channel_check(channel, errbuf, errbuf_len);
     if (rc != SH_OK)
         goto out;
@@ -776,8 +827,9 @@ static sh_err_t do_publish(struct sh__bus *bus, const char *channel,
         rc = SH_ENOMEM;
         goto out;
     }
-    chan_commit(bus, c, ev, now);
+    chan_commit(bus, c, ev, now, &posts);
     pthread_mutex_unlock(&c->lock);
+    posts_flush(bus, c, &posts);
     if (offset_out != NULL)
         *offset_out = offset;
     if (ev_out != NULL) {
