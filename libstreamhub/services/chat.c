@@ -267,19 +267,27 @@ int sh__chat_redact_bus(sh_hub_t *hub, const char *channel,
 /* ---- send -------------------------------------------------------------------- */
 
 /* A message id: a UUID of version 7 (RFC 9562: 48-bit Unix milliseconds,
- * then random bits from libsodium), not 4.  Chat is the one table that
+ * then random bits), not 4.  The random bits are ChaCha20 output under
+ * the chat's key drawn from libsodium at init, with a fresh nonce per id
+ * (a counter): as unpredictable, without the getrandom() system call that
+ * randombytes_buf() makes on every message.  Chat is the one table that
  * grows by thousands of rows a second, and time-ordered keys append to the
  * primary-key B-tree instead of touching a random page per row: measured
  * on SQLite at 100,000 rows, several times the insert rate of random ids.
  * Still 36 characters of lowercase hex that sh__uuid_valid() accepts. */
-static void chat_id(char out[SH__ID_SIZE])
+static void chat_id(struct sh__chat *chat, char out[SH__ID_SIZE])
 {
     static const char hex[] = "0123456789abcdef";
     uint64_t ms = (uint64_t)sh__now_ms();
+    uint64_t seq = atomic_fetch_add_explicit(&chat->id_seq, 1,
+                                             memory_order_relaxed);
+    unsigned char nonce[crypto_stream_chacha20_ietf_NONCEBYTES] = { 0 };
     unsigned char b[16];
     size_t o = 0;
 
-    randombytes_buf(b + 6, 10);
+    for (int i = 0; i < 8; i++)
+        nonce[i] = (unsigned char)(seq >> (8 * i));
+    crypto_stream_chacha20_ietf(b + 6, 10, nonce, chat->id_key);
     for (int i = 0; i < 6; i++)
         b[i] = (unsigned char)(ms >> (40 - 8 * i));
     b[6] = (unsigned char)((b[6] & 0x0f) | 0x70);   /* version 7 */
@@ -609,7 +617,7 @@ static sh_err_t send_impl(sh_hub_t *hub, const char *actor_id,
         free(clean);
         return rc;
     }
-    chat_id(id);
+    chat_id(chat, id);
     memset(&b, 0, sizeof b);
     b.id = id;
     b.stream_id = stream_id;
@@ -1181,6 +1189,8 @@ sh_err_t sh__chat_init(sh_hub_t *hub, char *errbuf, size_t errbuf_len)
         return SH_ENOMEM;
     }
     pthread_mutex_init(&chat->mu, NULL);
+    crypto_stream_chacha20_ietf_keygen(chat->id_key);
+    atomic_init(&chat->id_seq, 0);
     chat->default_max_len = sh__config_int(hub->conf,
                                            "chat.max-message-length");
     chat->redact_window_ms = sh__config_int(hub->conf,
@@ -1226,6 +1236,7 @@ void sh__chat_fini(sh_hub_t *hub)
     sh__idmap_clear(&chat->users, free);
     sh__limiter_free(chat->limiter);
     pthread_mutex_destroy(&chat->mu);
+    sodium_memzero(chat->id_key, sizeof chat->id_key);
     free(chat);
     hub->chat = NULL;
 }

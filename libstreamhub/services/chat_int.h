@@ -23,6 +23,7 @@
 #define SH_CHAT_INT_H
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -111,6 +112,10 @@ struct sh__chat {
     int64_t redact_window_ms;     /* chat.redact-window-seconds */
     struct sh__wb *wb;            /* the write-behind queue */
     struct sh__chan *retired;     /* dropped, freed at fini */
+    /* Message ids' random bits: ChaCha20 under a key drawn at init, one
+     * nonce per id (chat.c: chat_id), no system call per message. */
+    unsigned char id_key[32];
+    _Atomic uint64_t id_seq;
     /* Metrics (NULL when the registry could not make them): */
     struct sh__series *m_accepted;          /* messages accepted */
     struct sh__series *m_refused[SH_EEMPTY + 1]; /* by sh_err_t */
