@@ -146,13 +146,19 @@ sh_err_t sh__notify_insert_c(struct sh__conn *c, const char *user_id,
 void sh__notify_publish(sh_hub_t *hub, const char *user_id,
                         json_object *notif)
 {
-    char channel[8 + SH__UUID_LEN + 1];
+    char channel[SH_CHANNEL_MAX + 1];
     char err[SH_ERRBUF_SIZE];
     sh_err_t rc;
 
     if (notif == NULL)
         return;
-    snprintf(channel, sizeof channel, "user:%s", user_id);
+    /* Ids are UUIDs; a longer one is not ours to publish under. */
+    if (strlen(user_id) > SH_CHANNEL_MAX - 5) {
+        json_object_put(notif);
+        return;
+    }
+    memcpy(channel, "user:", 5);
+    memcpy(channel + 5, user_id, strlen(user_id) + 1);
     rc = sh__bus_publish(hub->bus, channel, "notification", notif, NULL,
                          err, sizeof err);
     if (rc != SH_OK)
