@@ -76,6 +76,17 @@ sh_err_t sh__bus_publish_build(struct sh__bus *bus, const char *channel,
                                void *arg, uint64_t *offset_out,
                                struct sh_event **ev_out, char *errbuf,
                                size_t errbuf_len);
+/* Publish on @channel an event of @type whose data text is @head, the
+ * event's offset in decimal, then @tail: JSON text the caller made with
+ * json-c around a number, so that the event carries its own offset while
+ * everything but a memcpy happens before the channel's lock (a chat
+ * message).  The event has no json-c object (sh_event.data is NULL).
+ * Both texts borrowed for the call.  Errors as sh__bus_publish_build(). */
+sh_err_t sh__bus_publish_spliced(struct sh__bus *bus, const char *channel,
+                                 const char *type, const char *head,
+                                 size_t head_len, const char *tail,
+                                 size_t tail_len, uint64_t *offset_out,
+                                 char *errbuf, size_t errbuf_len);
 /* Publish @data (a reference taken by the call, even on error). */
 sh_err_t sh__bus_publish(struct sh__bus *bus, const char *channel,
                          const char *type, json_object *data,
@@ -147,6 +158,14 @@ struct sh_event *sh__event_new_text(const char *channel, const char *epoch,
                                     uint64_t offset, int64_t ts_ms,
                                     const char *type, const char *data,
                                     size_t len);
+
+/* The same, the data being @head, the event's offset in decimal, then
+ * @tail (sh__bus_publish_spliced).  NULL on ENOMEM. */
+struct sh_event *sh__event_new_spliced(const char *channel,
+                                       const char *epoch, uint64_t offset,
+                                       int64_t ts_ms, const char *type,
+                                       const char *head, size_t head_len,
+                                       const char *tail, size_t tail_len);
 
 /* Take / drop an event reference (NULL-safe drop). */
 struct sh_event *sh__event_ref(struct sh_event *ev);

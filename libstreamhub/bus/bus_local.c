@@ -689,6 +689,9 @@ void sh__bus_free(struct sh__bus *bus)
 
 struct given {
     json_object *data;
+    /* Without data: the text head, offset, tail (publish_spliced). */
+    const char *head, *tail;
+    size_t head_len, tail_len;
 };
 
 /* Make @ev (numbered top + 1) the channel's newest event: history and
@@ -810,18 +813,24 @@ static sh_err_t do_publish(struct sh__bus *bus, const char *channel,
     offset = c->top + 1;
     ts = sh__now_ms();
     now = sh__mono_ms();
-    if (given != NULL) {
-        data = given->data;
-        given->data = NULL;
+    if (given != NULL && given->head != NULL) {
+        ev = sh__event_new_spliced(c->name, c->epoch, offset, ts, type,
+                                   given->head, given->head_len,
+                                   given->tail, given->tail_len);
     } else {
-        data = build(arg, offset, ts);
-        if (data == NULL) {
-            pthread_mutex_unlock(&c->lock);
-            rc = SH_ENOMEM;
-            goto out;
+        if (given != NULL) {
+            data = given->data;
+            given->data = NULL;
+        } else {
+            data = build(arg, offset, ts);
+            if (data == NULL) {
+                pthread_mutex_unlock(&c->lock);
+                rc = SH_ENOMEM;
+                goto out;
+            }
         }
+        ev = sh__event_new(c->name, c->epoch, offset, ts, type, data);
     }
-    ev = sh__event_new(c->name, c->epoch, offset, ts, type, data);
     if (ev == NULL) {
         pthread_mutex_unlock(&c->lock);
         rc = SH_ENOMEM;
@@ -875,9 +884,22 @@ sh_err_t sh__bus_publish(struct sh__bus *bus, const char *channel,
                          uint64_t *offset_out, char *errbuf,
                          size_t errbuf_len)
 {
-    struct given g = { data };
+    struct given g = { data, NULL, NULL, 0, 0 };
 
     assert(type != NULL);
+    return do_publish(bus, channel, type, NULL, NULL, &g, offset_out, NULL,
+                      errbuf, errbuf_len);
+}
+
+sh_err_t sh__bus_publish_spliced(struct sh__bus *bus, const char *channel,
+                                 const char *type, const char *head,
+                                 size_t head_len, const char *tail,
+                                 size_t tail_len, uint64_t *offset_out,
+                                 char *errbuf, size_t errbuf_len)
+{
+    struct given g = { NULL, head, tail, head_len, tail_len };
+
+    assert(type != NULL && head != NULL && tail != NULL);
     return do_publish(bus, channel, type, NULL, NULL, &g, offset_out, NULL,
                       errbuf, errbuf_len);
 }

@@ -45,7 +45,8 @@ static bool json_safe(const char *s)
 static struct sh_event *event_alloc(const char *channel, const char *epoch,
                                     uint64_t offset, int64_t ts_ms,
                                     const char *type, const char *d,
-                                    size_t dl)
+                                    size_t dl, const char *mid, size_t ml,
+                                    const char *d2, size_t dl2)
 {
     static const char p1[] = "{\"channel\":\"", p2[] = "\",\"offset\":",
                       p3[] = ",\"event\":{\"type\":\"", p4[] = "\",\"data\":",
@@ -59,8 +60,8 @@ static struct sh_event *event_alloc(const char *channel, const char *epoch,
         return NULL;
     nl = (size_t)snprintf(num, sizeof num, "%llu", (unsigned long long)offset);
     fl = sizeof p1 - 1 + cl + sizeof p2 - 1 + nl + sizeof p3 - 1 + tl +
-         sizeof p4 - 1 + dl + sizeof p5 - 1;
-    ev = malloc(sizeof *ev + cl + 1 + tl + 1 + dl + 1 + fl + 1);
+         sizeof p4 - 1 + dl + ml + dl2 + sizeof p5 - 1;
+    ev = malloc(sizeof *ev + cl + 1 + tl + 1 + dl + ml + dl2 + 1 + fl + 1);
     if (ev == NULL)
         return NULL;
     memset(ev, 0, sizeof *ev);
@@ -77,10 +78,12 @@ static struct sh_event *event_alloc(const char *channel, const char *epoch,
     memcpy(f, type, tl + 1);
     f += tl + 1;
     ev->data_json = f;
-    ev->data_len = dl;
+    ev->data_len = dl + ml + dl2;
     memcpy(f, d, dl);
-    f[dl] = '\0';
-    f += dl + 1;
+    memcpy(f + dl, mid, ml);
+    memcpy(f + dl + ml, d2, dl2);
+    f[ev->data_len] = '\0';
+    f += ev->data_len + 1;
     ev->json = f;
     ev->json_len = fl;
     memcpy(f, p1, sizeof p1 - 1);
@@ -97,8 +100,8 @@ static struct sh_event *event_alloc(const char *channel, const char *epoch,
     f += tl;
     memcpy(f, p4, sizeof p4 - 1);
     f += sizeof p4 - 1;
-    memcpy(f, d, dl);
-    f += dl;
+    memcpy(f, ev->data_json, ev->data_len);
+    f += ev->data_len;
     memcpy(f, p5, sizeof p5 - 1);
     f += sizeof p5 - 1;
     *f = '\0';
@@ -114,7 +117,8 @@ struct sh_event *sh__event_new(const char *channel, const char *epoch,
     size_t dl = 0;
 
     d = json_object_to_json_string_length(data, TEXT_FLAGS, &dl);
-    ev = d != NULL ? event_alloc(channel, epoch, offset, ts_ms, type, d, dl)
+    ev = d != NULL ? event_alloc(channel, epoch, offset, ts_ms, type, d, dl,
+                                 "", 0, "", 0)
                    : NULL;
     if (ev == NULL) {
         json_object_put(data);
@@ -129,7 +133,21 @@ struct sh_event *sh__event_new_text(const char *channel, const char *epoch,
                                     const char *type, const char *data,
                                     size_t len)
 {
-    return event_alloc(channel, epoch, offset, ts_ms, type, data, len);
+    return event_alloc(channel, epoch, offset, ts_ms, type, data, len, "", 0,
+                       "", 0);
+}
+
+struct sh_event *sh__event_new_spliced(const char *channel,
+                                       const char *epoch, uint64_t offset,
+                                       int64_t ts_ms, const char *type,
+                                       const char *head, size_t head_len,
+                                       const char *tail, size_t tail_len)
+{
+    char num[24];
+    int nl = snprintf(num, sizeof num, "%llu", (unsigned long long)offset);
+
+    return event_alloc(channel, epoch, offset, ts_ms, type, head, head_len,
+                       num, (size_t)nl, tail, tail_len);
 }
 
 struct sh_event *sh__event_ref(struct sh_event *ev)

@@ -6,9 +6,11 @@
  * (cached, liveness re-read at most once a second), the channel's
  * moderation state (in memory, moderation.c), the text (chat_rules.c), the
  * blocked terms, the author's token bucket, a slot in the write-behind
- * queue, then one sh__bus_publish_build() whose builder makes the
- * ChatMessage with the event's offset, so that the message's offset IS the
- * channel offset.  The row then goes to the queue.  No store call happens
+ * queue, then the ChatMessage built and serialised once by json-c with
+ * offset 0 and one sh__bus_publish_spliced() that puts the event's offset
+ * in its place under the channel's lock, so that the message's offset IS
+ * the channel offset while the lock covers only a copy.  The row then goes
+ * to the queue.  No store call happens
  * on this path once the caches are warm.
  *
  * History waits for the write-behind queue to store everything queued
@@ -200,28 +202,45 @@ struct redact_ctx {
     int64_t since_ms;
 };
 
+/* Chat events carry their data as text only (sh__bus_publish_spliced):
+ * it is parsed here, on the rare redaction path, not per message. */
 static json_object *redact_fn(void *arg, const struct sh_event *ev)
 {
     struct redact_ctx *rx = arg;
-    json_object *author, *copy = NULL;
-    const char *id;
+    json_object *author, *src, *parsed = NULL, *copy = NULL;
+    const char *id, *needle;
     bool hit;
 
-    if (strcmp(ev->type, "chat.message") != 0 || ev->data == NULL ||
-        sh__jbool(ev->data, "deleted"))
+    if (strcmp(ev->type, "chat.message") != 0)
         return NULL;
-    id = sh__jstr(ev->data, "id");
+    /* Ids are plain hex in the text: one that is absent cannot match. */
+    needle = rx->message_id != NULL ? rx->message_id : rx->author_id;
+    if (needle == NULL || strstr(ev->data_json, needle) == NULL)
+        return NULL;
+    src = ev->data;             /* shared: read only */
+    if (src == NULL)
+        src = parsed = json_tokener_parse(ev->data_json);
+    if (src == NULL || !json_object_is_type(src, json_type_object) ||
+        sh__jbool(src, "deleted")) {
+        json_object_put(parsed);
+        return NULL;
+    }
+    id = sh__jstr(src, "id");
     if (rx->message_id != NULL) {
         hit = id != NULL && strcmp(id, rx->message_id) == 0;
     } else {
-        hit = json_object_object_get_ex(ev->data, "author", &author) &&
+        hit = json_object_object_get_ex(src, "author", &author) &&
               sh__jstr(author, "id") != NULL &&
               strcmp(sh__jstr(author, "id"), rx->author_id) == 0 &&
               ev->ts_ms >= rx->since_ms;
     }
-    if (!hit)
+    if (!hit) {
+        json_object_put(parsed);
         return NULL;
-    if (json_object_deep_copy(ev->data, &copy, NULL) != 0)
+    }
+    if (parsed != NULL)
+        copy = parsed;          /* our own object: edit it in place */
+    else if (json_object_deep_copy(src, &copy, NULL) != 0)
         return NULL;
     json_object_object_add(copy, "text", json_object_new_string(""));
     json_object_object_add(copy, "deleted", json_object_new_boolean(1));
@@ -369,41 +388,34 @@ sh_err_t sh__chat_seed(sh_hub_t *hub, const char *stream_id, char *errbuf,
     return seed_stream(hub, stream_id, chan, errbuf, errbuf_len);
 }
 
-struct build_ctx {
-    const char *id, *stream_id, *author_id, *username, *text;
-    size_t len;
-    int64_t created_ms;
-    bool want_copy;         /* the caller (or mentions) needs a copy */
-    json_object *mine;      /* out: the caller's copy */
-    uint64_t offset;
-};
-
-/* Runs under the bus channel's lock: two small objects, no bus call. */
-static json_object *build_msg(void *arg, uint64_t offset, int64_t ts_ms)
+/* The ChatMessage text around its offset, for sh__bus_publish_spliced().
+ * @o is sh__chat_message_obj() with offset 0; json-c serialises it (the
+ * bus's flags), and the text is cut around that 0 so that the bus puts
+ * the event's offset there under the channel's lock: the objects and
+ * the serialisation stay out of the lock.  The keys after "text" are
+ * fixed, and a string's text never holds a bare quote after a comma, so
+ * the last `,"offset":0,"createdAt":` is the field.  False on ENOMEM. */
+static bool msg_split(json_object *o, const char **head, size_t *head_len,
+                      const char **tail, size_t *tail_len)
 {
-    struct build_ctx *b = arg;
-    json_object *o;
+    static const char key[] = ",\"offset\":0,\"createdAt\":";
+    const size_t kl = sizeof key - 1, at = sizeof ",\"offset\":" - 1;
+    size_t len = 0;
+    const char *t = json_object_to_json_string_length(
+        o, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE, &len);
 
-    (void)ts_ms;
-    o = sh__chat_message_obj(b->id, b->stream_id, b->author_id, b->username,
-                             b->text, b->len, (int64_t)offset,
-                             b->created_ms, false);
-    if (o == NULL)
-        return NULL;
-    b->offset = offset;
-    if (!b->want_copy)
-        return o;
-    /* The bus's object is shared with subscribers' threads: the caller
-     * gets its own copy rather than a second reference. */
-    b->mine = sh__chat_message_obj(b->id, b->stream_id, b->author_id,
-                                   b->username, b->text, b->len,
-                                   (int64_t)offset, b->created_ms, false);
-    if (b->mine == NULL) {
-        json_object_put(o);
-        return NULL;
+    if (t == NULL || len < kl)
+        return false;
+    for (size_t i = len - kl + 1; i-- > 0;) {
+        if (memcmp(t + i, key, kl) == 0) {
+            *head = t;
+            *head_len = i + at;
+            *tail = t + i + at + 1;
+            *tail_len = len - (i + at + 1);
+            return true;
+        }
     }
-    b->offset = offset;
-    return o;
+    return false;
 }
 
 static sh_err_t refuse(sh_err_t rc, char *errbuf, size_t errbuf_len,
@@ -438,7 +450,11 @@ static sh_err_t send_impl(sh_hub_t *hub, const char *actor_id,
     struct sh__chan *ch;
     struct sh__idmap_ent *e;
     struct sh__wb_row row;
-    struct build_ctx b;
+    json_object *mine = NULL;
+    const char *head = NULL, *tail = NULL;
+    size_t head_len = 0, tail_len = 0;
+    uint64_t offset = 0;
+    bool want_copy;
     char channel[SH__ID_SIZE], username[64], id[SH__ID_SIZE];
     char chan_name[8 + SH__ID_SIZE];
     char *clean = NULL, *folded = NULL;
@@ -618,24 +634,31 @@ static sh_err_t send_impl(sh_hub_t *hub, const char *actor_id,
         return rc;
     }
     chat_id(chat, id);
-    memset(&b, 0, sizeof b);
-    b.id = id;
-    b.stream_id = stream_id;
-    b.author_id = actor_id;
-    b.username = username;
-    b.text = clean;
-    b.len = clean_len;
-    b.created_ms = now_ms;
-    b.want_copy = msg_out != NULL || memchr(clean, '@', clean_len) != NULL;
-    rc = sh__bus_publish_build(hub->bus, chan_name, "chat.message",
-                               build_msg, &b, NULL, NULL, errbuf,
-                               errbuf_len);
+    /* The caller (or the mentions) needs a copy of the message. */
+    want_copy = msg_out != NULL || memchr(clean, '@', clean_len) != NULL;
+    mine = sh__chat_message_obj(id, stream_id, actor_id, username, clean,
+                                clean_len, 0, now_ms, false);
+    if (mine == NULL ||
+        !msg_split(mine, &head, &head_len, &tail, &tail_len)) {
+        json_object_put(mine);
+        sh__wb_unreserve(chat->wb);
+        free(clean);
+        return refuse(SH_ENOMEM, errbuf, errbuf_len, "out of memory");
+    }
+    rc = sh__bus_publish_spliced(hub->bus, chan_name, "chat.message", head,
+                                 head_len, tail, tail_len, &offset, errbuf,
+                                 errbuf_len);
     if (rc != SH_OK) {
-        if (b.mine != NULL)
-            json_object_put(b.mine);
+        json_object_put(mine);
         sh__wb_unreserve(chat->wb);
         free(clean);
         return rc;
+    }
+    /* The copy gets its offset now (which drops json-c's cached text:
+     * head and tail are dead from here). */
+    if (!want_copy || !sh__jset_int(mine, "offset", (int64_t)offset)) {
+        json_object_put(mine);
+        mine = NULL;
     }
 
     /* Slow mode counts from the accepted message. */
@@ -654,16 +677,16 @@ static sh_err_t send_impl(sh_hub_t *hub, const char *actor_id,
     memcpy(row.author_id, actor_id, strlen(actor_id) + 1);
     row.text = clean;
     row.text_len = clean_len;
-    row.offset = (int64_t)b.offset;
+    row.offset = (int64_t)offset;
     row.created_ms = now_ms;
-    if (b.mine != NULL && memchr(clean, '@', clean_len) != NULL)
-        (void)json_object_deep_copy(b.mine, &row.mention_msg, NULL);
+    if (mine != NULL && memchr(clean, '@', clean_len) != NULL)
+        (void)json_object_deep_copy(mine, &row.mention_msg, NULL);
     sh__wb_push(chat->wb, &row);
 
     sh__stats_chat_accepted(hub, stream_id, actor_id, now_ms);
 
-    if (msg_out != NULL && b.mine != NULL) {
-        struct sh__jh *h = sh__jh_new(b.mine);
+    if (msg_out != NULL) {
+        struct sh__jh *h = mine != NULL ? sh__jh_new(mine) : NULL;
 
         if (h == NULL)
             return refuse(SH_ENOMEM, errbuf, errbuf_len,
@@ -671,7 +694,7 @@ static sh_err_t send_impl(sh_hub_t *hub, const char *actor_id,
                           "be returned");
         *msg_out = (sh_chat_message_t *)h;
     } else {
-        json_object_put(b.mine);
+        json_object_put(mine);
     }
     return SH_OK;
 }
