@@ -144,6 +144,15 @@ static uint64_t hash_name(const char *s)
         h ^= (unsigned char)*s;
         h *= 1099511628211u;
     }
+    /* FNV-1a's low bits, which pick the bucket of a power-of-two table,
+     * hardly vary over names that differ in their last characters (the
+     * user:<id> channels of a go-live made chains thousands long): mix
+     * the high bits down (MurmurHash3's finaliser). */
+    h ^= h >> 33;
+    h *= 0xff51afd7ed558ccdu;
+    h ^= h >> 33;
+    h *= 0xc4ceb9fe1a85ec53u;
+    h ^= h >> 33;
     return h;
 }
 
