@@ -281,6 +281,94 @@ static void test_publish_build_sees_offset(void **state)
 
 /* ---- events ---------------------------------------------------------- */
 
+/* Batched text events: bad items are skipped and counted, the rest are
+ * numbered per channel, carry the text verbatim and no json-c object. */
+static void test_publish_many(void **state)
+{
+    struct fx *f = *state;
+    struct rec *r = rec_new();
+    char err[SH_ERRBUF_SIZE] = "";
+    char huge[300];
+    const char *txt = "{\"id\":\"x\",\"n\":1}";
+    struct sh__bus_item items[6];
+    const char *data, *json;
+    size_t len = 0;
+
+    memset(huge, 'a', sizeof huge - 1);
+    huge[sizeof huge - 1] = '\0';
+    r->keep_events = true;
+    sub(f, "user:b", NULL, r, NULL);
+    items[0] = (struct sh__bus_item){ "user:a", txt, strlen(txt) };
+    items[1] = (struct sh__bus_item){ "", txt, strlen(txt) };
+    items[2] = (struct sh__bus_item){ "user:b", txt, strlen(txt) };
+    items[3] = (struct sh__bus_item){ "a..b", txt, strlen(txt) };
+    items[4] = (struct sh__bus_item){ huge, txt, strlen(txt) };
+    items[5] = (struct sh__bus_item){ "user:b", "{}", 2 };
+    assert_int_equal(sh__bus_publish_many(f->bus, "notification", items, 0,
+                                          err, sizeof err), 0);
+    assert_string_equal(err, "");
+    assert_int_equal(sh__bus_publish_many(f->bus, "notification", items, 6,
+                                          err, sizeof err), 3);
+    assert_non_null(strstr(err, "3 of 6"));
+    drain_all(f);
+    assert_run(r, 1, 2);
+    data = sh_event_data(r->keep, &len);
+    assert_int_equal(len, 2);
+    assert_string_equal(data, "{}");
+    assert_null(((const struct sh_event *)r->keep)->data);
+    json = sh_event_json(r->keep, &len);
+    assert_string_equal(json, "{\"channel\":\"user:b\",\"offset\":2,"
+                        "\"event\":{\"type\":\"notification\",\"data\":{}}}");
+    assert_int_equal(len, strlen(json));
+    assert_int_equal(sh__bus_publish_many(f->bus, "notification", items, 1,
+                                          NULL, 0), 1);
+    assert_int_equal(sh__bus_subscribers(f->bus, "user:a"), 0);
+    rec_end(f, r);
+}
+
+/* The offset lands between head and tail; each event gets its own. */
+static void test_publish_spliced(void **state)
+{
+    struct fx *f = *state;
+    struct rec *r = rec_new();
+    char err[SH_ERRBUF_SIZE];
+    const char *head = "{\"a\":\"\\u0000\",\"offset\":", *tail = ",\"z\":true}";
+    uint64_t off = 0;
+    const char *data;
+    size_t len = 0;
+
+    r->keep_events = true;
+    sub(f, "chat:s", NULL, r, NULL);
+    pub(f, "chat:s", 1);
+    for (int i = 0; i < 2; i++)
+        assert_int_equal(sh__bus_publish_spliced(f->bus, "chat:s",
+                                                 "chat.message", head,
+                                                 strlen(head), tail,
+                                                 strlen(tail), &off, err,
+                                                 sizeof err), SH_OK);
+    assert_int_equal(off, 3);
+    drain_all(f);
+    assert_run(r, 1, 3);
+    data = sh_event_data(r->keep, &len);
+    assert_string_equal(data, "{\"a\":\"\\u0000\",\"offset\":3,\"z\":true}");
+    assert_int_equal(len, strlen(data));
+    /* An empty tail and a one-byte head are fine; a bad channel is not. */
+    assert_int_equal(sh__bus_publish_spliced(f->bus, "chat:s", "t", "[", 1,
+                                             "]", 1, &off, err, sizeof err),
+                     SH_OK);
+    assert_int_equal(sh__bus_publish_spliced(f->bus, "chat:s", "t", "", 0,
+                                             "", 0, &off, err, sizeof err),
+                     SH_OK);
+    drain_all(f);
+    data = sh_event_data(r->keep, &len);
+    assert_string_equal(data, "5");
+    assert_int_equal(sh__bus_publish_spliced(f->bus, "chat:\x01", "t", "[",
+                                             1, "]", 1, &off, err,
+                                             sizeof err), SH_EINVAL);
+    assert_int_equal(off, 0);
+    rec_end(f, r);
+}
+
 static void test_event_json_shape(void **state)
 {
     struct fx *f = *state;
@@ -943,6 +1031,9 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_seed_raises_top, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_publish_build_sees_offset, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_publish_many, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_publish_spliced, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_event_json_shape, setup,
                                         teardown),
