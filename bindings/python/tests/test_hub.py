@@ -12,12 +12,13 @@ import time
 import pytest
 
 import streamhub
-from streamhub import Closed, Hub, InvalidArgument, StreamHubError, _lib
+from streamhub import (Closed, Hub, InvalidArgument, StreamHubError, _lib,
+                       library_version)
 from conftest import hub_kwargs
 
 
 def test_library_loaded_and_versioned() -> None:
-    assert streamhub.library_version().count(".") == 2
+    assert library_version().count(".") == 2
     assert _lib.lib.sh_version_number() >> 16 == _lib.ABI_MAJOR
     if os.environ.get("STREAMHUB_LIB"):
         assert _lib.path == os.environ["STREAMHUB_LIB"]
