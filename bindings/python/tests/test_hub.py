@@ -11,7 +11,6 @@ import time
 
 import pytest
 
-import streamhub
 from streamhub import (Closed, Hub, InvalidArgument, StreamHubError, _lib,
                        library_version)
 from conftest import hub_kwargs
