@@ -629,7 +629,10 @@ enum sh__http_status sh__http_conn_feed(struct sh__http_conn *c,
             good = c->hs == HS_BAD ? k - 1 : k;
             if (good > room)
                 good = room;
-            used = execute(c, data + off, good);
+            /* http-parser reads a zero length as the end of the stream:
+             * never hand it one (the header section may have filled the
+             * limit exactly on an earlier read). */
+            used = good > 0 ? execute(c, data + off, good) : 0;
             if (used == SIZE_MAX)
                 return fail(c, c->err_status, c->err_why);
             if (c->hs == HS_BAD && k - 1 <= room)

@@ -188,6 +188,10 @@ static void test_limits(void **state)
     n = (size_t)snprintf(buf, 8192, "GET / HTTP/1.1\r\nX: ");
     memset(buf + n, 'v', 2000);
     assert_int_equal(feed_all(buf, n + 2000, &nreq, 0), 431);
+    /* the same when a read ends exactly at the limit: the next read must
+     * not reach the parser as a zero-length (end-of-stream) feed */
+    for (size_t chunk = 1; chunk <= 1024; chunk *= 2)
+        assert_int_equal(feed_all(buf, n + 2000, &nreq, chunk), 431);
     /* max headers: 16 passes, 17 is 431 */
     for (int k = 16; k <= 17; k++) {
         n = (size_t)snprintf(buf, 8192, "GET / HTTP/1.1\r\n" H);
