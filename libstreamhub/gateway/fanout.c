@@ -299,18 +299,12 @@ static const char *stream_of(const char *channel)
     return NULL;
 }
 
-/* Connection memberships are found through the ws session's list, which
- * ws_conn.c owns; it asks us through this hook. */
-bool sh__ws_member_watches(struct sh__conn *c, const char *stream_id,
-                           const struct sh__member *except);
-
 static bool conn_watches(struct sh__conn *c, const char *stream_id,
                          const struct sh__member *except)
 {
     return sh__ws_member_watches(c, stream_id, except);
 }
 
-const char *sh__member_stream(const struct sh__member *m);
 const char *sh__member_stream(const struct sh__member *m)
 {
     return m->stream_id;

@@ -597,9 +597,6 @@ static void op_subscribe(struct sh__conn *c, const struct sh__native_cmd *cmd)
 
 /* Used by fanout.c for presence: does @c watch @stream_id through a
  * member other than @except? */
-const char *sh__member_stream(const struct sh__member *m);
-bool sh__ws_member_watches(struct sh__conn *c, const char *stream_id,
-                           const struct sh__member *except);
 bool sh__ws_member_watches(struct sh__conn *c, const char *stream_id,
                            const struct sh__member *except)
 {
