@@ -804,19 +804,27 @@ SH_API sh_err_t sh_chat_history(sh_hub_t *hub, const char *stream_id,
         sh__errbuf(errbuf, errbuf_len, "stream id and out are required");
         return SH_EINVAL;
     }
+    /* The shared page helpers speak of first/after: name the parameters
+     * of this call in its errors. */
     rc = sh__page_first(last == 0 ? 50 : last, &page, errbuf, errbuf_len);
-    if (rc != SH_OK)
+    if (rc != SH_OK) {
+        sh__errbuf(errbuf, errbuf_len, "last: %d is out of range (0 for "
+                   "the default, or 1 and more)", last);
         return rc;
+    }
     rc = sh__cursor_decode(before_cursor, 1, &keys, errbuf, errbuf_len);
-    if (rc != SH_OK)
+    if (rc != SH_OK) {
+        if (rc == SH_EINVAL)
+            sh__errbuf(errbuf, errbuf_len, "before: not a valid cursor");
         return rc;
+    }
     if (keys != NULL) {
         json_object *k0 = json_object_array_get_idx(keys, 0);
 
         if (!json_object_is_type(k0, json_type_int) ||
             json_object_get_int64(k0) < 1) {
             json_object_put(keys);
-            sh__errbuf(errbuf, errbuf_len, "bad cursor");
+            sh__errbuf(errbuf, errbuf_len, "before: not a valid cursor");
             return SH_EINVAL;
         }
         before = json_object_get_int64(k0);
