@@ -592,9 +592,14 @@ static size_t execute(struct sh__http_conn *c, const uint8_t *p, size_t n)
     if (e == HPE_PAUSED) {
         http_parser_pause(&c->parser, 0);
     } else if (e != HPE_OK) {
+        /* http-parser reports an overflowing chunk size with the
+         * Content-Length errno; say what it really was. */
+        const char *why = e == HPE_INVALID_CONTENT_LENGTH &&
+                                  (c->parser.flags & F_CHUNKED)
+                              ? "invalid chunk size"
+                              : http_errno_description(e);
         if (c->err_status == 0)
-            refuse(c, e == HPE_HEADER_OVERFLOW ? 431 : 400,
-                   http_errno_description(e));
+            refuse(c, e == HPE_HEADER_OVERFLOW ? 431 : 400, why);
         return SIZE_MAX;
     }
     return used;
