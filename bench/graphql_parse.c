@@ -17,39 +17,7 @@
 #define SH_BENCH_BUILDTYPE "unknown"
 #endif
 
-/* graphql-js v16's getIntrospectionQuery() with its default options. */
-static const char introspection_query[] =
-    "\n    query IntrospectionQuery {\n      __schema {\n        \n"
-    "        queryType { name }\n        mutationType { name }\n"
-    "        subscriptionType { name }\n        types {\n"
-    "          ...FullType\n        }\n        directives {\n"
-    "          name\n          description\n          \n"
-    "          locations\n          args {\n            ...InputValue\n"
-    "          }\n        }\n      }\n    }\n\n"
-    "    fragment FullType on __Type {\n      kind\n      name\n"
-    "      description\n      \n      fields(includeDeprecated: true) {\n"
-    "        name\n        description\n        args {\n"
-    "          ...InputValue\n        }\n        type {\n"
-    "          ...TypeRef\n        }\n        isDeprecated\n"
-    "        deprecationReason\n      }\n      inputFields {\n"
-    "        ...InputValue\n      }\n      interfaces {\n"
-    "        ...TypeRef\n      }\n      enumValues(includeDeprecated: true) {\n"
-    "        name\n        description\n        isDeprecated\n"
-    "        deprecationReason\n      }\n      possibleTypes {\n"
-    "        ...TypeRef\n      }\n    }\n\n"
-    "    fragment InputValue on __InputValue {\n      name\n"
-    "      description\n      type { ...TypeRef }\n      defaultValue\n"
-    "      \n      \n    }\n\n    fragment TypeRef on __Type {\n"
-    "      kind\n      name\n      ofType {\n        kind\n        name\n"
-    "        ofType {\n          kind\n          name\n          ofType {\n"
-    "            kind\n            name\n            ofType {\n"
-    "              kind\n              name\n              ofType {\n"
-    "                kind\n                name\n"
-    "                ofType {\n                  kind\n"
-    "                  name\n                  ofType {\n"
-    "                    kind\n                    name\n"
-    "                  }\n                }\n              }\n"
-    "            }\n          }\n        }\n      }\n    }\n  ";
+#include "../tests/common/introspection_query.h"
 
 static double now_us(void)
 {
