@@ -731,6 +731,34 @@ static sh_err_t cursor3(const char *after, bool *have, int64_t *k0,
     return SH_OK;
 }
 
+/* Run a page query and its count on @c (released here), then finish the
+ * list: the tail shared by the live list and search.  @nparams are the
+ * page query's; the count query takes the first @ncount of them. */
+static sh_err_t run_page(struct sh__conn *c, struct page_ctx *x,
+                         const struct sh__sql *q, const struct sh__sql *qc,
+                         const struct sh__val *p, size_t nparams,
+                         size_t ncount, sh_stream_list_t **out,
+                         char *errbuf, size_t errbuf_len)
+{
+    struct sh__list *l = NULL;
+    sh_err_t rc;
+
+    rc = sh__store_exec(c, q, p, nparams, page_row, x, NULL, errbuf,
+                        errbuf_len);
+    if (rc == SH_OK)
+        rc = sh__store_exec(c, qc, p, ncount, count_cb, &x->total, NULL,
+                            errbuf, errbuf_len);
+    sh__store_release(c);
+    if (rc != SH_OK) {
+        sh__page_drop(&x->page);
+        return rc;
+    }
+    rc = sh__page_finish(&x->page, x->total, &l);
+    if (rc == SH_OK)
+        *out = (sh_stream_list_t *)(void *)l;
+    return rc;
+}
+
 SH_API sh_err_t sh_stream_live_list(sh_hub_t *hub, int first,
                                     const char *after, const char *category,
                                     sh_stream_list_t **out, char *errbuf,
@@ -739,7 +767,6 @@ SH_API sh_err_t sh_stream_live_list(sh_hub_t *hub, int first,
     char cid[SH__UUID_LEN + 1];
     struct page_ctx x;
     struct sh__conn *c;
-    struct sh__list *l = NULL;
     struct sh__val p[9];
     int64_t k0, k1;
     bool have;
@@ -777,20 +804,8 @@ SH_API sh_err_t sh_stream_live_list(sh_hub_t *hub, int first,
     p[6] = sh__v_int(k1);
     p[7] = sh__v_text(cid);
     p[8] = sh__v_int(n + 1);
-    rc = sh__store_exec(c, &q_live, p, 9, page_row, &x, NULL, errbuf,
-                        errbuf_len);
-    if (rc == SH_OK)
-        rc = sh__store_exec(c, &q_live_count, p, 2, count_cb, &x.total,
-                            NULL, errbuf, errbuf_len);
-    sh__store_release(c);
-    if (rc != SH_OK) {
-        sh__page_drop(&x.page);
-        return rc;
-    }
-    rc = sh__page_finish(&x.page, x.total, &l);
-    if (rc == SH_OK)
-        *out = (sh_stream_list_t *)(void *)l;
-    return rc;
+    return run_page(c, &x, &q_live, &q_live_count, p, 9, 2, out, errbuf,
+                    errbuf_len);
 }
 
 /* Build the FTS5 query: each white-space separated word as a quoted
@@ -899,20 +914,8 @@ SH_API sh_err_t sh_stream_search(sh_hub_t *hub, const char *query,
     p[5] = sh__v_int(k1);
     p[6] = sh__v_text(cid);
     p[7] = sh__v_int(n + 1);
-    rc = sh__store_exec(c, &q_search, p, 8, page_row, &x, NULL, errbuf,
-                        errbuf_len);
-    if (rc == SH_OK)
-        rc = sh__store_exec(c, &q_search_count, p, 1, count_cb, &x.total,
-                            NULL, errbuf, errbuf_len);
-    sh__store_release(c);
-    if (rc != SH_OK) {
-        sh__page_drop(&x.page);
-        return rc;
-    }
-    rc = sh__page_finish(&x.page, x.total, &l);
-    if (rc == SH_OK)
-        *out = (sh_stream_list_t *)(void *)l;
-    return rc;
+    return run_page(c, &x, &q_search, &q_search_count, p, 8, 1, out, errbuf,
+                    errbuf_len);
 }
 
 /* ---- viewers ----------------------------------------------------------- */
