@@ -118,6 +118,9 @@ SH_API sh_err_t sh_auth_revoke(sh_hub_t *hub, const char *refresh_token,
 /* Check the access token @token (@len bytes, need not be terminated) and
  * return whom it names.  Only the token is checked (signature, algorithm,
  * expiry), not the store: a hot path of the gateway.
+ * Clock skew: a token is still accepted up to `jwt-leeway-seconds`
+ * (default 30) after its exp, and already up to that many seconds before
+ * its nbf and iat; past those bounds it is SH_EUNAUTHENTICATED.
  *
  * Errors: SH_EUNAUTHENTICATED for every kind of bad token alike,
  * SH_EINVAL (NULL arguments), SH_ECANCELED, SH_ENOMEM.

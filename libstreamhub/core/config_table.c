@@ -31,7 +31,9 @@ const struct sh__conf_key sh__conf_keys[] = {
     S("jwt-issuer", "streamhub", "The iss claim of issued tokens."),
     I("jwt-ttl-seconds", "900", 10, 86400, "Lifetime of access tokens."),
     I("jwt-leeway-seconds", "30", 0, 300,
-      "Clock skew allowed when checking exp and nbf."),
+      "Clock skew allowed when checking an access token: it is still "
+      "accepted up to this many seconds after its exp, and already up to "
+      "this many seconds before its nbf and iat. Refresh tokens get none."),
     I("refresh-ttl-seconds", "2592000", 60, 31536000,
       "Lifetime of refresh tokens."),
     K("api-key", "", "Key for Authorization: Apikey; empty: publish API off."),
