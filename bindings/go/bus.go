@@ -265,8 +265,11 @@ func (s *Subscription) deliver(ev *C.sh_event_t, status C.sh_err_t) {
 		s.signal()
 		return
 	}
-	// The final call: the handle dies when we return.
+	// The final call.  The handle stays ours until we release it: here,
+	// on the goroutine that also runs every sh_unsubscribe() of ours (the
+	// poller's, or Close's once the poller has stopped).
 	s.mu.Lock()
+	c := s.csub
 	s.csub = nil
 	s.final = true
 	if s.err == nil {
@@ -277,6 +280,9 @@ func (s *Subscription) deliver(ev *C.sh_event_t, status C.sh_err_t) {
 		}
 	}
 	s.mu.Unlock()
+	if c != nil {
+		C.sh_subscription_free(c)
+	}
 	s.h.subsMu.Lock()
 	delete(s.h.subs, s)
 	s.h.subsMu.Unlock()

@@ -199,7 +199,7 @@ static int run(struct bot *b, bool demo, const char *viewer_id)
                           NULL, NULL, err, sizeof err);
         if (rc != SH_OK) {
             fprintf(stderr, "chatbot: viewer send: %s\n", err);
-            sh_unsubscribe(sub);
+            sh_subscription_free(sub);
             return 1;
         }
     }
@@ -212,9 +212,9 @@ static int run(struct bot *b, bool demo, const char *viewer_id)
             break;
         }
     }
-    /* The handle dies with the final callback: only unsubscribe before. */
-    if (!b->ended)
-        sh_unsubscribe(sub);
+    /* Ends the subscription unless the bus did; the handle stays ours
+     * until here, whatever happened to the subscription. */
+    sh_subscription_free(sub);
     while (!b->ended && sh_hub_poll(b->hub, 100) >= 0)
         drain(b);               /* until the final callback */
     drain(b);

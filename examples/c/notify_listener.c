@@ -124,7 +124,7 @@ int main(int argc, char **argv)
                  sh_stream_start(hub, bob, "Bob plays", "games", NULL, err,
                                  sizeof err) != SH_OK)) {
         fprintf(stderr, "notify_listener: demo: %s\n", err);
-        sh_unsubscribe(sub);
+        sh_subscription_free(sub);
         sh_hub_close(hub);
         return 1;
     }
@@ -134,9 +134,8 @@ int main(int argc, char **argv)
         if (demo && ++polls > 100)
             break;
     }
-    /* The handle dies with the final callback: only unsubscribe before. */
-    if (!l.ended)
-        sh_unsubscribe(sub);
+    /* Ends the subscription unless the bus did. */
+    sh_subscription_free(sub);
     sh_hub_close(hub);  /* runs the final callback if still pending */
     if (demo && l.seen < 2) {
         fprintf(stderr, "notify_listener: saw %d of 2 notifications\n",

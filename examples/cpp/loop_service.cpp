@@ -58,7 +58,7 @@ void on_event(void *arg, const sh_event_t *ev, sh_err_t status)
     auto *svc = static_cast<Service *>(arg);
 
     if (status != SH_OK) {
-        svc->sub_ended = true;       // the handle is gone after this
+        svc->sub_ended = true;       // the handle stays ours to free
         return;
     }
     std::printf("received #%llu %s %s\n",
@@ -149,8 +149,7 @@ int main()
         event_base_loopexit(svc.base.get(), &limit);
         event_base_dispatch(svc.base.get());
     }
-    if (svc.sub != nullptr && !svc.sub_ended)
-        sh_unsubscribe(svc.sub);
+    sh_subscription_free(svc.sub);  // ends it unless the bus did
     svc.timer.reset();  // before the base
     svc.hub.reset();    // sh_hub_close(): the final callback runs
     if (svc.status != 0)

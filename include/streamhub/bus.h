@@ -75,12 +75,16 @@ typedef void (*sh_event_cb)(void *arg, const sh_event_t *ev, sh_err_t status);
  * @since   NULL for live events only, or the position last seen (recovery).
  * @cb, @arg  the callback and its argument (see sh_event_cb).
  * @out     receives the subscription handle (may be NULL when the caller
- *          never unsubscribes explicitly); NULL on error.
+ *          never unsubscribes explicitly); NULL on error.  The handle is
+ *          the caller's until sh_subscription_free(): it stays valid after
+ *          the final callback (a subscription the bus ended, with SH_EBUSY
+ *          or when the hub closed, may still be given to sh_unsubscribe()
+ *          from any thread), and sh_hub_close() does not free it.
  * @result  may be NULL; receives the epoch, top offset and recovery answer.
  * Errors: SH_EINVAL (bad channel, with @errbuf naming it), SH_EBUS,
  * SH_ECANCELED, SH_ENOMEM.  On error @cb never runs.
- * Ownership: @channel and @since are copied; the handle stays valid until
- * the final callback returns.  Threads: any.  Since: 0.1
+ * Ownership: @channel and @since are copied; *@out is the caller's
+ * (sh_subscription_free()).  Threads: any.  Since: 0.1
  */
 SH_API sh_err_t sh_subscribe(sh_hub_t *hub, const char *channel,
                              const sh_position_t *since, sh_event_cb cb,
@@ -90,10 +94,24 @@ SH_API sh_err_t sh_subscribe(sh_hub_t *hub, const char *channel,
 
 /* End @sub: no event is delivered after this call returns when it is made
  * on the callback thread; from another thread, at most the events already
- * being delivered.  The final callback (SH_ECANCELED) follows.  NULL or a
- * second call is a no-op.  Threads: any.  Since: 0.1
+ * being delivered.  The final callback (SH_ECANCELED) follows.  NULL, a
+ * second call, and a call after the bus ended @sub (its final callback
+ * came with SH_EBUSY or SH_ECANCELED, the hub may be closed) are no-ops.
+ * Ownership: @sub stays the caller's (sh_subscription_free()).
+ * Threads: any, concurrently with the final callback and with
+ * sh_hub_close().  Since: 0.1
  */
 SH_API void sh_unsubscribe(sh_subscription_t *sub);
+
+/* Release the handle @sub given by sh_subscribe(): end the subscription
+ * as sh_unsubscribe() does if it still runs, then free the handle (once
+ * the final callback has returned, if it is still due).  @sub must not be
+ * used afterwards; its callback still gets its final call if it had not.
+ * A handle never released is kept (a small tombstone) until the process
+ * ends: release each, also after sh_hub_close().  NULL is a no-op.
+ * Threads: any, once per handle.  Since: 0.1
+ */
+SH_API void sh_subscription_free(sh_subscription_t *sub);
 
 /* Publish one event on @channel.
  *

@@ -38,14 +38,19 @@ struct event_base; /* libevent's; a forward declaration, no include */
 SH_API sh_err_t sh_hub_open(sh_config_t *conf, sh_hub_t **out, char *errbuf,
                             size_t errbuf_len);
 
-/* Close @hub: refuse new calls (SH_ECANCELED), cancel subscriptions, flush
- * the write-behind queue to the store (nothing acknowledged is lost), close
- * the bus and the store, free everything.  NULL is a no-op.
+/* Close @hub: refuse new calls (SH_ECANCELED), wake a thread waiting in
+ * sh_hub_poll(), wait for the calls already running on other threads to
+ * return, cancel subscriptions, flush the write-behind queue to the store
+ * (nothing acknowledged is lost), close the bus and the store, free
+ * everything.  NULL is a no-op.
  * Every subscription still open gets its final callback (SH_ECANCELED)
  * before this returns, ON THE CALLING THREAD, for attached and standalone
  * hubs alike; events still queued for it are dropped, not delivered.
- * Threads: any thread but a callback's; no other call on @hub may be running
- * or follow.  Since: 0.1
+ * Subscription handles stay the caller's (sh_subscription_free()).
+ * Threads: any thread but a callback's.  Calls on @hub from other threads
+ * may run meanwhile: each completes, or returns SH_ECANCELED (-SH_ECANCELED
+ * for sh_hub_poll()) once the close has begun.  No call may start after
+ * this has returned (@hub is freed).  Since: 0.1
  */
 SH_API void sh_hub_close(sh_hub_t *hub);
 
@@ -53,7 +58,9 @@ SH_API void sh_hub_close(sh_hub_t *hub);
  * milliseconds (0: do not wait; -1: wait until one is pending) for the first.
  *
  * Returns the number of callbacks run (>= 0), or -SH_EINVAL when the hub is
- * attached to a loop (its callbacks run there).
+ * attached to a loop (its callbacks run there), or -SH_ECANCELED when it is
+ * closing (a poll waiting when the close begins returns 0 at once: the
+ * close runs what is pending).
  * Threads: any one thread at a time.  Since: 0.1
  */
 SH_API int sh_hub_poll(sh_hub_t *hub, int timeout_ms);

@@ -136,7 +136,23 @@ sh_err_t sh__bus_subscribe(struct sh__bus *bus, const char *channel,
                            void *arg, struct sh_subscription **out,
                            sh_subscribe_result_t *result, char *errbuf,
                            size_t errbuf_len);
+/* The same, for a caller that keeps the handle (sh_subscribe()): with @out
+ * non-NULL the subscription stays valid after its final callback until
+ * sh__bus_release(), so that sh__bus_unsubscribe() from any thread, even
+ * after the bus ended it (SH_EBUSY, close), is a no-op. */
+sh_err_t sh__bus_subscribe_held(struct sh__bus *bus, const char *channel,
+                                const sh_position_t *since, sh_event_cb cb,
+                                void *arg, struct sh_subscription **out,
+                                sh_subscribe_result_t *result, char *errbuf,
+                                size_t errbuf_len);
+/* End @sub unless ended already.  A subscription that is not held may be
+ * freed once its final callback has returned: only its callback's thread
+ * may then call this. */
 void sh__bus_unsubscribe(struct sh_subscription *sub);
+/* End a held subscription as sh__bus_unsubscribe() does and give up its
+ * handle: freed now if its final callback has returned, else when it
+ * has.  NULL is a no-op.  Valid even after sh__bus_free(). */
+void sh__bus_release(struct sh_subscription *sub);
 sh_err_t sh__bus_position(struct sh__bus *bus, const char *channel,
                           sh_position_t *out);
 /* Number of subscriptions on @channel right now (presence, tests). */

@@ -50,7 +50,17 @@
  *     the queue), so a callback may unsubscribe itself or another
  *     subscription; the job running now finishes the work.
  *  9. The bus is freed when its last reference drops: one for the owner
- *     until sh__bus_free(), one per pin (so one per live subscription).
+ *     until sh__bus_free(), one per pin (so one per live subscription),
+ *     one per tombstone (inv. 10).
+ * 10. A held subscription (sh__bus_subscribe_held(): the public API's,
+ *     whose handle the caller keeps) is freed only once both its final
+ *     callback has returned and its owner has released it
+ *     (sh__bus_release()), in either order: a thread other than the
+ *     callback's may unsubscribe or release a subscription the bus has
+ *     already ended.  Between the two it is a tombstone: ended set, no
+ *     pin (its channel may go), one bus reference.  held is immutable;
+ *     ended and released are under bus->lock, which a held
+ *     subscription's unsubscribe takes before its channel's lock.
  */
 #include <assert.h>
 #include <pthread.h>
@@ -113,6 +123,9 @@ struct sh_subscription {
     /* Set with closing: the drain job skips the rest of the batch it took
      * (read without the lock, so atomic). */
     atomic_bool stop;
+    bool held;                  /* immutable: the owner keeps it (inv. 10) */
+    bool ended;                 /* @locks bus->lock: a tombstone */
+    bool released;              /* @locks bus->lock: the owner let go */
 };
 
 struct sh__bus {
@@ -544,6 +557,34 @@ static void sub_free(struct sh_subscription *s)
     chan_unpin(bus, c);         /* may free the bus (inv. 9) */
 }
 
+/* The final callback has returned: free @s, or leave a tombstone while
+ * its owner still holds it (inv. 10). */
+static void sub_end(struct sh_subscription *s)
+{
+    struct sh__bus *bus = s->bus;
+    struct chan *c = s->chan;
+
+    if (!s->held) {
+        sub_free(s);
+        return;
+    }
+    pthread_mutex_lock(&bus->lock);
+    if (s->released) {
+        pthread_mutex_unlock(&bus->lock);
+        sub_free(s);
+        return;
+    }
+    s->ended = true;
+    atomic_fetch_add(&bus->refs, 1);    /* the tombstone's */
+    pthread_mutex_unlock(&bus->lock);
+    /* Nothing reads the rings of an ended subscription. */
+    free(s->q);
+    free(s->spare);
+    s->q = s->spare = NULL;
+    s->qcap = s->spare_cap = 0;
+    chan_unpin(bus, c);
+}
+
 /* The drain job (inv. 7, 8): deliver what is queued now, then either end,
  * post the next turn, or run the final callback and free @arg. */
 static void drain(void *arg, bool canceled)
@@ -603,7 +644,7 @@ static void drain(void *arg, bool canceled)
     status = s->final;
     pthread_mutex_unlock(&c->lock);
     s->cb(s->arg, NULL, status);
-    sub_free(s);
+    sub_end(s);
 }
 
 /* ---- the interface (bus_int.h) ----------------------------------------- */
@@ -967,11 +1008,12 @@ int sh__bus_rewrite(struct sh__bus *bus, const char *channel,
     return n;
 }
 
-sh_err_t sh__bus_subscribe(struct sh__bus *bus, const char *channel,
-                           const sh_position_t *since, sh_event_cb cb,
-                           void *arg, struct sh_subscription **out,
-                           sh_subscribe_result_t *result, char *errbuf,
-                           size_t errbuf_len)
+static sh_err_t do_subscribe(struct sh__bus *bus, const char *channel,
+                             const sh_position_t *since, sh_event_cb cb,
+                             void *arg, bool held,
+                             struct sh_subscription **out,
+                             sh_subscribe_result_t *result, char *errbuf,
+                             size_t errbuf_len)
 {
     struct sh_subscription *s = NULL;
     struct chan *c;
@@ -1006,6 +1048,7 @@ sh_err_t sh__bus_subscribe(struct sh__bus *bus, const char *channel,
     s->bus = bus;
     s->chan = c;                /* the pin is the subscription's now */
     atomic_init(&s->stop, false);
+    s->held = held;
     s->cb = cb;
     s->arg = arg;
 
@@ -1045,19 +1088,86 @@ sh_err_t sh__bus_subscribe(struct sh__bus *bus, const char *channel,
     return SH_OK;
 }
 
-void sh__bus_unsubscribe(struct sh_subscription *s)
+sh_err_t sh__bus_subscribe(struct sh__bus *bus, const char *channel,
+                           const sh_position_t *since, sh_event_cb cb,
+                           void *arg, struct sh_subscription **out,
+                           sh_subscribe_result_t *result, char *errbuf,
+                           size_t errbuf_len)
 {
-    struct chan *c;
+    return do_subscribe(bus, channel, since, cb, arg, false, out, result,
+                        errbuf, errbuf_len);
+}
 
-    if (s == NULL)
-        return;
-    c = s->chan;
-    pthread_mutex_lock(&c->lock);
+sh_err_t sh__bus_subscribe_held(struct sh__bus *bus, const char *channel,
+                                const sh_position_t *since, sh_event_cb cb,
+                                void *arg, struct sh_subscription **out,
+                                sh_subscribe_result_t *result, char *errbuf,
+                                size_t errbuf_len)
+{
+    return do_subscribe(bus, channel, since, cb, arg, out != NULL, out,
+                        result, errbuf, errbuf_len);
+}
+
+/* End @s unless it has ended.  @locks c->lock */
+static void sub_cancel(struct sh_subscription *s)
+{
     if (!s->final_done && !s->closing) {
         sub_close(s, SH_ECANCELED);
         schedule(s->bus, s);
     }
-    pthread_mutex_unlock(&c->lock);  /* @s may be freed from here on */
+}
+
+void sh__bus_unsubscribe(struct sh_subscription *s)
+{
+    struct sh__bus *bus;
+    struct chan *c;
+
+    if (s == NULL)
+        return;
+    if (!s->held) {
+        c = s->chan;
+        pthread_mutex_lock(&c->lock);
+        sub_cancel(s);
+        pthread_mutex_unlock(&c->lock);  /* @s may be freed from here on */
+        return;
+    }
+    /* Held: bus->lock keeps a tombstone's state still and, before that,
+     * the channel pinned (inv. 10). */
+    bus = s->bus;
+    pthread_mutex_lock(&bus->lock);
+    if (!s->ended && !s->released) {
+        c = s->chan;
+        pthread_mutex_lock(&c->lock);
+        sub_cancel(s);
+        pthread_mutex_unlock(&c->lock);
+    }
+    pthread_mutex_unlock(&bus->lock);
+}
+
+void sh__bus_release(struct sh_subscription *s)
+{
+    struct sh__bus *bus;
+    bool ended;
+
+    if (s == NULL)
+        return;
+    assert(s->held);
+    bus = s->bus;
+    pthread_mutex_lock(&bus->lock);
+    ended = s->ended;
+    if (!ended && !s->released) {
+        struct chan *c = s->chan;
+
+        pthread_mutex_lock(&c->lock);
+        sub_cancel(s);
+        pthread_mutex_unlock(&c->lock);
+    }
+    s->released = true;         /* the final path frees it (sub_end) */
+    pthread_mutex_unlock(&bus->lock);
+    if (ended) {
+        free(s);
+        bus_unref(bus);         /* the tombstone's; may free the bus */
+    }
 }
 
 sh_err_t sh__bus_position(struct sh__bus *bus, const char *channel,

@@ -986,6 +986,7 @@ SH_API sh_err_t sh_gateway_start(sh_hub_t *hub, struct event_base *base,
                                  sh_gateway_t **out, char *errbuf,
                                  size_t errbuf_len)
 {
+    SH__HUB_CALL(hub);
     struct sh_gateway *gw;
     struct sockaddr_storage ss;
     int sslen = sizeof ss;

@@ -307,6 +307,7 @@ SH_API sh_err_t sh_graphql_execute(sh_hub_t *hub,
                                    int *http_status, char *errbuf,
                                    size_t errbuf_len)
 {
+    SH__HUB_CALL(hub);
     struct sh__gql_engine *eng;
     json_object *resp = NULL;
     const char *text;

@@ -400,6 +400,7 @@ SH_API sh_err_t sh_auth_register(sh_hub_t *hub, const char *username,
                                  sh_auth_t **out, char *errbuf,
                                  size_t errbuf_len)
 {
+    SH__HUB_CALL(hub);
     struct user_row u;
     struct sh__conn *c = NULL;
     char email_lc[SH_EMAIL_MAX + 1], name_lc[SH_USERNAME_MAX + 1];
@@ -509,6 +510,7 @@ SH_API sh_err_t sh_auth_login(sh_hub_t *hub, const char *username,
                               const char *password, sh_auth_t **out,
                               char *errbuf, size_t errbuf_len)
 {
+    SH__HUB_CALL(hub);
     struct user_row u;
     struct sh__conn *c = NULL;
     char name_lc[SH_USERNAME_MAX + 1];
@@ -620,6 +622,7 @@ SH_API sh_err_t sh_auth_refresh(sh_hub_t *hub, const char *refresh_token,
                                 sh_auth_t **out, char *errbuf,
                                 size_t errbuf_len)
 {
+    SH__HUB_CALL(hub);
     struct refresh_row r;
     struct user_row u;
     struct sh__conn *c = NULL;
@@ -721,6 +724,7 @@ out:
 SH_API sh_err_t sh_auth_revoke(sh_hub_t *hub, const char *refresh_token,
                                char *errbuf, size_t errbuf_len)
 {
+    SH__HUB_CALL(hub);
     struct refresh_row r;
     struct sh__conn *c = NULL;
     sh_err_t rc;
@@ -757,6 +761,7 @@ SH_API sh_err_t sh_auth_revoke(sh_hub_t *hub, const char *refresh_token,
 SH_API sh_err_t sh_auth_verify(sh_hub_t *hub, const char *token, size_t len,
                                sh_principal_t **out)
 {
+    SH__HUB_CALL(hub);
     struct sh_principal *pr;
     sh_err_t rc;
 
@@ -825,6 +830,7 @@ SH_API sh_err_t sh_user_get(sh_hub_t *hub, const char *viewer_id,
                             const char *user_id, sh_user_t **out,
                             char *errbuf, size_t errbuf_len)
 {
+    SH__HUB_CALL(hub);
     sh_err_t rc;
 
     if (out != NULL)
@@ -849,6 +855,7 @@ SH_API sh_err_t sh_user_get_by_username(sh_hub_t *hub, const char *viewer_id,
                                         sh_user_t **out, char *errbuf,
                                         size_t errbuf_len)
 {
+    SH__HUB_CALL(hub);
     char name_lc[SH_USERNAME_MAX + 1];
     sh_err_t rc;
 

@@ -705,6 +705,7 @@ SH_API sh_err_t sh_chat_send(sh_hub_t *hub, const char *actor_id,
                              int64_t *retry_after_ms, char *errbuf,
                              size_t errbuf_len)
 {
+    SH__HUB_CALL(hub);
     sh_err_t rc = send_impl(hub, actor_id, stream_id, text, len, msg_out,
                             retry_after_ms, errbuf, errbuf_len);
 
@@ -783,6 +784,7 @@ SH_API sh_err_t sh_chat_history(sh_hub_t *hub, const char *stream_id,
                                 sh_chat_message_list_t **out, char *errbuf,
                                 size_t errbuf_len)
 {
+    SH__HUB_CALL(hub);
     struct hist_ctx hc = { stream_id, NULL, false };
     sh_chat_message_list_t *l = NULL;
     json_object *keys = NULL, *items = NULL, *cursors = NULL;
@@ -953,6 +955,7 @@ SH_API sh_err_t sh_chat_delete(sh_hub_t *hub, const char *actor_id,
                                const char *message_id, char *errbuf,
                                size_t errbuf_len)
 {
+    SH__HUB_CALL(hub);
     struct find_ctx fc;
     struct sh__conn *c = NULL;
     struct sh__chan *ch;

@@ -84,6 +84,7 @@ SH_API sh_err_t sh_follow(sh_hub_t *hub, const char *actor_id,
                           const char *user_id, bool *created, char *errbuf,
                           size_t errbuf_len)
 {
+    SH__HUB_CALL(hub);
     char name[64];
     json_object *notif = NULL, *data;
     struct sh__conn *c;
@@ -145,6 +146,7 @@ SH_API sh_err_t sh_unfollow(sh_hub_t *hub, const char *actor_id,
                             const char *user_id, bool *removed,
                             char *errbuf, size_t errbuf_len)
 {
+    SH__HUB_CALL(hub);
     struct sh__conn *c;
     struct sh__val p[2];
     int64_t changes = 0;
@@ -190,6 +192,7 @@ SH_API sh_err_t sh_follow_check(sh_hub_t *hub, const char *follower_id,
                                 const char *followed_id, bool *out,
                                 char *errbuf, size_t errbuf_len)
 {
+    SH__HUB_CALL(hub);
     struct sh__conn *c;
     struct sh__val p[2];
     bool found = false;
@@ -234,6 +237,7 @@ SH_API sh_err_t sh_follow_counts(sh_hub_t *hub, const char *user_id,
                                  int64_t *followers, int64_t *following,
                                  char *errbuf, size_t errbuf_len)
 {
+    SH__HUB_CALL(hub);
     struct counts x = { 0, 0 };
     struct sh__conn *c;
     struct sh__val p[2];
@@ -325,6 +329,7 @@ SH_API sh_err_t sh_follow_counts_many(sh_hub_t *hub,
                                       int64_t *followers, int64_t *following,
                                       char *errbuf, size_t errbuf_len)
 {
+    SH__HUB_CALL(hub);
     struct many m = { NULL, NULL, NULL, 0 };
     struct sh__conn *c = NULL;
     sh_err_t rc;
@@ -492,6 +497,7 @@ SH_API sh_err_t sh_followers_list(sh_hub_t *hub, const char *user_id,
                                   sh_user_list_t **out, char *errbuf,
                                   size_t errbuf_len)
 {
+    SH__HUB_CALL(hub);
     return list(hub, &q_followers, user_id, first, after, out, errbuf,
                 errbuf_len);
 }
@@ -501,6 +507,7 @@ SH_API sh_err_t sh_following_list(sh_hub_t *hub, const char *user_id,
                                   sh_user_list_t **out, char *errbuf,
                                   size_t errbuf_len)
 {
+    SH__HUB_CALL(hub);
     return list(hub, &q_following, user_id, first, after, out, errbuf,
                 errbuf_len);
 }

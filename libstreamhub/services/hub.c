@@ -7,6 +7,7 @@
  */
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "chat_int.h"
 #include "hub_int.h"
@@ -98,11 +99,25 @@ fail:
     return rc;
 }
 
+/* Wait until no public call is in flight (SH__HUB_CALL).  Calls last
+ * microseconds to a store round trip; a poll is woken by the caller. */
+static void wait_for_calls(sh_hub_t *hub)
+{
+    const struct timespec ms = { 0, 1000000 };
+
+    while (atomic_load(&hub->calls) > 0)
+        nanosleep(&ms, NULL);
+}
+
 SH_API void sh_hub_close(sh_hub_t *hub)
 {
     if (hub == NULL)
         return;
+    /* Refuse new calls, end a poll that waits, then wait for the calls
+     * already running: nothing below is freed under them. */
     atomic_store(&hub->closing, true);
+    sh__dispatch_wake(hub->dispatch);
+    wait_for_calls(hub);
     if (atomic_load(&hub->graphql_free) != NULL)
         atomic_load(&hub->graphql_free)(atomic_load(&hub->graphql));
     close_areas(hub, NAREAS);
@@ -112,32 +127,45 @@ SH_API void sh_hub_close(sh_hub_t *hub)
     sh__store_close(hub->store);
     sh__metrics_free(hub->metrics);
     sh_config_free(hub->conf);
+    /* A call that began during the close only read `closing` and left;
+     * wait for the last to leave before the count goes. */
+    wait_for_calls(hub);
     free(hub);
 }
 
 SH_API int sh_hub_poll(sh_hub_t *hub, int timeout_ms)
 {
+    SH__HUB_CALL(hub);
     int n;
 
     if (hub == NULL || sh__dispatch_attached(hub->dispatch))
         return -SH_EINVAL;
+    if (sh__hub_live(hub) != SH_OK)
+        return -SH_ECANCELED;
     /* Wait first: the fd is readable while jobs are queued (invariant 1 of
      * the dispatcher) or after sh_hub_wake(), so either returns at once. */
     if (timeout_ms != 0)
         sh__dispatch_wait(hub->dispatch, timeout_ms);
+    /* Woken by a close: leave it the callbacks (it runs them). */
+    if (sh__hub_live(hub) != SH_OK)
+        return 0;
     n = sh__dispatch_run(hub->dispatch);
     return n;
 }
 
 SH_API void sh_hub_wake(sh_hub_t *hub)
 {
-    if (hub != NULL)
+    SH__HUB_CALL(hub);
+
+    if (sh__hub_live(hub) == SH_OK)
         sh__dispatch_wake(hub->dispatch);
 }
 
 SH_API int sh_hub_fd(const sh_hub_t *hub)
 {
-    if (hub == NULL || sh__dispatch_attached(hub->dispatch))
+    SH__HUB_CALL(hub);
+
+    if (sh__hub_live(hub) != SH_OK || sh__dispatch_attached(hub->dispatch))
         return -1;
     return sh__dispatch_fd(hub->dispatch);
 }
@@ -145,11 +173,16 @@ SH_API int sh_hub_fd(const sh_hub_t *hub)
 SH_API sh_err_t sh_hub_attach(sh_hub_t *hub, struct event_base *base,
                               char *errbuf, size_t errbuf_len)
 {
+    SH__HUB_CALL(hub);
     sh_err_t rc;
 
     if (hub == NULL || base == NULL) {
         sh__errbuf(errbuf, errbuf_len, "hub and base must not be NULL");
         return SH_EINVAL;
+    }
+    if (sh__hub_live(hub) != SH_OK) {
+        sh__errbuf(errbuf, errbuf_len, "hub is closing");
+        return SH_ECANCELED;
     }
     rc = sh__dispatch_attach(hub->dispatch, base);
     if (rc != SH_OK)
@@ -161,9 +194,11 @@ SH_API sh_err_t sh_hub_attach(sh_hub_t *hub, struct event_base *base,
 SH_API void sh_hub_log(sh_hub_t *hub, sh_log_level_t level, const char *msg,
                        const char *fields_json)
 {
+    SH__HUB_CALL(hub);
     json_object *fields = NULL;
 
-    if (hub == NULL || msg == NULL || !sh__log_on(&hub->log, level))
+    if (sh__hub_live(hub) != SH_OK || msg == NULL ||
+        !sh__log_on(&hub->log, level))
         return;
     if (fields_json != NULL)
         fields = json_tokener_parse(fields_json);

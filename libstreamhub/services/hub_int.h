@@ -35,6 +35,9 @@ struct sh_hub {
     struct sh__chat *chat;
     struct sh__notify *notify;
     atomic_bool closing;            /* set first by sh_hub_close() */
+    /* Public calls in flight (SH__HUB_CALL): sh_hub_close() waits until
+     * none is left before it frees what they use. */
+    atomic_uint calls;
     /* The GraphQL engine, built by the graphql area at its first request
      * (published by compare-and-swap) together with graphql_free, which
      * sh_hub_close() calls: the services never see inside it. */
@@ -54,12 +57,52 @@ void sh__accounts_fini(sh_hub_t *hub);
  * the loop thread.  @locality any */
 sh_err_t sh__hub_ready(sh_hub_t *hub, char *errbuf, size_t errbuf_len);
 
-/* SH_ECANCELED once the hub is closing; public calls check it first. */
+/* SH_ECANCELED once the hub is closing; public calls check it first,
+ * after SH__HUB_CALL. */
 static inline sh_err_t sh__hub_live(const sh_hub_t *hub)
 {
     if (hub == NULL)
         return SH_EINVAL;
     return atomic_load(&hub->closing) ? SH_ECANCELED : SH_OK;
 }
+
+/* One public call on a hub, counted in hub->calls from SH__HUB_CALL to the
+ * end of the enclosing block (the function's return), so that
+ * sh_hub_close() run by another thread waits for it instead of freeing
+ * what it uses.  The count is raised before the call reads `closing`
+ * (sh__hub_live()), and the close sets `closing` before it reads the
+ * count (both sequentially consistent): either the call sees the close
+ * and refuses (SH_ECANCELED), or the close sees the call and waits.
+ * After its decrement a call touches nothing of the hub. */
+struct sh__hub_call {
+    sh_hub_t *hub;
+};
+
+static inline struct sh__hub_call sh__hub_call_begin(const sh_hub_t *hub)
+{
+    /* The count is the one field a const hub lets a call change. */
+    sh_hub_t *h = (sh_hub_t *)(uintptr_t)hub;
+
+    if (h != NULL)
+        atomic_fetch_add(&h->calls, 1);
+    return (struct sh__hub_call){ h };
+}
+
+static inline void sh__hub_call_end(struct sh__hub_call *call)
+{
+    if (call->hub != NULL)
+        atomic_fetch_sub_explicit(&call->hub->calls, 1,
+                                  memory_order_release);
+}
+
+#if defined(__GNUC__) || defined(__clang__)
+/* The first statement of every public function that takes a hub. */
+#  define SH__HUB_CALL(hub)                                              \
+    struct sh__hub_call sh__hub_call_                                     \
+        __attribute__((cleanup(sh__hub_call_end))) =                      \
+        sh__hub_call_begin(hub)
+#else
+#  error "SH__HUB_CALL needs the cleanup attribute (GCC or Clang)"
+#endif
 
 #endif

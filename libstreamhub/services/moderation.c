@@ -650,6 +650,7 @@ SH_API sh_err_t sh_moderation_timeout(sh_hub_t *hub, const char *actor_id,
                                       const char *reason, char *errbuf,
                                       size_t errbuf_len)
 {
+    SH__HUB_CALL(hub);
     int64_t now = sh__now_ms(), until;
     char ts[SH__TS_LEN + 1];
     struct sh__val p[6];
@@ -720,6 +721,7 @@ SH_API sh_err_t sh_moderation_ban(sh_hub_t *hub, const char *actor_id,
                                   const char *reason, char *errbuf,
                                   size_t errbuf_len)
 {
+    SH__HUB_CALL(hub);
     struct sh__val p[5];
     json_object *ev;
     sh_err_t rc;
@@ -779,6 +781,7 @@ SH_API sh_err_t sh_moderation_unban(sh_hub_t *hub, const char *actor_id,
                                     const char *user_id, char *errbuf,
                                     size_t errbuf_len)
 {
+    SH__HUB_CALL(hub);
     struct sh__val p[2];
     sh_err_t rc;
 
@@ -864,6 +867,7 @@ SH_API sh_err_t sh_moderation_add_moderator(sh_hub_t *hub,
                                             const char *user_id,
                                             char *errbuf, size_t errbuf_len)
 {
+    SH__HUB_CALL(hub);
     return set_moderator(hub, actor_id, channel_id, user_id, true, errbuf,
                          errbuf_len);
 }
@@ -875,6 +879,7 @@ SH_API sh_err_t sh_moderation_remove_moderator(sh_hub_t *hub,
                                                char *errbuf,
                                                size_t errbuf_len)
 {
+    SH__HUB_CALL(hub);
     return set_moderator(hub, actor_id, channel_id, user_id, false, errbuf,
                          errbuf_len);
 }
@@ -884,6 +889,7 @@ SH_API sh_err_t sh_moderation_is_moderator(sh_hub_t *hub,
                                            const char *user_id, bool *out,
                                            char *errbuf, size_t errbuf_len)
 {
+    SH__HUB_CALL(hub);
     struct sh__chan *ch;
     sh_err_t rc;
 
@@ -1042,6 +1048,7 @@ SH_API sh_err_t sh_chat_settings_update(sh_hub_t *hub, const char *actor_id,
                                         sh_chat_settings_t **out,
                                         char *errbuf, size_t errbuf_len)
 {
+    SH__HUB_CALL(hub);
     struct json_tokener *tok = NULL;
     json_object *patch = NULL, *terms = NULL, *res = NULL;
     struct sh__chan *ch;
@@ -1147,6 +1154,7 @@ SH_API sh_err_t sh_chat_settings_get(sh_hub_t *hub, const char *channel_id,
                                      sh_chat_settings_t **out, char *errbuf,
                                      size_t errbuf_len)
 {
+    SH__HUB_CALL(hub);
     struct sh__conn *c = NULL;
     struct sh__chan *ch;
     json_object *o;

@@ -228,6 +228,7 @@ SH_API sh_err_t sh_notification_list(sh_hub_t *hub, const char *actor_id,
                                      sh_notification_list_t **out,
                                      char *errbuf, size_t errbuf_len)
 {
+    SH__HUB_CALL(hub);
     char cid[SH__UUID_LEN + 1];
     struct list_ctx x;
     struct sh__conn *c = NULL;
@@ -298,6 +299,7 @@ SH_API sh_err_t sh_notification_unread_count(sh_hub_t *hub,
                                              int64_t *out, char *errbuf,
                                              size_t errbuf_len)
 {
+    SH__HUB_CALL(hub);
     struct sh__conn *c;
     struct sh__val p[1];
     int64_t n = 0;
@@ -329,6 +331,7 @@ SH_API sh_err_t sh_notification_mark_read(sh_hub_t *hub,
                                           size_t nids, int64_t *changed,
                                           char *errbuf, size_t errbuf_len)
 {
+    SH__HUB_CALL(hub);
     json_object *arr = NULL;
     struct sh__conn *c;
     struct sh__val p[2];

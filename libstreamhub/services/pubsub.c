@@ -109,6 +109,7 @@ SH_API sh_err_t sh_subscribe(sh_hub_t *hub, const char *channel,
                              sh_subscribe_result_t *result, char *errbuf,
                              size_t errbuf_len)
 {
+    SH__HUB_CALL(hub);
     sh_err_t rc;
 
     if (out != NULL)
@@ -118,8 +119,8 @@ SH_API sh_err_t sh_subscribe(sh_hub_t *hub, const char *channel,
     rc = hub_check(hub, errbuf, errbuf_len);
     if (rc != SH_OK)
         return rc;
-    return sh__bus_subscribe(hub->bus, channel, since, cb, arg, out, result,
-                             errbuf, errbuf_len);
+    return sh__bus_subscribe_held(hub->bus, channel, since, cb, arg, out,
+                                  result, errbuf, errbuf_len);
 }
 
 SH_API void sh_unsubscribe(sh_subscription_t *sub)
@@ -127,11 +128,17 @@ SH_API void sh_unsubscribe(sh_subscription_t *sub)
     sh__bus_unsubscribe(sub);
 }
 
+SH_API void sh_subscription_free(sh_subscription_t *sub)
+{
+    sh__bus_release(sub);
+}
+
 SH_API sh_err_t sh_publish(sh_hub_t *hub, const char *channel,
                            const char *type, const char *data_json,
                            size_t len, uint64_t *offset_out, char *errbuf,
                            size_t errbuf_len)
 {
+    SH__HUB_CALL(hub);
     json_object *data = NULL;
     int64_t max;
     sh_err_t rc;
@@ -170,6 +177,7 @@ SH_API sh_err_t sh_channel_position(sh_hub_t *hub, const char *channel,
                                     sh_position_t *out, char *errbuf,
                                     size_t errbuf_len)
 {
+    SH__HUB_CALL(hub);
     sh_err_t rc;
 
     if (out == NULL) {

@@ -60,6 +60,7 @@ SH_API sh_err_t sh_raid_start(sh_hub_t *hub, const char *actor_id,
                               const char *to_user_id, sh_raid_t **out,
                               char *errbuf, size_t errbuf_len)
 {
+    SH__HUB_CALL(hub);
     char id[SH__UUID_LEN + 1], target_stream[SH__UUID_LEN + 1] = "";
     char to_name[64], from_name[64], channel[8 + SH__UUID_LEN + 1];
     struct from_row fr;

@@ -340,6 +340,7 @@ SH_API sh_err_t sh_stream_stats_get(sh_hub_t *hub, const char *stream_id,
                                     sh_stream_stats_t **out, char *errbuf,
                                     size_t errbuf_len)
 {
+    SH__HUB_CALL(hub);
     struct get_ctx x;
     struct sh__conn *c;
     struct sh__val p[1];

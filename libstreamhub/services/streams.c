@@ -432,6 +432,7 @@ SH_API sh_err_t sh_stream_start(sh_hub_t *hub, const char *actor_id,
                                 sh_stream_t **out, char *errbuf,
                                 size_t errbuf_len)
 {
+    SH__HUB_CALL(hub);
     char id[SH__UUID_LEN + 1];
     struct fan_ctx fan = { NULL, 0, 0, false };
     json_object *obj = NULL, *data = NULL;
@@ -514,6 +515,7 @@ SH_API sh_err_t sh_stream_stop(sh_hub_t *hub, const char *actor_id,
                                const char *stream_id, sh_stream_t **out,
                                char *errbuf, size_t errbuf_len)
 {
+    SH__HUB_CALL(hub);
     json_object *obj = NULL;
     struct sh__conn *c = NULL;
     struct sh__val p[2];
@@ -564,6 +566,7 @@ SH_API sh_err_t sh_stream_update(sh_hub_t *hub, const char *actor_id,
                                  const char *category, sh_stream_t **out,
                                  char *errbuf, size_t errbuf_len)
 {
+    SH__HUB_CALL(hub);
     json_object *obj = NULL;
     struct sh__conn *c = NULL;
     struct sh__val p[3];
@@ -616,6 +619,7 @@ SH_API sh_err_t sh_stream_get(sh_hub_t *hub, const char *stream_id,
                               sh_stream_t **out, char *errbuf,
                               size_t errbuf_len)
 {
+    SH__HUB_CALL(hub);
     json_object *obj = NULL;
     struct sh__conn *c;
     sh_err_t rc;
@@ -764,6 +768,7 @@ SH_API sh_err_t sh_stream_live_list(sh_hub_t *hub, int first,
                                     sh_stream_list_t **out, char *errbuf,
                                     size_t errbuf_len)
 {
+    SH__HUB_CALL(hub);
     char cid[SH__UUID_LEN + 1];
     struct page_ctx x;
     struct sh__conn *c;
@@ -862,6 +867,7 @@ SH_API sh_err_t sh_stream_search(sh_hub_t *hub, const char *query,
                                  sh_stream_list_t **out, char *errbuf,
                                  size_t errbuf_len)
 {
+    SH__HUB_CALL(hub);
     char cid[SH__UUID_LEN + 1], fq[2 * QUERY_MAX + 8];
     struct page_ctx x;
     struct sh__conn *c;
@@ -975,6 +981,7 @@ SH_API sh_err_t sh_stream_set_viewers(sh_hub_t *hub, const char *stream_id,
                                       int64_t count, char *errbuf,
                                       size_t errbuf_len)
 {
+    SH__HUB_CALL(hub);
     struct sh__streams *st;
     struct sh__conn *c;
     struct sh__val p[4];
@@ -1041,6 +1048,7 @@ SH_API sh_err_t sh_stream_set_viewers(sh_hub_t *hub, const char *stream_id,
 
 SH_API int sh_stream_flush_viewers(sh_hub_t *hub)
 {
+    SH__HUB_CALL(hub);
     struct sh__streams *st;
     char (*due)[SH__UUID_LEN + 1] = NULL;
     size_t n = 0, cap = 0;

@@ -23,6 +23,7 @@ SH_API sh_err_t sh_channel_subscribe(sh_hub_t *hub, const char *actor_id,
                                      sh_channel_subscription_t **out,
                                      char *errbuf, size_t errbuf_len)
 {
+    SH__HUB_CALL(hub);
     char id[SH__UUID_LEN + 1], sub_name[64], chan_name[64];
     json_object *obj = NULL, *data = NULL, *notif = NULL;
     struct sh__conn *c;

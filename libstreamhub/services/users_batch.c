@@ -65,6 +65,7 @@ SH_API sh_err_t sh_user_get_many(sh_hub_t *hub, const char *viewer_id,
                                  sh_user_list_t **out, char *errbuf,
                                  size_t errbuf_len)
 {
+    SH__HUB_CALL(hub);
     struct fill f = { NULL, viewer_id, false };
     const char **uniq = NULL;
     struct sh__conn *c = NULL;

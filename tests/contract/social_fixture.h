@@ -178,7 +178,7 @@ static inline void rec_wait(sh_hub_t *hub, struct rec *r, int want)
 
 static inline void rec_free(sh_hub_t *hub, struct rec *r)
 {
-    sh_unsubscribe(r->sub);
+    sh_subscription_free(r->sub);
     for (int i = 0; i < 100 && !r->final; i++)
         sh_hub_poll(hub, 10);
     for (int i = 0; i < r->n; i++)

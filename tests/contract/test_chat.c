@@ -366,7 +366,7 @@ static void replay(struct fx *f, struct fx_events *ev)
     assert_int_equal(res.recovered, 1);
     fx_poll_until(f->hub, ev, (int)pos.offset);
     assert_int_equal(ev->n, (int)pos.offset);
-    sh_unsubscribe(sub);
+    sh_subscription_free(sub);
     for (int i = 0; i < 50 && ev->final == 0; i++)
         sh_hub_poll(f->hub, 10);
 }

@@ -300,7 +300,7 @@ static void test_changes_are_published(void **state)
     assert_string_equal(types[2], "chat.settings_changed");
     assert_non_null(strstr(sh_event_data(ev->ev[2], NULL),
                            "\"slowModeSeconds\":3"));
-    sh_unsubscribe(sub);
+    sh_subscription_free(sub);
     for (int i = 0; i < 50 && ev->final == 0; i++)
         sh_hub_poll(f->hub, 10);
     fx_events_clear(ev);

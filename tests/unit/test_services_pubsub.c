@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <time.h>
 #include <unistd.h>
 #include <cmocka.h>
@@ -108,6 +109,7 @@ static void test_publish_and_receive(void **state)
         ;
     assert_int_equal(g.finals, 1);
     assert_int_equal(g.final, SH_ECANCELED);
+    sh_subscription_free(sub);
 }
 
 static void test_publish_accepts_any_json_value(void **state)
@@ -265,6 +267,259 @@ static void test_wake_ends_a_blocked_poll(void **state)
     sh_hub_wake(NULL);
 }
 
+/* A hub whose subscribers hold at most 16 events (the smallest queue). */
+static int setup_small_queue(void **state)
+{
+    sh_config_t *c = NULL;
+    sh_hub_t *hub = NULL;
+    char err[SH_ERRBUF_SIZE];
+
+    assert_int_equal(sh_config_new(&c), SH_OK);
+    assert_int_equal(sh_config_set(c, "store", "sqlite::memory:", err,
+                                   sizeof err), SH_OK);
+    assert_int_equal(sh_config_set(c, "bus.subscriber-queue", "16", err,
+                                   sizeof err), SH_OK);
+    assert_int_equal(sh_config_set(c, "chat.rate-limit", "100000", err,
+                                   sizeof err), SH_OK);
+    assert_int_equal(sh_config_set(c, "log-level", "error", err, sizeof err),
+                     SH_OK);
+    if (sh_hub_open(c, &hub, err, sizeof err) != SH_OK) {
+        print_error("hub: %s\n", err);
+        sh_config_free(c);
+        return -1;
+    }
+    *state = hub;
+    return 0;
+}
+
+static void *unsubscribe_thread(void *arg)
+{
+    sh_unsubscribe(arg);
+    sh_unsubscribe(arg);        /* a second call is a no-op */
+    return NULL;
+}
+
+/* The bus drops a subscriber that fell behind (SH_EBUSY) and runs its
+ * final callback; the owner, on another thread, cannot know and calls
+ * sh_unsubscribe(): the handle is still valid (a no-op) until the owner
+ * releases it. */
+static void test_unsubscribe_after_busy_drop(void **state)
+{
+    sh_hub_t *hub = *state;
+    sh_subscription_t *sub = NULL;
+    struct got g = { 0 };
+    pthread_t t;
+
+    assert_int_equal(sh_subscribe(hub, "app:flood", NULL, on_event, &g, &sub,
+                                  NULL, NULL, 0), SH_OK);
+    for (int i = 0; i < 17; i++)
+        assert_int_equal(sh_publish(hub, "app:flood", "t", "1", 1, NULL,
+                                    NULL, 0), SH_OK);
+    while (g.finals == 0)
+        assert_true(sh_hub_poll(hub, 1000) >= 0);
+    assert_int_equal(g.final, SH_EBUSY);
+    assert_int_equal(pthread_create(&t, NULL, unsubscribe_thread, sub), 0);
+    pthread_join(t, NULL);
+    assert_int_equal(sh_hub_poll(hub, 0), 0);
+    assert_int_equal(g.finals, 1);
+    sh_subscription_free(sub);
+    sh_subscription_free(NULL);
+}
+
+/* sh_hub_close() ends every subscription (final callback SH_ECANCELED);
+ * an owner that unsubscribes afterwards, from another thread, finds the
+ * handle still valid. */
+static void test_unsubscribe_after_hub_close(void **state)
+{
+    sh_hub_t *hub = *state;
+    sh_subscription_t *a = NULL, *b = NULL;
+    struct got ga = { 0 }, gb = { 0 };
+    pthread_t t;
+
+    assert_int_equal(sh_subscribe(hub, "app:a", NULL, on_event, &ga, &a,
+                                  NULL, NULL, 0), SH_OK);
+    assert_int_equal(sh_subscribe(hub, "app:b", NULL, on_event, &gb, &b,
+                                  NULL, NULL, 0), SH_OK);
+    assert_int_equal(pub(hub, "1", 1), SH_OK);
+    sh_unsubscribe(b);          /* ended by its owner before the close */
+    sh_hub_close(hub);
+    *state = NULL;
+    assert_int_equal(ga.finals, 1);
+    assert_int_equal(ga.final, SH_ECANCELED);
+    assert_int_equal(gb.finals, 1);
+    assert_int_equal(pthread_create(&t, NULL, unsubscribe_thread, a), 0);
+    pthread_join(t, NULL);
+    sh_unsubscribe(b);
+    assert_int_equal(ga.finals, 1);
+    sh_subscription_free(a);
+    sh_subscription_free(b);
+}
+
+/* Service calls made from several threads while another closes the hub:
+ * each call either completes or returns SH_ECANCELED, and the close frees
+ * nothing a call still uses.  One call is certainly in flight: a callback
+ * running inside sh_hub_poll() on another thread, which goes on after the
+ * close has begun and then calls the hub.  The workers stop calling once
+ * the close has begun: the final callback of a subscription, which the
+ * close runs before it frees the hub, waits until they have seen
+ * SH_ECANCELED (a call made after sh_hub_close() returns is the caller's
+ * error). */
+#define WORKERS 4
+
+struct racer {
+    sh_hub_t *hub;
+    int kind;
+    char user_id[64];
+    char stream_id[64];
+    atomic_int *calls;
+    atomic_int *running;
+    int canceled;
+    int other;
+};
+
+static void *race_worker(void *arg)
+{
+    struct racer *r = arg;
+    char err[SH_ERRBUF_SIZE];
+
+    for (;;) {
+        sh_stream_t *st = NULL;
+        sh_chat_message_t *m = NULL;
+        sh_err_t rc;
+
+        switch (r->kind) {
+        case 0:
+            rc = sh_publish(r->hub, "app:race", "t", "{\"a\":1}", 7, NULL,
+                            err, sizeof err);
+            break;
+        case 1:
+            rc = sh_stream_get(r->hub, r->stream_id, &st, err, sizeof err);
+            sh_stream_free(st);
+            break;
+        default:
+            rc = sh_chat_send(r->hub, r->user_id, r->stream_id, "hi", 2, &m,
+                              NULL, err, sizeof err);
+            sh_chat_message_free(m);
+            break;
+        }
+        if (rc == SH_ECANCELED) {
+            r->canceled = 1;
+            break;
+        }
+        if (rc != SH_OK) {
+            r->other = (int)rc;
+            print_error("call %d: %s: %s\n", r->kind, sh_err_name(rc), err);
+            break;
+        }
+        atomic_fetch_add(r->calls, 1);
+    }
+    atomic_fetch_sub(r->running, 1);
+    return NULL;
+}
+
+/* The final callback of the close's subscription: the close has begun. */
+static void wait_for_workers(void *arg, const sh_event_t *ev,
+                             sh_err_t status)
+{
+    atomic_int *running = arg;
+
+    if (status == SH_OK)
+        return;
+    while (atomic_load(running) > 0)
+        usleep(1000);
+}
+
+struct inside {
+    sh_hub_t *hub;
+    char stream_id[64];
+    atomic_int inside, close_started, done;
+    sh_err_t rc;
+};
+
+/* An event callback that outlives the start of the close, then calls. */
+static void call_during_close(void *arg, const sh_event_t *ev,
+                              sh_err_t status)
+{
+    struct inside *in = arg;
+    sh_stream_t *st = NULL;
+
+    if (status != SH_OK || atomic_load(&in->done))
+        return;
+    atomic_store(&in->inside, 1);
+    while (!atomic_load(&in->close_started))
+        usleep(1000);
+    usleep(100000);             /* let the close run meanwhile */
+    in->rc = sh_stream_get(in->hub, in->stream_id, &st, NULL, 0);
+    sh_stream_free(st);
+    atomic_store(&in->done, 1);
+}
+
+static void *poller(void *arg)
+{
+    struct inside *in = arg;
+
+    while (!atomic_load(&in->done))
+        assert_true(sh_hub_poll(in->hub, 1000) >= 0);
+    return NULL;
+}
+
+static void test_close_with_calls_in_flight(void **state)
+{
+    sh_hub_t *hub = *state;
+    struct racer r[WORKERS];
+    struct inside in = { .hub = hub };
+    pthread_t t[WORKERS], tp;
+    atomic_int calls = 0, running = WORKERS;
+    sh_auth_t *auth = NULL;
+    sh_stream_t *st = NULL;
+    char err[SH_ERRBUF_SIZE];
+
+    assert_int_equal(sh_auth_register(hub, "racer", "racer@example.com",
+                                      "correct horse battery", &auth, err,
+                                      sizeof err), SH_OK);
+    assert_int_equal(sh_stream_start(hub, sh_user_id(sh_auth_user(auth)),
+                                     "race", "test", &st, err, sizeof err),
+                     SH_OK);
+    snprintf(in.stream_id, sizeof in.stream_id, "%s", sh_stream_id(st));
+    for (int i = 0; i < WORKERS; i++) {
+        r[i] = (struct racer){ .hub = hub, .kind = i % 3, .calls = &calls,
+                               .running = &running };
+        snprintf(r[i].user_id, sizeof r[i].user_id, "%s",
+                 sh_user_id(sh_auth_user(auth)));
+        snprintf(r[i].stream_id, sizeof r[i].stream_id, "%s",
+                 sh_stream_id(st));
+    }
+    sh_auth_free(auth);
+    sh_stream_free(st);
+    assert_int_equal(sh_subscribe(hub, "app:closing", NULL,
+                                  wait_for_workers, &running, NULL, NULL,
+                                  NULL, 0), SH_OK);
+    assert_int_equal(sh_subscribe(hub, "app:inside", NULL,
+                                  call_during_close, &in, NULL, NULL, NULL,
+                                  0), SH_OK);
+    assert_int_equal(pthread_create(&tp, NULL, poller, &in), 0);
+    for (int i = 0; i < WORKERS; i++)
+        assert_int_equal(pthread_create(&t[i], NULL, race_worker, &r[i]),
+                         0);
+    assert_int_equal(sh_publish(hub, "app:inside", "t", "1", 1, NULL, NULL,
+                                0), SH_OK);
+    while (!atomic_load(&in.inside) ||
+           (atomic_load(&calls) < 200 && atomic_load(&running) == WORKERS))
+        usleep(1000);
+    atomic_store(&in.close_started, 1);
+    sh_hub_close(hub);
+    *state = NULL;
+    pthread_join(tp, NULL);
+    /* The close began before the call: refused, or (had this thread not
+     * run yet) completed; never a crash. */
+    assert_true(in.rc == SH_ECANCELED || in.rc == SH_OK);
+    for (int i = 0; i < WORKERS; i++) {
+        pthread_join(t[i], NULL);
+        assert_int_equal(r[i].other, 0);
+        assert_int_equal(r[i].canceled, 1);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -284,6 +539,12 @@ int main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(test_wake_ends_a_blocked_poll, setup,
                                         teardown),
+        cmocka_unit_test_setup_teardown(test_unsubscribe_after_busy_drop,
+                                        setup_small_queue, teardown),
+        cmocka_unit_test_setup_teardown(test_unsubscribe_after_hub_close,
+                                        setup_small_queue, teardown),
+        cmocka_unit_test_setup_teardown(test_close_with_calls_in_flight,
+                                        setup_small_queue, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -84,6 +84,7 @@ _PROTOTYPES: Dict[str, Tuple[Any, Sequence[Any]]] = {
     "sh_subscribe": (_E, (_P, _S, POINTER(Position), EVENT_CB, c_void_p,
                           _PP, POINTER(SubscribeResult)) + _EB),
     "sh_unsubscribe": (None, (_P,)),
+    "sh_subscription_free": (None, (_P,)),
     "sh_publish": (_E, (_P, _S, _S, c_void_p, c_size_t,
                         POINTER(c_uint64)) + _EB),
     "sh_channel_position": (_E, (_P, _S, POINTER(Position)) + _EB),

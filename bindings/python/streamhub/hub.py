@@ -164,6 +164,9 @@ class Subscription:
         self._errors: List[BaseException] = []
         self._busy_reported = False
         self._handle: Optional[int] = None
+        # The C handle, valid until released in __del__ even after the
+        # subscription ended (sh_subscription_free()).
+        self._chandle: Optional[int] = None
         self._id = next(_ids)
 
     # called from _on_event only
@@ -248,7 +251,7 @@ class Subscription:
         (drain them with get(0)); no new ones arrive."""
         if self._handle is not None and self.hub._handle is not None:
             with self.hub._call():
-                L.sh_unsubscribe(self._handle)
+                L.sh_unsubscribe(self._chandle)
             # The final callback follows through the dispatcher: run it now
             # so that the registry lets go of us promptly (not from inside
             # a callback: the next poll runs it).
@@ -258,6 +261,14 @@ class Subscription:
                 if not self.active:
                     break
                 self.hub.poll(0.01)
+
+    def __del__(self) -> None:
+        h, self._chandle = getattr(self, "_chandle", None), None
+        if h is not None:
+            try:
+                L.sh_subscription_free(h)
+            except Exception:  # noqa: BLE001 - interpreter shutdown
+                pass
 
     def __enter__(self) -> "Subscription":
         return self
@@ -441,7 +452,7 @@ class Hub:
         except BaseException:
             _registry.pop(sub._id, None)   # on error no callback will run
             raise
-        sub._handle = handle.value
+        sub._handle = sub._chandle = handle.value
         sub.recovered = bool(result.recovered)
         sub.position = Position(result.current.epoch.decode(),
                                 int(result.current.offset))
