@@ -76,6 +76,8 @@ bool sh__ws_count_user(struct sh__conn *c)
     }
     if (u->n >= gw->ws_max_per_user)
         return false;
+    if (!sh__online_add(gw->hub, ws->user_id, 1))  /* User.online */
+        return false;
     u->n++;
     ws->counted_user = true;
     return true;
@@ -89,6 +91,7 @@ static void uncount_user(struct sh__conn *c)
     if (!c->ws->counted_user)
         return;
     c->ws->counted_user = false;
+    sh__online_add(gw->hub, c->ws->user_id, -1);
     for (; *pp != NULL; pp = &(*pp)->next) {
         struct sh__usercount *u = *pp;
         if (strcmp(u->user_id, c->ws->user_id) != 0)

@@ -186,19 +186,6 @@ sh_err_t sh__gql_engine_get(sh_hub_t *hub, struct sh__gql_engine **out,
     return SH_OK;
 }
 
-sh_err_t sh__gql_set_online_hook(sh_hub_t *hub, sh__gql_online_fn fn,
-                                 void *arg)
-{
-    struct sh__gql_engine *eng;
-    sh_err_t rc = sh__gql_engine_get(hub, &eng, NULL, 0);
-
-    if (rc != SH_OK)
-        return rc;
-    atomic_store(&eng->online_arg, arg);
-    atomic_store(&eng->online, fn);
-    return SH_OK;
-}
-
 /* ---- public API ------------------------------------------------------- */
 
 static char *dupn(const char *s, size_t n)

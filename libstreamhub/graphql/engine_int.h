@@ -61,10 +61,6 @@ struct sh__gql_type_info {
     struct sh__gql_field_info *fields;   /* owned, type->nfields */
 };
 
-/* Presence hook (User.online): true while @user_id has a real-time
- * connection.  Set by the gateway; default: always false. */
-typedef bool (*sh__gql_online_fn)(void *arg, const char *user_id);
-
 struct sh__gql_engine {
     struct sh__gql_schema *schema;       /* owned */
     struct sh__gql_limits limits;
@@ -72,8 +68,6 @@ struct sh__gql_engine {
     struct sh__gql_type_info *types;     /* owned, schema->ntypes */
     json_object *intro_schema;           /* owned: the __Schema JSON */
     json_object *intro_types;            /* owned: name -> full __Type */
-    _Atomic(sh__gql_online_fn) online;
-    void *_Atomic online_arg;
 };
 
 /* The hub's engine, built at the first call (thread-safe, lock-free: a
@@ -81,9 +75,6 @@ struct sh__gql_engine {
  */
 sh_err_t sh__gql_engine_get(sh_hub_t *hub, struct sh__gql_engine **out,
                             char *errbuf, size_t errbuf_len);
-/* The gateway's presence hook; @fn NULL restores the default. */
-sh_err_t sh__gql_set_online_hook(sh_hub_t *hub, sh__gql_online_fn fn,
-                                 void *arg);
 
 /* The field info of @f of @t; NULL for meta fields. */
 const struct sh__gql_field_info *sh__gql_field_info(

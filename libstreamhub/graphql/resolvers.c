@@ -785,11 +785,9 @@ static sh_err_t u_online(struct sh__gql_exec *ex, json_object *src,
                          json_object *args, json_object **out,
                          struct sh__gql_rerr *err)
 {
-    sh__gql_online_fn fn = atomic_load(&ex->eng->online);
     const char *id = sh__jstr(src, "id");
 
-    *out = json_object_new_boolean(fn != NULL && id != NULL &&
-                                   fn(atomic_load(&ex->eng->online_arg), id));
+    *out = json_object_new_boolean(id != NULL && sh__online(ex->hub, id));
     return SH_OK;
 }
 

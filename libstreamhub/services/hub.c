@@ -21,6 +21,7 @@ struct area {
 
 /* Service areas, in dependency order. */
 static const struct area areas[] = {
+    { "online", sh__online_init, sh__online_fini },
     { "accounts", sh__accounts_init, sh__accounts_fini },
     { "streams", sh__streams_init, sh__streams_fini },
     { "chat", sh__chat_init, sh__chat_fini },

@@ -21,6 +21,7 @@ struct sh__streams;    /* services/streams.c */
 struct sh__chat;       /* services/chat*.c: rules, moderation cache, queue */
 struct sh__notify;     /* services/notifications.c */
 struct sh__gql_engine; /* graphql/engine.c (the area above the services) */
+struct sh__online;     /* services/online.c: users with a connection */
 
 struct sh_hub {
     sh_config_t *conf;              /* owned; read-only after open */
@@ -34,6 +35,7 @@ struct sh_hub {
     struct sh__streams *streams;
     struct sh__chat *chat;
     struct sh__notify *notify;
+    struct sh__online *online;
     atomic_bool closing;            /* set first by sh_hub_close() */
     /* Public calls in flight (SH__HUB_CALL): sh_hub_close() waits until
      * none is left before it frees what they use. */
@@ -48,6 +50,20 @@ struct sh_hub {
 /* services/accounts.c: creates hub->accounts (the JWT keys); fini frees. */
 sh_err_t sh__accounts_init(sh_hub_t *hub, char *errbuf, size_t errbuf_len);
 void sh__accounts_fini(sh_hub_t *hub);
+
+/* services/online.c: creates hub->online; fini frees. */
+sh_err_t sh__online_init(sh_hub_t *hub, char *errbuf, size_t errbuf_len);
+void sh__online_fini(sh_hub_t *hub);
+/* Count @delta (+1 or -1) authenticated real-time connections of
+ * @user_id: the gateway adds one when a connection authenticates and
+ * takes it back when that connection closes, so the count is bounded by
+ * the open connections.  Returns false when an addition could not be
+ * counted (ENOMEM, a bad id): the caller then must not take it back.
+ * @locality any */
+bool sh__online_add(sh_hub_t *hub, const char *user_id, int delta);
+/* True while @user_id has an open authenticated connection on a gateway
+ * of @hub (User.online).  @locality any */
+bool sh__online(sh_hub_t *hub, const char *user_id);
 
 /* services/ready.c: readiness (GET /readyz): a store round trip (SELECT 1)
  * and a bus position query, both always run.  Returns SH_OK; SH_ESTORE when

@@ -236,6 +236,7 @@ test('queries and mutations: every field of the contract', async () => {
       following { totalCount } followedByMe }
     byName: user(username: $n) { id email } me { id email } }`, { ...B, variables: { id: alice.user.id, n: alice.user.username } });
   assert.equal(q.user.followerCount, 2);
+  assert.equal(q.user.online, false);    // no real-time connection here
   assert.equal(q.user.followers.totalCount, 2);
   assert.equal(q.user.email, null);                   // someone else's
   assert.equal(q.byName.id, alice.user.id);
