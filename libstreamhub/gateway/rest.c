@@ -9,9 +9,16 @@
  * the loop.  The worker never touches the connection and the loop never
  * touches the call while the worker has it, so a call needs no lock.
  *
- * Bodies are the JSON of the GraphQL types, taken from the services' own
- * _json() texts (one source of field names); lists are
- * {"items":[…],"nextCursor":…|null} (the services add counts, which stay).
+ * Bodies are the JSON of the GraphQL types.  A Stream or a User is
+ * rendered by the GraphQL executor itself, once the service call has
+ * succeeded: a query of the object by id (or of the page) whose
+ * selection is made from the schema (render_sel(): every field without
+ * arguments whose type is a leaf or a non-null object, recursively), so
+ * that a field added to a type appears in REST and GraphQL alike and
+ * resolves the same way (User.online, followedByMe for the bearer).
+ * Other bodies come from the services' own _json() texts (one source of
+ * field names).  Lists are {"items":[…],"nextCursor":…|null} (the
+ * services add counts, which stay).
  * Errors are {"error":{"code","message"}} with the status of sh__err_code();
  * 429 carries Retry-After in whole seconds, rounded up.  Store and internal
  * failures answer a generic message: their detail may name SQL or hosts,
@@ -26,6 +33,8 @@
 
 #include <sodium.h>
 
+#include "graphql/engine_int.h"
+#include "graphql/graphql_int.h"
 #include "gw.h"
 #include "streamhub/auth.h"
 #include "streamhub/bus.h"
@@ -46,6 +55,7 @@ struct call {
     sh_hub_t *hub;
     void (*run)(struct call *c);   /* on the worker */
     char user_id[64];              /* the bearer's, or "" */
+    unsigned roles;                /* the bearer's SH_ROLE_* bits */
     char *id;                      /* path id, owned */
     char *s1, *s2, *s3;            /* inputs, owned (see each route) */
     size_t s1_len;
@@ -156,8 +166,10 @@ static struct call *call_new(struct sh__req *req, void (*run)(struct call *))
     c->hub = req->conn->gw->hub;
     c->run = run;
     c->status = 200;
-    if (req->authed)
+    if (req->authed) {
         snprintf(c->user_id, sizeof c->user_id, "%s", req->user_id);
+        c->roles = req->roles;
+    }
     return c;
 }
 
@@ -174,6 +186,163 @@ static void set_result_text(struct call *c, const char *text)
     c->result = text != NULL ? json_tokener_parse(text) : NULL;
     if (c->result == NULL)
         c->rc = SH_ENOMEM;
+}
+
+/* ---- bodies rendered by the GraphQL executor (worker) ------------------ */
+
+/* A selection text: big enough for the Stream and User types many times
+ * over; a schema that outgrows it fails loudly (SH_EINTERNAL). */
+#define SEL_MAX 4096
+#define SEL_DEPTH 4            /* object levels below the rendered type */
+
+struct sel {
+    char buf[SEL_MAX];
+    size_t n;
+    bool full;
+};
+
+static void sel_put(struct sel *b, const char *text)
+{
+    size_t len = strlen(text);
+
+    if (b->full || b->n + len >= sizeof b->buf) {
+        b->full = true;
+        return;
+    }
+    memcpy(b->buf + b->n, text, len + 1);
+    b->n += len;
+}
+
+/* Append the selection set of @t: each field without arguments whose
+ * type is a leaf, or an object under a non-null wrapper (Stream.stats,
+ * Stream.broadcaster), recursively.  Nullable object fields
+ * (User.currentStream) and fields with arguments (connections) are left
+ * to GraphQL: they would loop or page. */
+static void render_sel(const struct sh__gql_type *t, int depth,
+                       struct sel *b)
+{
+    sel_put(b, "{");
+    for (size_t i = 0; i < t->nfields; i++) {
+        const struct sh__gql_field *f = &t->fields[i];
+        const struct sh__gql_typeref *r = f->type;
+        bool nonnull = r->kind == SH__GQL_T_NONNULL;
+
+        if (f->nargs > 0 || f->deprecated)
+            continue;
+        while (r->kind != SH__GQL_T_NAMED)
+            r = r->of;
+        if (r->type == NULL)
+            continue;
+        if (sh__gql_kind_is_leaf(r->type->kind)) {
+            sel_put(b, " ");
+            sel_put(b, f->name);
+        } else if (r->type->kind == SH__GQL_K_OBJECT && nonnull &&
+                   depth < SEL_DEPTH) {
+            sel_put(b, " ");
+            sel_put(b, f->name);
+            sel_put(b, " ");
+            render_sel(r->type, depth + 1, b);
+        }
+    }
+    sel_put(b, " }");
+}
+
+/* Run @head, the selection of type @type, then @tail as a query with
+ * @vars (taken), as the bearer; *@data gets the response's data (a new
+ * reference).  Any GraphQL error is ours (the service call before has
+ * checked the input): SH_EINTERNAL, explained in the call's errbuf. */
+static sh_err_t render(struct call *c, const char *head, const char *type,
+                       const char *tail, json_object *vars,
+                       json_object **data)
+{
+    struct sh__gql_engine *eng;
+    const struct sh__gql_type *t;
+    json_object *resp = NULL, *errors, *d;
+    struct sel *b = NULL;
+    const char *vtext;
+    int status = 0;
+    sh_err_t rc;
+
+    *data = NULL;
+    rc = sh__gql_engine_get(c->hub, &eng, c->errbuf, sizeof c->errbuf);
+    if (rc != SH_OK)
+        goto out;
+    t = sh__gql_schema_type(eng->schema, type);
+    b = calloc(1, sizeof *b);
+    if (b == NULL || vars == NULL) {
+        rc = SH_ENOMEM;
+        goto out;
+    }
+    if (t == NULL || t->kind != SH__GQL_K_OBJECT) {
+        sh__errbuf(c->errbuf, sizeof c->errbuf, "render: no type %s", type);
+        rc = SH_EINTERNAL;
+        goto out;
+    }
+    sel_put(b, head);
+    render_sel(t, 0, b);
+    sel_put(b, tail);
+    if (b->full) {
+        sh__errbuf(c->errbuf, sizeof c->errbuf, "render: the selection of "
+                   "%s outgrows %d bytes", type, SEL_MAX);
+        rc = SH_EINTERNAL;
+        goto out;
+    }
+    vtext = json_object_to_json_string_ext(vars, JSON_C_TO_STRING_PLAIN);
+    rc = sh__gql_run(c->hub, eng, b->buf, b->n, vtext, strlen(vtext), NULL,
+                     c->user_id[0] != '\0' ? c->user_id : NULL, c->roles,
+                     NULL, &resp, &status);
+    if (rc != SH_OK)
+        goto out;
+    if (json_object_object_get_ex(resp, "errors", &errors)) {
+        sh__errbuf(c->errbuf, sizeof c->errbuf, "render %s: %s", type,
+                   json_object_to_json_string_ext(errors,
+                                                  JSON_C_TO_STRING_PLAIN));
+        rc = SH_EINTERNAL;
+        goto out;
+    }
+    if (!json_object_object_get_ex(resp, "data", &d) ||
+        !json_object_is_type(d, json_type_object)) {
+        sh__errbuf(c->errbuf, sizeof c->errbuf, "render %s: no data", type);
+        rc = SH_EINTERNAL;
+        goto out;
+    }
+    *data = json_object_get(d);
+out:
+    json_object_put(resp);
+    json_object_put(vars);
+    free(b);
+    return rc;
+}
+
+/* The object of type @type and id @id, as the call's result: @head is a
+ * query with an $id variable whose field, aliased `o`, the selection
+ * follows. */
+static void render_one(struct call *c, const char *head, const char *type,
+                       const char *id)
+{
+    json_object *vars = json_object_new_object(), *data = NULL, *o;
+
+    if (vars != NULL)
+        json_object_object_add(vars, "id", json_object_new_string(id));
+    c->rc = render(c, head, type, " }", vars, &data);
+    if (c->rc != SH_OK)
+        return;
+    if (!json_object_object_get_ex(data, "o", &o) ||
+        !json_object_is_type(o, json_type_object)) {
+        sh__errbuf(c->errbuf, sizeof c->errbuf, "render %s %s: not found",
+                   type, id);
+        c->rc = SH_EINTERNAL;
+    } else {
+        json_object_put(c->result);
+        c->result = json_object_get(o);
+    }
+    json_object_put(data);
+}
+
+/* The body of stream @id. */
+static void render_stream(struct call *c, const char *id)
+{
+    render_one(c, "query($id: ID!) { o: stream(id: $id) ", "Stream", id);
 }
 
 /* ---- input checks (loop) --------------------------------------------- */
@@ -453,6 +622,27 @@ static bool auth_limit(struct sh__req *req)
 
 /* ---- workers ---------------------------------------------------------- */
 
+/* The AuthPayload of @a, its user rendered as that user sees it. */
+static void auth_body(struct call *c, const sh_auth_t *a)
+{
+    const char *id = sh_user_id(sh_auth_user(a));
+    json_object *payload;
+
+    set_result_text(c, sh_auth_json(a, NULL));
+    if (c->rc != SH_OK)
+        return;
+    payload = c->result;
+    c->result = NULL;
+    snprintf(c->user_id, sizeof c->user_id, "%s", id);
+    c->roles = 0;
+    render_one(c, "query($id: ID) { o: user(id: $id) ", "User", id);
+    if (c->rc == SH_OK)
+        json_object_object_add(payload, "user", c->result);
+    else
+        json_object_put(c->result);
+    c->result = payload;
+}
+
 static void run_register(struct call *c)
 {
     sh_auth_t *a = NULL;
@@ -460,7 +650,7 @@ static void run_register(struct call *c)
     c->rc = sh_auth_register(c->hub, c->s1, c->s2, c->s3, &a, c->errbuf,
                              sizeof c->errbuf);
     if (c->rc == SH_OK)
-        set_result_text(c, sh_auth_json(a, NULL));
+        auth_body(c, a);
     c->status = 201;
     sh_auth_free(a);
 }
@@ -472,19 +662,68 @@ static void run_login(struct call *c)
     c->rc = sh_auth_login(c->hub, c->s1, c->s3, &a, c->errbuf,
                           sizeof c->errbuf);
     if (c->rc == SH_OK)
-        set_result_text(c, sh_auth_json(a, NULL));
+        auth_body(c, a);
     sh_auth_free(a);
 }
 
+/* The page of live streams: the service call checks the parameters and
+ * answers their errors; the page is then rendered as the GraphQL
+ * liveStreams connection, reshaped into {"items","nextCursor",
+ * "totalCount"}. */
 static void run_live(struct call *c)
 {
     sh_stream_list_t *l = NULL;
+    json_object *vars, *data = NULL, *conn, *edges, *info, *items, *o;
+    bool more;
 
     c->rc = sh_stream_live_list(c->hub, c->n, c->s1, c->s2, &l, c->errbuf,
                                 sizeof c->errbuf);
-    if (c->rc == SH_OK)
-        set_result_text(c, sh_stream_list_json(l, NULL));
     sh_stream_list_free(l);
+    if (c->rc != SH_OK)
+        return;
+    vars = json_object_new_object();
+    if (vars != NULL) {
+        /* As the service did: GraphQL's cost limit counts @first. */
+        json_object_object_add(vars, "first", json_object_new_int(
+                                   c->n < SH_PAGE_MAX ? c->n : SH_PAGE_MAX));
+        json_object_object_add(vars, "after", c->s1 != NULL ?
+                               json_object_new_string(c->s1) : NULL);
+        json_object_object_add(vars, "category", c->s2 != NULL ?
+                               json_object_new_string(c->s2) : NULL);
+    }
+    c->rc = render(c, "query($first: Int, $after: String, "
+                   "$category: String) { o: liveStreams(first: $first, "
+                   "after: $after, category: $category) { totalCount "
+                   "pageInfo { hasNextPage endCursor } edges { node ",
+                   "Stream", " } } }", vars, &data);
+    if (c->rc != SH_OK)
+        return;
+    items = json_object_new_array();
+    o = json_object_new_object();
+    if (items == NULL || o == NULL ||
+        !json_object_object_get_ex(data, "o", &conn) ||
+        !json_object_object_get_ex(conn, "edges", &edges) ||
+        !json_object_object_get_ex(conn, "pageInfo", &info)) {
+        json_object_put(items);
+        json_object_put(o);
+        json_object_put(data);
+        c->rc = SH_ENOMEM;
+        return;
+    }
+    for (size_t i = 0; i < json_object_array_length(edges); i++) {
+        json_object *node = json_object_object_get(
+            json_object_array_get_idx(edges, i), "node");
+        json_object_array_add(items, json_object_get(node));
+    }
+    more = json_object_get_boolean(json_object_object_get(info,
+                                                          "hasNextPage"));
+    json_object_object_add(o, "items", items);
+    json_object_object_add(o, "nextCursor", more ? json_object_get(
+        json_object_object_get(info, "endCursor")) : NULL);
+    json_object_object_add(o, "totalCount", json_object_get(
+        json_object_object_get(conn, "totalCount")));
+    json_object_put(data);
+    c->result = o;
 }
 
 static void run_stream_get(struct call *c)
@@ -493,7 +732,7 @@ static void run_stream_get(struct call *c)
 
     c->rc = sh_stream_get(c->hub, c->id, &s, c->errbuf, sizeof c->errbuf);
     if (c->rc == SH_OK)
-        set_result_text(c, sh_stream_json(s, NULL));
+        render_stream(c, sh_stream_id(s));
     sh_stream_free(s);
 }
 
@@ -504,7 +743,7 @@ static void run_stream_start(struct call *c)
     c->rc = sh_stream_start(c->hub, c->user_id, c->s1, c->s2, &s, c->errbuf,
                             sizeof c->errbuf);
     if (c->rc == SH_OK)
-        set_result_text(c, sh_stream_json(s, NULL));
+        render_stream(c, sh_stream_id(s));
     c->status = 201;
     sh_stream_free(s);
 }
@@ -516,7 +755,7 @@ static void run_stream_stop(struct call *c)
     c->rc = sh_stream_stop(c->hub, c->user_id, c->id, &s, c->errbuf,
                            sizeof c->errbuf);
     if (c->rc == SH_OK)
-        set_result_text(c, sh_stream_json(s, NULL));
+        render_stream(c, sh_stream_id(s));
     sh_stream_free(s);
 }
 

@@ -1,7 +1,7 @@
 // tests/e2e/online.test.mjs: User.online against a real streamhubd.  A
 // user is online while at least one of their authenticated real-time
 // connections is open (native /ws after `auth`, graphql-transport-ws after
-// a connection_init with a token).
+// a connection_init with a token), over GraphQL and REST alike.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import WebSocket from 'ws';
@@ -23,8 +23,8 @@ after(async () => {
   assert.equal(r.code, 0, `exit ${JSON.stringify(r)}: ${srv.stderr()}`);
 });
 
-// Alice's online flag as bob sees it over GraphQL (user and the stream's
-// broadcaster); both must agree.
+// Alice's online flag as bob sees it: over GraphQL (user and the stream's
+// broadcaster) and over REST (the stream's broadcaster); all must agree.
 async function online() {
   const r = await api(srv.url, 'POST', '/graphql', {
     token: bob.token,
@@ -37,6 +37,9 @@ async function online() {
   assert.equal(r.body.errors, undefined, JSON.stringify(r.body.errors));
   const g = r.body.data.user.online;
   assert.equal(r.body.data.stream.broadcaster.online, g);
+  const rest = await api(srv.url, 'GET', `/api/v1/streams/${streamId}`);
+  assert.equal(rest.status, 200);
+  assert.equal(rest.body.broadcaster.online, g, 'REST and GraphQL differ');
   return g;
 }
 

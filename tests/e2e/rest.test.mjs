@@ -212,9 +212,15 @@ test('streams: start, read, list, stop, with every refusal', async () => {
   assert.match(s.startedAt, /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z$/);
   assertError(await api(base, 'POST', '/api/v1/streams', { body: { title: 'again' }, token: tok }), 409, 'conflict');
 
-  r = await api(base, 'GET', `/api/v1/streams/${s.id}`);
+  // A body is the GraphQL Stream as the caller sees it: the same for the
+  // same caller; the broadcaster's email only for the broadcaster.
+  r = await api(base, 'GET', `/api/v1/streams/${s.id}`, { token: tok });
   assert.equal(r.status, 200);
   assert.deepEqual(r.body, s);
+  assert.match(s.broadcaster.email, /@example\.com$/);
+  r = await api(base, 'GET', `/api/v1/streams/${s.id}`);
+  assert.equal(r.status, 200);
+  assert.deepEqual(r.body, { ...s, broadcaster: { ...s.broadcaster, email: null } });
   assertError(await api(base, 'GET', '/api/v1/streams/00000000-0000-4000-8000-000000000000'), 404, 'not_found');
   for (const bad of ['a%2Fb', 'a.b', '%C3%A9', 'x'.repeat(65), '%20', 'a%27--'])
     assertError(await api(base, 'GET', `/api/v1/streams/${bad}`), 404, 'not_found');
