@@ -117,7 +117,8 @@ SH_API void sh_hub_close(sh_hub_t *hub)
     /* Refuse new calls, end a poll that waits, then wait for the calls
      * already running: nothing below is freed under them. */
     atomic_store(&hub->closing, true);
-    sh__dispatch_wake(hub->dispatch);
+    if (!sh__dispatch_attached(hub->dispatch))
+        sh__dispatch_wake(hub->dispatch);
     wait_for_calls(hub);
     if (atomic_load(&hub->graphql_free) != NULL)
         atomic_load(&hub->graphql_free)(atomic_load(&hub->graphql));
