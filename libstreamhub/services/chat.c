@@ -440,6 +440,60 @@ static sh_err_t counted(sh_hub_t *hub, sh_err_t rc)
     return rc;
 }
 
+/* The author's last send, reserved by a send that passed slow mode.  The
+ * check and the reservation are one step under sh__chat.mu: of several
+ * sends of one author at once (several sockets, REST and WebSocket
+ * together) exactly one finds the slot free.  A send refused by a later
+ * rule (text, blocked terms, queue, rate limit, bus) gives the slot back,
+ * so that a refused message never costs the author their turn. */
+struct slow_resv {
+    bool taken;
+    bool had_prev;          /* an earlier send was recorded: restore it */
+    int64_t prev;
+    int64_t mine;           /* mono ms written by this send */
+};
+
+/* Record @mono as @actor's last send in @ch.  @locks mu held.
+ * SH_ENOMEM only when slow mode needs the record (it is on). */
+static sh_err_t slow_reserve(struct sh__chan *ch, const char *actor,
+                             int64_t mono, struct slow_resv *r)
+{
+    struct sh__idmap_ent *e = sh__idmap_get(&ch->last_send, actor);
+
+    r->had_prev = e != NULL;
+    r->prev = e != NULL ? e->val : 0;
+    if (e == NULL)
+        e = sh__idmap_put(&ch->last_send, actor);
+    if (e == NULL)
+        return ch->slow_mode_s > 0 ? SH_ENOMEM : SH_OK;
+    e->val = mono;
+    r->mine = mono;
+    r->taken = true;
+    return SH_OK;
+}
+
+/* Give back what slow_reserve() took, unless a later send of the author
+ * replaced it meanwhile (it can only have passed once slow mode was off,
+ * and then its own record stands). */
+static void slow_release(struct sh__chat *chat, struct sh__chan *ch,
+                         const char *actor, struct slow_resv *r)
+{
+    struct sh__idmap_ent *e;
+
+    if (!r->taken)
+        return;
+    r->taken = false;
+    pthread_mutex_lock(&chat->mu);
+    e = sh__idmap_get(&ch->last_send, actor);
+    if (e != NULL && e->val == r->mine) {
+        if (r->had_prev)
+            e->val = r->prev;
+        else
+            (void)sh__idmap_del(&ch->last_send, actor);
+    }
+    pthread_mutex_unlock(&chat->mu);
+}
+
 static sh_err_t send_impl(sh_hub_t *hub, const char *actor_id,
                           const char *stream_id, const char *text,
                           size_t len, sh_chat_message_t **msg_out,
@@ -462,6 +516,7 @@ static sh_err_t send_impl(sh_hub_t *hub, const char *actor_id,
     int64_t now_ms, mono, retry = 0, max_len;
     unsigned roles = 0;
     bool live = false, exempt, blocked;
+    struct slow_resv slot = { false, false, 0, 0 };
     sh_err_t rc;
 
     if (msg_out != NULL)
@@ -562,11 +617,19 @@ static sh_err_t send_impl(sh_hub_t *hub, const char *actor_id,
                           "slow mode: wait before sending again");
         }
     }
+    /* Slow mode counts from this message: reserved now, given back below
+     * if the message is refused after all. */
+    if (!exempt && slow_reserve(ch, actor_id, mono, &slot) != SH_OK) {
+        pthread_mutex_unlock(&chat->mu);
+        return refuse(SH_ENOMEM, errbuf, errbuf_len, "out of memory");
+    }
     max_len = ch->max_len;
     pthread_mutex_unlock(&chat->mu);
 
     /* 7..9: length, UTF-8, control characters */
     rc = sh__chat_text_clean(text, len, max_len, &clean, &clean_len);
+    if (rc != SH_OK)
+        slow_release(chat, ch, actor_id, &slot);
     switch (rc) {
     case SH_OK:
         break;
@@ -595,6 +658,8 @@ static sh_err_t send_impl(sh_hub_t *hub, const char *actor_id,
     }
     pthread_mutex_unlock(&chat->mu);
     free(folded);
+    if (rc != SH_OK || blocked)
+        slow_release(chat, ch, actor_id, &slot);
     if (rc != SH_OK) {
         free(clean);
         return refuse(rc, errbuf, errbuf_len, "out of memory");
@@ -608,6 +673,7 @@ static sh_err_t send_impl(sh_hub_t *hub, const char *actor_id,
     /* Room in the queue before the last token is taken. */
     rc = sh__wb_reserve(chat->wb);
     if (rc != SH_OK) {
+        slow_release(chat, ch, actor_id, &slot);
         free(clean);
         return refuse(rc, errbuf, errbuf_len,
                       rc == SH_EBUSY
@@ -619,6 +685,7 @@ static sh_err_t send_impl(sh_hub_t *hub, const char *actor_id,
     if (!sh__limiter_take(chat->limiter, actor_id, strlen(actor_id), 1.0,
                           mono, &retry)) {
         sh__wb_unreserve(chat->wb);
+        slow_release(chat, ch, actor_id, &slot);
         free(clean);
         if (retry_after_ms != NULL)
             *retry_after_ms = retry;
@@ -630,6 +697,8 @@ static sh_err_t send_impl(sh_hub_t *hub, const char *actor_id,
     rc = seed_stream(hub, stream_id, chan_name, errbuf, errbuf_len);
     if (rc != SH_OK) {
         sh__wb_unreserve(chat->wb);
+        sh__limiter_give(chat->limiter, actor_id, strlen(actor_id), 1.0);
+        slow_release(chat, ch, actor_id, &slot);
         free(clean);
         return rc;
     }
@@ -642,6 +711,8 @@ static sh_err_t send_impl(sh_hub_t *hub, const char *actor_id,
         !msg_split(mine, &head, &head_len, &tail, &tail_len)) {
         json_object_put(mine);
         sh__wb_unreserve(chat->wb);
+        sh__limiter_give(chat->limiter, actor_id, strlen(actor_id), 1.0);
+        slow_release(chat, ch, actor_id, &slot);
         free(clean);
         return refuse(SH_ENOMEM, errbuf, errbuf_len, "out of memory");
     }
@@ -651,6 +722,8 @@ static sh_err_t send_impl(sh_hub_t *hub, const char *actor_id,
     if (rc != SH_OK) {
         json_object_put(mine);
         sh__wb_unreserve(chat->wb);
+        sh__limiter_give(chat->limiter, actor_id, strlen(actor_id), 1.0);
+        slow_release(chat, ch, actor_id, &slot);
         free(clean);
         return rc;
     }
@@ -660,15 +733,6 @@ static sh_err_t send_impl(sh_hub_t *hub, const char *actor_id,
         json_object_put(mine);
         mine = NULL;
     }
-
-    /* Slow mode counts from the accepted message. */
-    pthread_mutex_lock(&chat->mu);
-    if (!exempt) {
-        e = sh__idmap_put(&ch->last_send, actor_id);
-        if (e != NULL)
-            e->val = mono;
-    }
-    pthread_mutex_unlock(&chat->mu);
 
     memset(&row, 0, sizeof row);
     memcpy(row.id, id, SH__ID_SIZE);
