@@ -219,7 +219,9 @@ sh_err_t sh__chat_init(sh_hub_t *hub, char *errbuf, size_t errbuf_len);
 void sh__chat_fini(sh_hub_t *hub);
 
 /* The follows area calls this after a follow (@following true) or an
- * unfollow committed, so that followers-only chat sees it at once. */
+ * unfollow committed, so that followers-only chat sees it at once: the
+ * cached answer for the pair is dropped (the next check reads the store),
+ * since racing calls may arrive in another order than their commits. */
 void sh__chat_follow_changed(sh_hub_t *hub, const char *follower_id,
                              const char *followed_id, bool following);
 

@@ -792,6 +792,68 @@ static void test_rate_limit_holds_under_concurrent_sends(void **state)
     fx_free(f);
 }
 
+struct flipper {
+    struct fx *f;
+    pthread_barrier_t *go;
+    bool follow;
+    int rounds;
+};
+
+static void *flip(void *arg)
+{
+    struct flipper *fl = arg;
+
+    for (int i = 0; i < fl->rounds; i++) {
+        pthread_barrier_wait(fl->go);
+        if (fl->follow)
+            (void)sh_follow(fl->f->hub, fl->f->ids[1], fl->f->ids[0], NULL,
+                            NULL, 0);
+        else
+            (void)sh_unfollow(fl->f->hub, fl->f->ids[1], fl->f->ids[0],
+                              NULL, NULL, 0);
+        pthread_barrier_wait(fl->go);   /* the main thread checks */
+        pthread_barrier_wait(fl->go);
+    }
+    return NULL;
+}
+
+/* A follow and an unfollow of one pair at once: whatever order they
+ * commit in, followers-only chat then agrees with the store. */
+static void test_followers_only_agrees_after_racing_follows(void **state)
+{
+    struct fx *f = *state;
+    struct flipper fl[2];
+    pthread_t t[2];
+    pthread_barrier_t go;
+    int rounds = 2000, mismatches = 0;
+
+    fx_settings(f, "{\"followersOnly\":true}");
+    assert_int_equal(pthread_barrier_init(&go, NULL, 3), 0);
+    for (int i = 0; i < 2; i++) {
+        fl[i] = (struct flipper){ f, &go, i == 0, rounds };
+        assert_int_equal(pthread_create(&t[i], NULL, flip, &fl[i]), 0);
+    }
+    for (int i = 0; i < rounds; i++) {
+        bool follows = false;
+        sh_err_t rc, want;
+
+        pthread_barrier_wait(&go);      /* both go */
+        pthread_barrier_wait(&go);      /* both done */
+        assert_int_equal(sh_follow_check(f->hub, f->ids[1], f->ids[0],
+                                         &follows, NULL, 0), SH_OK);
+        want = follows ? SH_OK : SH_EFOLLOWERSONLY;
+        rc = sh_chat_send(f->hub, f->ids[1], f->stream, S("me?"), NULL,
+                          NULL, NULL, 0);
+        if (rc != want)
+            mismatches++;
+        pthread_barrier_wait(&go);
+    }
+    for (int i = 0; i < 2; i++)
+        assert_int_equal(pthread_join(t[i], NULL), 0);
+    pthread_barrier_destroy(&go);
+    assert_int_equal(mismatches, 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -827,6 +889,9 @@ int main(void)
         cmocka_unit_test_setup_teardown(
             test_refused_message_gives_its_turn_back, setup, teardown),
         cmocka_unit_test(test_rate_limit_holds_under_concurrent_sends),
+        cmocka_unit_test_setup_teardown(
+            test_followers_only_agrees_after_racing_follows, setup,
+            teardown),
     };
 
     srand((unsigned)time(NULL) ^ (unsigned)getpid());
