@@ -1284,6 +1284,7 @@ sh_err_t sh__chat_init(sh_hub_t *hub, char *errbuf, size_t errbuf_len)
         return SH_ENOMEM;
     }
     pthread_mutex_init(&chat->mu, NULL);
+    pthread_mutex_init(&chat->mod_mu, NULL);
     crypto_stream_chacha20_ietf_keygen(chat->id_key);
     atomic_init(&chat->id_seq, 0);
     chat->default_max_len = sh__config_int(hub->conf,
@@ -1295,6 +1296,7 @@ sh_err_t sh__chat_init(sh_hub_t *hub, char *errbuf, size_t errbuf_len)
     window = (double)sh__config_int(hub->conf, "chat.rate-window-seconds");
     chat->limiter = sh__limiter_new(cap, cap / window, 1u << 20);
     if (chat->limiter == NULL) {
+        pthread_mutex_destroy(&chat->mod_mu);
         pthread_mutex_destroy(&chat->mu);
         free(chat);
         sh__errbuf(errbuf, errbuf_len, "out of memory");
@@ -1306,6 +1308,7 @@ sh_err_t sh__chat_init(sh_hub_t *hub, char *errbuf, size_t errbuf_len)
     if (rc != SH_OK) {
         hub->chat = NULL;
         sh__limiter_free(chat->limiter);
+        pthread_mutex_destroy(&chat->mod_mu);
         pthread_mutex_destroy(&chat->mu);
         free(chat);
         return rc;
@@ -1330,6 +1333,7 @@ void sh__chat_fini(sh_hub_t *hub)
     sh__idmap_clear(&chat->streams, free);
     sh__idmap_clear(&chat->users, free);
     sh__limiter_free(chat->limiter);
+    pthread_mutex_destroy(&chat->mod_mu);
     pthread_mutex_destroy(&chat->mu);
     sodium_memzero(chat->id_key, sizeof chat->id_key);
     free(chat);

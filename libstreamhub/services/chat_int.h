@@ -103,6 +103,11 @@ struct sh__wb;
 
 struct sh__chat {
     pthread_mutex_t mu;
+    /* Held by each moderation change (moderation.c) from its store write
+     * (or its read-merge-write of the settings) to its cache update, so
+     * that racing changes reach the cache in the order they reached the
+     * store.  Taken before mu, never while holding it. */
+    pthread_mutex_t mod_mu;
     uint64_t gen;                 /* bumped by each moderation change */
     struct sh__idmap chans;       /* channel id -> struct sh__chan */
     struct sh__idmap streams;     /* stream id -> struct sh__cstream */

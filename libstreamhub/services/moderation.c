@@ -6,7 +6,10 @@
  * cache changed (under sh__chat.mu, bumping gen) and the event published,
  * so the cache never holds what the store does not.  A channel's state is
  * loaded once, at its first use; a load that raced a change (gen moved
- * while it read) is thrown away and read again.
+ * while it read) is thrown away and read again.  Changes are serialised
+ * by sh__chat.mod_mu from the store write to the cache update (and a
+ * settings patch from its read of the current settings on), so that two
+ * changes at once leave the cache as they left the store.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -678,9 +681,12 @@ SH_API sh_err_t sh_moderation_timeout(sh_hub_t *hub, const char *actor_id,
     p[3] = sh__v_text(reason);
     p[4] = sh__v_text(actor_id);
     p[5] = sh__v_int(now);
+    pthread_mutex_lock(&hub->chat->mod_mu);
     rc = run1(hub, &q_timeout, p, 6, errbuf, errbuf_len);
-    if (rc != SH_OK)
+    if (rc != SH_OK) {
+        pthread_mutex_unlock(&hub->chat->mod_mu);
         return rc;
+    }
     pthread_mutex_lock(&hub->chat->mu);
     hub->chat->gen++;
     {
@@ -697,6 +703,7 @@ SH_API sh_err_t sh_moderation_timeout(sh_hub_t *hub, const char *actor_id,
         }
     }
     pthread_mutex_unlock(&hub->chat->mu);
+    pthread_mutex_unlock(&hub->chat->mod_mu);
     redact_recent(hub, channel_id, user_id);
     ev = json_object_new_object();
     sh__ts_format(until, ts);
@@ -739,9 +746,12 @@ SH_API sh_err_t sh_moderation_ban(sh_hub_t *hub, const char *actor_id,
     p[2] = sh__v_text(reason);
     p[3] = sh__v_text(actor_id);
     p[4] = sh__v_int(sh__now_ms());
+    pthread_mutex_lock(&hub->chat->mod_mu);
     rc = run1(hub, &q_ban, p, 5, errbuf, errbuf_len);
-    if (rc != SH_OK)
+    if (rc != SH_OK) {
+        pthread_mutex_unlock(&hub->chat->mod_mu);
         return rc;
+    }
     pthread_mutex_lock(&hub->chat->mu);
     hub->chat->gen++;
     {
@@ -757,6 +767,7 @@ SH_API sh_err_t sh_moderation_ban(sh_hub_t *hub, const char *actor_id,
         }
     }
     pthread_mutex_unlock(&hub->chat->mu);
+    pthread_mutex_unlock(&hub->chat->mod_mu);
     redact_recent(hub, channel_id, user_id);
     ev = json_object_new_object();
     if (ev != NULL && sh__jset_str(ev, "userId", user_id) &&
@@ -788,11 +799,14 @@ SH_API sh_err_t sh_moderation_unban(sh_hub_t *hub, const char *actor_id,
         return rc;
     p[0] = sh__v_text(channel_id);
     p[1] = sh__v_text(user_id);
+    pthread_mutex_lock(&hub->chat->mod_mu);
     rc = run1(hub, &q_unban, p, 2, errbuf, errbuf_len);
     if (rc == SH_OK)
         rc = run1(hub, &q_untimeout, p, 2, errbuf, errbuf_len);
-    if (rc != SH_OK)
+    if (rc != SH_OK) {
+        pthread_mutex_unlock(&hub->chat->mod_mu);
         return rc;
+    }
     pthread_mutex_lock(&hub->chat->mu);
     hub->chat->gen++;
     {
@@ -806,6 +820,7 @@ SH_API sh_err_t sh_moderation_unban(sh_hub_t *hub, const char *actor_id,
         }
     }
     pthread_mutex_unlock(&hub->chat->mu);
+    pthread_mutex_unlock(&hub->chat->mod_mu);
     return SH_OK;
 }
 
@@ -836,10 +851,13 @@ static sh_err_t set_moderator(sh_hub_t *hub, const char *actor_id,
     p[0] = sh__v_text(channel_id);
     p[1] = sh__v_text(user_id);
     p[2] = sh__v_int(sh__now_ms());
+    pthread_mutex_lock(&hub->chat->mod_mu);
     rc = run1(hub, add ? &q_mod_add : &q_mod_del, p, add ? 3 : 2, errbuf,
               errbuf_len);
-    if (rc != SH_OK)
+    if (rc != SH_OK) {
+        pthread_mutex_unlock(&hub->chat->mod_mu);
         return rc;
+    }
     pthread_mutex_lock(&hub->chat->mu);
     hub->chat->gen++;
     {
@@ -855,6 +873,7 @@ static sh_err_t set_moderator(sh_hub_t *hub, const char *actor_id,
         }
     }
     pthread_mutex_unlock(&hub->chat->mu);
+    pthread_mutex_unlock(&hub->chat->mod_mu);
     return SH_OK;
 }
 
@@ -1050,6 +1069,7 @@ SH_API sh_err_t sh_chat_settings_update(sh_hub_t *hub, const char *actor_id,
     int64_t slow, max;
     bool fo;
     const char *terms_text;
+    bool mod_locked = false;
     sh_err_t rc;
 
     if (out != NULL)
@@ -1078,7 +1098,11 @@ SH_API sh_err_t sh_chat_settings_update(sh_hub_t *hub, const char *actor_id,
     if (rc != SH_OK)
         goto out;
 
-    /* Merge with the current settings. */
+    /* Merge with the current settings: read, merge, store and cache in
+     * one step under mod_mu, so that two partial updates at once (one
+     * sets slow mode, the other followers-only) both hold. */
+    pthread_mutex_lock(&hub->chat->mod_mu);
+    mod_locked = true;
     rc = sh__chan_lock(hub, channel_id, &ch);
     if (rc != SH_OK)
         goto out;
@@ -1122,6 +1146,8 @@ SH_API sh_err_t sh_chat_settings_update(sh_hub_t *hub, const char *actor_id,
         }
     }
     pthread_mutex_unlock(&hub->chat->mu);
+    pthread_mutex_unlock(&hub->chat->mod_mu);
+    mod_locked = false;
     if (res == NULL) {
         res = json_object_new_object();
         if (res == NULL || !sh__jset_int(res, "slowModeSeconds", slow) ||
@@ -1137,6 +1163,8 @@ SH_API sh_err_t sh_chat_settings_update(sh_hub_t *hub, const char *actor_id,
     rc = settings_wrap(res, out);
     res = NULL;
 out:
+    if (mod_locked)
+        pthread_mutex_unlock(&hub->chat->mod_mu);
     json_object_put(res);
     json_object_put(terms);
     json_object_put(patch);
