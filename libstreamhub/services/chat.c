@@ -83,6 +83,7 @@ sh_err_t sh__chat_stream_get(sh_hub_t *hub, const char *stream_id,
     e = sh__idmap_get(&chat->streams, stream_id);
     if (e != NULL) {
         cs = e->ptr;
+        sh__idmap_touch(e);
         if (now - cs->checked_ms < SH__CHAT_STREAM_TTL_MS) {
             memcpy(channel, cs->channel, SH__ID_SIZE);
             *live = cs->live;
@@ -98,6 +99,9 @@ sh_err_t sh__chat_stream_get(sh_hub_t *hub, const char *stream_id,
     if (rc != SH_OK)
         return rc;
     pthread_mutex_lock(&chat->mu);
+    e = sh__idmap_get(&chat->streams, stream_id);
+    if (e == NULL)
+        (void)sh__lru_room(&chat->lru_streams, NULL, NULL);
     e = sh__idmap_put(&chat->streams, stream_id);
     if (e == NULL) {
         pthread_mutex_unlock(&chat->mu);
@@ -156,6 +160,7 @@ sh_err_t sh__chat_user_get(sh_hub_t *hub, const char *user_id,
     e = sh__idmap_get(&chat->users, user_id);
     if (e != NULL) {
         cu = e->ptr;
+        sh__idmap_touch(e);
         if (now - cu->roles_ms < SH__CHAT_ROLE_TTL_MS) {
             memcpy(name, cu->name, sizeof cu->name);
             *roles = cu->roles;
@@ -177,6 +182,8 @@ sh_err_t sh__chat_user_get(sh_hub_t *hub, const char *user_id,
     if (rc != SH_OK)
         return rc;
     pthread_mutex_lock(&chat->mu);
+    if (sh__idmap_get(&chat->users, user_id) == NULL)
+        (void)sh__lru_room(&chat->lru_users, NULL, NULL);
     e = sh__idmap_put(&chat->users, user_id);
     if (e != NULL && e->ptr == NULL)
         e->ptr = calloc(1, sizeof(struct sh__cuser));
@@ -247,39 +254,101 @@ static json_object *redact_fn(void *arg, const struct sh_event *ev)
     return copy;
 }
 
+/* The streams whose stored messages a redaction touches: the stream
+ * cache may have forgotten a stream (chat.cache-streams) whose history the
+ * bus still holds, so they are read from the store too (the callers have
+ * flushed the write-behind queue first). */
+static const struct sh__sql q_redact_streams_msg = {
+    "SELECT stream_id FROM chat_messages WHERE id = ?", NULL, NULL
+};
+static const struct sh__sql q_redact_streams_author = {
+    "SELECT DISTINCT stream_id FROM chat_messages WHERE channel_id = ? "
+    "AND author_id = ? AND created_at >= ?", NULL, NULL
+};
+
+struct id_set {
+    char (*ids)[SH__ID_SIZE];
+    size_t n, cap;
+    bool nomem;
+};
+
+static void id_set_add(struct id_set *set, const char *id)
+{
+    if (id == NULL || strlen(id) >= SH__ID_SIZE)
+        return;
+    for (size_t i = 0; i < set->n; i++)
+        if (strcmp(set->ids[i], id) == 0)
+            return;
+    if (set->n == set->cap) {
+        size_t cap = set->cap == 0 ? 8 : set->cap * 2;
+        char (*ids)[SH__ID_SIZE] = realloc(set->ids, cap * sizeof *ids);
+
+        if (ids == NULL) {
+            set->nomem = true;
+            return;
+        }
+        set->ids = ids;
+        set->cap = cap;
+    }
+    memcpy(set->ids[set->n++], id, strlen(id) + 1);
+}
+
+static int id_set_row(void *arg, const struct sh__row *row)
+{
+    id_set_add(arg, sh__row_text(row, 0, NULL));
+    return 0;
+}
+
 int sh__chat_redact_bus(sh_hub_t *hub, const char *channel,
                         const char *message_id, const char *author_id,
                         int64_t since_ms)
 {
     struct redact_ctx rx = { message_id, author_id, since_ms };
     struct sh__idmap *m = &hub->chat->streams;
-    char (*ids)[SH__ID_SIZE] = NULL;
-    size_t n = 0, i;
+    struct id_set set = { NULL, 0, 0, false };
+    struct sh__conn *c = NULL;
+    struct sh__val p[3];
     int total = 0;
 
     /* Copy the stream ids out: rewriting calls the bus, not under mu. */
     pthread_mutex_lock(&hub->chat->mu);
-    if (m->n > 0)
-        ids = calloc(m->n, sizeof *ids);
-    for (i = 0; ids != NULL && i < m->nb; i++) {
+    for (size_t i = 0; i < m->nb; i++) {
         for (struct sh__idmap_ent *e = m->b[i]; e != NULL; e = e->next) {
             struct sh__cstream *cs = e->ptr;
 
             if (strcmp(cs->channel, channel) == 0)
-                memcpy(ids[n++], cs->id, SH__ID_SIZE);
+                id_set_add(&set, cs->id);
         }
     }
     pthread_mutex_unlock(&hub->chat->mu);
-    for (i = 0; i < n; i++) {
+    if (sh__store_acquire(hub->store, &c) == SH_OK) {
+        if (message_id != NULL) {
+            p[0] = sh__v_text(message_id);
+            (void)sh__store_exec(c, &q_redact_streams_msg, p, 1,
+                                 id_set_row, &set, NULL, NULL, 0);
+        } else if (author_id != NULL) {
+            p[0] = sh__v_text(channel);
+            p[1] = sh__v_text(author_id);
+            p[2] = sh__v_int(since_ms);
+            (void)sh__store_exec(c, &q_redact_streams_author, p, 3,
+                                 id_set_row, &set, NULL, NULL, 0);
+        }
+        sh__store_release(c);
+    }
+    if (set.nomem)
+        sh__log_kv(&hub->log, SH_LOG_WARN,
+                   "out of memory listing the streams to redact", "channel",
+                   channel, (char *)NULL);
+    for (size_t i = 0; i < set.n; i++) {
         char chan[8 + SH__ID_SIZE];
         int r;
 
-        snprintf(chan, sizeof chan, "chat:%s", ids[i]);
+        snprintf(chan, sizeof chan, "chat:%s", set.ids[i]);
         r = sh__bus_rewrite(hub->bus, chan, redact_fn, &rx);
         if (r > 0)
             total += r;
     }
-    free(ids);
+    free(set.ids);
     return total;
 }
 
@@ -453,17 +522,35 @@ struct slow_resv {
     int64_t mine;           /* mono ms written by this send */
 };
 
+/* An author's last send that its channel's slow mode no longer needs:
+ * older than the window (any, when slow mode is off).  @arg: mono ms. */
+static bool author_expired(const struct sh__idmap_ent *e, void *arg)
+{
+    const struct sh__chan *ch = e->map->owner;
+
+    return ch->slow_mode_s <= 0 ||
+           *(const int64_t *)arg - e->val >= ch->slow_mode_s * 1000;
+}
+
 /* Record @mono as @actor's last send in @ch.  @locks mu held.
- * SH_ENOMEM only when slow mode needs the record (it is on). */
-static sh_err_t slow_reserve(struct sh__chan *ch, const char *actor,
-                             int64_t mono, struct slow_resv *r)
+ * Errors, only when slow mode needs the record (it is on): SH_EBUSY when
+ * chat.cache-authors authors are within their slow-mode window (none may
+ * be forgotten), SH_ENOMEM. */
+static sh_err_t slow_reserve(struct sh__chat *chat, struct sh__chan *ch,
+                             const char *actor, int64_t mono,
+                             struct slow_resv *r)
 {
     struct sh__idmap_ent *e = sh__idmap_get(&ch->last_send, actor);
 
     r->had_prev = e != NULL;
     r->prev = e != NULL ? e->val : 0;
-    if (e == NULL)
+    if (e == NULL) {
+        if (!sh__lru_room(&chat->lru_authors, author_expired, &mono))
+            return ch->slow_mode_s > 0 ? SH_EBUSY : SH_OK;
         e = sh__idmap_put(&ch->last_send, actor);
+    } else {
+        sh__idmap_touch(e);
+    }
     if (e == NULL)
         return ch->slow_mode_s > 0 ? SH_ENOMEM : SH_OK;
     e->val = mono;
@@ -590,7 +677,8 @@ static sh_err_t send_impl(sh_hub_t *hub, const char *actor_id,
                 return refuse(rc, errbuf, errbuf_len,
                               "cannot read the follower status");
             pthread_mutex_lock(&chat->mu);
-            if (chat->gen == gen) {
+            if (chat->gen == gen &&
+                sh__lru_room(&chat->lru_followers, NULL, NULL)) {
                 e = sh__idmap_put(&ch->followers, actor_id);
                 if (e != NULL)
                     e->val = follows ? 1 : 0;
@@ -601,9 +689,12 @@ static sh_err_t send_impl(sh_hub_t *hub, const char *actor_id,
                               "this chat is for followers only");
             }
         } else if (e->val == 0) {
+            sh__idmap_touch(e);
             pthread_mutex_unlock(&chat->mu);
             return refuse(SH_EFOLLOWERSONLY, errbuf, errbuf_len,
                           "this chat is for followers only");
+        } else {
+            sh__idmap_touch(e);
         }
     }
     if (ch->slow_mode_s > 0 && !exempt) {
@@ -619,9 +710,13 @@ static sh_err_t send_impl(sh_hub_t *hub, const char *actor_id,
     }
     /* Slow mode counts from this message: reserved now, given back below
      * if the message is refused after all. */
-    if (!exempt && slow_reserve(ch, actor_id, mono, &slot) != SH_OK) {
+    rc = exempt ? SH_OK : slow_reserve(chat, ch, actor_id, mono, &slot);
+    if (rc != SH_OK) {
         pthread_mutex_unlock(&chat->mu);
-        return refuse(SH_ENOMEM, errbuf, errbuf_len, "out of memory");
+        return refuse(rc, errbuf, errbuf_len,
+                      rc == SH_EBUSY ? "chat is overloaded: too many "
+                                       "authors in slow mode; retry later"
+                                     : "out of memory");
     }
     max_len = ch->max_len;
     pthread_mutex_unlock(&chat->mu);
@@ -1270,6 +1365,17 @@ static void metrics_init(sh_hub_t *hub, struct sh__chat *chat)
                         "Write-behind batches that failed and were retried.",
                         "", NULL, 0);
     chat->m_store_errors = m != NULL ? sh__metric_series(m, "") : NULL;
+    m = sh__metrics_add(hub->metrics, "streamhub_chat_cache_entries",
+                        SH__METRIC_GAUGE,
+                        "Entries in the chat's in-memory caches, each "
+                        "bounded by its chat.cache-* key.", "cache", NULL,
+                        0);
+    if (m != NULL) {
+        chat->lru_users.gauge = sh__metric_series(m, "users");
+        chat->lru_streams.gauge = sh__metric_series(m, "streams");
+        chat->lru_authors.gauge = sh__metric_series(m, "authors");
+        chat->lru_followers.gauge = sh__metric_series(m, "followers");
+    }
 }
 
 sh_err_t sh__chat_init(sh_hub_t *hub, char *errbuf, size_t errbuf_len)
@@ -1285,6 +1391,16 @@ sh_err_t sh__chat_init(sh_hub_t *hub, char *errbuf, size_t errbuf_len)
     }
     pthread_mutex_init(&chat->mu, NULL);
     pthread_mutex_init(&chat->mod_mu, NULL);
+    chat->lru_users.cap = (size_t)sh__config_int(hub->conf,
+                                                 "chat.cache-users");
+    chat->lru_streams.cap = (size_t)sh__config_int(hub->conf,
+                                                   "chat.cache-streams");
+    chat->lru_authors.cap = (size_t)sh__config_int(hub->conf,
+                                                   "chat.cache-authors");
+    chat->lru_followers.cap = (size_t)sh__config_int(hub->conf,
+                                                     "chat.cache-followers");
+    chat->users.lru = &chat->lru_users;
+    chat->streams.lru = &chat->lru_streams;
     crypto_stream_chacha20_ietf_keygen(chat->id_key);
     atomic_init(&chat->id_seq, 0);
     chat->default_max_len = sh__config_int(hub->conf,

@@ -65,6 +65,67 @@ static bool idmap_grow(struct sh__idmap *m)
     return true;
 }
 
+static void lru_unlink(struct sh__idmap_ent *e)
+{
+    struct sh__lru *l = e->map->lru;
+
+    if (l == NULL)
+        return;
+    if (e->lru_prev != NULL)
+        e->lru_prev->lru_next = e->lru_next;
+    else
+        l->head = e->lru_next;
+    if (e->lru_next != NULL)
+        e->lru_next->lru_prev = e->lru_prev;
+    else
+        l->tail = e->lru_prev;
+    e->lru_prev = e->lru_next = NULL;
+    l->n--;
+    if (l->gauge != NULL)
+        sh__series_add(l->gauge, -1);
+}
+
+static void lru_link(struct sh__idmap_ent *e)
+{
+    struct sh__lru *l = e->map->lru;
+
+    if (l == NULL)
+        return;
+    e->lru_prev = NULL;
+    e->lru_next = l->head;
+    if (l->head != NULL)
+        l->head->lru_prev = e;
+    l->head = e;
+    if (l->tail == NULL)
+        l->tail = e;
+    l->n++;
+    if (l->gauge != NULL)
+        sh__series_add(l->gauge, 1);
+}
+
+void sh__idmap_touch(struct sh__idmap_ent *e)
+{
+    if (e->map->lru == NULL || e->map->lru->head == e)
+        return;
+    lru_unlink(e);
+    lru_link(e);
+}
+
+bool sh__lru_room(struct sh__lru *l,
+                  bool (*may_evict)(const struct sh__idmap_ent *, void *),
+                  void *arg)
+{
+    struct sh__idmap_ent *e = l->tail, *prev;
+
+    for (int i = 0; l->n >= l->cap && e != NULL && i < SH__LRU_SCAN;
+         i++, e = prev) {
+        prev = e->lru_prev;
+        if (may_evict == NULL || may_evict(e, arg))
+            free(sh__idmap_del(e->map, e->key));
+    }
+    return l->n < l->cap;
+}
+
 struct sh__idmap_ent *sh__idmap_put(struct sh__idmap *m, const char *key)
 {
     struct sh__idmap_ent *e = sh__idmap_get(m, key);
@@ -81,10 +142,12 @@ struct sh__idmap_ent *sh__idmap_put(struct sh__idmap *m, const char *key)
     if (e == NULL)
         return NULL;
     memcpy(e->key, key, klen + 1);
+    e->map = m;
     k = idhash(key) & (m->nb - 1);
     e->next = m->b[k];
     m->b[k] = e;
     m->n++;
+    lru_link(e);
     return e;
 }
 
@@ -99,6 +162,7 @@ void *sh__idmap_del(struct sh__idmap *m, const char *key)
          pp = &e->next) {
         if (strcmp(e->key, key) == 0) {
             *pp = e->next;
+            lru_unlink(e);
             ptr = e->ptr;
             free(e);
             m->n--;
@@ -115,6 +179,7 @@ void sh__idmap_clear(struct sh__idmap *m, void (*free_ptr)(void *))
 
         for (; e != NULL; e = next) {
             next = e->next;
+            lru_unlink(e);
             if (free_ptr != NULL && e->ptr != NULL)
                 free_ptr(e->ptr);
             free(e);
@@ -269,6 +334,10 @@ static sh_err_t chan_load(sh_hub_t *hub, const char *channel,
     if (ch == NULL)
         return SH_ENOMEM;
     memcpy(ch->id, channel, strlen(channel) + 1);
+    ch->last_send.lru = &hub->chat->lru_authors;
+    ch->last_send.owner = ch;
+    ch->followers.lru = &hub->chat->lru_followers;
+    ch->followers.owner = ch;
     ch->max_len = hub->chat->default_max_len;
     ch->terms = json_object_new_array();
     if (ch->terms == NULL) {

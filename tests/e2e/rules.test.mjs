@@ -99,3 +99,67 @@ test('12 connections of one user authenticating at once: exactly 10 accepted', a
   assert.equal(again.ok, true, JSON.stringify(again));
   await Promise.all([extra, ...socks.filter((s) => s !== first)].map((s) => s.close()));
 });
+
+// ---- the chat caches keep their bounds --------------------------------
+
+async function cacheEntries(url) {
+  const r = await api(url, 'GET', '/metrics');
+  assert.equal(r.status, 200);
+  const out = {};
+  for (const m of r.body.matchAll(/^streamhub_chat_cache_entries\{cache="(\w+)"\} (\d+)$/gm))
+    out[m[1]] = Number(m[2]);
+  return out;
+}
+
+test('chat caches stay within chat.cache-*, and slow mode holds at the bound', async () => {
+  const small = await startServer({
+    args: ['--chat.rate-limit', '100000', '--chat.cache-users', '3', '--chat.cache-streams', '2',
+      '--chat.cache-authors', '3', '--chat.cache-followers', '2'],
+  });
+  try {
+    const u = [];
+    for (let i = 0; i < 7; i++) u.push(await register(small.url, 'bound'));
+    const streams = [];
+    for (let i = 0; i < 3; i++) {
+      const st = await api(small.url, 'POST', '/api/v1/streams', { token: u[i].token, body: { title: 'b' } });
+      assert.equal(st.status, 201, JSON.stringify(st.body));
+      streams.push(st.body.id);
+    }
+    const send = (who, s) => api(small.url, 'POST', `/api/v1/streams/${streams[s]}/chat`,
+      { token: u[who].token, body: { text: 'hi' } });
+    const settings = (who, args) => api(small.url, 'POST', '/graphql', {
+      token: u[who].token,
+      body: { query: `mutation($c: ID!) { updateChatSettings(channelId: $c, ${args}) { slowModeSeconds } }`,
+        variables: { c: u[who].user.id } },
+    });
+    // Seven authors in one chat, three streams: users and authors (no slow
+    // mode: every last send may go) and streams stay at their bound.
+    for (let i = 0; i < 7; i++) assert.equal((await send(i, 0)).status, 201);
+    for (let s = 0; s < 3; s++) assert.equal((await send(3, s)).status, 201);
+    let c = await cacheEntries(small.url);
+    assert.deepEqual(c, { users: 3, streams: 2, authors: 3, followers: 0 });
+    // Followers-only: four refused lookups, two remembered.
+    assert.ok((await settings(1, 'followersOnly: true')).body.data, 'settings');
+    for (let i = 3; i < 7; i++) assert.equal((await send(i, 1)).status, 403);
+    c = await cacheEntries(small.url);
+    assert.equal(c.followers, 2);
+    // Slow mode: three authors within the window (u[3] sent there just
+    // before it was turned on) fill the bound; a fourth is refused rather
+    // than let one of them be forgotten.
+    assert.ok((await settings(2, 'slowModeSeconds: 60')).body.data, 'settings');
+    for (let i = 4; i < 6; i++) assert.equal((await send(i, 2)).status, 201);
+    const fourth = await send(6, 2);
+    assert.equal(fourth.status, 429);
+    assert.equal(fourth.body.error?.code, 'rate_limited');
+    for (let i = 3; i < 6; i++) {
+      const again = await send(i, 2);
+      assert.equal(again.status, 429, 'an author in slow mode was forgotten');
+      assert.equal(again.body.error?.code, 'rate_limited');
+    }
+    c = await cacheEntries(small.url);
+    assert.deepEqual(c, { users: 3, streams: 2, authors: 3, followers: 2 });
+  } finally {
+    const r = await small.stop();
+    assert.equal(r.code, 0, `exit ${JSON.stringify(r)}: ${small.stderr()}`);
+  }
+});
