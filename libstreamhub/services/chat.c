@@ -520,6 +520,8 @@ struct slow_resv {
     bool had_prev;          /* an earlier send was recorded: restore it */
     int64_t prev;
     int64_t mine;           /* mono ms written by this send */
+    bool inflight;          /* counted in ch->inflight[phase] */
+    unsigned phase;
 };
 
 /* An author's last send that its channel's slow mode no longer needs:
@@ -559,26 +561,39 @@ static sh_err_t slow_reserve(struct sh__chat *chat, struct sh__chan *ch,
     return SH_OK;
 }
 
-/* Give back what slow_reserve() took, unless a later send of the author
- * replaced it meanwhile (it can only have passed once slow mode was off,
- * and then its own record stands). */
-static void slow_release(struct sh__chat *chat, struct sh__chan *ch,
-                         const char *actor, struct slow_resv *r)
+/* The send is over (its message queued, or refused): a ban or timeout
+ * draining the channel may go on.  With @refused, give back what
+ * slow_reserve() took, unless a later send of the author replaced it
+ * meanwhile (it can only have passed once slow mode was off, and then its
+ * own record stands). */
+static void send_end(struct sh__chat *chat, struct sh__chan *ch,
+                     const char *actor, struct slow_resv *r, bool refused)
 {
     struct sh__idmap_ent *e;
 
-    if (!r->taken)
+    if (!r->taken && !r->inflight)
         return;
-    r->taken = false;
     pthread_mutex_lock(&chat->mu);
-    e = sh__idmap_get(&ch->last_send, actor);
-    if (e != NULL && e->val == r->mine) {
-        if (r->had_prev)
-            e->val = r->prev;
-        else
-            (void)sh__idmap_del(&ch->last_send, actor);
+    if (refused && r->taken) {
+        e = sh__idmap_get(&ch->last_send, actor);
+        if (e != NULL && e->val == r->mine) {
+            if (r->had_prev)
+                e->val = r->prev;
+            else
+                (void)sh__idmap_del(&ch->last_send, actor);
+        }
     }
+    r->taken = false;
+    if (r->inflight && --ch->inflight[r->phase] == 0)
+        pthread_cond_broadcast(&chat->drained);
+    r->inflight = false;
     pthread_mutex_unlock(&chat->mu);
+}
+
+static void slow_release(struct sh__chat *chat, struct sh__chan *ch,
+                         const char *actor, struct slow_resv *r)
+{
+    send_end(chat, ch, actor, r, true);
 }
 
 static sh_err_t send_impl(sh_hub_t *hub, const char *actor_id,
@@ -603,7 +618,7 @@ static sh_err_t send_impl(sh_hub_t *hub, const char *actor_id,
     int64_t now_ms, mono, retry = 0, max_len;
     unsigned roles = 0;
     bool live = false, exempt, blocked;
-    struct slow_resv slot = { false, false, 0, 0 };
+    struct slow_resv slot = { false, false, 0, 0, false, 0 };
     sh_err_t rc;
 
     if (msg_out != NULL)
@@ -718,6 +733,11 @@ static sh_err_t send_impl(sh_hub_t *hub, const char *actor_id,
                                        "authors in slow mode; retry later"
                                      : "out of memory");
     }
+    /* Every check passed: a ban or timeout from now on waits for this
+     * send to queue its message or give up (sh__chan_drain). */
+    slot.phase = ch->phase;
+    ch->inflight[slot.phase]++;
+    slot.inflight = true;
     max_len = ch->max_len;
     pthread_mutex_unlock(&chat->mu);
 
@@ -841,6 +861,7 @@ static sh_err_t send_impl(sh_hub_t *hub, const char *actor_id,
     if (mine != NULL && memchr(clean, '@', clean_len) != NULL)
         (void)json_object_deep_copy(mine, &row.mention_msg, NULL);
     sh__wb_push(chat->wb, &row);
+    send_end(chat, ch, actor_id, &slot, false);
 
     sh__stats_chat_accepted(hub, stream_id, actor_id, now_ms);
 
@@ -1391,6 +1412,7 @@ sh_err_t sh__chat_init(sh_hub_t *hub, char *errbuf, size_t errbuf_len)
     }
     pthread_mutex_init(&chat->mu, NULL);
     pthread_mutex_init(&chat->mod_mu, NULL);
+    pthread_cond_init(&chat->drained, NULL);
     chat->lru_users.cap = (size_t)sh__config_int(hub->conf,
                                                  "chat.cache-users");
     chat->lru_streams.cap = (size_t)sh__config_int(hub->conf,
@@ -1412,6 +1434,7 @@ sh_err_t sh__chat_init(sh_hub_t *hub, char *errbuf, size_t errbuf_len)
     window = (double)sh__config_int(hub->conf, "chat.rate-window-seconds");
     chat->limiter = sh__limiter_new(cap, cap / window, 1u << 20);
     if (chat->limiter == NULL) {
+        pthread_cond_destroy(&chat->drained);
         pthread_mutex_destroy(&chat->mod_mu);
         pthread_mutex_destroy(&chat->mu);
         free(chat);
@@ -1424,6 +1447,7 @@ sh_err_t sh__chat_init(sh_hub_t *hub, char *errbuf, size_t errbuf_len)
     if (rc != SH_OK) {
         hub->chat = NULL;
         sh__limiter_free(chat->limiter);
+        pthread_cond_destroy(&chat->drained);
         pthread_mutex_destroy(&chat->mod_mu);
         pthread_mutex_destroy(&chat->mu);
         free(chat);
@@ -1449,6 +1473,7 @@ void sh__chat_fini(sh_hub_t *hub)
     sh__idmap_clear(&chat->streams, free);
     sh__idmap_clear(&chat->users, free);
     sh__limiter_free(chat->limiter);
+    pthread_cond_destroy(&chat->drained);
     pthread_mutex_destroy(&chat->mod_mu);
     pthread_mutex_destroy(&chat->mu);
     sodium_memzero(chat->id_key, sizeof chat->id_key);

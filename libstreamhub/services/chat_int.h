@@ -110,6 +110,13 @@ struct sh__chan {
     struct sh__idmap mods;        /* user -> 1 */
     struct sh__idmap last_send;   /* user -> mono ms of the last message */
     struct sh__idmap followers;   /* user -> 1 follows, 0 does not */
+    /* Sends past their checks whose message is not queued yet, by the
+     * phase they checked in: a ban or timeout flips the phase and waits
+     * for the sends of the old one (sh__chan_drain), so that none of them
+     * publishes after it returned.  New sends count in the new phase:
+     * a busy chat cannot starve the wait. */
+    unsigned inflight[2];
+    unsigned phase;               /* 0 or 1 */
     struct sh__chan *retired_next; /* on sh__chat.retired */
 };
 
@@ -145,6 +152,7 @@ struct sh__chat {
      * that racing changes reach the cache in the order they reached the
      * store.  Taken before mu, never while holding it. */
     pthread_mutex_t mod_mu;
+    pthread_cond_t drained;       /* with mu: a phase's inflight hit 0 */
     uint64_t gen;                 /* bumped by each moderation change */
     struct sh__idmap chans;       /* channel id -> struct sh__chan */
     struct sh__idmap streams;     /* stream id -> struct sh__cstream */
@@ -208,6 +216,11 @@ int sh__chat_redact_bus(sh_hub_t *hub, const char *channel,
 sh_err_t sh__chan_lock(sh_hub_t *hub, const char *channel,
                        struct sh__chan **out);
 void sh__chan_free(void *chan);
+
+/* Wait, with mu held (it is released while waiting), until every send
+ * that passed its checks on @chan before this call has queued its message
+ * or given up.  Called with mod_mu held too: one drain at a time. */
+void sh__chan_drain(struct sh__chat *chat, struct sh__chan *chan);
 
 /* May @actor (with @roles) moderate @chan?  Broadcaster, moderator, admin.
  * @locks mu held. */

@@ -447,6 +447,15 @@ static void chan_retire(struct sh__chat *chat, const char *channel)
     }
 }
 
+void sh__chan_drain(struct sh__chat *chat, struct sh__chan *chan)
+{
+    unsigned old = chan->phase;
+
+    chan->phase ^= 1u;
+    while (chan->inflight[old] > 0)
+        pthread_cond_wait(&chat->drained, &chat->mu);
+}
+
 bool sh__chan_is_staff(const struct sh__chan *chan, const char *actor,
                        unsigned roles)
 {
@@ -767,7 +776,10 @@ SH_API sh_err_t sh_moderation_timeout(sh_hub_t *hub, const char *actor_id,
 
             if (t != NULL)
                 t->val = until;
-            else   /* cannot cache it: forget the channel, reload later */
+            /* Sends that checked before the timeout queue their message
+             * now, so that redact_recent() below sees it. */
+            sh__chan_drain(hub->chat, ch);
+            if (t == NULL)  /* cannot cache it: forget it, reload later */
                 chan_retire(hub->chat, channel_id);
         }
     }
@@ -829,9 +841,13 @@ SH_API sh_err_t sh_moderation_ban(sh_hub_t *hub, const char *actor_id,
         if (e != NULL) {
             struct sh__chan *ch = e->ptr;
 
-            if (sh__idmap_put(&ch->bans, user_id) != NULL)
+            bool cached = sh__idmap_put(&ch->bans, user_id) != NULL;
+
+            if (cached)
                 sh__idmap_get(&ch->bans, user_id)->val = 1;
-            else
+            /* as for a timeout: redact_recent() sees sends in flight */
+            sh__chan_drain(hub->chat, ch);
+            if (!cached)
                 chan_retire(hub->chat, channel_id);
         }
     }

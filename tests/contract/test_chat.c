@@ -4,6 +4,8 @@
  * history paging, redaction (store and bus recovery), flush on close and
  * the write-behind queue's bound. */
 #include <pthread.h>
+#include <sched.h>
+#include <stdatomic.h>
 #include <time.h>
 
 #include <sqlite3.h>
@@ -854,6 +856,86 @@ static void test_followers_only_agrees_after_racing_follows(void **state)
     assert_int_equal(mismatches, 0);
 }
 
+struct spammer {
+    struct fx *f;
+    int who;
+    const char *text;
+    size_t len;
+    _Atomic int sent;
+    sh_err_t last;
+};
+
+static void *spam(void *arg)
+{
+    struct spammer *sp = arg;
+
+    for (;;) {
+        sh_err_t rc = sh_chat_send(sp->f->hub, sp->f->ids[sp->who],
+                                   sp->f->stream, sp->text, sp->len, NULL,
+                                   NULL, NULL, 0);
+
+        if (rc != SH_OK) {
+            sp->last = rc;
+            return NULL;
+        }
+        atomic_fetch_add(&sp->sent, 1);
+    }
+}
+
+/* A ban given while the user is sending: once sh_moderation_ban()
+ * returned, no message of theirs is left unredacted, neither one that
+ * passed its checks just before the ban nor any after it. */
+static void test_ban_catches_messages_in_flight(void **state)
+{
+    struct fx *f = *state;
+    char err[SH_ERRBUF_SIZE];
+    char *settings = malloc(64 + 1000 * 16), *text = malloc(2000);
+    size_t o;
+    int leaks = 0;
+
+    assert_non_null(settings);
+    assert_non_null(text);
+    o = (size_t)snprintf(settings, 64, "{\"maxMessageLength\":2000,"
+                                       "\"blockedTerms\":[");
+    for (int i = 0; i < 1000; i++)
+        o += (size_t)snprintf(settings + o, 32, "%s\"zq%04dx\"",
+                              i > 0 ? "," : "", i);
+    memcpy(settings + o, "]}", 3);
+    fx_settings(f, settings);
+    free(settings);
+    for (int i = 0; i < 2000; i++)
+        text[i] = (char)('a' + i % 26);
+    for (int round = 0; round < 30; round++) {
+        struct spammer sp = { f, 1, text, 2000, 0, SH_OK };
+        sh_chat_message_list_t *l = NULL;
+        pthread_t t;
+
+        assert_int_equal(pthread_create(&t, NULL, spam, &sp), 0);
+        while (atomic_load(&sp.sent) < 2 + round % 5)
+            sched_yield();
+        assert_int_equal(sh_moderation_ban(f->hub, f->ids[0], f->ids[0],
+                                           f->ids[1], NULL, err,
+                                           sizeof err), SH_OK);
+        assert_int_equal(pthread_join(t, NULL), 0);
+        assert_int_equal(sp.last, SH_EBANNED);
+        assert_int_equal(sh_chat_history(f->hub, f->stream, 100, NULL, &l,
+                                         err, sizeof err), SH_OK);
+        for (size_t i = 0; i < sh_chat_message_list_count(l); i++) {
+            const sh_chat_message_t *m = sh_chat_message_list_at(l, i);
+
+            if (strcmp(sh_chat_message_author_id(m), f->ids[1]) == 0 &&
+                !sh_chat_message_deleted(m))
+                leaks++;
+        }
+        sh_chat_message_list_free(l);
+        assert_int_equal(sh_moderation_unban(f->hub, f->ids[0], f->ids[0],
+                                             f->ids[1], err, sizeof err),
+                         SH_OK);
+    }
+    free(text);
+    assert_int_equal(leaks, 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -892,6 +974,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(
             test_followers_only_agrees_after_racing_follows, setup,
             teardown),
+        cmocka_unit_test_setup_teardown(test_ban_catches_messages_in_flight,
+                                        setup, teardown),
     };
 
     srand((unsigned)time(NULL) ^ (unsigned)getpid());
