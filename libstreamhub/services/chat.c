@@ -6,8 +6,12 @@
  * (cached, liveness re-read at most once a second), the channel's
  * moderation state (in memory, moderation.c), the text (chat_rules.c), the
  * blocked terms, the author's token bucket, a slot in the write-behind
- * queue, then the ChatMessage built and serialised once by json-c with
- * offset 0 and one sh__bus_publish_spliced() that puts the event's offset
+ * queue.  Every rule that reads state acts in the same locked step: the
+ * moderation checks take the author's slow-mode turn and count the send
+ * as in flight (a ban or timeout waits for it) under sh__chat.mu, the
+ * token is taken under its stripe's lock, and a send refused later gives
+ * both back.  Then the ChatMessage is built and serialised once by json-c
+ * with offset 0 and one sh__bus_publish_spliced() that puts the offset
  * in its place under the channel's lock, so that the message's offset IS
  * the channel offset while the lock covers only a copy.  The row then goes
  * to the queue.  No store call happens

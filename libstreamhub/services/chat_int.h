@@ -200,8 +200,9 @@ sh_err_t sh__chat_seed(sh_hub_t *hub, const char *stream_id, char *errbuf,
                        size_t errbuf_len);
 
 /* Redact, in the bus history of every stream of @channel that this hub
- * caches or whose stored messages match, the messages matching: @message_id (when not NULL) or else those of
- * @author_id sent at or after @since_ms.  Returns how many were replaced. */
+ * caches or whose stored messages match, the messages matching:
+ * @message_id (when not NULL) or else those of @author_id sent at or after
+ * @since_ms.  Returns how many were replaced. */
 int sh__chat_redact_bus(sh_hub_t *hub, const char *channel,
                         const char *message_id, const char *author_id,
                         int64_t since_ms);

@@ -344,7 +344,7 @@ static void test_state_survives_restart(void **state)
     fx_free(f);
 }
 
-/* ---- changes at once ------------------------------------------------------ */
+/* ---- changes at once ----------------------------------------------------- */
 
 struct changer {
     struct fx *f;
