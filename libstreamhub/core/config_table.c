@@ -58,6 +58,19 @@ const struct sh__conf_key sh__conf_keys[] = {
       "Messages waiting to be stored before sends are refused."),
     I("chat.write-behind-batch", "512", 1, 65536,
       "Messages stored per transaction."),
+    I("chat.cache-users", "100000", 1, 100000000,
+      "Users (name, roles) the chat keeps in memory; the least recently "
+      "used go first."),
+    I("chat.cache-streams", "100000", 1, 100000000,
+      "Streams (channel, liveness) the chat keeps in memory; the least "
+      "recently used go first."),
+    I("chat.cache-authors", "1000000", 1, 100000000,
+      "Authors' last sends kept for slow mode, over all channels.  Only a "
+      "send older than its channel's slow-mode window is forgotten; a new "
+      "author finding all within it is refused (rate_limited)."),
+    I("chat.cache-followers", "1000000", 1, 100000000,
+      "Follower answers kept for followers-only chat, over all channels; "
+      "the least recently used go first."),
     I("ws.max-message-bytes", "65536", 125, 16777216,
       "Largest WebSocket message, across fragments."),
     I("ws.max-connections-per-user", "10", 1, 10000,

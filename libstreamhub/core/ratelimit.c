@@ -286,6 +286,35 @@ bool sh__limiter_take(struct sh__limiter *l, const void *key, size_t keylen,
     return ok;
 }
 
+void sh__limiter_give(struct sh__limiter *l, const void *key, size_t keylen,
+                      double cost)
+{
+    struct stripe *st;
+    struct ent *e;
+    uint64_t h;
+    unsigned char hb[crypto_shorthash_BYTES];
+
+    if (l == NULL || key == NULL || keylen == 0 ||
+        keylen > SH__LIMITER_KEY_MAX || !(cost > 0))
+        return;
+    crypto_shorthash(hb, key, keylen, l->hkey);
+    memcpy(&h, hb, sizeof h);
+    st = &l->s[(size_t)(h >> 32) & (l->nstripes - 1)];
+    pthread_mutex_lock(&st->mu);
+    for (e = st->table[h & st->mask]; e != NULL; e = e->hnext) {
+        if (e->h == h && e->keylen == keylen &&
+            memcmp(e->key, key, keylen) == 0)
+            break;
+    }
+    /* An evicted bucket starts full again: nothing to give back. */
+    if (e != NULL) {
+        e->b.tokens += cost;
+        if (e->b.tokens > l->capacity)
+            e->b.tokens = l->capacity;
+    }
+    pthread_mutex_unlock(&st->mu);
+}
+
 size_t sh__limiter_count(struct sh__limiter *l)
 {
     size_t n = 0;

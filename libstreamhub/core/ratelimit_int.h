@@ -56,6 +56,13 @@ struct sh__limiter *sh__limiter_new(double capacity, double refill_per_s,
  * with *@retry_after_ms = 1000: failing closed. */
 bool sh__limiter_take(struct sh__limiter *l, const void *key, size_t keylen,
                       double cost, int64_t now_ms, int64_t *retry_after_ms);
+/* Give back @cost tokens that sh__limiter_take() took for an action that
+ * was refused later (never above capacity; nothing when the bucket was
+ * evicted meanwhile, since a new one starts full).  The take and the give
+ * are each one step under the stripe's mutex: concurrent takers never see
+ * more tokens than were there. */
+void sh__limiter_give(struct sh__limiter *l, const void *key, size_t keylen,
+                      double cost);
 /* Buckets held now (for tests and metrics). */
 size_t sh__limiter_count(struct sh__limiter *l);
 /* NULL is a no-op. */

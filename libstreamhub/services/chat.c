@@ -6,8 +6,12 @@
  * (cached, liveness re-read at most once a second), the channel's
  * moderation state (in memory, moderation.c), the text (chat_rules.c), the
  * blocked terms, the author's token bucket, a slot in the write-behind
- * queue, then the ChatMessage built and serialised once by json-c with
- * offset 0 and one sh__bus_publish_spliced() that puts the event's offset
+ * queue.  Every rule that reads state acts in the same locked step: the
+ * moderation checks take the author's slow-mode turn and count the send
+ * as in flight (a ban or timeout waits for it) under sh__chat.mu, the
+ * token is taken under its stripe's lock, and a send refused later gives
+ * both back.  Then the ChatMessage is built and serialised once by json-c
+ * with offset 0 and one sh__bus_publish_spliced() that puts the offset
  * in its place under the channel's lock, so that the message's offset IS
  * the channel offset while the lock covers only a copy.  The row then goes
  * to the queue.  No store call happens
@@ -83,6 +87,7 @@ sh_err_t sh__chat_stream_get(sh_hub_t *hub, const char *stream_id,
     e = sh__idmap_get(&chat->streams, stream_id);
     if (e != NULL) {
         cs = e->ptr;
+        sh__idmap_touch(e);
         if (now - cs->checked_ms < SH__CHAT_STREAM_TTL_MS) {
             memcpy(channel, cs->channel, SH__ID_SIZE);
             *live = cs->live;
@@ -98,6 +103,9 @@ sh_err_t sh__chat_stream_get(sh_hub_t *hub, const char *stream_id,
     if (rc != SH_OK)
         return rc;
     pthread_mutex_lock(&chat->mu);
+    e = sh__idmap_get(&chat->streams, stream_id);
+    if (e == NULL)
+        (void)sh__lru_room(&chat->lru_streams, NULL, NULL);
     e = sh__idmap_put(&chat->streams, stream_id);
     if (e == NULL) {
         pthread_mutex_unlock(&chat->mu);
@@ -156,6 +164,7 @@ sh_err_t sh__chat_user_get(sh_hub_t *hub, const char *user_id,
     e = sh__idmap_get(&chat->users, user_id);
     if (e != NULL) {
         cu = e->ptr;
+        sh__idmap_touch(e);
         if (now - cu->roles_ms < SH__CHAT_ROLE_TTL_MS) {
             memcpy(name, cu->name, sizeof cu->name);
             *roles = cu->roles;
@@ -177,6 +186,8 @@ sh_err_t sh__chat_user_get(sh_hub_t *hub, const char *user_id,
     if (rc != SH_OK)
         return rc;
     pthread_mutex_lock(&chat->mu);
+    if (sh__idmap_get(&chat->users, user_id) == NULL)
+        (void)sh__lru_room(&chat->lru_users, NULL, NULL);
     e = sh__idmap_put(&chat->users, user_id);
     if (e != NULL && e->ptr == NULL)
         e->ptr = calloc(1, sizeof(struct sh__cuser));
@@ -247,39 +258,101 @@ static json_object *redact_fn(void *arg, const struct sh_event *ev)
     return copy;
 }
 
+/* The streams whose stored messages a redaction touches: the stream
+ * cache may have forgotten a stream (chat.cache-streams) whose history the
+ * bus still holds, so they are read from the store too (the callers have
+ * flushed the write-behind queue first). */
+static const struct sh__sql q_redact_streams_msg = {
+    "SELECT stream_id FROM chat_messages WHERE id = ?", NULL, NULL
+};
+static const struct sh__sql q_redact_streams_author = {
+    "SELECT DISTINCT stream_id FROM chat_messages WHERE channel_id = ? "
+    "AND author_id = ? AND created_at >= ?", NULL, NULL
+};
+
+struct id_set {
+    char (*ids)[SH__ID_SIZE];
+    size_t n, cap;
+    bool nomem;
+};
+
+static void id_set_add(struct id_set *set, const char *id)
+{
+    if (id == NULL || strlen(id) >= SH__ID_SIZE)
+        return;
+    for (size_t i = 0; i < set->n; i++)
+        if (strcmp(set->ids[i], id) == 0)
+            return;
+    if (set->n == set->cap) {
+        size_t cap = set->cap == 0 ? 8 : set->cap * 2;
+        char (*ids)[SH__ID_SIZE] = realloc(set->ids, cap * sizeof *ids);
+
+        if (ids == NULL) {
+            set->nomem = true;
+            return;
+        }
+        set->ids = ids;
+        set->cap = cap;
+    }
+    memcpy(set->ids[set->n++], id, strlen(id) + 1);
+}
+
+static int id_set_row(void *arg, const struct sh__row *row)
+{
+    id_set_add(arg, sh__row_text(row, 0, NULL));
+    return 0;
+}
+
 int sh__chat_redact_bus(sh_hub_t *hub, const char *channel,
                         const char *message_id, const char *author_id,
                         int64_t since_ms)
 {
     struct redact_ctx rx = { message_id, author_id, since_ms };
     struct sh__idmap *m = &hub->chat->streams;
-    char (*ids)[SH__ID_SIZE] = NULL;
-    size_t n = 0, i;
+    struct id_set set = { NULL, 0, 0, false };
+    struct sh__conn *c = NULL;
+    struct sh__val p[3];
     int total = 0;
 
     /* Copy the stream ids out: rewriting calls the bus, not under mu. */
     pthread_mutex_lock(&hub->chat->mu);
-    if (m->n > 0)
-        ids = calloc(m->n, sizeof *ids);
-    for (i = 0; ids != NULL && i < m->nb; i++) {
+    for (size_t i = 0; i < m->nb; i++) {
         for (struct sh__idmap_ent *e = m->b[i]; e != NULL; e = e->next) {
             struct sh__cstream *cs = e->ptr;
 
             if (strcmp(cs->channel, channel) == 0)
-                memcpy(ids[n++], cs->id, SH__ID_SIZE);
+                id_set_add(&set, cs->id);
         }
     }
     pthread_mutex_unlock(&hub->chat->mu);
-    for (i = 0; i < n; i++) {
+    if (sh__store_acquire(hub->store, &c) == SH_OK) {
+        if (message_id != NULL) {
+            p[0] = sh__v_text(message_id);
+            (void)sh__store_exec(c, &q_redact_streams_msg, p, 1,
+                                 id_set_row, &set, NULL, NULL, 0);
+        } else if (author_id != NULL) {
+            p[0] = sh__v_text(channel);
+            p[1] = sh__v_text(author_id);
+            p[2] = sh__v_int(since_ms);
+            (void)sh__store_exec(c, &q_redact_streams_author, p, 3,
+                                 id_set_row, &set, NULL, NULL, 0);
+        }
+        sh__store_release(c);
+    }
+    if (set.nomem)
+        sh__log_kv(&hub->log, SH_LOG_WARN,
+                   "out of memory listing the streams to redact", "channel",
+                   channel, (char *)NULL);
+    for (size_t i = 0; i < set.n; i++) {
         char chan[8 + SH__ID_SIZE];
         int r;
 
-        snprintf(chan, sizeof chan, "chat:%s", ids[i]);
+        snprintf(chan, sizeof chan, "chat:%s", set.ids[i]);
         r = sh__bus_rewrite(hub->bus, chan, redact_fn, &rx);
         if (r > 0)
             total += r;
     }
-    free(ids);
+    free(set.ids);
     return total;
 }
 
@@ -440,6 +513,93 @@ static sh_err_t counted(sh_hub_t *hub, sh_err_t rc)
     return rc;
 }
 
+/* The author's last send, reserved by a send that passed slow mode.  The
+ * check and the reservation are one step under sh__chat.mu: of several
+ * sends of one author at once (several sockets, REST and WebSocket
+ * together) exactly one finds the slot free.  A send refused by a later
+ * rule (text, blocked terms, queue, rate limit, bus) gives the slot back,
+ * so that a refused message never costs the author their turn. */
+struct slow_resv {
+    bool taken;
+    bool had_prev;          /* an earlier send was recorded: restore it */
+    int64_t prev;
+    int64_t mine;           /* mono ms written by this send */
+    bool inflight;          /* counted in ch->inflight[phase] */
+    unsigned phase;
+};
+
+/* An author's last send that its channel's slow mode no longer needs:
+ * older than the window (any, when slow mode is off).  @arg: mono ms. */
+static bool author_expired(const struct sh__idmap_ent *e, void *arg)
+{
+    const struct sh__chan *ch = e->map->owner;
+
+    return ch->slow_mode_s <= 0 ||
+           *(const int64_t *)arg - e->val >= ch->slow_mode_s * 1000;
+}
+
+/* Record @mono as @actor's last send in @ch.  @locks mu held.
+ * Errors, only when slow mode needs the record (it is on): SH_EBUSY when
+ * chat.cache-authors authors are within their slow-mode window (none may
+ * be forgotten), SH_ENOMEM. */
+static sh_err_t slow_reserve(struct sh__chat *chat, struct sh__chan *ch,
+                             const char *actor, int64_t mono,
+                             struct slow_resv *r)
+{
+    struct sh__idmap_ent *e = sh__idmap_get(&ch->last_send, actor);
+
+    r->had_prev = e != NULL;
+    r->prev = e != NULL ? e->val : 0;
+    if (e == NULL) {
+        if (!sh__lru_room(&chat->lru_authors, author_expired, &mono))
+            return ch->slow_mode_s > 0 ? SH_EBUSY : SH_OK;
+        e = sh__idmap_put(&ch->last_send, actor);
+    } else {
+        sh__idmap_touch(e);
+    }
+    if (e == NULL)
+        return ch->slow_mode_s > 0 ? SH_ENOMEM : SH_OK;
+    e->val = mono;
+    r->mine = mono;
+    r->taken = true;
+    return SH_OK;
+}
+
+/* The send is over (its message queued, or refused): a ban or timeout
+ * draining the channel may go on.  With @refused, give back what
+ * slow_reserve() took, unless a later send of the author replaced it
+ * meanwhile (it can only have passed once slow mode was off, and then its
+ * own record stands). */
+static void send_end(struct sh__chat *chat, struct sh__chan *ch,
+                     const char *actor, struct slow_resv *r, bool refused)
+{
+    struct sh__idmap_ent *e;
+
+    if (!r->taken && !r->inflight)
+        return;
+    pthread_mutex_lock(&chat->mu);
+    if (refused && r->taken) {
+        e = sh__idmap_get(&ch->last_send, actor);
+        if (e != NULL && e->val == r->mine) {
+            if (r->had_prev)
+                e->val = r->prev;
+            else
+                (void)sh__idmap_del(&ch->last_send, actor);
+        }
+    }
+    r->taken = false;
+    if (r->inflight && --ch->inflight[r->phase] == 0)
+        pthread_cond_broadcast(&chat->drained);
+    r->inflight = false;
+    pthread_mutex_unlock(&chat->mu);
+}
+
+static void slow_release(struct sh__chat *chat, struct sh__chan *ch,
+                         const char *actor, struct slow_resv *r)
+{
+    send_end(chat, ch, actor, r, true);
+}
+
 static sh_err_t send_impl(sh_hub_t *hub, const char *actor_id,
                           const char *stream_id, const char *text,
                           size_t len, sh_chat_message_t **msg_out,
@@ -462,6 +622,7 @@ static sh_err_t send_impl(sh_hub_t *hub, const char *actor_id,
     int64_t now_ms, mono, retry = 0, max_len;
     unsigned roles = 0;
     bool live = false, exempt, blocked;
+    struct slow_resv slot = { false, false, 0, 0, false, 0 };
     sh_err_t rc;
 
     if (msg_out != NULL)
@@ -535,7 +696,8 @@ static sh_err_t send_impl(sh_hub_t *hub, const char *actor_id,
                 return refuse(rc, errbuf, errbuf_len,
                               "cannot read the follower status");
             pthread_mutex_lock(&chat->mu);
-            if (chat->gen == gen) {
+            if (chat->gen == gen &&
+                sh__lru_room(&chat->lru_followers, NULL, NULL)) {
                 e = sh__idmap_put(&ch->followers, actor_id);
                 if (e != NULL)
                     e->val = follows ? 1 : 0;
@@ -546,9 +708,12 @@ static sh_err_t send_impl(sh_hub_t *hub, const char *actor_id,
                               "this chat is for followers only");
             }
         } else if (e->val == 0) {
+            sh__idmap_touch(e);
             pthread_mutex_unlock(&chat->mu);
             return refuse(SH_EFOLLOWERSONLY, errbuf, errbuf_len,
                           "this chat is for followers only");
+        } else {
+            sh__idmap_touch(e);
         }
     }
     if (ch->slow_mode_s > 0 && !exempt) {
@@ -562,11 +727,28 @@ static sh_err_t send_impl(sh_hub_t *hub, const char *actor_id,
                           "slow mode: wait before sending again");
         }
     }
+    /* Slow mode counts from this message: reserved now, given back below
+     * if the message is refused after all. */
+    rc = exempt ? SH_OK : slow_reserve(chat, ch, actor_id, mono, &slot);
+    if (rc != SH_OK) {
+        pthread_mutex_unlock(&chat->mu);
+        return refuse(rc, errbuf, errbuf_len,
+                      rc == SH_EBUSY ? "chat is overloaded: too many "
+                                       "authors in slow mode; retry later"
+                                     : "out of memory");
+    }
+    /* Every check passed: a ban or timeout from now on waits for this
+     * send to queue its message or give up (sh__chan_drain). */
+    slot.phase = ch->phase;
+    ch->inflight[slot.phase]++;
+    slot.inflight = true;
     max_len = ch->max_len;
     pthread_mutex_unlock(&chat->mu);
 
     /* 7..9: length, UTF-8, control characters */
     rc = sh__chat_text_clean(text, len, max_len, &clean, &clean_len);
+    if (rc != SH_OK)
+        slow_release(chat, ch, actor_id, &slot);
     switch (rc) {
     case SH_OK:
         break;
@@ -595,6 +777,8 @@ static sh_err_t send_impl(sh_hub_t *hub, const char *actor_id,
     }
     pthread_mutex_unlock(&chat->mu);
     free(folded);
+    if (rc != SH_OK || blocked)
+        slow_release(chat, ch, actor_id, &slot);
     if (rc != SH_OK) {
         free(clean);
         return refuse(rc, errbuf, errbuf_len, "out of memory");
@@ -608,6 +792,7 @@ static sh_err_t send_impl(sh_hub_t *hub, const char *actor_id,
     /* Room in the queue before the last token is taken. */
     rc = sh__wb_reserve(chat->wb);
     if (rc != SH_OK) {
+        slow_release(chat, ch, actor_id, &slot);
         free(clean);
         return refuse(rc, errbuf, errbuf_len,
                       rc == SH_EBUSY
@@ -619,6 +804,7 @@ static sh_err_t send_impl(sh_hub_t *hub, const char *actor_id,
     if (!sh__limiter_take(chat->limiter, actor_id, strlen(actor_id), 1.0,
                           mono, &retry)) {
         sh__wb_unreserve(chat->wb);
+        slow_release(chat, ch, actor_id, &slot);
         free(clean);
         if (retry_after_ms != NULL)
             *retry_after_ms = retry;
@@ -630,6 +816,8 @@ static sh_err_t send_impl(sh_hub_t *hub, const char *actor_id,
     rc = seed_stream(hub, stream_id, chan_name, errbuf, errbuf_len);
     if (rc != SH_OK) {
         sh__wb_unreserve(chat->wb);
+        sh__limiter_give(chat->limiter, actor_id, strlen(actor_id), 1.0);
+        slow_release(chat, ch, actor_id, &slot);
         free(clean);
         return rc;
     }
@@ -642,6 +830,8 @@ static sh_err_t send_impl(sh_hub_t *hub, const char *actor_id,
         !msg_split(mine, &head, &head_len, &tail, &tail_len)) {
         json_object_put(mine);
         sh__wb_unreserve(chat->wb);
+        sh__limiter_give(chat->limiter, actor_id, strlen(actor_id), 1.0);
+        slow_release(chat, ch, actor_id, &slot);
         free(clean);
         return refuse(SH_ENOMEM, errbuf, errbuf_len, "out of memory");
     }
@@ -651,6 +841,8 @@ static sh_err_t send_impl(sh_hub_t *hub, const char *actor_id,
     if (rc != SH_OK) {
         json_object_put(mine);
         sh__wb_unreserve(chat->wb);
+        sh__limiter_give(chat->limiter, actor_id, strlen(actor_id), 1.0);
+        slow_release(chat, ch, actor_id, &slot);
         free(clean);
         return rc;
     }
@@ -660,15 +852,6 @@ static sh_err_t send_impl(sh_hub_t *hub, const char *actor_id,
         json_object_put(mine);
         mine = NULL;
     }
-
-    /* Slow mode counts from the accepted message. */
-    pthread_mutex_lock(&chat->mu);
-    if (!exempt) {
-        e = sh__idmap_put(&ch->last_send, actor_id);
-        if (e != NULL)
-            e->val = mono;
-    }
-    pthread_mutex_unlock(&chat->mu);
 
     memset(&row, 0, sizeof row);
     memcpy(row.id, id, SH__ID_SIZE);
@@ -682,6 +865,7 @@ static sh_err_t send_impl(sh_hub_t *hub, const char *actor_id,
     if (mine != NULL && memchr(clean, '@', clean_len) != NULL)
         (void)json_object_deep_copy(mine, &row.mention_msg, NULL);
     sh__wb_push(chat->wb, &row);
+    send_end(chat, ch, actor_id, &slot, false);
 
     sh__stats_chat_accepted(hub, stream_id, actor_id, now_ms);
 
@@ -1209,6 +1393,17 @@ static void metrics_init(sh_hub_t *hub, struct sh__chat *chat)
                         "Write-behind batches that failed and were retried.",
                         "", NULL, 0);
     chat->m_store_errors = m != NULL ? sh__metric_series(m, "") : NULL;
+    m = sh__metrics_add(hub->metrics, "streamhub_chat_cache_entries",
+                        SH__METRIC_GAUGE,
+                        "Entries in the chat's in-memory caches, each "
+                        "bounded by its chat.cache-* key.", "cache", NULL,
+                        0);
+    if (m != NULL) {
+        chat->lru_users.gauge = sh__metric_series(m, "users");
+        chat->lru_streams.gauge = sh__metric_series(m, "streams");
+        chat->lru_authors.gauge = sh__metric_series(m, "authors");
+        chat->lru_followers.gauge = sh__metric_series(m, "followers");
+    }
 }
 
 sh_err_t sh__chat_init(sh_hub_t *hub, char *errbuf, size_t errbuf_len)
@@ -1223,6 +1418,18 @@ sh_err_t sh__chat_init(sh_hub_t *hub, char *errbuf, size_t errbuf_len)
         return SH_ENOMEM;
     }
     pthread_mutex_init(&chat->mu, NULL);
+    pthread_mutex_init(&chat->mod_mu, NULL);
+    pthread_cond_init(&chat->drained, NULL);
+    chat->lru_users.cap = (size_t)sh__config_int(hub->conf,
+                                                 "chat.cache-users");
+    chat->lru_streams.cap = (size_t)sh__config_int(hub->conf,
+                                                   "chat.cache-streams");
+    chat->lru_authors.cap = (size_t)sh__config_int(hub->conf,
+                                                   "chat.cache-authors");
+    chat->lru_followers.cap = (size_t)sh__config_int(hub->conf,
+                                                     "chat.cache-followers");
+    chat->users.lru = &chat->lru_users;
+    chat->streams.lru = &chat->lru_streams;
     crypto_stream_chacha20_ietf_keygen(chat->id_key);
     atomic_init(&chat->id_seq, 0);
     chat->default_max_len = sh__config_int(hub->conf,
@@ -1234,6 +1441,8 @@ sh_err_t sh__chat_init(sh_hub_t *hub, char *errbuf, size_t errbuf_len)
     window = (double)sh__config_int(hub->conf, "chat.rate-window-seconds");
     chat->limiter = sh__limiter_new(cap, cap / window, 1u << 20);
     if (chat->limiter == NULL) {
+        pthread_cond_destroy(&chat->drained);
+        pthread_mutex_destroy(&chat->mod_mu);
         pthread_mutex_destroy(&chat->mu);
         free(chat);
         sh__errbuf(errbuf, errbuf_len, "out of memory");
@@ -1245,6 +1454,8 @@ sh_err_t sh__chat_init(sh_hub_t *hub, char *errbuf, size_t errbuf_len)
     if (rc != SH_OK) {
         hub->chat = NULL;
         sh__limiter_free(chat->limiter);
+        pthread_cond_destroy(&chat->drained);
+        pthread_mutex_destroy(&chat->mod_mu);
         pthread_mutex_destroy(&chat->mu);
         free(chat);
         return rc;
@@ -1269,6 +1480,8 @@ void sh__chat_fini(sh_hub_t *hub)
     sh__idmap_clear(&chat->streams, free);
     sh__idmap_clear(&chat->users, free);
     sh__limiter_free(chat->limiter);
+    pthread_cond_destroy(&chat->drained);
+    pthread_mutex_destroy(&chat->mod_mu);
     pthread_mutex_destroy(&chat->mu);
     sodium_memzero(chat->id_key, sizeof chat->id_key);
     free(chat);

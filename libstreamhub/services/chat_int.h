@@ -40,17 +40,36 @@
 
 /* ---- a small map keyed by UUID text ----------------------------------- */
 
+struct sh__idmap;
+struct sh__lru;
+
 struct sh__idmap_ent {
     struct sh__idmap_ent *next;
+    struct sh__idmap_ent *lru_prev, *lru_next;  /* on map->lru, if any */
+    struct sh__idmap *map;  /* the map holding the entry */
     char key[SH__ID_SIZE];
     int64_t val;
     void *ptr;              /* owned by the map's user; freed by its fn */
 };
 
-/* Chained hash map.  Invariant: n entries; nb is 0 or a power of two. */
+/* Chained hash map.  Invariant: n entries; nb is 0 or a power of two.
+ * With @lru set, every entry is also on that list (which several maps may
+ * share: one bound over the maps of every channel), put and touch move it
+ * to the front, del and clear take it off. */
 struct sh__idmap {
     struct sh__idmap_ent **b;
     size_t nb, n;
+    struct sh__lru *lru;    /* borrowed, or NULL: unbounded */
+    void *owner;            /* the struct sh__chan of a channel's map */
+};
+
+/* A bounded cache: the entries of one or more maps, most recently used
+ * first.  @n counts them; @cap is the bound that sh__lru_room() keeps;
+ * @gauge (may be NULL) follows @n in /metrics. */
+struct sh__lru {
+    struct sh__idmap_ent *head, *tail;
+    size_t n, cap;
+    struct sh__series *gauge;
 };
 
 /* The entry of @key, or NULL. */
@@ -62,6 +81,17 @@ struct sh__idmap_ent *sh__idmap_put(struct sh__idmap *m, const char *key);
 void *sh__idmap_del(struct sh__idmap *m, const char *key);
 /* Free every entry, calling @free_ptr (may be NULL) on each ptr. */
 void sh__idmap_clear(struct sh__idmap *m, void (*free_ptr)(void *));
+/* Mark @e (of a map with an lru) as just used. */
+void sh__idmap_touch(struct sh__idmap_ent *e);
+
+/* Make room for one more entry in @l: when it holds @cap, evict from its
+ * least recently used end the entries (among the last SH__LRU_SCAN) that
+ * @may_evict allows (NULL: any), freeing their ptr with free().  Returns
+ * false when no room could be made (every candidate still needed). */
+bool sh__lru_room(struct sh__lru *l,
+                  bool (*may_evict)(const struct sh__idmap_ent *, void *),
+                  void *arg);
+#define SH__LRU_SCAN 32
 
 /* ---- cached state ----------------------------------------------------- */
 
@@ -80,6 +110,13 @@ struct sh__chan {
     struct sh__idmap mods;        /* user -> 1 */
     struct sh__idmap last_send;   /* user -> mono ms of the last message */
     struct sh__idmap followers;   /* user -> 1 follows, 0 does not */
+    /* Sends past their checks whose message is not queued yet, by the
+     * phase they checked in: a ban or timeout flips the phase and waits
+     * for the sends of the old one (sh__chan_drain), so that none of them
+     * publishes after it returned.  New sends count in the new phase:
+     * a busy chat cannot starve the wait. */
+    unsigned inflight[2];
+    unsigned phase;               /* 0 or 1 */
     struct sh__chan *retired_next; /* on sh__chat.retired */
 };
 
@@ -103,6 +140,19 @@ struct sh__wb;
 
 struct sh__chat {
     pthread_mutex_t mu;
+    /* Bounds of the caches keyed by what clients send (chat.cache-*):
+     * users, streams, and over every channel the authors' last sends and
+     * the follower answers.  An author's last send leaves only once it is
+     * older than its channel's slow-mode window, so that eviction never
+     * lets anyone through slow mode: a new author finding the bound full
+     * of live entries is refused (SH_EBUSY). */
+    struct sh__lru lru_users, lru_streams, lru_authors, lru_followers;
+    /* Held by each moderation change (moderation.c) from its store write
+     * (or its read-merge-write of the settings) to its cache update, so
+     * that racing changes reach the cache in the order they reached the
+     * store.  Taken before mu, never while holding it. */
+    pthread_mutex_t mod_mu;
+    pthread_cond_t drained;       /* with mu: a phase's inflight hit 0 */
     uint64_t gen;                 /* bumped by each moderation change */
     struct sh__idmap chans;       /* channel id -> struct sh__chan */
     struct sh__idmap streams;     /* stream id -> struct sh__cstream */
@@ -149,9 +199,10 @@ sh_err_t sh__chat_user_get(sh_hub_t *hub, const char *user_id,
 sh_err_t sh__chat_seed(sh_hub_t *hub, const char *stream_id, char *errbuf,
                        size_t errbuf_len);
 
-/* Redact, in the bus history of every stream of @channel this hub has
- * seen, the messages matching: @message_id (when not NULL) or else those of
- * @author_id sent at or after @since_ms.  Returns how many were replaced. */
+/* Redact, in the bus history of every stream of @channel that this hub
+ * caches or whose stored messages match, the messages matching:
+ * @message_id (when not NULL) or else those of @author_id sent at or after
+ * @since_ms.  Returns how many were replaced. */
 int sh__chat_redact_bus(sh_hub_t *hub, const char *channel,
                         const char *message_id, const char *author_id,
                         int64_t since_ms);
@@ -166,6 +217,11 @@ int sh__chat_redact_bus(sh_hub_t *hub, const char *channel,
 sh_err_t sh__chan_lock(sh_hub_t *hub, const char *channel,
                        struct sh__chan **out);
 void sh__chan_free(void *chan);
+
+/* Wait, with mu held (it is released while waiting), until every send
+ * that passed its checks on @chan before this call has queued its message
+ * or given up.  Called with mod_mu held too: one drain at a time. */
+void sh__chan_drain(struct sh__chat *chat, struct sh__chan *chan);
 
 /* May @actor (with @roles) moderate @chan?  Broadcaster, moderator, admin.
  * @locks mu held. */
@@ -219,7 +275,9 @@ sh_err_t sh__chat_init(sh_hub_t *hub, char *errbuf, size_t errbuf_len);
 void sh__chat_fini(sh_hub_t *hub);
 
 /* The follows area calls this after a follow (@following true) or an
- * unfollow committed, so that followers-only chat sees it at once. */
+ * unfollow committed, so that followers-only chat sees it at once: the
+ * cached answer for the pair is dropped (the next check reads the store),
+ * since racing calls may arrive in another order than their commits. */
 void sh__chat_follow_changed(sh_hub_t *hub, const char *follower_id,
                              const char *followed_id, bool following);
 

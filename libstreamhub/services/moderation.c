@@ -6,7 +6,10 @@
  * cache changed (under sh__chat.mu, bumping gen) and the event published,
  * so the cache never holds what the store does not.  A channel's state is
  * loaded once, at its first use; a load that raced a change (gen moved
- * while it read) is thrown away and read again.
+ * while it read) is thrown away and read again.  Changes are serialised
+ * by sh__chat.mod_mu from the store write to the cache update (and a
+ * settings patch from its read of the current settings on), so that two
+ * changes at once leave the cache as they left the store.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -62,6 +65,67 @@ static bool idmap_grow(struct sh__idmap *m)
     return true;
 }
 
+static void lru_unlink(struct sh__idmap_ent *e)
+{
+    struct sh__lru *l = e->map->lru;
+
+    if (l == NULL)
+        return;
+    if (e->lru_prev != NULL)
+        e->lru_prev->lru_next = e->lru_next;
+    else
+        l->head = e->lru_next;
+    if (e->lru_next != NULL)
+        e->lru_next->lru_prev = e->lru_prev;
+    else
+        l->tail = e->lru_prev;
+    e->lru_prev = e->lru_next = NULL;
+    l->n--;
+    if (l->gauge != NULL)
+        sh__series_add(l->gauge, -1);
+}
+
+static void lru_link(struct sh__idmap_ent *e)
+{
+    struct sh__lru *l = e->map->lru;
+
+    if (l == NULL)
+        return;
+    e->lru_prev = NULL;
+    e->lru_next = l->head;
+    if (l->head != NULL)
+        l->head->lru_prev = e;
+    l->head = e;
+    if (l->tail == NULL)
+        l->tail = e;
+    l->n++;
+    if (l->gauge != NULL)
+        sh__series_add(l->gauge, 1);
+}
+
+void sh__idmap_touch(struct sh__idmap_ent *e)
+{
+    if (e->map->lru == NULL || e->map->lru->head == e)
+        return;
+    lru_unlink(e);
+    lru_link(e);
+}
+
+bool sh__lru_room(struct sh__lru *l,
+                  bool (*may_evict)(const struct sh__idmap_ent *, void *),
+                  void *arg)
+{
+    struct sh__idmap_ent *e = l->tail, *prev;
+
+    for (int i = 0; l->n >= l->cap && e != NULL && i < SH__LRU_SCAN;
+         i++, e = prev) {
+        prev = e->lru_prev;
+        if (may_evict == NULL || may_evict(e, arg))
+            free(sh__idmap_del(e->map, e->key));
+    }
+    return l->n < l->cap;
+}
+
 struct sh__idmap_ent *sh__idmap_put(struct sh__idmap *m, const char *key)
 {
     struct sh__idmap_ent *e = sh__idmap_get(m, key);
@@ -78,10 +142,12 @@ struct sh__idmap_ent *sh__idmap_put(struct sh__idmap *m, const char *key)
     if (e == NULL)
         return NULL;
     memcpy(e->key, key, klen + 1);
+    e->map = m;
     k = idhash(key) & (m->nb - 1);
     e->next = m->b[k];
     m->b[k] = e;
     m->n++;
+    lru_link(e);
     return e;
 }
 
@@ -96,6 +162,7 @@ void *sh__idmap_del(struct sh__idmap *m, const char *key)
          pp = &e->next) {
         if (strcmp(e->key, key) == 0) {
             *pp = e->next;
+            lru_unlink(e);
             ptr = e->ptr;
             free(e);
             m->n--;
@@ -112,6 +179,7 @@ void sh__idmap_clear(struct sh__idmap *m, void (*free_ptr)(void *))
 
         for (; e != NULL; e = next) {
             next = e->next;
+            lru_unlink(e);
             if (free_ptr != NULL && e->ptr != NULL)
                 free_ptr(e->ptr);
             free(e);
@@ -266,6 +334,10 @@ static sh_err_t chan_load(sh_hub_t *hub, const char *channel,
     if (ch == NULL)
         return SH_ENOMEM;
     memcpy(ch->id, channel, strlen(channel) + 1);
+    ch->last_send.lru = &hub->chat->lru_authors;
+    ch->last_send.owner = ch;
+    ch->followers.lru = &hub->chat->lru_followers;
+    ch->followers.owner = ch;
     ch->max_len = hub->chat->default_max_len;
     ch->terms = json_object_new_array();
     if (ch->terms == NULL) {
@@ -375,6 +447,15 @@ static void chan_retire(struct sh__chat *chat, const char *channel)
     }
 }
 
+void sh__chan_drain(struct sh__chat *chat, struct sh__chan *chan)
+{
+    unsigned old = chan->phase;
+
+    chan->phase ^= 1u;
+    while (chan->inflight[old] > 0)
+        pthread_cond_wait(&chat->drained, &chat->mu);
+}
+
 bool sh__chan_is_staff(const struct sh__chan *chan, const char *actor,
                        unsigned roles)
 {
@@ -393,18 +474,18 @@ void sh__chat_follow_changed(sh_hub_t *hub, const char *follower_id,
         followed_id == NULL)
         return;
     chat = hub->chat;
+    /* Forget, never set: a follow and an unfollow of one pair that race
+     * commit in one order and may call here in the other, so the value a
+     * caller brings can be stale.  The next check reads the store, and the
+     * gen bump keeps a read that started before this commit from being
+     * installed. */
+    (void)following;
     pthread_mutex_lock(&chat->mu);
     chat->gen++;
     e = sh__idmap_get(&chat->chans, followed_id);
-    if (e != NULL) {
-        struct sh__chan *ch = e->ptr;
-        struct sh__idmap_ent *f = sh__idmap_put(&ch->followers, follower_id);
-
-        if (f != NULL)
-            f->val = following ? 1 : 0;
-        else
-            (void)sh__idmap_del(&ch->followers, follower_id);
-    }
+    if (e != NULL)
+        (void)sh__idmap_del(&((struct sh__chan *)e->ptr)->followers,
+                            follower_id);
     pthread_mutex_unlock(&chat->mu);
 }
 
@@ -679,9 +760,12 @@ SH_API sh_err_t sh_moderation_timeout(sh_hub_t *hub, const char *actor_id,
     p[3] = sh__v_text(reason);
     p[4] = sh__v_text(actor_id);
     p[5] = sh__v_int(now);
+    pthread_mutex_lock(&hub->chat->mod_mu);
     rc = run1(hub, &q_timeout, p, 6, errbuf, errbuf_len);
-    if (rc != SH_OK)
+    if (rc != SH_OK) {
+        pthread_mutex_unlock(&hub->chat->mod_mu);
         return rc;
+    }
     pthread_mutex_lock(&hub->chat->mu);
     hub->chat->gen++;
     {
@@ -693,11 +777,15 @@ SH_API sh_err_t sh_moderation_timeout(sh_hub_t *hub, const char *actor_id,
 
             if (t != NULL)
                 t->val = until;
-            else   /* cannot cache it: forget the channel, reload later */
+            /* Sends that checked before the timeout queue their message
+             * now, so that redact_recent() below sees it. */
+            sh__chan_drain(hub->chat, ch);
+            if (t == NULL)  /* cannot cache it: forget it, reload later */
                 chan_retire(hub->chat, channel_id);
         }
     }
     pthread_mutex_unlock(&hub->chat->mu);
+    pthread_mutex_unlock(&hub->chat->mod_mu);
     redact_recent(hub, channel_id, user_id);
     ev = json_object_new_object();
     sh__ts_format(until, ts);
@@ -741,9 +829,12 @@ SH_API sh_err_t sh_moderation_ban(sh_hub_t *hub, const char *actor_id,
     p[2] = sh__v_text(reason);
     p[3] = sh__v_text(actor_id);
     p[4] = sh__v_int(sh__now_ms());
+    pthread_mutex_lock(&hub->chat->mod_mu);
     rc = run1(hub, &q_ban, p, 5, errbuf, errbuf_len);
-    if (rc != SH_OK)
+    if (rc != SH_OK) {
+        pthread_mutex_unlock(&hub->chat->mod_mu);
         return rc;
+    }
     pthread_mutex_lock(&hub->chat->mu);
     hub->chat->gen++;
     {
@@ -752,13 +843,18 @@ SH_API sh_err_t sh_moderation_ban(sh_hub_t *hub, const char *actor_id,
         if (e != NULL) {
             struct sh__chan *ch = e->ptr;
 
-            if (sh__idmap_put(&ch->bans, user_id) != NULL)
+            bool cached = sh__idmap_put(&ch->bans, user_id) != NULL;
+
+            if (cached)
                 sh__idmap_get(&ch->bans, user_id)->val = 1;
-            else
+            /* as for a timeout: redact_recent() sees sends in flight */
+            sh__chan_drain(hub->chat, ch);
+            if (!cached)
                 chan_retire(hub->chat, channel_id);
         }
     }
     pthread_mutex_unlock(&hub->chat->mu);
+    pthread_mutex_unlock(&hub->chat->mod_mu);
     redact_recent(hub, channel_id, user_id);
     ev = json_object_new_object();
     if (ev != NULL && sh__jset_str(ev, "userId", user_id) &&
@@ -791,11 +887,14 @@ SH_API sh_err_t sh_moderation_unban(sh_hub_t *hub, const char *actor_id,
         return rc;
     p[0] = sh__v_text(channel_id);
     p[1] = sh__v_text(user_id);
+    pthread_mutex_lock(&hub->chat->mod_mu);
     rc = run1(hub, &q_unban, p, 2, errbuf, errbuf_len);
     if (rc == SH_OK)
         rc = run1(hub, &q_untimeout, p, 2, errbuf, errbuf_len);
-    if (rc != SH_OK)
+    if (rc != SH_OK) {
+        pthread_mutex_unlock(&hub->chat->mod_mu);
         return rc;
+    }
     pthread_mutex_lock(&hub->chat->mu);
     hub->chat->gen++;
     {
@@ -809,6 +908,7 @@ SH_API sh_err_t sh_moderation_unban(sh_hub_t *hub, const char *actor_id,
         }
     }
     pthread_mutex_unlock(&hub->chat->mu);
+    pthread_mutex_unlock(&hub->chat->mod_mu);
     return SH_OK;
 }
 
@@ -839,10 +939,13 @@ static sh_err_t set_moderator(sh_hub_t *hub, const char *actor_id,
     p[0] = sh__v_text(channel_id);
     p[1] = sh__v_text(user_id);
     p[2] = sh__v_int(sh__now_ms());
+    pthread_mutex_lock(&hub->chat->mod_mu);
     rc = run1(hub, add ? &q_mod_add : &q_mod_del, p, add ? 3 : 2, errbuf,
               errbuf_len);
-    if (rc != SH_OK)
+    if (rc != SH_OK) {
+        pthread_mutex_unlock(&hub->chat->mod_mu);
         return rc;
+    }
     pthread_mutex_lock(&hub->chat->mu);
     hub->chat->gen++;
     {
@@ -858,6 +961,7 @@ static sh_err_t set_moderator(sh_hub_t *hub, const char *actor_id,
         }
     }
     pthread_mutex_unlock(&hub->chat->mu);
+    pthread_mutex_unlock(&hub->chat->mod_mu);
     return SH_OK;
 }
 
@@ -1057,6 +1161,7 @@ SH_API sh_err_t sh_chat_settings_update(sh_hub_t *hub, const char *actor_id,
     int64_t slow, max;
     bool fo;
     const char *terms_text;
+    bool mod_locked = false;
     sh_err_t rc;
 
     if (out != NULL)
@@ -1085,7 +1190,11 @@ SH_API sh_err_t sh_chat_settings_update(sh_hub_t *hub, const char *actor_id,
     if (rc != SH_OK)
         goto out;
 
-    /* Merge with the current settings. */
+    /* Merge with the current settings: read, merge, store and cache in
+     * one step under mod_mu, so that two partial updates at once (one
+     * sets slow mode, the other followers-only) both hold. */
+    pthread_mutex_lock(&hub->chat->mod_mu);
+    mod_locked = true;
     rc = sh__chan_lock(hub, channel_id, &ch);
     if (rc != SH_OK)
         goto out;
@@ -1129,6 +1238,8 @@ SH_API sh_err_t sh_chat_settings_update(sh_hub_t *hub, const char *actor_id,
         }
     }
     pthread_mutex_unlock(&hub->chat->mu);
+    pthread_mutex_unlock(&hub->chat->mod_mu);
+    mod_locked = false;
     if (res == NULL) {
         res = json_object_new_object();
         if (res == NULL || !sh__jset_int(res, "slowModeSeconds", slow) ||
@@ -1144,6 +1255,8 @@ SH_API sh_err_t sh_chat_settings_update(sh_hub_t *hub, const char *actor_id,
     rc = settings_wrap(res, out);
     res = NULL;
 out:
+    if (mod_locked)
+        pthread_mutex_unlock(&hub->chat->mod_mu);
     json_object_put(res);
     json_object_put(terms);
     json_object_put(patch);

@@ -4,6 +4,8 @@
  * history paging, redaction (store and bus recovery), flush on close and
  * the write-behind queue's bound. */
 #include <pthread.h>
+#include <sched.h>
+#include <stdatomic.h>
 #include <time.h>
 
 #include <sqlite3.h>
@@ -658,6 +660,282 @@ static void test_concurrent_senders_get_distinct_offsets(void **state)
     sh_chat_message_list_free(l);
 }
 
+/* ---- every rule holds under concurrency ---------------------------------- */
+
+#define RACERS 16
+
+struct racer {
+    struct fx *f;
+    pthread_barrier_t *go;
+    int who;
+    int n;                  /* sends */
+    const char *text;
+    size_t len;
+    int ok, slow, limited, other;
+};
+
+static void *race(void *arg)
+{
+    struct racer *r = arg;
+
+    pthread_barrier_wait(r->go);
+    for (int i = 0; i < r->n; i++) {
+        sh_err_t rc = sh_chat_send(r->f->hub, r->f->ids[r->who],
+                                   r->f->stream, r->text, r->len, NULL,
+                                   NULL, NULL, 0);
+
+        if (rc == SH_OK)
+            r->ok++;
+        else if (rc == SH_ESLOWMODE)
+            r->slow++;
+        else if (rc == SH_ERATELIMITED)
+            r->limited++;
+        else
+            r->other++;
+    }
+    return NULL;
+}
+
+/* Run RACERS threads of @n sends each by user @who, all released at once;
+ * sums their outcomes into @sum. */
+static void race_all(struct fx *f, int who, int n, const char *text,
+                     size_t len, struct racer *sum)
+{
+    struct racer r[RACERS];
+    pthread_t t[RACERS];
+    pthread_barrier_t go;
+
+    memset(sum, 0, sizeof *sum);
+    assert_int_equal(pthread_barrier_init(&go, NULL, RACERS), 0);
+    for (int i = 0; i < RACERS; i++) {
+        r[i] = (struct racer){ f, &go, who, n, text, len, 0, 0, 0, 0 };
+        assert_int_equal(pthread_create(&t[i], NULL, race, &r[i]), 0);
+    }
+    for (int i = 0; i < RACERS; i++) {
+        assert_int_equal(pthread_join(t[i], NULL), 0);
+        sum->ok += r[i].ok;
+        sum->slow += r[i].slow;
+        sum->limited += r[i].limited;
+        sum->other += r[i].other;
+    }
+    pthread_barrier_destroy(&go);
+}
+
+/* The slow-mode check and the record of the author's last send are one
+ * step: of many sends at once, exactly one goes through.  Each round has
+ * its own author (a fresh user); each sends RACERS x 4 at once. */
+static void test_slow_mode_holds_under_concurrent_sends(void **state)
+{
+    struct fx *f = *state;
+    struct racer sum;
+
+    char *settings = malloc(64 + 1000 * 16), *text = malloc(2000);
+    size_t o;
+
+    /* Many blocked terms and a long text: the rules after slow mode take a
+     * while, so that the threads meet there. */
+    assert_non_null(settings);
+    assert_non_null(text);
+    o = (size_t)snprintf(settings, 64, "{\"slowModeSeconds\":60,"
+                                       "\"maxMessageLength\":2000,"
+                                       "\"blockedTerms\":[");
+    for (int i = 0; i < 1000; i++)
+        o += (size_t)snprintf(settings + o, 32, "%s\"zq%04dx\"",
+                              i > 0 ? "," : "", i);
+    memcpy(settings + o, "]}", 3);
+    fx_settings(f, settings);
+    free(settings);
+    for (int i = 0; i < 2000; i++)
+        text[i] = (char)('a' + i % 26);
+    for (int round = 0; round < 8; round++) {
+        char name[48];
+
+        snprintf(name, sizeof name, "%.20s_r%d", f->names[1], round);
+        fx_user(f->hub, name, f->ids[3]);
+        race_all(f, 3, 4, text, 2000, &sum);
+        assert_int_equal(sum.ok, 1);
+        assert_int_equal(sum.slow, RACERS * 4 - 1);
+        assert_int_equal(sum.other, 0);
+    }
+    free(text);
+}
+
+/* A message refused after slow mode passed it (here: too long) gives its
+ * turn back: the author may send a good one at once. */
+static void test_refused_message_gives_its_turn_back(void **state)
+{
+    struct fx *f = *state;
+    char too_long[600];
+
+    memset(too_long, 'x', sizeof too_long);
+    fx_settings(f, "{\"slowModeSeconds\":60,"
+                   "\"blockedTerms\":[\"forbidden\"]}");
+    fx_send(f, 1, too_long, sizeof too_long, SH_ETOOLONG, NULL);
+    fx_send(f, 1, S("\xff"), SH_EBADUTF8, NULL);
+    fx_send(f, 1, S("so forbidden"), SH_EBLOCKEDTERM, NULL);
+    fx_send(f, 1, S("fine"), SH_OK, NULL);
+    fx_send(f, 1, S("too soon"), SH_ESLOWMODE, NULL);
+}
+
+/* Tokens are taken atomically: RACERS x 8 sends at once against a bucket of
+ * 5 accept exactly 5. */
+static void test_rate_limit_holds_under_concurrent_sends(void **state)
+{
+    struct fx *f = fx_new(fx_store_env(), "chat.rate-limit", "5",
+                          "chat.rate-window-seconds", "3600",
+                          (const char *)NULL);
+    struct racer sum;
+
+    (void)state;
+    race_all(f, 1, 8, S("at once"), &sum);
+    assert_int_equal(sum.ok, 5);
+    assert_int_equal(sum.limited, RACERS * 8 - 5);
+    assert_int_equal(sum.other, 0);
+    fx_free(f);
+}
+
+struct flipper {
+    struct fx *f;
+    pthread_barrier_t *go;
+    bool follow;
+    int rounds;
+};
+
+static void *flip(void *arg)
+{
+    struct flipper *fl = arg;
+
+    for (int i = 0; i < fl->rounds; i++) {
+        pthread_barrier_wait(fl->go);
+        if (fl->follow)
+            (void)sh_follow(fl->f->hub, fl->f->ids[1], fl->f->ids[0], NULL,
+                            NULL, 0);
+        else
+            (void)sh_unfollow(fl->f->hub, fl->f->ids[1], fl->f->ids[0],
+                              NULL, NULL, 0);
+        pthread_barrier_wait(fl->go);   /* the main thread checks */
+        pthread_barrier_wait(fl->go);
+    }
+    return NULL;
+}
+
+/* A follow and an unfollow of one pair at once: whatever order they
+ * commit in, followers-only chat then agrees with the store. */
+static void test_followers_only_agrees_after_racing_follows(void **state)
+{
+    struct fx *f = *state;
+    struct flipper fl[2];
+    pthread_t t[2];
+    pthread_barrier_t go;
+    int rounds = 2000, mismatches = 0;
+
+    fx_settings(f, "{\"followersOnly\":true}");
+    assert_int_equal(pthread_barrier_init(&go, NULL, 3), 0);
+    for (int i = 0; i < 2; i++) {
+        fl[i] = (struct flipper){ f, &go, i == 0, rounds };
+        assert_int_equal(pthread_create(&t[i], NULL, flip, &fl[i]), 0);
+    }
+    for (int i = 0; i < rounds; i++) {
+        bool follows = false;
+        sh_err_t rc, want;
+
+        pthread_barrier_wait(&go);      /* both go */
+        pthread_barrier_wait(&go);      /* both done */
+        assert_int_equal(sh_follow_check(f->hub, f->ids[1], f->ids[0],
+                                         &follows, NULL, 0), SH_OK);
+        want = follows ? SH_OK : SH_EFOLLOWERSONLY;
+        rc = sh_chat_send(f->hub, f->ids[1], f->stream, S("me?"), NULL,
+                          NULL, NULL, 0);
+        if (rc != want)
+            mismatches++;
+        pthread_barrier_wait(&go);
+    }
+    for (int i = 0; i < 2; i++)
+        assert_int_equal(pthread_join(t[i], NULL), 0);
+    pthread_barrier_destroy(&go);
+    assert_int_equal(mismatches, 0);
+}
+
+struct spammer {
+    struct fx *f;
+    int who;
+    const char *text;
+    size_t len;
+    _Atomic int sent;
+    sh_err_t last;
+};
+
+static void *spam(void *arg)
+{
+    struct spammer *sp = arg;
+
+    for (;;) {
+        sh_err_t rc = sh_chat_send(sp->f->hub, sp->f->ids[sp->who],
+                                   sp->f->stream, sp->text, sp->len, NULL,
+                                   NULL, NULL, 0);
+
+        if (rc != SH_OK) {
+            sp->last = rc;
+            return NULL;
+        }
+        atomic_fetch_add(&sp->sent, 1);
+    }
+}
+
+/* A ban given while the user is sending: once sh_moderation_ban()
+ * returned, no message of theirs is left unredacted, neither one that
+ * passed its checks just before the ban nor any after it. */
+static void test_ban_catches_messages_in_flight(void **state)
+{
+    struct fx *f = *state;
+    char err[SH_ERRBUF_SIZE];
+    char *settings = malloc(64 + 1000 * 16), *text = malloc(2000);
+    size_t o;
+    int leaks = 0;
+
+    assert_non_null(settings);
+    assert_non_null(text);
+    o = (size_t)snprintf(settings, 64, "{\"maxMessageLength\":2000,"
+                                       "\"blockedTerms\":[");
+    for (int i = 0; i < 1000; i++)
+        o += (size_t)snprintf(settings + o, 32, "%s\"zq%04dx\"",
+                              i > 0 ? "," : "", i);
+    memcpy(settings + o, "]}", 3);
+    fx_settings(f, settings);
+    free(settings);
+    for (int i = 0; i < 2000; i++)
+        text[i] = (char)('a' + i % 26);
+    for (int round = 0; round < 30; round++) {
+        struct spammer sp = { f, 1, text, 2000, 0, SH_OK };
+        sh_chat_message_list_t *l = NULL;
+        pthread_t t;
+
+        assert_int_equal(pthread_create(&t, NULL, spam, &sp), 0);
+        while (atomic_load(&sp.sent) < 2 + round % 5)
+            sched_yield();
+        assert_int_equal(sh_moderation_ban(f->hub, f->ids[0], f->ids[0],
+                                           f->ids[1], NULL, err,
+                                           sizeof err), SH_OK);
+        assert_int_equal(pthread_join(t, NULL), 0);
+        assert_int_equal(sp.last, SH_EBANNED);
+        assert_int_equal(sh_chat_history(f->hub, f->stream, 100, NULL, &l,
+                                         err, sizeof err), SH_OK);
+        for (size_t i = 0; i < sh_chat_message_list_count(l); i++) {
+            const sh_chat_message_t *m = sh_chat_message_list_at(l, i);
+
+            if (strcmp(sh_chat_message_author_id(m), f->ids[1]) == 0 &&
+                !sh_chat_message_deleted(m))
+                leaks++;
+        }
+        sh_chat_message_list_free(l);
+        assert_int_equal(sh_moderation_unban(f->hub, f->ids[0], f->ids[0],
+                                             f->ids[1], err, sizeof err),
+                         SH_OK);
+    }
+    free(text);
+    assert_int_equal(leaks, 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -688,6 +966,16 @@ int main(void)
         cmocka_unit_test(test_full_queue_refuses_with_ebusy),
         cmocka_unit_test_setup_teardown(
             test_concurrent_senders_get_distinct_offsets, setup, teardown),
+        cmocka_unit_test_setup_teardown(
+            test_slow_mode_holds_under_concurrent_sends, setup, teardown),
+        cmocka_unit_test_setup_teardown(
+            test_refused_message_gives_its_turn_back, setup, teardown),
+        cmocka_unit_test(test_rate_limit_holds_under_concurrent_sends),
+        cmocka_unit_test_setup_teardown(
+            test_followers_only_agrees_after_racing_follows, setup,
+            teardown),
+        cmocka_unit_test_setup_teardown(test_ban_catches_messages_in_flight,
+                                        setup, teardown),
     };
 
     srand((unsigned)time(NULL) ^ (unsigned)getpid());

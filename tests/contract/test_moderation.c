@@ -2,6 +2,7 @@
  * settings through the public API (moderation.h): who may do what, the
  * bounds of every argument, the events on the chat channel, and that each
  * change reaches the very next sh_chat_send(). */
+#include <pthread.h>
 #include <time.h>
 
 #include "chat_fixture.h"
@@ -343,6 +344,142 @@ static void test_state_survives_restart(void **state)
     fx_free(f);
 }
 
+/* ---- changes at once ----------------------------------------------------- */
+
+struct changer {
+    struct fx *f;
+    pthread_barrier_t *go;
+    int kind;               /* see change() */
+    int rounds;
+};
+
+static void change(struct fx *f, int kind, int round)
+{
+    char json[64];
+
+    switch (kind) {
+    case 0:     /* slow mode: a new value each round */
+        snprintf(json, sizeof json, "{\"slowModeSeconds\":%d}", round + 1);
+        (void)sh_chat_settings_update(f->hub, f->ids[0], f->ids[0], json,
+                                      strlen(json), NULL, NULL, 0);
+        break;
+    case 1:     /* followers-only: flips each round */
+        snprintf(json, sizeof json, "{\"followersOnly\":%s}",
+                 round % 2 == 0 ? "true" : "false");
+        (void)sh_chat_settings_update(f->hub, f->ids[0], f->ids[0], json,
+                                      strlen(json), NULL, NULL, 0);
+        break;
+    case 2:
+        (void)sh_moderation_ban(f->hub, f->ids[0], f->ids[0], f->ids[1],
+                                NULL, NULL, 0);
+        break;
+    default:
+        (void)sh_moderation_unban(f->hub, f->ids[0], f->ids[0], f->ids[1],
+                                  NULL, 0);
+        break;
+    }
+}
+
+static void *changer_run(void *arg)
+{
+    struct changer *c = arg;
+
+    for (int i = 0; i < c->rounds; i++) {
+        pthread_barrier_wait(c->go);
+        change(c->f, c->kind, i);
+        pthread_barrier_wait(c->go);    /* the main thread checks */
+        pthread_barrier_wait(c->go);
+    }
+    return NULL;
+}
+
+/* Two changes of kinds @k0 and @k1 at once, @rounds times; @check runs
+ * between rounds and returns the number of disagreements. */
+static int race_changes(struct fx *f, int k0, int k1, int rounds,
+                        int (*check)(struct fx *, int))
+{
+    struct changer c[2];
+    pthread_t t[2];
+    pthread_barrier_t go;
+    int bad = 0;
+
+    assert_int_equal(pthread_barrier_init(&go, NULL, 3), 0);
+    for (int i = 0; i < 2; i++) {
+        c[i] = (struct changer){ f, &go, i == 0 ? k0 : k1, rounds };
+        assert_int_equal(pthread_create(&t[i], NULL, changer_run, &c[i]),
+                         0);
+    }
+    for (int i = 0; i < rounds; i++) {
+        pthread_barrier_wait(&go);
+        pthread_barrier_wait(&go);
+        bad += check(f, i);
+        pthread_barrier_wait(&go);
+    }
+    for (int i = 0; i < 2; i++)
+        assert_int_equal(pthread_join(t[i], NULL), 0);
+    pthread_barrier_destroy(&go);
+    return bad;
+}
+
+static int both_settings_hold(struct fx *f, int round)
+{
+    sh_chat_settings_t *s = NULL;
+    int bad;
+
+    assert_int_equal(sh_chat_settings_get(f->hub, f->ids[0], &s, NULL, 0),
+                     SH_OK);
+    bad = sh_chat_settings_slow_mode_seconds(s) != round + 1 ||
+          sh_chat_settings_followers_only(s) != (round % 2 == 0);
+    sh_chat_settings_free(s);
+    return bad;
+}
+
+/* Two partial updates at once (slow mode, followers-only): both hold. */
+static void test_partial_settings_updates_at_once_both_hold(void **state)
+{
+    struct fx *f = *state;
+
+    assert_int_equal(race_changes(f, 0, 1, 1000, both_settings_hold), 0);
+}
+
+static char oracle_store[300];
+
+/* The hub's answer must be the store's: a hub opened now reads it. */
+static int ban_agrees_with_store(struct fx *f, int round)
+{
+    sh_hub_t *fresh = fx_open(oracle_store, (const char *)NULL);
+    sh_err_t a, b;
+
+    (void)round;
+    a = sh_chat_send(f->hub, f->ids[1], f->stream, S("here?"), NULL, NULL,
+                     NULL, 0);
+    b = sh_chat_send(fresh, f->ids[1], f->stream, S("here?"), NULL, NULL,
+                     NULL, 0);
+    sh_hub_close(fresh);
+    return a != b;
+}
+
+/* A ban and an unban at once: the cache ends as the store does. */
+static void test_ban_and_unban_at_once_agree_with_store(void **state)
+{
+    struct fx *f;
+    char path[256];
+
+    (void)state;
+    if (fx_store_is_sqlite()) {
+        fx_tmp_db(path, sizeof path);
+        snprintf(oracle_store, sizeof oracle_store, "sqlite:%s", path);
+    } else {
+        path[0] = '\0';
+        snprintf(oracle_store, sizeof oracle_store, "%s", fx_store_env());
+    }
+    f = fx_new(oracle_store, "chat.rate-limit", "100000",
+               (const char *)NULL);
+    snprintf(f->path, sizeof f->path, "%s", path);
+    assert_int_equal(race_changes(f, 2, 3, 400, ban_agrees_with_store), 0);
+    fx_free(f);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -357,6 +494,10 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_changes_are_published, setup,
                                         teardown),
         cmocka_unit_test(test_state_survives_restart),
+        cmocka_unit_test_setup_teardown(
+            test_partial_settings_updates_at_once_both_hold, setup,
+            teardown),
+        cmocka_unit_test(test_ban_and_unban_at_once_agree_with_store),
     };
 
     srand((unsigned)time(NULL) ^ (unsigned)getpid());

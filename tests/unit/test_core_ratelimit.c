@@ -302,6 +302,32 @@ static void test_limiter_concurrent_never_exceeds(void **state)
     sh__limiter_free(l);
 }
 
+/* A token taken for an action refused later goes back, never above the
+ * capacity; giving to an unknown key or a bad one does nothing. */
+static void test_limiter_give_back(void **state)
+{
+    struct sh__limiter *l = sh__limiter_new(2, 0, 64);
+    int64_t retry;
+
+    (void)state;
+    assert_non_null(l);
+    assert_true(sh__limiter_take(l, "u", 1, 1, T0, &retry));
+    assert_true(sh__limiter_take(l, "u", 1, 1, T0, &retry));
+    assert_false(sh__limiter_take(l, "u", 1, 1, T0, &retry));
+    sh__limiter_give(l, "u", 1, 1);
+    assert_true(sh__limiter_take(l, "u", 1, 1, T0, &retry));
+    assert_false(sh__limiter_take(l, "u", 1, 1, T0, &retry));
+    sh__limiter_give(l, "u", 1, 5);            /* capped at 2 */
+    assert_true(sh__limiter_take(l, "u", 1, 2, T0, &retry));
+    assert_false(sh__limiter_take(l, "u", 1, 1, T0, &retry));
+    sh__limiter_give(l, "nobody", 6, 1);
+    sh__limiter_give(l, "", 0, 1);
+    sh__limiter_give(l, NULL, 1, 1);
+    sh__limiter_give(NULL, "u", 1, 1);
+    assert_int_equal(sh__limiter_count(l), 1);
+    sh__limiter_free(l);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -314,6 +340,7 @@ int main(void)
         cmocka_unit_test(test_limiter_per_key),
         cmocka_unit_test(test_limiter_eviction_bounded),
         cmocka_unit_test(test_limiter_concurrent_never_exceeds),
+        cmocka_unit_test(test_limiter_give_back),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
