@@ -218,9 +218,9 @@ if meson_runs go; then
   echo "go test (bindings/go): run by meson test above"
 elif [ -d bindings/go ] && [ -n "$(find bindings/go -name '*_test.go' | head -n 1)" ]; then
   step "go test -race (bindings/go)"
+  # pkg-config alone: the uninstalled .pc file gives the include
+  # directories, the library and an rpath to it.
   (cd bindings/go && \
-   CGO_CFLAGS="-I$root/include -I$root/build/include" \
-   CGO_LDFLAGS="-L$root/build/libstreamhub" \
    PKG_CONFIG_PATH="$root/build/meson-uninstalled${PKG_CONFIG_PATH:+:$PKG_CONFIG_PATH}" \
    go test -race -count=1 -v ./...) 2>&1 | tee "$work/go.log"
   rc=${PIPESTATUS[0]}
