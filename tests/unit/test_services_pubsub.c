@@ -13,7 +13,7 @@
 #include <unistd.h>
 #include <cmocka.h>
 
-#include "services/hub_int.h"
+#include "services/services_int.h"
 
 static int setup(void **state)
 {
