@@ -111,9 +111,10 @@ run_meson_tests() {
   rm -f "$dir/meson-logs/testlog.json"
   meson test -C "$dir" --print-errorlogs --num-processes "$(nproc)" "$@"
   rc=$?
-  read -r p f s < <(meson_counts "$dir" 2>"$work/skips-now.txt")
-  cat "$work/skips-now.txt"
-  cat "$work/skips-now.txt" >>"$work/skips.txt"
+  meson_counts "$dir" >"$work/counts.txt" 2>"$work/skips-now.txt"
+  sed "s|^SKIPPED |SKIPPED $dir/: |" "$work/skips-now.txt" \
+    | tee -a "$work/skips.txt"
+  read -r p f s <"$work/counts.txt"
   record "$name" "$rc" "$p" "$f" "$s"
 }
 
