@@ -5,11 +5,19 @@
 #
 # Steps: scripts/setup.sh --asan; a throwaway PostgreSQL and Redis
 # (scripts/with-services.sh); build/ and build-asan/; `meson test` on build/
-# (every suite: unit, contract, e2e) and on build-asan/ (unit, contract);
-# the fuzz smoke (each libFuzzer target for 20 s, when clang has libFuzzer
-# and tests/fuzz exists); the Python and Go binding tests when they exist.
-# Ends with one line, "N passed, N failed", and fails when a test failed,
-# a step broke, or nothing ran at all.
+# (every suite: unit, contract, e2e, bindings, examples) and on build-asan/
+# (unit, contract, e2e: the servers of the e2e tests run under ASan and
+# UBSan, abort on a report, and the harness fails the test); the fuzz
+# smoke (each libFuzzer target for 20 s); the Python and Go binding tests
+# when meson does not run them.
+# Ends with one line, "N passed, N failed", with ", N skipped" when a
+# suite or test did not run, and fails when a test failed, a step broke,
+# or nothing ran at all.
+#
+# Skips.  A suite that cannot run here (no node, no C++ compiler, no
+# libFuzzer, no wslay, no python3-venv, a pytest test skipped) is a skip:
+# meson tests exit 77, pytest's are counted.  In CI (CI set, and not
+# "false" or "0") a skip is a failure: everything there must run.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
@@ -24,31 +32,45 @@ fi
 PY=/usr/bin/python3
 [ -x "$PY" ] || PY=python3
 FUZZ_SECONDS=${FUZZ_SECONDS:-20}
+case ${CI:-} in ''|0|false) ci=no ;; *) ci=yes ;; esac
 passed=0
 failed=0
+skipped=0
 failures=()
 work=$(mktemp -d "${TMPDIR:-/tmp}/streamhub-test.XXXXXX")
 trap 'rm -rf "$work"' EXIT
 
 step() { printf '\n==== %s\n' "$*"; }
-# record NAME RC PASSED FAILED: a step that failed without a counted test
-# failure still counts as one failure.
+# record NAME RC PASSED FAILED [SKIPPED]: a step that failed without a
+# counted test failure still counts as one failure; in CI a skip is a
+# failure.
 record() {
-  local name=$1 rc=$2 p=$3 f=$4
+  local name=$1 rc=$2 p=$3 f=$4 s=${5:-0}
   if [ "$rc" -ne 0 ] && [ "$f" -eq 0 ]; then
     f=1
   fi
+  if [ "$ci" = yes ] && [ "$s" -gt 0 ]; then
+    echo "---- $name: $s skipped, which CI counts as failed"
+    f=$((f + s))
+    s=0
+  fi
   passed=$((passed + p))
   failed=$((failed + f))
+  skipped=$((skipped + s))
   [ "$f" -gt 0 ] && failures+=("$name")
-  echo "---- $name: $p passed, $f failed"
+  if [ "$s" -gt 0 ]; then
+    echo "---- $name: $p passed, $f failed, $s skipped"
+  else
+    echo "---- $name: $p passed, $f failed"
+  fi
 }
 
-# Count the results meson wrote to DIR/meson-logs/testlog.json.
+# Count the results meson wrote to DIR/meson-logs/testlog.json: "passed
+# failed skipped" on stdout, each skipped test and why on stderr.
 meson_counts() {
   "$PY" - "$1/meson-logs/testlog.json" <<'PYEOF'
 import json, sys
-ok = bad = 0
+ok = bad = skip = 0
 try:
     lines = open(sys.argv[1]).read().splitlines()
 except OSError:
@@ -56,12 +78,19 @@ except OSError:
 for line in lines:
     if not line.strip():
         continue
-    r = json.loads(line).get('result', '')
+    t = json.loads(line)
+    r = t.get('result', '')
     if r in ('OK', 'EXPECTEDFAIL'):
         ok += 1
-    elif r != 'SKIP':
+    elif r == 'SKIP':
+        skip += 1
+        why = (t.get('stdout') or t.get('stdo') or '').strip().splitlines()
+        print('SKIPPED %s: %s' % (t.get('name', '?'),
+                                  why[-1] if why else 'exit 77'),
+              file=sys.stderr)
+    else:
         bad += 1
-print(ok, bad)
+print(ok, bad, skip)
 PYEOF
 }
 
@@ -82,8 +111,11 @@ run_meson_tests() {
   rm -f "$dir/meson-logs/testlog.json"
   meson test -C "$dir" --print-errorlogs --num-processes "$(nproc)" "$@"
   rc=$?
-  read -r p f < <(meson_counts "$dir")
-  record "$name" "$rc" "$p" "$f"
+  meson_counts "$dir" >"$work/counts.txt" 2>"$work/skips-now.txt"
+  sed "s|^SKIPPED |SKIPPED $dir/: |" "$work/skips-now.txt" \
+    | tee -a "$work/skips.txt"
+  read -r p f s <"$work/counts.txt"
+  record "$name" "$rc" "$p" "$f" "$s"
 }
 
 # ---- node clients for the e2e tests
@@ -106,12 +138,12 @@ else
   record "build build/" 1 0 1
 fi
 
-# ---- build-asan/ : unit and contract under ASan + UBSan
+# ---- build-asan/ : unit, contract and e2e under ASan + UBSan
 step "build (build-asan/)"
 if ninja -C build-asan; then
   suites=()
   for s in $(meson_suites build-asan); do
-    case $s in unit|contract) suites+=(--suite "$s") ;; esac
+    case $s in unit|contract|e2e) suites+=(--suite "$s") ;; esac
   done
   if [ ${#suites[@]} -gt 0 ]; then
     step "meson test (build-asan/, ${suites[*]})"
@@ -119,7 +151,7 @@ if ninja -C build-asan; then
     UBSAN_OPTIONS=${UBSAN_OPTIONS:-halt_on_error=1:abort_on_error=1:print_stacktrace=1} \
       run_meson_tests "meson test build-asan/" build-asan "${suites[@]}"
   else
-    echo "no unit or contract suite defined yet"
+    echo "no unit, contract or e2e suite defined yet"
   fi
 else
   record "build build-asan/" 1 0 1
@@ -173,7 +205,9 @@ for t in json.load(sys.stdin):
     done
   fi
 elif [ -f tests/fuzz/meson.build ]; then
-  echo "fuzz smoke skipped: clang with libFuzzer not available"
+  echo "SKIPPED fuzz smoke: clang with libFuzzer not available" \
+       "(clang, libclang-rt-14-dev)" | tee -a "$work/skips.txt"
+  record "fuzz smoke" 0 0 0 1
 fi
 
 # ---- Python binding
@@ -196,21 +230,23 @@ elif [ -d bindings/python/tests ] && \
     "$PY" -m pytest -q -p no:cacheprovider bindings/python/tests \
     --junitxml="$work/pytest.xml"
   rc=$?
-  read -r p f < <("$PY" - "$work/pytest.xml" <<'PYEOF'
+  read -r p f k < <("$PY" - "$work/pytest.xml" <<'PYEOF'
 import sys, xml.etree.ElementTree as ET
-p = f = 0
+p = f = k = 0
 try:
     root = ET.parse(sys.argv[1]).getroot()
     for s in ([root] if root.tag == 'testsuite' else root.iter('testsuite')):
         t = int(s.get('tests', 0)); e = int(s.get('errors', 0))
-        x = int(s.get('failures', 0)); k = int(s.get('skipped', 0))
-        p += t - e - x - k; f += e + x
+        x = int(s.get('failures', 0)); n = int(s.get('skipped', 0))
+        p += t - e - x - n; f += e + x; k += n
 except Exception:
     pass
-print(p, f)
+print(p, f, k)
 PYEOF
 )
-  record "pytest" "$rc" "$p" "$f"
+  # conftest.py exits 77 on skips outside CI: counted as skipped, not failed.
+  [ "$rc" -eq 77 ] && rc=0
+  record "pytest" "$rc" "$p" "$f" "$k"
 fi
 
 # ---- Go binding
@@ -218,9 +254,9 @@ if meson_runs go; then
   echo "go test (bindings/go): run by meson test above"
 elif [ -d bindings/go ] && [ -n "$(find bindings/go -name '*_test.go' | head -n 1)" ]; then
   step "go test -race (bindings/go)"
+  # pkg-config alone: the uninstalled .pc file gives the include
+  # directories, the library and an rpath to it.
   (cd bindings/go && \
-   CGO_CFLAGS="-I$root/include -I$root/build/include" \
-   CGO_LDFLAGS="-L$root/build/libstreamhub" \
    PKG_CONFIG_PATH="$root/build/meson-uninstalled${PKG_CONFIG_PATH:+:$PKG_CONFIG_PATH}" \
    go test -race -count=1 -v ./...) 2>&1 | tee "$work/go.log"
   rc=${PIPESTATUS[0]}
@@ -233,8 +269,20 @@ echo
 if [ ${#failures[@]} -gt 0 ]; then
   printf 'failed: %s\n' "$(IFS=,; echo "${failures[*]}" | sed 's/,/, /g')"
 fi
+if [ -s "$work/skips.txt" ]; then
+  if [ "$ci" = yes ]; then
+    echo "did not run (a failure in CI):"
+  else
+    echo "did not run (allowed outside CI only):"
+  fi
+  sed 's/^SKIPPED /  /' "$work/skips.txt"
+fi
 if [ "$passed" -eq 0 ] && [ "$failed" -eq 0 ]; then
   echo "no test ran"
 fi
-echo "$passed passed, $failed failed"
+if [ "$skipped" -gt 0 ]; then
+  echo "$passed passed, $failed failed, $skipped skipped"
+else
+  echo "$passed passed, $failed failed"
+fi
 [ "$failed" -eq 0 ] && [ "$passed" -gt 0 ]

@@ -25,7 +25,9 @@
 // the reader, so that a slow reader never stalls the others.
 //
 // Building: the package uses `pkg-config streamhub`.  Against a build
-// tree, set PKG_CONFIG_PATH=<builddir>/meson-uninstalled,
-// CGO_CFLAGS="-I<srcdir>/include -I<builddir>/include" and
-// LD_LIBRARY_PATH=<builddir>/libstreamhub.
+// tree, set PKG_CONFIG_PATH=<builddir>/meson-uninstalled (its file carries
+// the include directories and an rpath to the library); against an
+// installed copy, PKG_CONFIG_PATH=<libdir>/pkgconfig if that is not a
+// default, and LD_LIBRARY_PATH=<libdir> at run time if <libdir> is not
+// among the system's library paths.
 package streamhub

@@ -49,20 +49,6 @@
 #include "users.h"
 #include "graphql.h"
 
-#ifdef __cplusplus
-extern "C" {
-#endif
-
-/* The library's version as "MAJOR.MINOR.PATCH".
- * Ownership: static storage.  Threads: any.  Since: 0.1 */
-SH_API const char *sh_version(void);
-
-/* The library's version as SH_VERSION_NUMBER encodes it (0xMMmmpp).
- * Threads: any.  Since: 0.1 */
-SH_API uint32_t sh_version_number(void);
-
-#ifdef __cplusplus
-}
-#endif
+/* sh_version() and sh_version_number() are declared in version.h. */
 
 #endif

@@ -14,7 +14,11 @@
 
 #include <json-c/json.h>
 
-#include "streamhub/streamhub.h"
+#include "streamhub/config.h"
+#include "streamhub/error.h"
+#include "streamhub/log.h"
+#include "streamhub/types.h"
+#include "streamhub/version.h"
 
 #if defined(__GNUC__) || defined(__clang__)
 #  define SH__PRINTF(f, a) __attribute__((format(printf, f, a)))
@@ -130,6 +134,7 @@ int sh__dispatch_fd(const struct sh__dispatch *d);
 /* Make the fd readable (and a waiting sh__dispatch_wait() return) without
  * queuing a job. */
 void sh__dispatch_wake(struct sh__dispatch *d);
+struct event_base;   /* libevent's; hub.h attaches a hub to one */
 /* Run jobs on @base's loop from now on.  @base must be thread-aware. */
 sh_err_t sh__dispatch_attach(struct sh__dispatch *d, struct event_base *base);
 bool sh__dispatch_attached(const struct sh__dispatch *d);

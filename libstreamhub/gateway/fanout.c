@@ -22,6 +22,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "bus/bus_int.h"
 #include "streamhub/streams.h"
 #include "gw.h"
 

@@ -24,6 +24,7 @@
 #include "core/metrics_int.h"
 #include "core/ratelimit_int.h"
 #include "services/hub_int.h"
+#include "streamhub/bus.h"
 #include "streamhub/gateway.h"
 #include "gateway_int.h"
 #include "workers.h"

@@ -23,7 +23,7 @@
 #include <string.h>
 
 #include "gw.h"
-#include "services/chat_int.h"
+#include "services/export_int.h"
 
 /* docs/openapi.json, embedded at build time (see meson.build). */
 extern const char sh__openapi_json[];

@@ -25,7 +25,7 @@
 #include "streamhub/users.h"
 #include "core/ratelimit_int.h"
 #include "graphql/engine_int.h"
-#include "services/services_int.h"
+#include "services/export_int.h"
 
 enum res { OK, NULLED };
 

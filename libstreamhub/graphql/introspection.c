@@ -16,7 +16,7 @@
 #include <string.h>
 
 #include "graphql/engine_int.h"
-#include "services/services_int.h"
+#include "services/export_int.h"
 
 static const char *kind_name(enum sh__gql_kind k)
 {

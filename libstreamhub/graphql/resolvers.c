@@ -25,7 +25,7 @@
 #include "streamhub/notifications.h"
 #include "streamhub/streams.h"
 #include "graphql/engine_int.h"
-#include "services/services_int.h"
+#include "services/export_int.h"
 
 #define EB char eb[SH_ERRBUF_SIZE] = ""
 

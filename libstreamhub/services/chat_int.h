@@ -287,7 +287,6 @@ void sh__chat_follow_changed(sh_hub_t *hub, const char *follower_id,
 void sh__chat_stream_changed(sh_hub_t *hub, const char *stream_id,
                              bool live);
 
-/* Messages waiting in the write-behind queue (metrics). */
-size_t sh__chat_queue_depth(sh_hub_t *hub);
+/* sh__chat_queue_depth(): services/export_int.h. */
 
 #endif

@@ -10,10 +10,14 @@
 
 #include <stdatomic.h>
 
-#include "bus/bus_int.h"
 #include "core/metrics_int.h"
 #include "core/core_int.h"
-#include "store/store_int.h"
+#include "streamhub/hub.h"
+
+/* Only pointers to the store and the bus: the areas above the services
+ * (graphql, gateway) include this header and never touch the store. */
+struct sh__store;
+struct sh__bus;
 
 struct sh__accounts;   /* services/accounts.c: users, JWT keys, refresh */
 struct sh__social;     /* services/follows.c */

@@ -9,7 +9,7 @@
  */
 #include <string.h>
 
-#include "hub_int.h"
+#include "services_int.h"
 
 #define TYPE_MAX 64          /* bytes of an event type */
 #define JSON_DEPTH 64        /* nesting accepted in published data */

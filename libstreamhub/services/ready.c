@@ -9,7 +9,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "hub_int.h"
+#include "services_int.h"
 
 static const struct sh__sql SQL_PING = { "SELECT 1", NULL, NULL };
 

@@ -27,23 +27,14 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "bus/bus_int.h"
+#include "services/export_int.h"
 #include "services/hub_int.h"
+#include "store/store_int.h"
 
 /* ---- json-backed handles ---------------------------------------------- */
 
-/* The layout of every json-backed public handle. */
-struct sh__jh {
-    json_object *obj;   /* owned reference (borrowed in a list's items) */
-};
-
-/* Borrowed views of a member of @obj: NULL / 0 / false when absent or of
- * another type.  Strings live as long as @obj. */
-const char *sh__jstr(const json_object *obj, const char *key);
-int64_t sh__jint(const json_object *obj, const char *key);
-bool sh__jbool(const json_object *obj, const char *key);
-/* The text of @obj (plain JSON, no escaping of '/'), @len may be NULL.
- * Borrowed until @obj is freed.  NULL when @obj is NULL. */
-const char *sh__jtext(json_object *obj, size_t *len);
+/* struct sh__jh and its readers: services/export_int.h. */
 
 /* New handle owning @obj (a reference taken by the call, even on error).
  * NULL on ENOMEM. */

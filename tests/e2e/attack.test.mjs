@@ -297,13 +297,13 @@ test('deeply nested JSON: a frame, a REST body and GraphQL variables', async () 
   const closed = c.closed;
   c.ws.send(`{"id":1,"op":"ping","x":${'['.repeat(20000)}${']'.repeat(20000)}}`);
   const r = await Promise.race([closed, new Promise((res) => setTimeout(() => res(null), 1500))]);
-  // Either answered or closed with a framing code; never a crash.
-  if (r) assert.ok([4400, 1009].includes(r.code), JSON.stringify(r));
+  // Nested past the parser's depth: not a JSON object to us (4400).
+  assert.equal(r?.code, 4400, JSON.stringify(r));
   c.ws.terminate();
   const rest = await api(srv.url, 'POST', '/api/v1/auth/login', { body: deep });
-  assert.ok([400, 413].includes(rest.status), String(rest.status));
+  assert.equal(rest.status, 400, String(rest.status));
   const g = await api(srv.url, 'POST', '/graphql', { body: `{"query":"{ me { id } }","variables":{"a":${deep}}}` });
-  assert.ok([400, 413].includes(g.status), String(g.status));
+  assert.equal(g.status, 400, String(g.status));
   await healthy();
 });
 
@@ -451,7 +451,7 @@ test('another user\'s user:<id> channel is forbidden, on both sockets', async ()
   assert.equal(r.error?.code, 'forbidden');
   const anon = await Native.open(srv.wsUrl);
   const r2 = await anon.send('subscribe', { channel: `user:${alice.user.id}` });
-  assert.ok(['forbidden', 'unauthenticated'].includes(r2.error?.code), JSON.stringify(r2));
+  assert.equal(r2.error?.code, 'unauthenticated', JSON.stringify(r2));
   // refresh may not switch identity on an open connection
   const sw = await n.send('refresh', { token: alice.token });
   assert.ok(sw.error, `refresh to another sub accepted: ${JSON.stringify(sw)}`);
@@ -460,15 +460,15 @@ test('another user\'s user:<id> channel is forbidden, on both sockets', async ()
   n.ws.terminate(); anon.ws.terminate();
 });
 
-test('publishing without the key: REST 401/403, native forbidden, chat: channels refused', async () => {
+test('publishing without the key: REST 401, native forbidden, chat: channels refused', async () => {
   const none = await api(srv.url, 'POST', '/api/v1/publish', { body: { channel: 'app:x', data: 1 } });
   assert.equal(none.status, 401, JSON.stringify(none.body));
   const wrong = await api(srv.url, 'POST', '/api/v1/publish', { apiKey: 'wrong-key', body: { channel: 'app:x', data: 1 } });
   assert.equal(wrong.status, 401, JSON.stringify(wrong.body));
   const bearer = await api(srv.url, 'POST', '/api/v1/publish', { token: alice.token, body: { channel: 'app:x', data: 1 } });
-  assert.ok([401, 403].includes(bearer.status), JSON.stringify(bearer.body));
+  assert.equal(bearer.status, 401, JSON.stringify(bearer.body));
   const chat = await api(srv.url, 'POST', '/api/v1/publish', { apiKey: API_KEY, body: { channel: 'chat:abc', data: 1 } });
-  assert.ok([400, 403].includes(chat.status), JSON.stringify(chat.body));
+  assert.equal(chat.status, 403, JSON.stringify(chat.body));
   const n = await Native.open(srv.wsUrl);
   await n.send('auth', { token: bob.token });
   const p = await n.send('publish', { channel: 'app:x', data: 1 });

@@ -6,7 +6,15 @@
 // HOST:PORT" line, and returns helpers to reach it.  stop() sends SIGTERM
 // and resolves with the exit code; the temporary directory goes with it
 // unless keepDir is set (restart tests reuse the store).
+//
+// A server that died of itself fails the test: stop() throws when its
+// stderr holds a sanitizer report (ASan, LSan, UBSan), when it exited with
+// a non-zero code, or when a signal other than the one a test sent
+// (SIGTERM, SIGINT, SIGKILL) ended it, e.g. SIGSEGV or the SIGABRT of
+// ASAN_OPTIONS=abort_on_error=1.  Every server still running when the
+// file's tests end is stopped and checked the same way.
 import { spawn } from 'node:child_process';
+import { after } from 'node:test';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -18,6 +26,28 @@ export const BIN = process.env.STREAMHUB_BIN ??
   path.resolve(here, '../../build/server/streamhubd');
 export const JWT_SECRET = 'e2e-secret-0123456789abcdef0123456789';
 export const API_KEY = 'e2e-api-key-0123456789';
+
+// What ends a server on purpose; any other signal is a crash.
+const SENT_SIGNALS = new Set(['SIGTERM', 'SIGINT', 'SIGKILL']);
+const SANITIZER_REPORT =
+  /ERROR: (AddressSanitizer|LeakSanitizer)|runtime error:|SUMMARY: UndefinedBehaviorSanitizer/;
+
+// Why the exit @r with @stderr is abnormal, or null.
+function abnormalExit(r, stderr) {
+  if (SANITIZER_REPORT.test(stderr)) return 'a sanitizer report';
+  if (r.signal && !SENT_SIGNALS.has(r.signal)) return `signal ${r.signal}`;
+  if (r.code !== null && r.code !== 0) return `exit code ${r.code}`;
+  return null;
+}
+
+const running = new Set();   // the stop() of every server not yet stopped
+after(async () => {
+  const errors = [];
+  for (const stop of [...running]) {
+    try { await stop(); } catch (e) { errors.push(e.message); }
+  }
+  if (errors.length) throw new Error(errors.join('\n'));
+});
 
 export async function startServer(opts = {}) {
   const dir = opts.dir ?? mkdtempSync(path.join(tmpdir(), 'streamhub-e2e-'));
@@ -53,6 +83,7 @@ export async function startServer(opts = {}) {
     });
   });
   const url = `http://${address}`;
+  running.add(stop);
   return {
     dir,
     address,
@@ -61,15 +92,22 @@ export async function startServer(opts = {}) {
     child,
     stderr: () => stderr,
     exited,
-    async stop(signal = 'SIGTERM') {
-      if (child.exitCode === null && child.signalCode === null)
-        child.kill(signal);
-      const r = await exited;
-      if (!opts.keepDir && !opts.dir)
-        rmSync(dir, { recursive: true, force: true });
-      return r;
-    },
+    stop,
   };
+
+  async function stop(signal = 'SIGTERM') {
+    running.delete(stop);
+    if (child.exitCode === null && child.signalCode === null)
+      child.kill(signal);
+    const r = await exited;
+    if (!opts.keepDir && !opts.dir)
+      rmSync(dir, { recursive: true, force: true });
+    const why = abnormalExit(r, stderr);
+    if (why)
+      throw new Error(`streamhubd (${address}) died abnormally: ${why} ` +
+                      `(${JSON.stringify(r)}); stderr:\n${stderr.slice(-6000)}`);
+    return r;
+  }
 }
 
 // JSON over HTTP: returns { status, headers, body (parsed or text) }.

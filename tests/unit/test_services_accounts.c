@@ -13,7 +13,7 @@
 #include <cmocka.h>
 #include <json-c/json.h>
 
-#include "services/hub_int.h"
+#include "services/services_int.h"
 #include "streamhub/streamhub.h"
 
 #define SECRET "0123456789abcdef0123456789abcdef-test"

@@ -14,7 +14,9 @@
 #include <unistd.h>
 #include <cmocka.h>
 
-#include "services/hub_int.h"
+#include <streamhub/streamhub.h>
+
+#include "services/services_int.h"
 
 static int setup(void **state)
 {

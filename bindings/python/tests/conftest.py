@@ -70,3 +70,26 @@ def needs(name: str) -> pytest.MarkDecorator:
     """Skip when the loaded library lacks the C function @name."""
     return pytest.mark.skipif(not streamhub._lib.has(name),
                               reason=f"libstreamhub without {name}")
+
+
+def _in_ci() -> bool:
+    return os.environ.get("CI", "") not in ("", "0", "false")
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """A skipped test is a test that did not run: in CI (CI=true) it fails
+    the run; elsewhere the run exits 77 so that meson reports it skipped,
+    not passed (scripts/test.sh prints it in its summary).  Each skip and
+    its reason is printed."""
+    tr = session.config.pluginmanager.get_plugin("terminalreporter")
+    skipped = list(tr.stats.get("skipped", [])) if tr is not None else []
+    if not skipped:
+        return
+    for rep in skipped:
+        reason = rep.longrepr[2] if isinstance(rep.longrepr, tuple) \
+            else str(rep.longrepr)
+        print(f"\nSKIPPED {rep.nodeid}: {reason}")
+    if exitstatus == 0:
+        session.exitstatus = 1 if _in_ci() else 77
+        if _in_ci():
+            print(f"{len(skipped)} skipped in CI: a failure")

@@ -1,0 +1,43 @@
+/* libstreamhub/services/export_int.h: what the services give the areas
+ * above them (graphql, gateway) beyond the public API.
+ *
+ * DESIGN.md: gateway -> graphql -> services -> (store, bus) -> core.  The
+ * areas above read the services' results through the public API and, to
+ * render them without copying, through the json object behind each public
+ * handle (struct sh__jh); they never see services_int.h (the store, the
+ * services' plumbing) nor an area's own header such as chat_int.h.
+ * tests/abi/check_layers.py keeps it so.
+ */
+#ifndef SH_SERVICES_EXPORT_INT_H
+#define SH_SERVICES_EXPORT_INT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <json-c/json.h>
+
+#include "streamhub/types.h"
+
+/* ---- json-backed handles ---------------------------------------------- */
+
+/* The layout of every json-backed public handle. */
+struct sh__jh {
+    json_object *obj;   /* owned reference (borrowed in a list's items) */
+};
+
+/* Borrowed views of a member of @obj: NULL / 0 / false when absent or of
+ * another type.  Strings live as long as @obj. */
+const char *sh__jstr(const json_object *obj, const char *key);
+int64_t sh__jint(const json_object *obj, const char *key);
+bool sh__jbool(const json_object *obj, const char *key);
+/* The text of @obj (plain JSON, no escaping of '/'), @len may be NULL.
+ * Borrowed until @obj is freed.  NULL when @obj is NULL. */
+const char *sh__jtext(json_object *obj, size_t *len);
+
+/* ---- metrics ------------------------------------------------------------ */
+
+/* Messages waiting in the write-behind queue (metrics). */
+size_t sh__chat_queue_depth(sh_hub_t *hub);
+
+#endif
