@@ -48,8 +48,7 @@ static void engine_free(struct sh__gql_engine *eng)
         }
     }
     free(eng->types);
-    json_object_put(eng->intro_schema);
-    json_object_put(eng->intro_types);
+    free(eng->intro_text);
     sh__gql_schema_free(eng->schema);
     free(eng);
 }

@@ -13,12 +13,14 @@
  * (the request's cache), users of a list in one sh_user_get_many() call
  * (the list is scanned before its items run: the DataLoader).  The
  * introspection types work the same way over JSON built once per engine
- * (introspection.c); a type reference {"kind","name"} loads its full
- * __Type from the engine.
+ * as text and parsed once per request that selects it (introspection.c);
+ * a type reference {"kind","name"} loads its full __Type from there.
  *
  * @locality any thread: the engine is immutable once built but for its
- * rate-limit buckets (sh__limiter, locked inside); a request (struct
- * sh__gql_exec) belongs to the calling thread.
+ * rate-limit buckets (sh__limiter, locked inside) and holds no json-c
+ * object (json-c's reference counts are not atomic); a request (struct
+ * sh__gql_exec) and every json-c object it reaches belong to the calling
+ * thread.
  */
 #ifndef SH_GRAPHQL_ENGINE_INT_H
 #define SH_GRAPHQL_ENGINE_INT_H
@@ -70,8 +72,10 @@ struct sh__gql_engine {
     struct sh__gql_limits limits;
     bool introspection;                  /* graphql.introspection */
     struct sh__gql_type_info *types;     /* owned, schema->ntypes */
-    json_object *intro_schema;           /* owned: the __Schema JSON */
-    json_object *intro_types;            /* owned: name -> full __Type */
+    /* Owned, immutable: the introspection JSON as text, never as a json-c
+     * object that threads would share (introspection.c). */
+    char *intro_text;
+    size_t intro_len;
     _Atomic(sh__gql_online_fn) online;
     void *_Atomic online_arg;
 };
@@ -108,6 +112,8 @@ struct sh__gql_exec {
     json_object *memo;          /* owned: "kind:id" -> value (cache) */
     json_object *no_args;       /* owned, NULL until needed: the {} that
                                  * fields without arguments share */
+    json_object *intro;         /* owned, NULL until needed: this
+                                 * request's parse of eng->intro_text */
     bool oom;
 };
 
@@ -150,12 +156,15 @@ void sh__gql_follow_counts_prefetch(struct sh__gql_exec *ex,
 sh__gql_resolver_fn sh__gql_resolver_for(const char *type,
                                          const char *field);
 
-/* introspection.c: build eng->intro_schema and eng->intro_types. */
+/* introspection.c: build eng->intro_text.  SH_ENOMEM. */
 sh_err_t sh__gql_introspection_build(struct sh__gql_engine *eng);
-/* __Type's resolvers need the engine: the full __Type of @name,
- * borrowed; NULL when unknown. */
-json_object *sh__gql_intro_type(const struct sh__gql_engine *eng,
-                                const char *name);
+/* The request's introspection JSON, {"schema": __Schema, "types": name ->
+ * __Type}, parsed from eng->intro_text at the first call and kept in
+ * ex->intro (borrowed from there).  NULL with ex->oom set on ENOMEM. */
+json_object *sh__gql_intro(struct sh__gql_exec *ex);
+/* The full __Type of @name from sh__gql_intro(ex), borrowed; NULL when
+ * unknown (or ENOMEM: ex->oom). */
+json_object *sh__gql_intro_type(struct sh__gql_exec *ex, const char *name);
 /* Resolvers of the introspection types' fields with arguments
  * (fields, enumValues, args, inputFields: includeDeprecated). */
 sh__gql_resolver_fn sh__gql_intro_resolver_for(const char *type,

@@ -1012,10 +1012,10 @@ static enum res exec_field(struct sh__gql_exec *ex,
     }
     memset(&err, 0, sizeof err);
     if (f == ex->s->meta_schema) {
-        v = json_object_get(ex->eng->intro_schema);
+        v = json_object_get(json_object_object_get(sh__gql_intro(ex),
+                                                   "schema"));
     } else if (f == ex->s->meta_type) {
-        v = json_object_get(sh__gql_intro_type(ex->eng,
-                                               sh__jstr(args, "name")));
+        v = json_object_get(sh__gql_intro_type(ex, sh__jstr(args, "name")));
     } else if (fi != NULL && fi->resolve != NULL) {
         rc = fi->resolve(ex, src, args, &v, &err);
     } else if (!json_object_object_get_ex(src, f->name, &v)) {
@@ -1026,7 +1026,7 @@ static enum res exec_field(struct sh__gql_exec *ex,
         else if (strcmp(t->name, "Stream") == 0)
             full = sh__gql_stream_full(ex, src, &rc, &err);
         else if (strncmp(t->name, "__", 2) == 0)
-            full = sh__gql_intro_type(ex->eng, sh__jstr(src, "name"));
+            full = sh__gql_intro_type(ex, sh__jstr(src, "name"));
         v = NULL;
         if (full != NULL && json_object_object_get_ex(full, f->name, &v))
             v = json_object_get(v);
@@ -1325,6 +1325,7 @@ out:
     json_object_put(ex.streams);
     json_object_put(ex.memo);
     json_object_put(ex.no_args);
+    json_object_put(ex.intro);
     sh__gql_errors_clear(&errs);
     sh__gql_doc_free(doc);
     return rc;
@@ -1670,6 +1671,7 @@ out:
     json_object_put(ex.streams);
     json_object_put(ex.memo);
     json_object_put(ex.no_args);
+    json_object_put(ex.intro);
     return rc;
 }
 
