@@ -166,7 +166,7 @@ json_object *sh__gql_intro(struct sh__gql_exec *ex);
  * unknown (or ENOMEM: ex->oom). */
 json_object *sh__gql_intro_type(struct sh__gql_exec *ex, const char *name);
 /* Resolvers of the introspection types' fields with arguments
- * (fields, enumValues, args, inputFields: includeDeprecated). */
+ * (fields, enumValues, args, inputFields, directives: includeDeprecated). */
 sh__gql_resolver_fn sh__gql_intro_resolver_for(const char *type,
                                                const char *field);
 

@@ -188,6 +188,10 @@ static json_object *full_type(const struct sh__gql_schema *s,
                            t->kind == SH__GQL_K_INPUT_OBJECT
                                ? json_object_new_array() : NULL);
     json_object_object_add(o, "ofType", NULL);
+    /* No input type of ours is @oneOf. */
+    json_object_object_add(o, "isOneOf",
+                           t->kind == SH__GQL_K_INPUT_OBJECT
+                               ? json_object_new_boolean(0) : NULL);
     return o;
 }
 
@@ -280,6 +284,7 @@ sh_err_t sh__gql_introspection_build(struct sh__gql_engine *eng)
         json_object_object_add(o, "locations", locs);
         json_object_object_add(o, "args",
                                input_values(s, d->args, d->nargs, &oom));
+        deprecation(o, false, NULL);
         json_object_array_add(dirs, o);
     }
     json_object_object_add(sch, "description", NULL);
@@ -406,6 +411,13 @@ static sh_err_t r_input_fields(struct sh__gql_exec *ex, json_object *src,
     return filtered(ex, src, args, "inputFields", out);
 }
 
+static sh_err_t r_directives(struct sh__gql_exec *ex, json_object *src,
+                             json_object *args, json_object **out,
+                             struct sh__gql_rerr *err)
+{
+    return filtered(ex, src, args, "directives", out);
+}
+
 static sh_err_t r_args(struct sh__gql_exec *ex, json_object *src,
                        json_object *args, json_object **out,
                        struct sh__gql_rerr *err)
@@ -424,6 +436,8 @@ sh__gql_resolver_fn sh__gql_intro_resolver_for(const char *type,
         if (strcmp(field, "inputFields") == 0)
             return r_input_fields;
     }
+    if (strcmp(type, "__Schema") == 0 && strcmp(field, "directives") == 0)
+        return r_directives;
     if ((strcmp(type, "__Field") == 0 || strcmp(type, "__Directive") == 0) &&
         strcmp(field, "args") == 0)
         return r_args;
