@@ -176,9 +176,9 @@ sh__gql_resolver_fn sh__gql_intro_resolver_for(const char *type,
  * channel; each bus event of that channel is turned into the value of the
  * root field and the client's selection set is executed on it:
  *
- *  chatMessages(streamId, sinceOffset) -> channel chat:<streamId>,
- *    ChatEvent {kind, offset (the bus offset), message, messageId, userId,
- *    settings}:
+ *  chatMessages(streamId, sinceOffset, sinceEpoch) -> channel
+ *    chat:<streamId>, ChatEvent {kind, epoch and offset (the bus event's),
+ *    message, messageId, userId, settings}:
  *      chat.message            MESSAGE           message = data
  *      chat.message_deleted    MESSAGE_DELETED   messageId = data.messageId
  *                                                (or data.id)
@@ -216,15 +216,18 @@ sh_err_t sh__gql_sub_prepare(sh_hub_t *hub, const char *query, size_t qlen,
 const char *sh__gql_sub_channel(const struct sh__gql_sub *sub);
 /* sinceOffset of chatMessages, or -1 when not given. */
 int64_t sh__gql_sub_since(const struct sh__gql_sub *sub);
+/* sinceEpoch of chatMessages (borrowed until free), NULL when not given
+ * or without sinceOffset: then sinceOffset is in the current epoch. */
+const char *sh__gql_sub_since_epoch(const struct sh__gql_sub *sub);
 /* The `next` payload for one bus event (@type e.g. "chat.message", @data
- * the event's data, @offset its bus offset): *@payload is
+ * the event's data, @epoch and @offset its bus position): *@payload is
  * {"data":{"<responseName>":...}} plus "errors" when some selected field
  * failed (a new reference).  SH_ENOTFOUND: the event is not for this
  * subscription (skip it).  SH_ENOMEM.  May wait on the store (fields
  * outside the event's data): call it off the loop thread. */
 sh_err_t sh__gql_sub_format(struct sh__gql_sub *sub, const char *type,
-                            json_object *data, int64_t offset,
-                            json_object **payload);
+                            json_object *data, const char *epoch,
+                            int64_t offset, json_object **payload);
 void sh__gql_sub_free(struct sh__gql_sub *sub);
 
 #endif

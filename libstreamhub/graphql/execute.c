@@ -1346,6 +1346,7 @@ struct sh__gql_sub {
     const char *field;                   /* the root field's name */
     char channel[128];
     int64_t since;
+    char *since_epoch;                   /* owned; NULL when not given */
 };
 
 static json_object *str_or_null_j(const char *s)
@@ -1482,6 +1483,13 @@ sh_err_t sh__gql_sub_prepare(sh_hub_t *hub, const char *query, size_t qlen,
                 goto reqerr;
             }
         }
+        /* sinceEpoch names the numbering of sinceOffset; alone it
+         * resumes nothing. */
+        if (sub->since >= 0 &&
+            json_object_object_get_ex(sub->args, "sinceEpoch", &s) &&
+            s != NULL && (sub->since_epoch = strdup(
+                              json_object_get_string(s))) == NULL)
+            goto oom;
     } else if (strcmp(f->name, "streamUpdates") == 0) {
         snprintf(sub->channel, sizeof sub->channel, "stream:%s",
                  sh__jstr(sub->args, "streamId"));
@@ -1529,11 +1537,16 @@ int64_t sh__gql_sub_since(const struct sh__gql_sub *sub)
     return sub->since;
 }
 
+const char *sh__gql_sub_since_epoch(const struct sh__gql_sub *sub)
+{
+    return sub->since_epoch;
+}
+
 /* The value of the root field for one event (engine_int.h's table);
  * NULL when the event is not for this subscription. */
 static json_object *event_value(const struct sh__gql_sub *sub,
                                 const char *type, json_object *data,
-                                int64_t offset)
+                                const char *epoch, int64_t offset)
 {
     json_object *v;
     const char *kind = NULL;
@@ -1563,6 +1576,8 @@ static json_object *event_value(const struct sh__gql_sub *sub,
             json_object_object_add(v, "settings", json_object_get(data));
         }
         json_object_object_add(v, "offset", json_object_new_int64(offset));
+        json_object_object_add(v, "epoch", json_object_new_string(
+                                               epoch != NULL ? epoch : ""));
     } else {
         if (strcmp(type, "stream.live") == 0)
             kind = "LIVE";
@@ -1598,8 +1613,8 @@ static json_object *event_value(const struct sh__gql_sub *sub,
 }
 
 sh_err_t sh__gql_sub_format(struct sh__gql_sub *sub, const char *type,
-                            json_object *data, int64_t offset,
-                            json_object **payload)
+                            json_object *data, const char *epoch,
+                            int64_t offset, json_object **payload)
 {
     struct sh__gql_exec ex;
     struct groups gs = { 0 };
@@ -1609,7 +1624,7 @@ sh_err_t sh__gql_sub_format(struct sh__gql_sub *sub, const char *type,
     *payload = NULL;
     if (type == NULL)
         return SH_ENOTFOUND;
-    value = event_value(sub, type, data, offset);
+    value = event_value(sub, type, data, epoch, offset);
     if (value == NULL)
         return SH_ENOTFOUND;
     memset(&ex, 0, sizeof ex);
@@ -1684,5 +1699,6 @@ void sh__gql_sub_free(struct sh__gql_sub *sub)
     sh__gql_doc_free(sub->doc);
     free(sub->text);
     free(sub->viewer);
+    free(sub->since_epoch);
     free(sub);
 }
