@@ -17,14 +17,16 @@
  * a type reference {"kind","name"} loads its full __Type from there.
  *
  * @locality any thread: the engine is immutable once built but for its
- * rate-limit buckets (sh__limiter, locked inside) and holds no json-c
- * object (json-c's reference counts are not atomic); a request (struct
- * sh__gql_exec) and every json-c object it reaches belong to the calling
- * thread.
+ * rate-limit buckets (sh__limiter, locked inside) and its pool of parsed
+ * introspection copies (each held by one request at a time, see below);
+ * a request (struct sh__gql_exec) and every json-c object it reaches
+ * belong to the calling thread, and none outlives it (json-c's reference
+ * counts are not atomic).
  */
 #ifndef SH_GRAPHQL_ENGINE_INT_H
 #define SH_GRAPHQL_ENGINE_INT_H
 
+#include <pthread.h>
 #include <stdbool.h>
 
 #include "streamhub/graphql.h"
@@ -67,6 +69,9 @@ struct sh__gql_type_info {
  * connection.  Set by the gateway; default: always false. */
 typedef bool (*sh__gql_online_fn)(void *arg, const char *user_id);
 
+/* Parsed introspection copies an engine keeps for reuse. */
+#define SH__GQL_INTRO_POOL 4
+
 struct sh__gql_engine {
     struct sh__gql_schema *schema;       /* owned */
     struct sh__gql_limits limits;
@@ -76,6 +81,14 @@ struct sh__gql_engine {
      * object that threads would share (introspection.c). */
     char *intro_text;
     size_t intro_len;
+    /* Parsed copies of intro_text that no request holds, so that a
+     * request need not parse it again.  A copy is either here (touched
+     * only under intro_mu, to take or give it) or held by exactly one
+     * request, which gives it back once nothing of the request refers to
+     * it; at most SH__GQL_INTRO_POOL are kept. */
+    pthread_mutex_t intro_mu;
+    json_object *intro_pool[SH__GQL_INTRO_POOL];
+    size_t intro_npool;
     _Atomic(sh__gql_online_fn) online;
     void *_Atomic online_arg;
 };
@@ -118,13 +131,15 @@ struct sh__gql_exec {
 };
 
 /* Run the whole pipeline for one request: parse, validate, limits,
- * operation, variables, execution.  *@resp is the response object (a new
- * reference), *@status 200 or 400.  SH_ENOMEM only. */
+ * operation, variables, execution.  *@resp is the response's JSON text
+ * (malloc'd, the caller's; *@len bytes, NUL-terminated): text, so that no
+ * json-c object of the request outlives it.  *@status 200 or 400.
+ * SH_ENOMEM only. */
 sh_err_t sh__gql_run(sh_hub_t *hub, struct sh__gql_engine *eng,
                      const char *query, size_t qlen, const char *vars_json,
                      size_t vars_len, const char *op_name,
                      const char *viewer, unsigned roles,
-                     const char *client_key, json_object **resp,
+                     const char *client_key, char **resp, size_t *len,
                      int *status);
 
 /* Map a service error to extensions.code. */
@@ -159,9 +174,16 @@ sh__gql_resolver_fn sh__gql_resolver_for(const char *type,
 /* introspection.c: build eng->intro_text.  SH_ENOMEM. */
 sh_err_t sh__gql_introspection_build(struct sh__gql_engine *eng);
 /* The request's introspection JSON, {"schema": __Schema, "types": name ->
- * __Type}, parsed from eng->intro_text at the first call and kept in
- * ex->intro (borrowed from there).  NULL with ex->oom set on ENOMEM. */
+ * __Type}: at the first call a copy taken from the engine's pool, or
+ * parsed from eng->intro_text, kept in ex->intro (borrowed from there).
+ * The request must not change it.  NULL with ex->oom set on ENOMEM. */
 json_object *sh__gql_intro(struct sh__gql_exec *ex);
+/* Give ex->intro back to the engine's pool (or free it when the pool is
+ * full); ex->intro is NULL after.  Only once no object of the request
+ * (its response included) refers to anything in it. */
+void sh__gql_intro_release(struct sh__gql_exec *ex);
+/* Free the pool (engine_free()). */
+void sh__gql_intro_pool_free(struct sh__gql_engine *eng);
 /* The full __Type of @name from sh__gql_intro(ex), borrowed; NULL when
  * unknown (or ENOMEM: ex->oom). */
 json_object *sh__gql_intro_type(struct sh__gql_exec *ex, const char *name);

@@ -1197,16 +1197,18 @@ sh_err_t sh__gql_run(sh_hub_t *hub, struct sh__gql_engine *eng,
                      const char *query, size_t qlen, const char *vars_json,
                      size_t vars_len, const char *op_name,
                      const char *viewer, unsigned roles,
-                     const char *client_key, json_object **resp,
+                     const char *client_key, char **text, size_t *len,
                      int *status)
 {
     struct sh__gql_errors errs = { 0 };
     struct sh__gql_doc *doc = NULL;
     struct sh__gql_exec ex;
-    json_object *given = NULL, *errors = NULL, *data = NULL;
+    json_object *given = NULL, *errors = NULL, *data = NULL, *r = NULL;
+    json_object **resp = &r;
     sh_err_t rc;
 
-    *resp = NULL;
+    *text = NULL;
+    *len = 0;
     *status = 400;
     memset(&ex, 0, sizeof ex);
     ex.hub = hub;
@@ -1310,13 +1312,22 @@ sh_err_t sh__gql_run(sh_hub_t *hub, struct sh__gql_engine *eng,
     data = NULL;
     *status = 200;
 done:
-    rc = *resp != NULL ? SH_OK : SH_ENOMEM;
+    rc = SH_ENOMEM;
+    if (r != NULL) {
+        size_t n = 0;
+        const char *t = json_object_to_json_string_length(
+            r, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE, &n);
+        if (t != NULL && (*text = malloc(n + 1)) != NULL) {
+            memcpy(*text, t, n + 1);
+            *len = n;
+            rc = SH_OK;
+        }
+    }
     goto out;
 oom:
-    json_object_put(*resp);
-    *resp = NULL;
     rc = SH_ENOMEM;
 out:
+    json_object_put(r);
     json_object_put(data);
     json_object_put(errors);
     json_object_put(given);
@@ -1325,9 +1336,12 @@ out:
     json_object_put(ex.streams);
     json_object_put(ex.memo);
     json_object_put(ex.no_args);
-    json_object_put(ex.intro);
+    /* Last: the response may have shared its values. */
+    sh__gql_intro_release(&ex);
     sh__gql_errors_clear(&errs);
     sh__gql_doc_free(doc);
+    if (rc != SH_OK)
+        *status = 400;
     return rc;
 }
 
@@ -1686,6 +1700,8 @@ out:
     json_object_put(ex.streams);
     json_object_put(ex.memo);
     json_object_put(ex.no_args);
+    /* Subscription fields never reach __schema or __type; were a tree
+     * taken, the payload could still share it: freed, never pooled. */
     json_object_put(ex.intro);
     return rc;
 }

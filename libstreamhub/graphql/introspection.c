@@ -9,12 +9,16 @@
  * a member beyond those two is selected.  List and non-null wrappers are
  * complete objects.
  *
- * Threads.  The engine keeps that JSON as text only (eng->intro_text):
- * json-c counts references without atomics and serialises into a buffer
- * of the object, so one json-c tree read by two workers at once corrupts
- * the heap.  A request that selects __schema or __type parses the text
- * once into its own tree (sh__gql_intro(), held by struct sh__gql_exec),
- * which no other thread ever sees.  The text is
+ * Threads.  The engine keeps that JSON as text (eng->intro_text): json-c
+ * counts references without atomics and serialises into a buffer of the
+ * object, so one json-c tree read by two workers at once corrupts the
+ * heap.  A request that selects __schema or __type gets a tree of its own
+ * (sh__gql_intro(), held by struct sh__gql_exec) which no other thread
+ * touches while it holds it: one parsed from the text, or one that an
+ * earlier request gave back to the engine's small pool once nothing of
+ * that request referred to it (sh__gql_intro_release(); the pool is
+ * touched under its mutex only, which orders the two requests).  The
+ * text is
  * {"schema": __Schema with "types" as a list of names, "types": name ->
  * full __Type}; the parse puts the map's objects into that list.
  *
@@ -325,11 +329,20 @@ out:
 
 json_object *sh__gql_intro(struct sh__gql_exec *ex)
 {
-    json_object *root, *sch, *names, *map, *types;
+    struct sh__gql_engine *eng = ex->eng;
+    json_object *root = NULL, *sch, *names, *map, *types;
 
     if (ex->intro != NULL)
         return ex->intro;
-    root = json_tokener_parse(ex->eng->intro_text);
+    pthread_mutex_lock(&eng->intro_mu);
+    if (eng->intro_npool > 0)
+        root = eng->intro_pool[--eng->intro_npool];
+    pthread_mutex_unlock(&eng->intro_mu);
+    if (root != NULL) {
+        ex->intro = root;           /* ours alone until released */
+        return root;
+    }
+    root = json_tokener_parse(eng->intro_text);
     if (root == NULL ||
         !json_object_object_get_ex(root, "schema", &sch) ||
         !json_object_object_get_ex(root, "types", &map) ||
@@ -347,6 +360,30 @@ json_object *sh__gql_intro(struct sh__gql_exec *ex)
     json_object_object_add(sch, "types", types);
     ex->intro = root;
     return root;
+}
+
+void sh__gql_intro_release(struct sh__gql_exec *ex)
+{
+    struct sh__gql_engine *eng = ex->eng;
+    json_object *root = ex->intro;
+
+    if (root == NULL)
+        return;
+    ex->intro = NULL;
+    pthread_mutex_lock(&eng->intro_mu);
+    if (eng->intro_npool < SH__GQL_INTRO_POOL) {
+        eng->intro_pool[eng->intro_npool++] = root;
+        root = NULL;
+    }
+    pthread_mutex_unlock(&eng->intro_mu);
+    json_object_put(root);
+}
+
+void sh__gql_intro_pool_free(struct sh__gql_engine *eng)
+{
+    for (size_t i = 0; i < eng->intro_npool; i++)
+        json_object_put(eng->intro_pool[i]);
+    eng->intro_npool = 0;
 }
 
 json_object *sh__gql_intro_type(struct sh__gql_exec *ex, const char *name)
