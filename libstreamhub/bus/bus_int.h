@@ -25,7 +25,10 @@ struct sh__bus;
  *
  * Invariants:
  *  1. refs >= 1 while anyone holds it; the last sh_event_free() frees.
- *  2. data, json and type never change after publish.
+ *  2. data_json, json and type never change after publish.
+ *  3. It holds no json-c object: it is read and freed on any thread, and
+ *     json-c's reference counts are not atomic, so its data is text only
+ *     (a publisher's object is serialised and released at publish).
  */
 struct sh_event {
     atomic_int refs;
@@ -34,9 +37,6 @@ struct sh_event {
     uint64_t offset;
     int64_t ts_ms;
     char *type;                /* in the event's own allocation */
-    /* Owned reference, never modified; NULL for an event published as
-     * text (sh__bus_publish_many): data_json is then the only form. */
-    json_object *data;
     char *data_json;           /* data's text, in the event's allocation */
     size_t data_len;
     char *json;                /* the native protocol's frame text, ditto */
@@ -80,7 +80,7 @@ sh_err_t sh__bus_publish_build(struct sh__bus *bus, const char *channel,
  * event's offset in decimal, then @tail: JSON text the caller made with
  * json-c around a number, so that the event carries its own offset while
  * everything but a memcpy happens before the channel's lock (a chat
- * message).  The event has no json-c object (sh_event.data is NULL).
+ * message).
  * Both texts borrowed for the call.  Errors as sh__bus_publish_build(). */
 sh_err_t sh__bus_publish_spliced(struct sh__bus *bus, const char *channel,
                                  const char *type, const char *head,
@@ -106,7 +106,7 @@ struct sh__bus_item {
  * items[i].data as its data, in order.  The channels are found or made
  * under one hold of the map's lock per call and each event costs one
  * allocation: the go-live fan-out publishes one event on each of many
- * channels.  The events carry no json-c object (sh_event.data is NULL).
+ * channels.
  * Returns how many were published; a failed item (bad channel,
  * ENOMEM, closing) is skipped and the first failure explained in
  * @errbuf.  @locality any thread. */
@@ -163,7 +163,9 @@ size_t sh__bus_subscribers(struct sh__bus *bus, const char *channel);
 size_t sh__bus_channels(struct sh__bus *bus);
 
 /* Make an event (refs = 1) and serialise its texts.  Takes @data (NULL is
- * JSON null), even on error.  NULL on ENOMEM.  @locality any thread. */
+ * JSON null), even on error, and releases it before returning (invariant
+ * 3): the caller's other references stay on the caller's thread.  NULL on
+ * ENOMEM.  @locality any thread. */
 struct sh_event *sh__event_new(const char *channel, const char *epoch,
                                uint64_t offset, int64_t ts_ms,
                                const char *type, json_object *data);

@@ -120,11 +120,8 @@ struct sh_event *sh__event_new(const char *channel, const char *epoch,
     ev = d != NULL ? event_alloc(channel, epoch, offset, ts_ms, type, d, dl,
                                  "", 0, "", 0)
                    : NULL;
-    if (ev == NULL) {
-        json_object_put(data);
-        return NULL;
-    }
-    ev->data = data;               /* taken: freed with the event from now */
+    /* Only the text travels (bus_int.h, invariant 3). */
+    json_object_put(data);
     return ev;
 }
 
@@ -172,7 +169,6 @@ void sh__event_unref(struct sh_event *ev)
     wire = atomic_load(&ev->wire);
     if (wire != NULL && ev->wire_free != NULL)
         ev->wire_free(wire);
-    json_object_put(ev->data);
     free(ev);                      /* holds the texts too (event_alloc) */
 }
 

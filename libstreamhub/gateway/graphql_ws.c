@@ -21,6 +21,12 @@
  * off).  The connection is closed with 4403 when the token expires, so
  * that clients reconnect with fresh connectionParams and resume by offset.
  *
+ * Resumption (chatMessages' sinceOffset and sinceEpoch): the operation
+ * joins the fan-out with that position; when the bus answers that it
+ * cannot deliver every event after it (another epoch, or a history that
+ * no longer reaches it), the operation ends with an `error` message whose
+ * extensions.code is HISTORY_LOST, before any `next`.
+ *
  * Operations.  Everything that may wait on the store runs on a worker:
  * the start of an operation (sh_graphql_execute() for a query or a
  * mutation; sh__gql_sub_prepare() and the channel position for a
@@ -57,6 +63,7 @@
 #pragma weak sh__gql_sub_prepare
 #pragma weak sh__gql_sub_channel
 #pragma weak sh__gql_sub_since
+#pragma weak sh__gql_sub_since_epoch
 #pragma weak sh__gql_sub_format
 #pragma weak sh__gql_sub_free
 
@@ -229,6 +236,7 @@ static void fmt_work(void *arg)
         sh_err_t rc;
 
         rc = sh__gql_sub_format(j->op->sub, sh_event_type(q->ev), data,
+                                sh_event_epoch(q->ev),
                                 (int64_t)sh_event_offset(q->ev), &payload);
         json_object_put(data);
         if (rc == SH_ENOTFOUND)
@@ -389,6 +397,7 @@ struct start_job {
     struct sh__gql_sub *sub;
     sh_position_t since;
     bool has_since;
+    bool lost;                     /* sinceEpoch cannot be recovered */
 };
 
 static void start_job_free(struct start_job *j)
@@ -422,12 +431,25 @@ static void start_work(void *arg)
         if (j->rc != SH_OK || j->sub == NULL)
             return;
         if (sh__gql_sub_since(j->sub) >= 0) {
-            /* sinceOffset is a plain offset in the channel's current
-             * epoch. */
-            j->rc = sh_channel_position(j->hub, sh__gql_sub_channel(j->sub),
-                                        &j->since, NULL, 0);
-            if (j->rc != SH_OK)
+            const char *epoch = sh__gql_sub_since_epoch(j->sub);
+
+            if (epoch == NULL) {
+                /* Without sinceEpoch, sinceOffset is in the channel's
+                 * current epoch. */
+                j->rc = sh_channel_position(j->hub,
+                                            sh__gql_sub_channel(j->sub),
+                                            &j->since, NULL, 0);
+                if (j->rc != SH_OK)
+                    return;
+            } else if (epoch[0] == '\0' ||
+                       strlen(epoch) >= sizeof j->since.epoch) {
+                j->lost = true;     /* no channel has such an epoch */
                 return;
+            } else {
+                /* The bus compares it with the channel's epoch when the
+                 * subscription joins (start_subscription()). */
+                memcpy(j->since.epoch, epoch, strlen(epoch) + 1);
+            }
             j->since.offset = (uint64_t)sh__gql_sub_since(j->sub);
             j->has_since = true;
         }
@@ -452,6 +474,17 @@ static void start_work(void *arg)
     sh_graphql_request_free(r);
 }
 
+/* End @o with HISTORY_LOST (PROTOCOL.md, "Over GraphQL"): the events
+ * after sinceOffset cannot all be delivered. */
+static void send_history_lost(struct sh__conn *c, struct op *o)
+{
+    send_error_msg(c, o->id, "The chat history no longer covers "
+                   "sinceOffset (or sinceEpoch is not the channel's "
+                   "epoch); reload with chatHistory and subscribe again.",
+                   "HISTORY_LOST");
+    op_remove(o);
+}
+
 static void start_subscription(struct sh__conn *c, struct start_job *j)
 {
     struct op *o = j->op;
@@ -461,6 +494,10 @@ static void start_subscription(struct sh__conn *c, struct start_job *j)
 
     o->sub = j->sub;
     j->sub = NULL;
+    if (j->lost) {
+        send_history_lost(c, o);
+        return;
+    }
     memset(&res, 0, sizeof res);
     rc = sh__fanout_join(c->gw->fanout, c, sh__gql_sub_channel(o->sub),
                          j->has_since ? &j->since : NULL, deliver, o,
@@ -470,6 +507,11 @@ static void start_subscription(struct sh__conn *c, struct start_job *j)
                        rc == SH_EINVAL ? err : sh_strerror(rc),
                        rc == SH_EINVAL ? "BAD_USER_INPUT" : "INTERNAL");
         op_remove(o);
+    } else if (j->has_since && !res.recovered) {
+        /* The bus answered under the channel's lock: another epoch, or
+         * a history that no longer reaches sinceOffset.  It replayed
+         * nothing, so no `next` precedes the error. */
+        send_history_lost(c, o);
     }
 }
 

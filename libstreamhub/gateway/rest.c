@@ -260,6 +260,8 @@ static sh_err_t render(struct call *c, const char *head, const char *type,
     json_object *resp = NULL, *errors, *d;
     struct sel *b = NULL;
     const char *vtext;
+    char *text = NULL;
+    size_t tlen = 0;
     int status = 0;
     sh_err_t rc;
 
@@ -290,9 +292,16 @@ static sh_err_t render(struct call *c, const char *head, const char *type,
     vtext = json_object_to_json_string_ext(vars, JSON_C_TO_STRING_PLAIN);
     rc = sh__gql_run(c->hub, eng, b->buf, b->n, vtext, strlen(vtext), NULL,
                      c->user_id[0] != '\0' ? c->user_id : NULL, c->roles,
-                     NULL, &resp, &status);
+                     NULL, &text, &tlen, &status);
     if (rc != SH_OK)
         goto out;
+    /* The executor answers with text (no json-c object of a request
+     * outlives it); this thread parses its own copy. */
+    resp = json_tokener_parse(text);
+    if (resp == NULL) {
+        rc = SH_ENOMEM;
+        goto out;
+    }
     if (json_object_object_get_ex(resp, "errors", &errors)) {
         sh__errbuf(c->errbuf, sizeof c->errbuf, "render %s: %s", type,
                    json_object_to_json_string_ext(errors,
@@ -309,6 +318,7 @@ static sh_err_t render(struct call *c, const char *head, const char *type,
     *data = json_object_get(d);
 out:
     json_object_put(resp);
+    free(text);
     json_object_put(vars);
     free(b);
     return rc;

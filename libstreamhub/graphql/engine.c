@@ -48,8 +48,9 @@ static void engine_free(struct sh__gql_engine *eng)
         }
     }
     free(eng->types);
-    json_object_put(eng->intro_schema);
-    json_object_put(eng->intro_types);
+    free(eng->intro_text);
+    sh__gql_intro_pool_free(eng);
+    pthread_mutex_destroy(&eng->intro_mu);
     sh__gql_schema_free(eng->schema);
     free(eng);
 }
@@ -98,8 +99,13 @@ static sh_err_t engine_new(const sh_config_t *conf,
     *out = NULL;
     if (eng == NULL)
         return SH_ENOMEM;
+    if (pthread_mutex_init(&eng->intro_mu, NULL) != 0) {
+        free(eng);
+        return SH_ENOMEM;
+    }
     rc = sh__gql_schema_new(&eng->schema, errbuf, errbuf_len);
     if (rc != SH_OK) {
+        pthread_mutex_destroy(&eng->intro_mu);
         free(eng);
         return rc == SH_ENOMEM ? rc : SH_EINTERNAL;
     }
@@ -296,8 +302,6 @@ SH_API sh_err_t sh_graphql_execute(sh_hub_t *hub,
 {
     SH__HUB_CALL(hub);
     struct sh__gql_engine *eng;
-    json_object *resp = NULL;
-    const char *text;
     size_t n = 0;
     int status = 500;
     sh_err_t rc;
@@ -324,18 +328,10 @@ SH_API sh_err_t sh_graphql_execute(sh_hub_t *hub,
     }
     rc = sh__gql_run(hub, eng, req->query, req->query_len, req->vars,
                      req->vars_len, req->op_name, req->user_id, req->roles,
-                     req->client_key, &resp, &status);
+                     req->client_key, response_json, &n, &status);
     if (rc != SH_OK) {
         sh__errbuf(errbuf, errbuf_len, "out of memory");
         return rc;
-    }
-    text = json_object_to_json_string_length(
-        resp, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE, &n);
-    *response_json = text != NULL ? dupn(text, n) : NULL;
-    json_object_put(resp);
-    if (*response_json == NULL) {
-        sh__errbuf(errbuf, errbuf_len, "out of memory");
-        return SH_ENOMEM;
     }
     if (len != NULL)
         *len = n;

@@ -13,16 +13,20 @@
  * (the request's cache), users of a list in one sh_user_get_many() call
  * (the list is scanned before its items run: the DataLoader).  The
  * introspection types work the same way over JSON built once per engine
- * (introspection.c); a type reference {"kind","name"} loads its full
- * __Type from the engine.
+ * as text and parsed once per request that selects it (introspection.c);
+ * a type reference {"kind","name"} loads its full __Type from there.
  *
  * @locality any thread: the engine is immutable once built but for its
- * rate-limit buckets (sh__limiter, locked inside); a request (struct
- * sh__gql_exec) belongs to the calling thread.
+ * rate-limit buckets (sh__limiter, locked inside) and its pool of parsed
+ * introspection copies (each held by one request at a time, see below);
+ * a request (struct sh__gql_exec) and every json-c object it reaches
+ * belong to the calling thread, and none outlives it (json-c's reference
+ * counts are not atomic).
  */
 #ifndef SH_GRAPHQL_ENGINE_INT_H
 #define SH_GRAPHQL_ENGINE_INT_H
 
+#include <pthread.h>
 #include <stdbool.h>
 
 #include "streamhub/graphql.h"
@@ -61,13 +65,26 @@ struct sh__gql_type_info {
     struct sh__gql_field_info *fields;   /* owned, type->nfields */
 };
 
+/* Parsed introspection copies an engine keeps for reuse. */
+#define SH__GQL_INTRO_POOL 4
+
 struct sh__gql_engine {
     struct sh__gql_schema *schema;       /* owned */
     struct sh__gql_limits limits;
     bool introspection;                  /* graphql.introspection */
     struct sh__gql_type_info *types;     /* owned, schema->ntypes */
-    json_object *intro_schema;           /* owned: the __Schema JSON */
-    json_object *intro_types;            /* owned: name -> full __Type */
+    /* Owned, immutable: the introspection JSON as text, never as a json-c
+     * object that threads would share (introspection.c). */
+    char *intro_text;
+    size_t intro_len;
+    /* Parsed copies of intro_text that no request holds, so that a
+     * request need not parse it again.  A copy is either here (touched
+     * only under intro_mu, to take or give it) or held by exactly one
+     * request, which gives it back once nothing of the request refers to
+     * it; at most SH__GQL_INTRO_POOL are kept. */
+    pthread_mutex_t intro_mu;
+    json_object *intro_pool[SH__GQL_INTRO_POOL];
+    size_t intro_npool;
 };
 
 /* The hub's engine, built at the first call (thread-safe, lock-free: a
@@ -99,17 +116,21 @@ struct sh__gql_exec {
     json_object *memo;          /* owned: "kind:id" -> value (cache) */
     json_object *no_args;       /* owned, NULL until needed: the {} that
                                  * fields without arguments share */
+    json_object *intro;         /* owned, NULL until needed: this
+                                 * request's parse of eng->intro_text */
     bool oom;
 };
 
 /* Run the whole pipeline for one request: parse, validate, limits,
- * operation, variables, execution.  *@resp is the response object (a new
- * reference), *@status 200 or 400.  SH_ENOMEM only. */
+ * operation, variables, execution.  *@resp is the response's JSON text
+ * (malloc'd, the caller's; *@len bytes, NUL-terminated): text, so that no
+ * json-c object of the request outlives it.  *@status 200 or 400.
+ * SH_ENOMEM only. */
 sh_err_t sh__gql_run(sh_hub_t *hub, struct sh__gql_engine *eng,
                      const char *query, size_t qlen, const char *vars_json,
                      size_t vars_len, const char *op_name,
                      const char *viewer, unsigned roles,
-                     const char *client_key, json_object **resp,
+                     const char *client_key, char **resp, size_t *len,
                      int *status);
 
 /* Map a service error to extensions.code. */
@@ -141,14 +162,24 @@ void sh__gql_follow_counts_prefetch(struct sh__gql_exec *ex,
 sh__gql_resolver_fn sh__gql_resolver_for(const char *type,
                                          const char *field);
 
-/* introspection.c: build eng->intro_schema and eng->intro_types. */
+/* introspection.c: build eng->intro_text.  SH_ENOMEM. */
 sh_err_t sh__gql_introspection_build(struct sh__gql_engine *eng);
-/* __Type's resolvers need the engine: the full __Type of @name,
- * borrowed; NULL when unknown. */
-json_object *sh__gql_intro_type(const struct sh__gql_engine *eng,
-                                const char *name);
+/* The request's introspection JSON, {"schema": __Schema, "types": name ->
+ * __Type}: at the first call a copy taken from the engine's pool, or
+ * parsed from eng->intro_text, kept in ex->intro (borrowed from there).
+ * The request must not change it.  NULL with ex->oom set on ENOMEM. */
+json_object *sh__gql_intro(struct sh__gql_exec *ex);
+/* Give ex->intro back to the engine's pool (or free it when the pool is
+ * full); ex->intro is NULL after.  Only once no object of the request
+ * (its response included) refers to anything in it. */
+void sh__gql_intro_release(struct sh__gql_exec *ex);
+/* Free the pool (engine_free()). */
+void sh__gql_intro_pool_free(struct sh__gql_engine *eng);
+/* The full __Type of @name from sh__gql_intro(ex), borrowed; NULL when
+ * unknown (or ENOMEM: ex->oom). */
+json_object *sh__gql_intro_type(struct sh__gql_exec *ex, const char *name);
 /* Resolvers of the introspection types' fields with arguments
- * (fields, enumValues, args, inputFields: includeDeprecated). */
+ * (fields, enumValues, args, inputFields, directives: includeDeprecated). */
 sh__gql_resolver_fn sh__gql_intro_resolver_for(const char *type,
                                                const char *field);
 
@@ -158,9 +189,9 @@ sh__gql_resolver_fn sh__gql_intro_resolver_for(const char *type,
  * channel; each bus event of that channel is turned into the value of the
  * root field and the client's selection set is executed on it:
  *
- *  chatMessages(streamId, sinceOffset) -> channel chat:<streamId>,
- *    ChatEvent {kind, offset (the bus offset), message, messageId, userId,
- *    settings}:
+ *  chatMessages(streamId, sinceOffset, sinceEpoch) -> channel
+ *    chat:<streamId>, ChatEvent {kind, epoch and offset (the bus event's),
+ *    message, messageId, userId, settings}:
  *      chat.message            MESSAGE           message = data
  *      chat.message_deleted    MESSAGE_DELETED   messageId = data.messageId
  *                                                (or data.id)
@@ -198,15 +229,18 @@ sh_err_t sh__gql_sub_prepare(sh_hub_t *hub, const char *query, size_t qlen,
 const char *sh__gql_sub_channel(const struct sh__gql_sub *sub);
 /* sinceOffset of chatMessages, or -1 when not given. */
 int64_t sh__gql_sub_since(const struct sh__gql_sub *sub);
+/* sinceEpoch of chatMessages (borrowed until free), NULL when not given
+ * or without sinceOffset: then sinceOffset is in the current epoch. */
+const char *sh__gql_sub_since_epoch(const struct sh__gql_sub *sub);
 /* The `next` payload for one bus event (@type e.g. "chat.message", @data
- * the event's data, @offset its bus offset): *@payload is
+ * the event's data, @epoch and @offset its bus position): *@payload is
  * {"data":{"<responseName>":...}} plus "errors" when some selected field
  * failed (a new reference).  SH_ENOTFOUND: the event is not for this
  * subscription (skip it).  SH_ENOMEM.  May wait on the store (fields
  * outside the event's data): call it off the loop thread. */
 sh_err_t sh__gql_sub_format(struct sh__gql_sub *sub, const char *type,
-                            json_object *data, int64_t offset,
-                            json_object **payload);
+                            json_object *data, const char *epoch,
+                            int64_t offset, json_object **payload);
 void sh__gql_sub_free(struct sh__gql_sub *sub);
 
 #endif

@@ -1012,10 +1012,10 @@ static enum res exec_field(struct sh__gql_exec *ex,
     }
     memset(&err, 0, sizeof err);
     if (f == ex->s->meta_schema) {
-        v = json_object_get(ex->eng->intro_schema);
+        v = json_object_get(json_object_object_get(sh__gql_intro(ex),
+                                                   "schema"));
     } else if (f == ex->s->meta_type) {
-        v = json_object_get(sh__gql_intro_type(ex->eng,
-                                               sh__jstr(args, "name")));
+        v = json_object_get(sh__gql_intro_type(ex, sh__jstr(args, "name")));
     } else if (fi != NULL && fi->resolve != NULL) {
         rc = fi->resolve(ex, src, args, &v, &err);
     } else if (!json_object_object_get_ex(src, f->name, &v)) {
@@ -1026,7 +1026,7 @@ static enum res exec_field(struct sh__gql_exec *ex,
         else if (strcmp(t->name, "Stream") == 0)
             full = sh__gql_stream_full(ex, src, &rc, &err);
         else if (strncmp(t->name, "__", 2) == 0)
-            full = sh__gql_intro_type(ex->eng, sh__jstr(src, "name"));
+            full = sh__gql_intro_type(ex, sh__jstr(src, "name"));
         v = NULL;
         if (full != NULL && json_object_object_get_ex(full, f->name, &v))
             v = json_object_get(v);
@@ -1197,16 +1197,18 @@ sh_err_t sh__gql_run(sh_hub_t *hub, struct sh__gql_engine *eng,
                      const char *query, size_t qlen, const char *vars_json,
                      size_t vars_len, const char *op_name,
                      const char *viewer, unsigned roles,
-                     const char *client_key, json_object **resp,
+                     const char *client_key, char **text, size_t *len,
                      int *status)
 {
     struct sh__gql_errors errs = { 0 };
     struct sh__gql_doc *doc = NULL;
     struct sh__gql_exec ex;
-    json_object *given = NULL, *errors = NULL, *data = NULL;
+    json_object *given = NULL, *errors = NULL, *data = NULL, *r = NULL;
+    json_object **resp = &r;
     sh_err_t rc;
 
-    *resp = NULL;
+    *text = NULL;
+    *len = 0;
     *status = 400;
     memset(&ex, 0, sizeof ex);
     ex.hub = hub;
@@ -1310,13 +1312,22 @@ sh_err_t sh__gql_run(sh_hub_t *hub, struct sh__gql_engine *eng,
     data = NULL;
     *status = 200;
 done:
-    rc = *resp != NULL ? SH_OK : SH_ENOMEM;
+    rc = SH_ENOMEM;
+    if (r != NULL) {
+        size_t n = 0;
+        const char *t = json_object_to_json_string_length(
+            r, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE, &n);
+        if (t != NULL && (*text = malloc(n + 1)) != NULL) {
+            memcpy(*text, t, n + 1);
+            *len = n;
+            rc = SH_OK;
+        }
+    }
     goto out;
 oom:
-    json_object_put(*resp);
-    *resp = NULL;
     rc = SH_ENOMEM;
 out:
+    json_object_put(r);
     json_object_put(data);
     json_object_put(errors);
     json_object_put(given);
@@ -1325,8 +1336,12 @@ out:
     json_object_put(ex.streams);
     json_object_put(ex.memo);
     json_object_put(ex.no_args);
+    /* Last: the response may have shared its values. */
+    sh__gql_intro_release(&ex);
     sh__gql_errors_clear(&errs);
     sh__gql_doc_free(doc);
+    if (rc != SH_OK)
+        *status = 400;
     return rc;
 }
 
@@ -1345,6 +1360,7 @@ struct sh__gql_sub {
     const char *field;                   /* the root field's name */
     char channel[128];
     int64_t since;
+    char *since_epoch;                   /* owned; NULL when not given */
 };
 
 static json_object *str_or_null_j(const char *s)
@@ -1481,6 +1497,13 @@ sh_err_t sh__gql_sub_prepare(sh_hub_t *hub, const char *query, size_t qlen,
                 goto reqerr;
             }
         }
+        /* sinceEpoch names the numbering of sinceOffset; alone it
+         * resumes nothing. */
+        if (sub->since >= 0 &&
+            json_object_object_get_ex(sub->args, "sinceEpoch", &s) &&
+            s != NULL && (sub->since_epoch = strdup(
+                              json_object_get_string(s))) == NULL)
+            goto oom;
     } else if (strcmp(f->name, "streamUpdates") == 0) {
         snprintf(sub->channel, sizeof sub->channel, "stream:%s",
                  sh__jstr(sub->args, "streamId"));
@@ -1528,11 +1551,16 @@ int64_t sh__gql_sub_since(const struct sh__gql_sub *sub)
     return sub->since;
 }
 
+const char *sh__gql_sub_since_epoch(const struct sh__gql_sub *sub)
+{
+    return sub->since_epoch;
+}
+
 /* The value of the root field for one event (engine_int.h's table);
  * NULL when the event is not for this subscription. */
 static json_object *event_value(const struct sh__gql_sub *sub,
                                 const char *type, json_object *data,
-                                int64_t offset)
+                                const char *epoch, int64_t offset)
 {
     json_object *v;
     const char *kind = NULL;
@@ -1562,6 +1590,8 @@ static json_object *event_value(const struct sh__gql_sub *sub,
             json_object_object_add(v, "settings", json_object_get(data));
         }
         json_object_object_add(v, "offset", json_object_new_int64(offset));
+        json_object_object_add(v, "epoch", json_object_new_string(
+                                               epoch != NULL ? epoch : ""));
     } else {
         if (strcmp(type, "stream.live") == 0)
             kind = "LIVE";
@@ -1597,8 +1627,8 @@ static json_object *event_value(const struct sh__gql_sub *sub,
 }
 
 sh_err_t sh__gql_sub_format(struct sh__gql_sub *sub, const char *type,
-                            json_object *data, int64_t offset,
-                            json_object **payload)
+                            json_object *data, const char *epoch,
+                            int64_t offset, json_object **payload)
 {
     struct sh__gql_exec ex;
     struct groups gs = { 0 };
@@ -1608,7 +1638,7 @@ sh_err_t sh__gql_sub_format(struct sh__gql_sub *sub, const char *type,
     *payload = NULL;
     if (type == NULL)
         return SH_ENOTFOUND;
-    value = event_value(sub, type, data, offset);
+    value = event_value(sub, type, data, epoch, offset);
     if (value == NULL)
         return SH_ENOTFOUND;
     memset(&ex, 0, sizeof ex);
@@ -1670,6 +1700,9 @@ out:
     json_object_put(ex.streams);
     json_object_put(ex.memo);
     json_object_put(ex.no_args);
+    /* Subscription fields never reach __schema or __type; were a tree
+     * taken, the payload could still share it: freed, never pooled. */
+    json_object_put(ex.intro);
     return rc;
 }
 
@@ -1682,5 +1715,6 @@ void sh__gql_sub_free(struct sh__gql_sub *sub)
     sh__gql_doc_free(sub->doc);
     free(sub->text);
     free(sub->viewer);
+    free(sub->since_epoch);
     free(sub);
 }

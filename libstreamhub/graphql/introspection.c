@@ -5,9 +5,22 @@
  * __EnumValue, __Directive) and executed like any service result.  To
  * keep the JSON a tree (json-c counts references: a cycle would never be
  * freed), a field's type names a type by reference, {"kind","name"}, and
- * the executor loads the full __Type of that name from intro_types when a
- * member beyond those two is selected.  List and non-null wrappers are
+ * the executor loads the full __Type of that name from the types map when
+ * a member beyond those two is selected.  List and non-null wrappers are
  * complete objects.
+ *
+ * Threads.  The engine keeps that JSON as text (eng->intro_text): json-c
+ * counts references without atomics and serialises into a buffer of the
+ * object, so one json-c tree read by two workers at once corrupts the
+ * heap.  A request that selects __schema or __type gets a tree of its own
+ * (sh__gql_intro(), held by struct sh__gql_exec) which no other thread
+ * touches while it holds it: one parsed from the text, or one that an
+ * earlier request gave back to the engine's small pool once nothing of
+ * that request referred to it (sh__gql_intro_release(); the pool is
+ * touched under its mutex only, which orders the two requests).  The
+ * text is
+ * {"schema": __Schema with "types" as a list of names, "types": name ->
+ * full __Type}; the parse puts the map's objects into that list.
  *
  * defaultValue is the default's GraphQL literal as graphql-js prints it
  * (sh__gql_value_print()), e.g. "20", "false", "\"No longer supported\"".
@@ -179,6 +192,10 @@ static json_object *full_type(const struct sh__gql_schema *s,
                            t->kind == SH__GQL_K_INPUT_OBJECT
                                ? json_object_new_array() : NULL);
     json_object_object_add(o, "ofType", NULL);
+    /* No input type of ours is @oneOf. */
+    json_object_object_add(o, "isOneOf",
+                           t->kind == SH__GQL_K_INPUT_OBJECT
+                               ? json_object_new_boolean(0) : NULL);
     return o;
 }
 
@@ -231,6 +248,9 @@ sh_err_t sh__gql_introspection_build(struct sh__gql_engine *eng)
     json_object *map = json_object_new_object();
     json_object *types = json_object_new_array();
     json_object *dirs = json_object_new_array();
+    json_object *root = NULL;
+    const char *text;
+    size_t n = 0;
     bool oom = false;
 
     if (sch == NULL || map == NULL || types == NULL || dirs == NULL) {
@@ -241,14 +261,13 @@ sh_err_t sh__gql_introspection_build(struct sh__gql_engine *eng)
         json_object *t = full_type(s, s->types[i], &oom);
         if (t == NULL)
             break;
-        json_object_object_add(map, s->types[i]->name, json_object_get(t));
+        json_object_object_add(map, s->types[i]->name, t);
         /* Like graphql-js, a built-in scalar nothing uses (Float) is not
          * listed; __type(name:) still knows it. */
-        if (s->types[i]->kind == SH__GQL_K_SCALAR && s->types[i]->builtin &&
-            !referenced(s, s->types[i]->name))
-            json_object_put(t);
-        else
-            json_object_array_add(types, t);
+        if (!(s->types[i]->kind == SH__GQL_K_SCALAR && s->types[i]->builtin &&
+              !referenced(s, s->types[i]->name)))
+            json_object_array_add(types, json_object_new_string(
+                                             s->types[i]->name));
     }
     for (size_t i = 0; i < s->ndirectives && !oom; i++) {
         const struct sh__gql_directive_def *d = s->directives[i];
@@ -269,6 +288,7 @@ sh_err_t sh__gql_introspection_build(struct sh__gql_engine *eng)
         json_object_object_add(o, "locations", locs);
         json_object_object_add(o, "args",
                                input_values(s, d->args, d->nargs, &oom));
+        deprecation(o, false, NULL);
         json_object_array_add(dirs, o);
     }
     json_object_object_add(sch, "description", NULL);
@@ -280,26 +300,99 @@ sh_err_t sh__gql_introspection_build(struct sh__gql_engine *eng)
                            root_ref(s->subscription));
     json_object_object_add(sch, "directives", dirs);
     dirs = NULL;
+    if (oom)
+        goto out;
+    root = json_object_new_object();
+    if (root == NULL) {
+        oom = true;
+        goto out;
+    }
+    json_object_object_add(root, "schema", sch);
+    json_object_object_add(root, "types", map);
+    sch = map = NULL;
+    text = json_object_to_json_string_length(
+        root, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE, &n);
+    if (text == NULL || (eng->intro_text = malloc(n + 1)) == NULL) {
+        oom = true;
+        goto out;
+    }
+    memcpy(eng->intro_text, text, n + 1);
+    eng->intro_len = n;
 out:
     json_object_put(types);
     json_object_put(dirs);
-    if (oom) {
-        json_object_put(sch);
-        json_object_put(map);
-        return SH_ENOMEM;
-    }
-    eng->intro_schema = sch;
-    eng->intro_types = map;
-    return SH_OK;
+    json_object_put(sch);
+    json_object_put(map);
+    json_object_put(root);
+    return oom ? SH_ENOMEM : SH_OK;
 }
 
-json_object *sh__gql_intro_type(const struct sh__gql_engine *eng,
-                                const char *name)
+json_object *sh__gql_intro(struct sh__gql_exec *ex)
 {
-    json_object *v;
+    struct sh__gql_engine *eng = ex->eng;
+    json_object *root = NULL, *sch, *names, *map, *types;
 
-    if (name == NULL || eng->intro_types == NULL ||
-        !json_object_object_get_ex(eng->intro_types, name, &v))
+    if (ex->intro != NULL)
+        return ex->intro;
+    pthread_mutex_lock(&eng->intro_mu);
+    if (eng->intro_npool > 0)
+        root = eng->intro_pool[--eng->intro_npool];
+    pthread_mutex_unlock(&eng->intro_mu);
+    if (root != NULL) {
+        ex->intro = root;           /* ours alone until released */
+        return root;
+    }
+    root = json_tokener_parse(eng->intro_text);
+    if (root == NULL ||
+        !json_object_object_get_ex(root, "schema", &sch) ||
+        !json_object_object_get_ex(root, "types", &map) ||
+        !json_object_object_get_ex(sch, "types", &names) ||
+        (types = json_object_new_array()) == NULL) {
+        json_object_put(root);
+        ex->oom = true;
+        return NULL;
+    }
+    for (size_t i = 0; i < json_object_array_length(names); i++) {
+        json_object *t = json_object_object_get(map, json_object_get_string(
+                             json_object_array_get_idx(names, i)));
+        json_object_array_add(types, json_object_get(t));
+    }
+    json_object_object_add(sch, "types", types);
+    ex->intro = root;
+    return root;
+}
+
+void sh__gql_intro_release(struct sh__gql_exec *ex)
+{
+    struct sh__gql_engine *eng = ex->eng;
+    json_object *root = ex->intro;
+
+    if (root == NULL)
+        return;
+    ex->intro = NULL;
+    pthread_mutex_lock(&eng->intro_mu);
+    if (eng->intro_npool < SH__GQL_INTRO_POOL) {
+        eng->intro_pool[eng->intro_npool++] = root;
+        root = NULL;
+    }
+    pthread_mutex_unlock(&eng->intro_mu);
+    json_object_put(root);
+}
+
+void sh__gql_intro_pool_free(struct sh__gql_engine *eng)
+{
+    for (size_t i = 0; i < eng->intro_npool; i++)
+        json_object_put(eng->intro_pool[i]);
+    eng->intro_npool = 0;
+}
+
+json_object *sh__gql_intro_type(struct sh__gql_exec *ex, const char *name)
+{
+    json_object *root = sh__gql_intro(ex), *map, *v;
+
+    if (name == NULL || root == NULL ||
+        !json_object_object_get_ex(root, "types", &map) ||
+        !json_object_object_get_ex(map, name, &v))
         return NULL;
     return v;
 }
@@ -313,7 +406,7 @@ static sh_err_t filtered(struct sh__gql_exec *ex, json_object *src,
     json_object *v = NULL, *a;
 
     if (!json_object_object_get_ex(src, member, &v)) {
-        json_object *full = sh__gql_intro_type(ex->eng, sh__jstr(src, "name"));
+        json_object *full = sh__gql_intro_type(ex, sh__jstr(src, "name"));
         v = full != NULL ? json_object_object_get(full, member) : NULL;
     }
     if (v == NULL || !json_object_is_type(v, json_type_array))
@@ -355,6 +448,13 @@ static sh_err_t r_input_fields(struct sh__gql_exec *ex, json_object *src,
     return filtered(ex, src, args, "inputFields", out);
 }
 
+static sh_err_t r_directives(struct sh__gql_exec *ex, json_object *src,
+                             json_object *args, json_object **out,
+                             struct sh__gql_rerr *err)
+{
+    return filtered(ex, src, args, "directives", out);
+}
+
 static sh_err_t r_args(struct sh__gql_exec *ex, json_object *src,
                        json_object *args, json_object **out,
                        struct sh__gql_rerr *err)
@@ -373,6 +473,8 @@ sh__gql_resolver_fn sh__gql_intro_resolver_for(const char *type,
         if (strcmp(field, "inputFields") == 0)
             return r_input_fields;
     }
+    if (strcmp(type, "__Schema") == 0 && strcmp(field, "directives") == 0)
+        return r_directives;
     if ((strcmp(type, "__Field") == 0 || strcmp(type, "__Directive") == 0) &&
         strcmp(field, "args") == 0)
         return r_args;

@@ -548,7 +548,7 @@ static const char *const dirloc_names[SH__GQL_L_COUNT] = {
     "FRAGMENT_SPREAD", "INLINE_FRAGMENT", "VARIABLE_DEFINITION", "SCHEMA",
     "SCALAR", "OBJECT", "FIELD_DEFINITION", "ARGUMENT_DEFINITION",
     "INTERFACE", "UNION", "ENUM", "ENUM_VALUE", "INPUT_OBJECT",
-    "INPUT_FIELD_DEFINITION"
+    "INPUT_FIELD_DEFINITION", "DIRECTIVE_DEFINITION"
 };
 
 const char *sh__gql_dirloc_name(enum sh__gql_dirloc loc)

@@ -213,12 +213,12 @@ struct redact_ctx {
     int64_t since_ms;
 };
 
-/* Chat events carry their data as text only (sh__bus_publish_spliced):
- * it is parsed here, on the rare redaction path, not per message. */
+/* Events carry their data as text only (bus_int.h): it is parsed here,
+ * on the rare redaction path, not per message. */
 static json_object *redact_fn(void *arg, const struct sh_event *ev)
 {
     struct redact_ctx *rx = arg;
-    json_object *author, *src, *parsed = NULL, *copy = NULL;
+    json_object *author, *src;
     const char *id, *needle;
     bool hit;
 
@@ -228,12 +228,10 @@ static json_object *redact_fn(void *arg, const struct sh_event *ev)
     needle = rx->message_id != NULL ? rx->message_id : rx->author_id;
     if (needle == NULL || strstr(ev->data_json, needle) == NULL)
         return NULL;
-    src = ev->data;             /* shared: read only */
-    if (src == NULL)
-        src = parsed = json_tokener_parse(ev->data_json);
+    src = json_tokener_parse(ev->data_json);    /* our own object */
     if (src == NULL || !json_object_is_type(src, json_type_object) ||
         sh__jbool(src, "deleted")) {
-        json_object_put(parsed);
+        json_object_put(src);
         return NULL;
     }
     id = sh__jstr(src, "id");
@@ -246,16 +244,12 @@ static json_object *redact_fn(void *arg, const struct sh_event *ev)
               ev->ts_ms >= rx->since_ms;
     }
     if (!hit) {
-        json_object_put(parsed);
+        json_object_put(src);
         return NULL;
     }
-    if (parsed != NULL)
-        copy = parsed;          /* our own object: edit it in place */
-    else if (json_object_deep_copy(src, &copy, NULL) != 0)
-        return NULL;
-    json_object_object_add(copy, "text", json_object_new_string(""));
-    json_object_object_add(copy, "deleted", json_object_new_boolean(1));
-    return copy;
+    json_object_object_add(src, "text", json_object_new_string(""));
+    json_object_object_add(src, "deleted", json_object_new_boolean(1));
+    return src;
 }
 
 /* The streams whose stored messages a redaction touches: the stream

@@ -495,17 +495,23 @@ struct sh_chat_settings {
     json_object *obj;       /* the ChatSettings JSON (struct sh__jh) */
 };
 
-/* The ChatSettings JSON of @ch (a new object).  @locks mu held. */
+static json_object *terms_copy(json_object *a);
+
+/* The ChatSettings JSON of @ch (a new object, sharing nothing with @ch:
+ * it leaves the lock for other threads, and json-c's reference counts are
+ * not atomic).  @locks mu held. */
 static json_object *settings_obj(const struct sh__chan *ch)
 {
-    json_object *o = json_object_new_object();
+    json_object *o = json_object_new_object(), *terms;
 
     if (o == NULL)
         return NULL;
-    if (!sh__jset_int(o, "slowModeSeconds", ch->slow_mode_s) ||
+    terms = terms_copy(ch->terms);
+    if (terms == NULL ||
+        !sh__jset_int(o, "slowModeSeconds", ch->slow_mode_s) ||
         !sh__jset_bool(o, "followersOnly", ch->followers_only) ||
         !sh__jset_int(o, "maxMessageLength", ch->max_len) ||
-        !sh__jset(o, "blockedTerms", json_object_get(ch->terms))) {
+        !sh__jset(o, "blockedTerms", terms)) {
         json_object_put(o);
         return NULL;
     }
@@ -1154,7 +1160,7 @@ SH_API sh_err_t sh_chat_settings_update(sh_hub_t *hub, const char *actor_id,
 {
     SH__HUB_CALL(hub);
     struct json_tokener *tok = NULL;
-    json_object *patch = NULL, *terms = NULL, *res = NULL;
+    json_object *patch = NULL, *terms = NULL, *res = NULL, *own = NULL;
     struct sh__chan *ch;
     struct patch pt;
     struct sh__val p[6];
@@ -1219,6 +1225,9 @@ SH_API sh_err_t sh_chat_settings_update(sh_hub_t *hub, const char *actor_id,
     if (rc != SH_OK)
         goto out;
 
+    /* The cache gets its own copy: @terms goes into the result and the
+     * event, which leave this thread. */
+    own = terms_copy(terms);
     pthread_mutex_lock(&hub->chat->mu);
     hub->chat->gen++;
     {
@@ -1229,10 +1238,11 @@ SH_API sh_err_t sh_chat_settings_update(sh_hub_t *hub, const char *actor_id,
             ch->slow_mode_s = slow;
             ch->followers_only = fo;
             ch->max_len = max;
-            if (terms_set(ch, json_object_get(terms)) != SH_OK) {
+            if (own == NULL || terms_set(ch, own) != SH_OK) {
                 chan_retire(hub->chat, channel_id);
                 ch = NULL;
             }
+            own = NULL;             /* taken by terms_set() */
             if (ch != NULL)
                 res = settings_obj(ch);
         }
@@ -1258,6 +1268,7 @@ out:
     if (mod_locked)
         pthread_mutex_unlock(&hub->chat->mod_mu);
     json_object_put(res);
+    json_object_put(own);
     json_object_put(terms);
     json_object_put(patch);
     return rc;

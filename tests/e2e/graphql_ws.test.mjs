@@ -358,3 +358,83 @@ test('token expiry closes 4403; the client reconnects with a fresh token and res
     await short.stop();
   }
 });
+
+test('chatMessages resumption: epoch on every event; HISTORY_LOST ends the operation', async () => {
+  // A history of 5 events per channel, so that it is easy to outrun.
+  const small = await startServer({ args: ['--bus.history-size', '5'] });
+  const post = async (query, variables, token) => {
+    const res = await fetch(`${small.url}/graphql`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', authorization: `Bearer ${token}` },
+      body: JSON.stringify({ query, variables }),
+    });
+    const body = await res.json();
+    assert.equal(body.errors, undefined, JSON.stringify(body.errors));
+    return body.data;
+  };
+  const say = async (text) => (await post('mutation M($s: ID!, $t: String!) { sendMessage(streamId: $s, text: $t) { offset } }',
+    { s: sid, t: text }, u.token)).sendMessage.offset;
+  const q = 'subscription C($s: ID!, $o: Int, $e: String) { chatMessages(streamId: $s, sinceOffset: $o, sinceEpoch: $e) { kind epoch offset message { text } } }';
+  const u = await register(small.url, 'wh');
+  const sid = (await post('mutation { startStream(title: "history") { id } }', {}, u.token)).startStream.id;
+  const c = client(u.token, small.wsUrl);
+  try {
+    // Live: every ChatEvent carries the channel's epoch.
+    const live = sub(c, q, { s: sid });
+    await pause(200);
+    const offs = [await say('a'), await say('b'), await say('c')];
+    const seen = await live.until(3);
+    const epoch = seen[0].data.chatMessages.epoch;
+    assert.equal(typeof epoch, 'string');
+    assert.ok(epoch.length > 0);
+    for (const v of seen) assert.equal(v.data.chatMessages.epoch, epoch);
+    assert.deepEqual(seen.map((v) => v.data.chatMessages.offset), offs);
+    live.stop();
+
+    // A good position, with its epoch: what followed it, then live; no
+    // gap, no duplicate.
+    const good = sub(c, q, { s: sid, o: offs[0], e: epoch });
+    const replay = await good.until(2);
+    assert.deepEqual(replay.map((v) => v.data.chatMessages.message.text), ['b', 'c']);
+    const d = await say('d');
+    const after = await good.until(3);
+    assert.equal(after[2].data.chatMessages.offset, d);
+    assert.equal(after[2].data.chatMessages.epoch, epoch);
+    await pause(100);
+    assert.equal(good.values.length, 3, 'no duplicate');
+    assert.equal(good.error, null);
+    good.stop();
+
+    // Another epoch: HISTORY_LOST, and the operation ends.
+    for (const e of [`${epoch}x`, '', 'x'.repeat(100)]) {
+      const stale = sub(c, q, { s: sid, o: offs[2], e });
+      await assert.rejects(stale.until(1), (err) => {
+        assert.ok(Array.isArray(stale.error), JSON.stringify(stale.error));
+        assert.equal(stale.error[0].extensions.code, 'HISTORY_LOST');
+        return true;
+      });
+      assert.equal(stale.values.length, 0);
+    }
+
+    // An offset the bounded history (5 events) no longer reaches, with
+    // and without sinceEpoch.
+    for (let i = 0; i < 6; i++) await say(`flood ${i}`);
+    for (const vars of [{ s: sid, o: offs[0] }, { s: sid, o: offs[0], e: epoch }]) {
+      const old = sub(c, q, vars);
+      await assert.rejects(old.until(1), () => {
+        assert.equal(old.error[0].extensions.code, 'HISTORY_LOST');
+        return true;
+      });
+      assert.equal(old.values.length, 0);
+    }
+    // Ended: a later message reaches a live subscriber only.
+    const again = sub(c, q, { s: sid });
+    await pause(200);
+    await say('later');
+    assert.equal((await again.until(1))[0].data.chatMessages.message.text, 'later');
+    again.stop();
+  } finally {
+    await c.dispose();
+    await small.stop();
+  }
+});

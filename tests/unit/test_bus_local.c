@@ -315,7 +315,6 @@ static void test_publish_many(void **state)
     data = sh_event_data(r->keep, &len);
     assert_int_equal(len, 2);
     assert_string_equal(data, "{}");
-    assert_null(((const struct sh_event *)r->keep)->data);
     json = sh_event_json(r->keep, &len);
     assert_string_equal(json, "{\"channel\":\"user:b\",\"offset\":2,"
                         "\"event\":{\"type\":\"notification\",\"data\":{}}}");

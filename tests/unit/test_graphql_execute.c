@@ -781,8 +781,8 @@ static void test_subscription_prepare_and_format(void **state)
     const char *text;
 
     snprintf(q, sizeof q, "subscription($s: ID!) { c: chatMessages("
-             "streamId: $s, sinceOffset: 4) { kind offset message { text "
-             "author { username } } userId } }");
+             "streamId: $s, sinceOffset: 4, sinceEpoch: \"e0\") { kind "
+             "epoch offset message { text author { username } } userId } }");
     {
         char vars[128];
         snprintf(vars, sizeof vars, "{\"s\":\"%s\"}", f->alice_stream);
@@ -794,20 +794,21 @@ static void test_subscription_prepare_and_format(void **state)
     snprintf(q, sizeof q, "chat:%s", f->alice_stream);
     assert_string_equal(sh__gql_sub_channel(sub), q);
     assert_int_equal(sh__gql_sub_since(sub), 4);
+    assert_string_equal(sh__gql_sub_since_epoch(sub), "e0");
     snprintf(q, sizeof q, "{\"id\":\"m1\",\"streamId\":\"%s\",\"author\":"
              "{\"id\":\"%s\",\"username\":\"bob\"},\"text\":\"yo\","
              "\"offset\":5,\"createdAt\":\"2026-01-01T00:00:00.000Z\","
              "\"deleted\":false}", f->alice_stream, f->bob);
     data = json_tokener_parse(q);
-    assert_int_equal(sh__gql_sub_format(sub, "chat.message", data, 5,
+    assert_int_equal(sh__gql_sub_format(sub, "chat.message", data, "e1", 5,
                                         &payload), SH_OK);
     text = json_object_to_json_string_ext(payload, JSON_C_TO_STRING_PLAIN);
     assert_string_equal(text, "{\"data\":{\"c\":{\"kind\":\"MESSAGE\","
-                        "\"offset\":5,\"message\":{\"text\":\"yo\","
-                        "\"author\":{\"username\":\"bob\"}},"
+                        "\"epoch\":\"e1\",\"offset\":5,\"message\":"
+                        "{\"text\":\"yo\",\"author\":{\"username\":\"bob\"}},"
                         "\"userId\":null}}}");
     json_object_put(payload);
-    assert_int_equal(sh__gql_sub_format(sub, "stream.live", data, 6,
+    assert_int_equal(sh__gql_sub_format(sub, "stream.live", data, "e1", 6,
                                         &payload), SH_ENOTFOUND);
     assert_null(payload);
     json_object_put(data);
