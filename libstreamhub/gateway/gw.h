@@ -84,6 +84,8 @@ struct sh__conn {
     bool closing;                  /* close once the queue is written */
     bool receiving;                /* a request's bytes have started: the
                                       header timer runs, not re-armed */
+    bool peer_eof;                 /* the peer half-closed (FIN): answer
+                                      what is queued, then close */
     struct sh__ws *ws;             /* once upgraded */
     /* WebSocket output (plain TCP): frames are appended during a loop turn
      * and written by one writev per connection at its end (ws_conn.c's

@@ -704,8 +704,17 @@ static void flush(struct sh__conn *c)
         }
         free(s);
     }
-    if (c->state == SH__CONN_HTTP && c->head == NULL && !c->closing)
+    if (c->state == SH__CONN_HTTP && c->head == NULL && !c->closing) {
+        if (c->peer_eof) {
+            /* Half-closed and every response is out: no request can
+             * follow, so close once the output is written. */
+            c->closing = true;
+            if (evbuffer_get_length(bufferevent_get_output(c->bev)) == 0)
+                sh__conn_close(c);
+            return;
+        }
         arm(c, c->gw->idle_timeout_ms);
+    }
 }
 
 static void http_input(struct sh__conn *c)
@@ -808,6 +817,15 @@ static void conn_event_cb(struct bufferevent *bev, short what, void *arg)
     struct sh__conn *c = arg;
 
     (void)bev;
+    if ((what & BEV_EVENT_EOF) && !(what & BEV_EVENT_ERROR) &&
+        (what & BEV_EVENT_READING) && c->state == SH__CONN_HTTP &&
+        c->head != NULL) {
+        /* A half-close (FIN after the last request) is not a hang-up:
+         * the responses queued for the peer are still owed.  Reading
+         * has stopped; flush() closes once the queue is written. */
+        c->peer_eof = true;
+        return;
+    }
     if (what & (BEV_EVENT_EOF | BEV_EVENT_ERROR | BEV_EVENT_TIMEOUT))
         sh__conn_close(c);
 }
