@@ -61,7 +61,9 @@ const struct sh__conf_key sh__conf_keys[] = {
     I("ws.max-connections-per-user", "10", 1, 10000,
       "Concurrent WebSocket connections per user."),
     I("ws.send-buffer-bytes", "1048576", 4096, 268435456,
-      "Send buffer per connection before a slow client is closed (4408)."),
+      "Send buffer per connection (HTTP and WebSocket): over it, nothing "
+      "more is read from the connection until it drains to half, and "
+      "fan-out closes a slow WebSocket client (4408)."),
     I("ws.ping-interval-ms", "30000", 100, 3600000,
       "Interval of server pings."),
     I("ws.pong-timeout-ms", "60000", 100, 3600000,

@@ -515,7 +515,7 @@ bool sh__ws_send_event(struct sh__conn *c, const struct sh_event *ev)
     if (c->state != SH__CONN_WS || c->closing || c->bev == NULL)
         return false;
     out = bufferevent_get_output(c->bev);
-    if (evbuffer_get_length(out) > gw->ws_send_buffer) {
+    if (sh__conn_out_over(c)) {
         sh__series_add(gw->s_slow_dropped, 1);
         sh__ws_close(c, SH__WS_CLOSE_TOO_SLOW, "too slow");
         return false;

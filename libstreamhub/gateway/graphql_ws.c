@@ -345,7 +345,8 @@ static void deliver(void *arg, const struct sh_event *ev)
     if (o->gone || o->g == NULL)
         return;
     c = o->g->c;
-    if (o->qlen >= MAX_QUEUED_EVENTS) {
+    /* The send buffer bounds subscribers here as on /ws (fan-out). */
+    if (o->qlen >= MAX_QUEUED_EVENTS || sh__conn_out_over(c)) {
         sh__series_add(c->gw->s_slow_dropped, 1);
         sh__ws_close(c, 4500, "Subscriber too slow");
         return;

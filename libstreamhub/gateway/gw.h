@@ -86,6 +86,11 @@ struct sh__conn {
                                       header timer runs, not re-armed */
     bool peer_eof;                 /* the peer half-closed (FIN): answer
                                       what is queued, then close */
+    bool read_paused;              /* reading stopped: output over the
+                                      send buffer, or HTTP requests in
+                                      flight at the limit (backpressure) */
+    size_t nslots;                 /* HTTP responses queued (slots) */
+    bool in_input;                 /* http_input() is running */
     struct sh__ws *ws;             /* once upgraded */
     /* WebSocket output (plain TCP): frames are appended during a loop turn
      * and written by one writev per connection at its end (ws_conn.c's
@@ -173,6 +178,17 @@ bool sh__req_offload(struct sh__req *req, sh__work_fn work,
                      sh__work_done_fn done, void *arg);
 /* True when the connection of @req is gone (a worker result is moot). */
 bool sh__req_dead(const struct sh__req *req);
+
+/* True when @c's output holds more than its send buffer (ws.send-buffer-
+ * bytes): every reply path stops reading from @c while this holds, and
+ * fan-out closes a WebSocket that is over it (4408). */
+bool sh__conn_out_over(const struct sh__conn *c);
+/* Stop reading from @c (backpressure); sh__conn_resume() undoes it. */
+void sh__conn_pause(struct sh__conn *c);
+/* Resume reading from @c if it is paused and no longer over a bound; the
+ * input already buffered is handled from a deferred read callback (never
+ * from inside the caller). */
+void sh__conn_resume(struct sh__conn *c);
 
 void sh__conn_ref(struct sh__conn *c);
 void sh__conn_unref(struct sh__conn *c);

@@ -43,6 +43,11 @@ static void conn_read_cb(struct bufferevent *bev, void *arg);
 static void conn_write_cb(struct bufferevent *bev, void *arg);
 static void conn_event_cb(struct bufferevent *bev, short what, void *arg);
 static void flush(struct sh__conn *c);
+static void eof_check(struct sh__conn *c);
+
+/* Requests a connection may have parsed and not yet answered: reading
+ * pauses there (and the parser holds at most as many more). */
+#define MAX_PIPELINED 16
 
 static int64_t mono_us(void)
 {
@@ -113,6 +118,59 @@ void sh__conn_close(struct sh__conn *c)
     }
 }
 
+/* ---- backpressure ------------------------------------------------ */
+
+/* Every reply path (HTTP responses, native replies, graphql-ws messages,
+ * pongs) appends to one output buffer per connection, as fan-out does.
+ * Replies are answers to what the peer sends, so their bound is on input:
+ * while the output is over the send buffer, or an HTTP connection has
+ * MAX_PIPELINED requests unanswered, nothing more is read from it (the
+ * kernel's buffers fill and TCP flow control holds the peer).  Reading
+ * resumes once the output is down to half the send buffer (hysteresis)
+ * and the requests have been answered.  Fan-out cannot wait for a peer:
+ * it closes one over the send buffer with 4408 (sh__ws_send_event). */
+
+bool sh__conn_out_over(const struct sh__conn *c)
+{
+    return c->bev != NULL &&
+           evbuffer_get_length(bufferevent_get_output(c->bev)) >
+               c->gw->ws_send_buffer;
+}
+
+static bool input_blocked(const struct sh__conn *c)
+{
+    return sh__conn_out_over(c) ||
+           (c->state == SH__CONN_HTTP && c->nslots >= MAX_PIPELINED);
+}
+
+void sh__conn_pause(struct sh__conn *c)
+{
+    if (c->bev == NULL || c->read_paused)
+        return;
+    c->read_paused = true;
+    bufferevent_disable(c->bev, EV_READ);
+}
+
+void sh__conn_resume(struct sh__conn *c)
+{
+    if (!c->read_paused || c->bev == NULL || c->closing ||
+        c->state == SH__CONN_CLOSED)
+        return;
+    if (evbuffer_get_length(bufferevent_get_output(c->bev)) >
+            c->gw->ws_send_buffer / 2 ||
+        (c->state == SH__CONN_HTTP && c->nslots >= MAX_PIPELINED))
+        return;
+    c->read_paused = false;
+    if (!c->peer_eof)
+        bufferevent_enable(c->bev, EV_READ);
+    /* What was read before the pause is still in the input buffer and
+     * no socket event will announce it: run the read callback, deferred
+     * so that it never runs inside our caller. */
+    bufferevent_trigger(c->bev, EV_READ,
+                        BEV_TRIG_DEFER_CALLBACKS |
+                            BEV_TRIG_IGNORE_WATERMARKS);
+}
+
 /* ---- timers ------------------------------------------------------ */
 
 static void timer_cb(evutil_socket_t fd, short what, void *arg)
@@ -147,7 +205,7 @@ static void accept_cb(struct evconnlistener *l, evutil_socket_t fd,
         .max_header_bytes = gw->max_header_bytes,
         .max_headers = gw->max_headers,
         .max_body_bytes = gw->max_body_bytes,
-        .max_pipelined = 16,
+        .max_pipelined = MAX_PIPELINED,
     };
     struct sh__conn *c;
     int one = 1;
@@ -203,6 +261,9 @@ static void accept_cb(struct evconnlistener *l, evutil_socket_t fd,
     gw->nconns++;
     sh__series_add(gw->s_conns, 1);
     bufferevent_setcb(c->bev, conn_read_cb, conn_write_cb, conn_event_cb, c);
+    /* The write callback runs once the output is down to half the send
+     * buffer: where paused reading resumes (sh__conn_resume). */
+    bufferevent_setwatermark(c->bev, EV_WRITE, gw->ws_send_buffer / 2, 0);
     bufferevent_enable(c->bev, EV_READ | EV_WRITE);
     arm(c, gw->header_timeout_ms);
 }
@@ -564,6 +625,7 @@ static struct sh__slot *slot_push(struct sh__conn *c)
     else
         c->head = s;
     c->tail = s;
+    c->nslots++;
     return s;
 }
 
@@ -681,6 +743,7 @@ static void flush(struct sh__conn *c)
         c->head = s->next;
         if (c->head == NULL)
             c->tail = NULL;
+        c->nslots--;
         if (s->out != NULL) {
             evbuffer_add_buffer(out, s->out);
             evbuffer_free(s->out);
@@ -690,6 +753,11 @@ static void flush(struct sh__conn *c)
             free(s);
             arm(c, -1);
             c->state = SH__CONN_WS;
+            c->in_input = false;
+            if (c->read_paused) {   /* HTTP's bound is not WebSocket's */
+                c->read_paused = false;
+                bufferevent_enable(c->bev, EV_READ);
+            }
             sh__ws_start(c, req, (enum sh__ws_proto)req->status);
             return;
         }
@@ -704,22 +772,34 @@ static void flush(struct sh__conn *c)
         }
         free(s);
     }
-    if (c->state == SH__CONN_HTTP && c->head == NULL && !c->closing) {
-        if (c->peer_eof) {
-            /* Half-closed and every response is out: no request can
-             * follow, so close once the output is written. */
-            c->closing = true;
-            if (evbuffer_get_length(bufferevent_get_output(c->bev)) == 0)
-                sh__conn_close(c);
-            return;
-        }
+    if (c->state != SH__CONN_HTTP || c->closing)
+        return;
+    sh__conn_resume(c);
+    if (c->peer_eof)
+        eof_check(c);
+    else if (c->head == NULL)
         arm(c, c->gw->idle_timeout_ms);
-    }
+}
+
+/* After a half-close: once every request read has been answered and
+ * written, close.  Not while the input is being handled (a response
+ * written in between is not the last) nor while reading is paused (the
+ * input may still hold requests). */
+static void eof_check(struct sh__conn *c)
+{
+    if (!c->peer_eof || c->in_input || c->state != SH__CONN_HTTP ||
+        c->closing || c->head != NULL || c->read_paused)
+        return;
+    c->closing = true;
+    if (evbuffer_get_length(bufferevent_get_output(c->bev)) == 0)
+        sh__conn_close(c);
 }
 
 static void http_input(struct sh__conn *c)
 {
     struct evbuffer *in = bufferevent_get_input(c->bev);
+
+    c->in_input = true;
 
     while (c->state == SH__CONN_HTTP && !c->closing) {
         size_t n = evbuffer_get_length(in), used = 0;
@@ -729,6 +809,10 @@ static void http_input(struct sh__conn *c)
 
         if (n == 0)
             break;
+        if (input_blocked(c)) {
+            sh__conn_pause(c);      /* flush() or the drain resumes */
+            break;
+        }
         /* The request's first bytes start its clock; later bytes do not
          * extend it (a slowloris client trickles them). */
         if (c->head == NULL && !c->receiving) {
@@ -742,9 +826,12 @@ static void http_input(struct sh__conn *c)
             got = true;
             handle_request(c, hr);
         }
-        if (c->state != SH__CONN_HTTP)
+        if (c->state != SH__CONN_HTTP) {
+            c->in_input = false;
             return;
+        }
         if (st == SH__HTTP_ERROR) {
+            c->in_input = false;
             const char *why = "";
             int status = sh__http_conn_error(c->http, &why);
             struct sh__slot *s = slot_push(c);
@@ -782,6 +869,8 @@ static void http_input(struct sh__conn *c)
         if (used == n)
             break;
     }
+    c->in_input = false;
+    eof_check(c);
 }
 
 static void conn_read_cb(struct bufferevent *bev, void *arg)
@@ -805,11 +894,12 @@ static void conn_write_cb(struct bufferevent *bev, void *arg)
         sh__conn_close(c);
         return;
     }
-    if (c->state == SH__CONN_WS) {
-        sh__conn_ref(c);
+    sh__conn_ref(c);
+    if (c->state == SH__CONN_WS)
         sh__ws_on_drain(c);
-        sh__conn_unref(c);
-    }
+    if (c->state != SH__CONN_CLOSED)
+        sh__conn_resume(c);         /* the output is down to half */
+    sh__conn_unref(c);
 }
 
 static void conn_event_cb(struct bufferevent *bev, short what, void *arg)
@@ -818,12 +908,16 @@ static void conn_event_cb(struct bufferevent *bev, short what, void *arg)
 
     (void)bev;
     if ((what & BEV_EVENT_EOF) && !(what & BEV_EVENT_ERROR) &&
-        (what & BEV_EVENT_READING) && c->state == SH__CONN_HTTP &&
-        c->head != NULL) {
+        c->state == SH__CONN_HTTP && !c->closing) {
         /* A half-close (FIN after the last request) is not a hang-up:
          * the responses queued for the peer are still owed.  Reading
-         * has stopped; flush() closes once the queue is written. */
+         * has stopped; what was read is handled, and the connection
+         * closes once its queue is written (eof_check). */
         c->peer_eof = true;
+        sh__conn_ref(c);
+        http_input(c);
+        eof_check(c);
+        sh__conn_unref(c);
         return;
     }
     if (what & (BEV_EVENT_EOF | BEV_EVENT_ERROR | BEV_EVENT_TIMEOUT))

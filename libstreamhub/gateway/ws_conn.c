@@ -7,10 +7,12 @@
  * go to the protocol: native commands here, graphql-transport-ws in
  * graphql_ws.c.
  *
- * Output: every frame we send is its own reference-counted buffer added to
- * the output by reference (evbuffer_add_reference), so the output buffer's
- * chains are whole frames.  That lets a slow consumer be cut cleanly: keep
- * the partly written first frame, drop the rest, append the 4408 close.
+ * Output: every chain of the output buffer holds whole frames (shared
+ * fan-out frames by reference, replies encoded in place; see send_frame).
+ * That lets a slow consumer be cut cleanly: keep the partly written first
+ * chain, drop the rest, append the 4408 close.  Replies are bounded by
+ * input: while the output is over ws.send-buffer-bytes, nothing more is
+ * read (server.c, backpressure).
  *
  * Liveness: a ping every ws.ping-interval-ms; a peer silent for
  * ws.pong-timeout-ms is cut.  Authentication: where anonymous access is off,
@@ -103,13 +105,6 @@ static void uncount_user(struct sh__conn *c)
 
 /* ---- output ------------------------------------------------------ */
 
-static void frame_cleanup(const void *data, size_t len, void *arg)
-{
-    (void)data;
-    (void)len;
-    sh__ws_frame_unref(arg);
-}
-
 void sh__ws_mark_dirty(struct sh__conn *c)
 {
     struct sh_gateway *gw = c->gw;
@@ -166,8 +161,11 @@ void sh__ws_flush_cb(evutil_socket_t fd, short what, void *arg)
                 sh__conn_close(c);
             } else if (evbuffer_get_length(out) > 0) {
                 bufferevent_enable(c->bev, EV_WRITE);
+                sh__conn_resume(c);
             } else if (c->closing) {
                 sh__conn_close(c);
+            } else {
+                sh__conn_resume(c);
             }
         }
         sh__conn_unref(c);
@@ -175,20 +173,29 @@ void sh__ws_flush_cb(evutil_socket_t fd, short what, void *arg)
     }
 }
 
+/* A frame for this connection alone (a reply, a pong) is encoded straight
+ * into the output, in one contiguous extent (evbuffer_reserve_space with
+ * one vector), so that no frame straddles two chains and the cut of a slow
+ * consumer (sh__ws_close) still ends on a frame boundary.  Small replies
+ * then share chains: libevent gives every reference (evbuffer_add_
+ * reference) a chain of at least 1 KiB, which for a 40-byte reply made
+ * the memory behind the send buffer 25 times its byte count.  Shared
+ * frames (fan-out) stay references: their bytes are one copy for all. */
 static void send_frame(struct sh__conn *c, uint8_t opcode, const void *p,
                        size_t len)
 {
-    struct sh__ws_frame *fr;
+    struct evbuffer *out;
+    struct evbuffer_iovec v;
+    size_t n = sh__ws_header_size(len) + len;
 
     if (c->bev == NULL || c->ws->close_sent)
         return;
-    fr = sh__ws_frame_new(opcode, p, len);
-    if (fr == NULL)
+    out = bufferevent_get_output(c->bev);
+    if (evbuffer_reserve_space(out, (ev_ssize_t)n, &v, 1) != 1 ||
+        v.iov_len < n)
         return;
-    if (evbuffer_add_reference(bufferevent_get_output(c->bev), fr->bytes,
-                               fr->len, frame_cleanup, fr) != 0) {
-        sh__ws_frame_unref(fr);
-    }
+    v.iov_len = sh__ws_frame_encode(opcode, p, len, v.iov_base);
+    evbuffer_commit_space(out, &v, 1);
 }
 
 void sh__ws_send_text(struct sh__conn *c, const char *text, size_t len)
@@ -361,7 +368,6 @@ void sh__ws_start(struct sh__conn *c, struct sh__req *req,
     evtimer_add(ws->ping_timer, &ping);
     gw->nws++;
     sh__series_add(gw->s_ws_conns, 1);
-    bufferevent_setwatermark(c->bev, EV_WRITE, 0, 0);
     /* Plain TCP: our flush writes (see sh__conn.dirty); the bufferevent's
      * write event runs only while a socket is full.  The 101 answer may
      * still be in the output: the first flush sends it. */
@@ -825,6 +831,13 @@ void sh__ws_on_read(struct sh__conn *c)
 
         if (n == 0)
             return;
+        /* Every message may be answered: while the answers wait in the
+         * output over the send buffer, read no more (server.c,
+         * backpressure).  The drain resumes reading. */
+        if (sh__conn_out_over(c)) {
+            sh__conn_pause(c);
+            return;
+        }
         c->ws->last_rx_ms = sh__mono_ms();
         data = evbuffer_pullup(in, -1);
         st = sh__ws_reader_feed(&c->ws->reader, data, n, &used, &ev, &code);

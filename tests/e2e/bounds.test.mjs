@@ -77,3 +77,93 @@ test('a half-closed client gets every response queued for it', async () => {
       assert.deepEqual(JSON.parse(out[i].body), { data: { __typename: 'Query' } });
   }
 });
+
+function rssKiB(s) {
+  const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${s.child.pid}/status`, 'utf8'));
+  return Number(m[1]);
+}
+
+// Resolve once @ws has handed all it can to the server: its buffered
+// amount is 0, or has not moved for a second (the server stopped reading).
+async function settled(ws) {
+  let last = -1, still = 0;
+  while (still < 10) {
+    const b = ws.bufferedAmount;
+    if (b === 0) return 0;
+    still = b === last ? still + 1 : 0;
+    last = b;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  return last;
+}
+
+const PINGS = 200000;
+
+// A client that never reads and keeps sending commands that are answered
+// (native `ping`, graphql-ws `ping`, WebSocket ping frames): the answers
+// must not pile up in the server past the send buffer.
+for (const kind of ['native', 'graphql-ws']) {
+  test(`a ${kind} client that never reads cannot grow the server`, async () => {
+    const before = rssKiB(srv);
+    const ws = kind === 'native'
+      ? new WebSocket(`${srv.wsUrl}/ws`, 'streamhub.v1')
+      : new WebSocket(`${srv.wsUrl}/graphql`, 'graphql-transport-ws');
+    await new Promise((resolve, reject) => { ws.once('open', resolve); ws.once('error', reject); });
+    ws.on('error', () => {});
+    if (kind === 'graphql-ws') {
+      const acked = new Promise((r) => ws.once('message', r));
+      ws.send(JSON.stringify({ type: 'connection_init' }));
+      await acked;
+    }
+    ws._socket.pause();               // never read again
+    // Padding makes the pings outweigh what the kernel's socket buffers
+    // can hold, so that only the server's reading decides where they go.
+    const pad = 'x'.repeat(200);
+    for (let i = 1; i <= PINGS; i++) {
+      if (kind === 'native') ws.send(`{"id":${i},"op":"ping","pad":"${pad}"}`);
+      else ws.send(`{"type":"ping","payload":{"pad":"${pad}"}}`);
+      ws.ping(Buffer.alloc(125, 1));
+    }
+    const unsent = await settled(ws);
+    const grown = rssKiB(srv) - before;
+    console.log(`${kind}: RSS grew ${grown} KiB after ${PINGS} unread pings ` +
+                `(${unsent} bytes not taken by the server)`);
+    // A control client is served meanwhile.
+    const ctl = await Native.open(srv.wsUrl);
+    const r = await ctl.send('ping');
+    assert.equal(r.ok, true);
+    await ctl.close();
+    assert.ok(unsent > 0, 'the server read every ping: nothing held it back');
+    assert.ok(grown < 16 * 1024, `server RSS grew by ${grown} KiB`);
+    ws.terminate();
+  });
+}
+
+// The same over HTTP/1.1: requests pipelined by a client that never reads
+// are parsed only while their responses fit (MAX_PIPELINED unanswered,
+// output under the send buffer).
+test('an HTTP client that pipelines and never reads cannot grow the server', async () => {
+  const before = rssKiB(srv);
+  const [host, port] = hostPort(srv);
+  const sock = net.connect({ port, host });
+  await new Promise((r) => sock.once('connect', r));
+  sock.on('error', () => {});
+  sock.pause();
+  const one = 'GET /healthz HTTP/1.1\r\nHost: x\r\nX-Pad: ' + 'x'.repeat(300) + '\r\n\r\n';
+  const chunk = one.repeat(1000);
+  for (let i = 0; i < 100; i++) sock.write(chunk);
+  let last = -1, still = 0;
+  while (still < 10 && sock.writableLength > 0) {
+    still = sock.writableLength === last ? still + 1 : 0;
+    last = sock.writableLength;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  const grown = rssKiB(srv) - before;
+  console.log(`http: RSS grew ${grown} KiB after 100000 unread pipelined requests ` +
+              `(${sock.writableLength} bytes not taken by the server)`);
+  const h = await api(srv.url, 'GET', '/healthz');
+  assert.equal(h.status, 200);
+  assert.ok(sock.writableLength > 0, 'the server read every request');
+  assert.ok(grown < 16 * 1024, `server RSS grew by ${grown} KiB`);
+  sock.destroy();
+});
