@@ -82,6 +82,13 @@ const struct sh__conf_key sh__conf_keys[] = {
     I("http.rate-limit-per-ip", "1000", 1, 1000000,
       "HTTP requests per client address per second (token bucket)."),
     I("workers", "4", 1, 64, "Worker threads for store-bound requests."),
+    I("workers.max-in-flight", "1024", 1, 1000000,
+      "Jobs handed to the workers and not yet answered, in all; a request "
+      "past it is refused with rate_limited (HTTP 429 with Retry-After, "
+      "GraphQL RATE_LIMITED)."),
+    I("workers.max-in-flight-per-connection", "64", 1, 100000,
+      "The same bound for one connection's requests (native commands, "
+      "graphql-ws operations starting, HTTP requests)."),
     S("cors-origins", "",
       "Comma-separated origins allowed by CORS and WebSocket Origin checks; "
       "empty: same-origin only, * any."),

@@ -544,6 +544,7 @@ static void on_subscribe(struct sh__conn *c, struct gqlws *g,
     struct start_job *j;
     struct op *o;
     char reason[MAX_ID_BYTES + 40];
+    sh_err_t rc;
 
     if (!json_object_object_get_ex(msg, "payload", &payload) ||
         !json_object_is_type(payload, json_type_object) || id == NULL ||
@@ -614,13 +615,23 @@ static void on_subscribe(struct sh__conn *c, struct gqlws *g,
     g->ops = o;
     g->nops++;
     sh__conn_ref(c);
-    if (sh__workers_submit(c->gw->workers, start_work, start_done, j) !=
-        SH_OK) {
+    rc = sh__conn_offload(c, start_work, start_done, j);
+    if (rc != SH_OK) {
+        json_object *resp = sh__gql_error_response(
+            rc == SH_EBUSY ? "too many operations in flight" : "server busy",
+            rc == SH_EBUSY ? "RATE_LIMITED" : "INTERNAL");
+        json_object *errs, *ext;
         sh__conn_unref(c);
         o->busy = false;
         op_remove(o);
         start_job_free(j);
-        send_error_msg(c, id, "server busy", "INTERNAL");
+        if (rc == SH_EBUSY && json_object_object_get_ex(resp, "errors",
+                                                        &errs) &&
+            json_object_object_get_ex(json_object_array_get_idx(errs, 0),
+                                      "extensions", &ext))
+            json_object_object_add(ext, "retryAfter",
+                                   json_object_new_int(1));
+        send_error_resp(c, id, resp);
     }
     return;
 oom:

@@ -90,6 +90,7 @@ struct sh__conn {
                                       send buffer, or HTTP requests in
                                       flight at the limit (backpressure) */
     size_t nslots;                 /* HTTP responses queued (slots) */
+    atomic_size_t in_flight;       /* jobs on the workers (workers.h) */
     bool in_input;                 /* http_input() is running */
     struct sh__ws *ws;             /* once upgraded */
     /* WebSocket output (plain TCP): frames are appended during a loop turn
@@ -128,6 +129,7 @@ struct sh_gateway {
     size_t ws_max_message, ws_send_buffer;
     int ws_ping_ms, ws_pong_timeout_ms, ws_auth_timeout_ms;
     size_t ws_max_per_user;
+    size_t max_in_flight_conn;     /* workers.max-in-flight-per-connection */
     bool allow_anonymous;
     char *cors_origins;            /* "" same-origin, "*" any, or a list */
     char *api_key;                 /* "" off */
@@ -172,10 +174,20 @@ sh_err_t sh__req_auth(struct sh__req *req);
 /* A query parameter's decoded value (a new string, free()), or NULL. */
 char *sh__query_param(const char *query, const char *name);
 
-/* Run @work on a worker, then @done on the loop (workers.h); on failure
- * answers 503 itself and returns false. */
+/* Run @work on a worker, then @done on the loop (workers.h), within the
+ * in-flight bounds; on failure answers itself (rate_limited: 429 with
+ * Retry-After, a GraphQL error on /graphql; 503 while stopping) and
+ * returns false. */
 bool sh__req_offload(struct sh__req *req, sh__work_fn work,
                      sh__work_done_fn done, void *arg);
+/* sh__workers_submit_bounded() for a job of @c (a WebSocket command). */
+sh_err_t sh__conn_offload(struct sh__conn *c, sh__work_fn work,
+                          sh__work_done_fn done, void *arg);
+/* Answer @req with 429 rate_limited and Retry-After: @retry_after_s (the
+ * REST error body, or a GraphQL error with extensions.code RATE_LIMITED
+ * and retryAfter on /graphql). */
+void sh__respond_rate_limited(struct sh__req *req, const char *message,
+                              int retry_after_s);
 /* True when the connection of @req is gone (a worker result is moot). */
 bool sh__req_dead(const struct sh__req *req);
 

@@ -225,6 +225,7 @@ static void accept_cb(struct evconnlistener *l, evutil_socket_t fd,
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
     c->gw = gw;
     c->refs = 1;
+    atomic_init(&c->in_flight, 0);
     c->id = ++gw->next_conn_id;
     if (sa->sa_family == AF_INET)
         inet_ntop(AF_INET, &((struct sockaddr_in *)sa)->sin_addr, c->peer,
@@ -603,13 +604,57 @@ bool sh__req_dead(const struct sh__req *req)
     return req->conn->state == SH__CONN_CLOSED;
 }
 
+void sh__respond_rate_limited(struct sh__req *req, const char *message,
+                              int retry_after_s)
+{
+    json_object *o, *errs, *ext;
+    char extra[64];
+
+    if (retry_after_s < 1)
+        retry_after_s = 1;
+    if (strcmp(req->path, "/graphql") != 0) {
+        sh__respond_error(req, 429, "rate_limited", message, retry_after_s);
+        return;
+    }
+    /* A GraphQL client reads errors[].extensions (schema.graphql). */
+    o = sh__gql_error_response(message, "RATE_LIMITED");
+    if (json_object_object_get_ex(o, "errors", &errs) &&
+        json_object_object_get_ex(json_object_array_get_idx(errs, 0),
+                                  "extensions", &ext))
+        json_object_object_add(ext, "retryAfter",
+                               json_object_new_int(retry_after_s));
+    snprintf(extra, sizeof extra, "Retry-After: %d\r\n", retry_after_s);
+    sh__series_add(req->conn->gw->s_rate_limited, 1);
+    sh__respond_json(req, 429, o, extra);
+}
+
+sh_err_t sh__conn_offload(struct sh__conn *c, sh__work_fn work,
+                          sh__work_done_fn done, void *arg)
+{
+    sh_err_t rc = sh__workers_submit_bounded(c->gw->workers, &c->in_flight,
+                                             c->gw->max_in_flight_conn,
+                                             work, done, arg);
+
+    if (rc == SH_EBUSY)
+        sh__series_add(c->gw->s_rate_limited, 1);
+    return rc;
+}
+
 bool sh__req_offload(struct sh__req *req, sh__work_fn work,
                      sh__work_done_fn done, void *arg)
 {
-    if (sh__workers_submit(req->conn->gw->workers, work, done, arg) ==
-        SH_OK)
+    sh_err_t rc = sh__workers_submit_bounded(
+        req->conn->gw->workers, &req->conn->in_flight,
+        req->conn->gw->max_in_flight_conn, work, done, arg);
+
+    if (rc == SH_OK)
         return true;
-    sh__respond_error(req, 503, "internal", "server busy or stopping", 1);
+    if (rc == SH_EBUSY)
+        sh__respond_rate_limited(req, "server busy: too many requests in "
+                                 "flight", 1);
+    else
+        sh__respond_error(req, 503, "internal", "server busy or stopping",
+                          1);
     return false;
 }
 
@@ -666,8 +711,8 @@ static void handle_request(struct sh__conn *c, struct sh__http_request *hr)
     }
     if (!sh__limiter_take(gw->ip_limiter, c->peer, strlen(c->peer), 1,
                           sh__mono_ms(), &retry_ms)) {
-        sh__respond_error(req, 429, "rate_limited", "too many requests",
-                          (int)((retry_ms + 999) / 1000));
+        sh__respond_rate_limited(req, "too many requests",
+                                 (int)((retry_ms + 999) / 1000));
         return;
     }
     if (hr->upgrade) {
@@ -1033,6 +1078,8 @@ static sh_err_t read_config(struct sh_gateway *gw, char *errbuf,
     gw->ws_auth_timeout_ms = (int)sh__config_int(conf, "ws.auth-timeout-ms");
     gw->ws_max_per_user =
         (size_t)sh__config_int(conf, "ws.max-connections-per-user");
+    gw->max_in_flight_conn = (size_t)sh__config_int(
+        conf, "workers.max-in-flight-per-connection");
     gw->allow_anonymous = sh__config_bool(conf, "allow-anonymous");
     gw->cors_origins = strdup(sh__config_str(conf, "cors-origins"));
     gw->api_key = strdup(sh__config_str(conf, "api-key"));
@@ -1132,8 +1179,10 @@ SH_API sh_err_t sh_gateway_start(sh_hub_t *hub, struct event_base *base,
     rc = read_config(gw, errbuf, errbuf_len);
     if (rc != SH_OK)
         goto fail;
-    rc = sh__workers_new((size_t)sh__config_int(hub->conf, "workers"), base,
-                         &gw->workers);
+    rc = sh__workers_new(
+        (size_t)sh__config_int(hub->conf, "workers"),
+        (size_t)sh__config_int(hub->conf, "workers.max-in-flight"), base,
+        &gw->workers);
     if (rc == SH_OK)
         rc = sh__fanout_new(gw, &gw->fanout);
     if (rc != SH_OK) {

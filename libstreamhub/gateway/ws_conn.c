@@ -696,6 +696,7 @@ static void op_chat_send(struct sh__conn *c, const struct sh__native_cmd *cmd)
     struct sh__ws *ws = c->ws;
     json_object *id = cmd->id;
     struct chat_job *j;
+    sh_err_t rc;
 
     if (!ws->authed) {
         send_error(c, id, "unauthenticated", "authenticate first", 0);
@@ -723,14 +724,18 @@ static void op_chat_send(struct sh__conn *c, const struct sh__native_cmd *cmd)
     memcpy(j->text, cmd->text, j->len);
     j->text[j->len] = '\0';
     sh__conn_ref(c);
-    if (sh__workers_submit(c->gw->workers, chat_work, chat_done, j) !=
-        SH_OK) {
+    rc = sh__conn_offload(c, chat_work, chat_done, j);
+    if (rc != SH_OK) {
         sh__conn_unref(c);
         free(j->stream_id);
         free(j->text);
         json_object_put(j->id);
         free(j);
-        send_error(c, id, "internal", "server busy", 1);
+        if (rc == SH_EBUSY)
+            send_error(c, id, "rate_limited",
+                       "too many commands in flight", 1);
+        else
+            send_error(c, id, "internal", "server busy", 1);
     }
 }
 

@@ -167,3 +167,168 @@ test('an HTTP client that pipelines and never reads cannot grow the server', asy
   assert.ok(grown < 16 * 1024, `server RSS grew by ${grown} KiB`);
   sock.destroy();
 });
+
+// ---- in-flight bounds -------------------------------------------------
+
+// A raw WebSocket on @s: resolves with { sock, read } after the 101;
+// read(n) waits for n text messages (unmasked server frames).
+function rawWs(s, path, protocol) {
+  const [host, port] = hostPort(s);
+  return new Promise((resolve, reject) => {
+    const sock = net.connect({ port, host }, () => {
+      sock.write(`GET ${path} HTTP/1.1\r\nHost: ${s.address}\r\nUpgrade: websocket\r\n` +
+        'Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n' +
+        `Sec-WebSocket-Version: 13\r\nSec-WebSocket-Protocol: ${protocol}\r\n\r\n`);
+    });
+    let buf = Buffer.alloc(0), open = false;
+    const msgs = [], waiters = [];
+    const wake = () => {
+      for (const w of waiters.splice(0)) if (!w()) waiters.push(w);
+    };
+    sock.on('error', reject);
+    sock.on('data', (d) => {
+      buf = Buffer.concat([buf, d]);
+      if (!open) {
+        const end = buf.indexOf('\r\n\r\n');
+        if (end < 0) return;
+        const head = buf.subarray(0, end).toString();
+        if (!head.startsWith('HTTP/1.1 101')) { reject(new Error(head)); return; }
+        buf = buf.subarray(end + 4);
+        open = true;
+        resolve({ sock, read });
+      }
+      for (;;) {
+        if (buf.length < 2) break;
+        let len = buf[1] & 0x7f, off = 2;
+        if (len === 126) { if (buf.length < 4) break; len = buf.readUInt16BE(2); off = 4; }
+        else if (len === 127) { if (buf.length < 10) break; len = Number(buf.readBigUInt64BE(2)); off = 10; }
+        if (buf.length < off + len) break;
+        if ((buf[0] & 0x0f) === 1) msgs.push(JSON.parse(buf.subarray(off, off + len).toString()));
+        buf = buf.subarray(off + len);
+      }
+      wake();
+    });
+    function read(n) {
+      return new Promise((res) => {
+        const check = () => { if (msgs.length < n) return false; res(msgs.splice(0, n)); return true; };
+        if (!check()) waiters.push(check);
+      });
+    }
+  });
+}
+
+// One masked client text frame.
+function frame(text) {
+  const p = Buffer.from(text);
+  const head = p.length < 126 ? Buffer.from([0x81, 0x80 | p.length])
+    : Buffer.from([0x81, 0x80 | 126, p.length >> 8, p.length & 0xff]);
+  const mask = Buffer.from([1, 2, 3, 4]);
+  const body = Buffer.from(p.map((b, i) => b ^ mask[i % 4]));
+  return Buffer.concat([head, mask, body]);
+}
+
+function pipelined(s, text) {
+  const [host, port] = hostPort(s);
+  return new Promise((resolve, reject) => {
+    let out = '';
+    const sock = net.connect({ port, host, allowHalfOpen: true }, () => sock.end(text));
+    sock.on('data', (d) => { out += d.toString('latin1'); });
+    sock.on('error', reject);
+    sock.on('close', () => resolve(responses(out)));
+  });
+}
+
+test('requests past the global in-flight bound are answered rate_limited', async () => {
+  const s = await startServer({ args: ['--workers', '1', '--workers.max-in-flight', '2'] });
+  try {
+    // Seven GraphQL queries and seven REST reads in one write reach the
+    // loop at once (under the 16 a connection may pipeline): two go to the
+    // workers, the rest are refused.
+    const out = await pipelined(s, Array.from({ length: 7 }, () => gqlPost('{ __typename }') +
+      'GET /api/v1/streams/live HTTP/1.1\r\nHost: x\r\n\r\n').join(''));
+    assert.equal(out.length, 14);
+    assert.deepEqual(out.map((r) => r.status), [200, 200, ...Array(12).fill(429)]);
+    for (const [i, r] of out.entries()) {
+      if (i < 2) continue;
+      assert.match(r.head, /\r\nRetry-After: 1(\r|$)/i);
+      const b = JSON.parse(r.body);
+      if (i % 2 === 0) {
+        assert.equal(b.errors[0].extensions.code, 'RATE_LIMITED');
+        assert.equal(b.errors[0].extensions.retryAfter, 1);
+      } else {
+        assert.equal(b.error.code, 'rate_limited');
+        assert.equal(b.error.retryAfter, 1);
+      }
+    }
+    // Once answered, the bound is free again.
+    assert.deepEqual((await pipelined(s, gqlPost('{ __typename }'))).map((r) => r.status), [200]);
+  } finally {
+    await s.stop();
+  }
+});
+
+test('requests past the per-connection in-flight bound are answered rate_limited', async () => {
+  const s = await startServer({ args: ['--workers', '1',
+    '--workers.max-in-flight-per-connection', '2'] });
+  try {
+    // HTTP: ten GraphQL queries in one write reach the loop at once; the
+    // connection may have two on the workers, the rest are refused.
+    const [host, port] = hostPort(s);
+    const raw = await new Promise((resolve, reject) => {
+      let out = '';
+      const sock = net.connect({ port, host, allowHalfOpen: true }, () => {
+        sock.end(Array.from({ length: 10 }, () => gqlPost('{ __typename }')).join(''));
+      });
+      sock.on('data', (d) => { out += d.toString('latin1'); });
+      sock.on('error', reject);
+      sock.on('close', () => resolve(out));
+    });
+    const out = responses(raw);
+    assert.equal(out.length, 10);
+    assert.deepEqual(out.map((r) => r.status), [200, 200, 429, 429, 429, 429, 429, 429, 429, 429]);
+    for (const r of out.slice(2)) {
+      assert.match(r.head, /\r\nRetry-After: 1(\r|$)/i);
+      const e = JSON.parse(r.body).errors[0];
+      assert.equal(e.extensions.code, 'RATE_LIMITED');
+      assert.equal(e.extensions.retryAfter, 1);
+    }
+
+    // Native: chat.send runs on a worker; ten in one write.
+    const u = await register(s.url, 'bf');
+    const st = await api(s.url, 'POST', '/api/v1/streams', {
+      token: u.token, body: { title: 'bounds' } });
+    assert.equal(st.status, 201, JSON.stringify(st.body));
+    const n = await rawWs(s, '/ws', 'streamhub.v1');
+    const cmds = [frame(JSON.stringify({ id: 1, op: 'auth', token: u.token }))];
+    for (let i = 2; i <= 11; i++)
+      cmds.push(frame(JSON.stringify({ id: i, op: 'chat.send', streamId: st.body.id, text: `m${i}` })));
+    n.sock.write(Buffer.concat(cmds));
+    const replies = (await n.read(11)).sort((a, b) => a.id - b.id);
+    assert.equal(replies[0].ok, true);
+    assert.deepEqual(replies.slice(1, 3).map((r) => r.ok), [true, true]);
+    for (const r of replies.slice(3)) {
+      assert.equal(r.error?.code, 'rate_limited', JSON.stringify(r));
+      assert.equal(r.error.retryAfter, 1);
+    }
+    n.sock.destroy();
+
+    // graphql-ws: ten operations started in one write.
+    const g = await rawWs(s, '/graphql', 'graphql-transport-ws');
+    g.sock.write(frame(JSON.stringify({ type: 'connection_init' })));
+    assert.equal((await g.read(1))[0].type, 'connection_ack');
+    g.sock.write(Buffer.concat(Array.from({ length: 10 }, (_, i) => frame(JSON.stringify({
+      id: `q${i}`, type: 'subscribe', payload: { query: '{ __typename }' } })))));
+    // Two run (next + complete each), eight are refused (error).
+    const msgs = await g.read(2 * 2 + 8);
+    const errors = msgs.filter((m) => m.type === 'error');
+    assert.equal(errors.length, 8, JSON.stringify(msgs));
+    for (const e of errors) {
+      assert.equal(e.payload[0].extensions.code, 'RATE_LIMITED');
+      assert.equal(e.payload[0].extensions.retryAfter, 1);
+    }
+    assert.deepEqual(msgs.filter((m) => m.type === 'complete').map((m) => m.id).sort(), ['q0', 'q1']);
+    g.sock.destroy();
+  } finally {
+    await s.stop();
+  }
+});
