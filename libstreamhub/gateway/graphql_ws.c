@@ -604,7 +604,7 @@ static void on_subscribe(struct sh__conn *c, struct gqlws *g,
         snprintf(j->user_id, sizeof j->user_id, "%s", ws->user_id);
         j->roles = ws->roles;
     }
-    snprintf(j->client_key, sizeof j->client_key, "%s", c->peer);
+    snprintf(j->client_key, sizeof j->client_key, "%s", c->ip_key);
     j->hub = c->gw->hub;
     j->op = o;
     j->c = c;

@@ -79,6 +79,7 @@ struct sh__conn {
     int refs;                      /* open (1) + requests in flight */
     uint64_t id;
     char peer[64];                 /* client address, no port */
+    char ip_key[64];               /* per-IP limits' key (sh__ip_key) */
     struct sh__slot *head, *tail;  /* response queue */
     struct event *timer;           /* header / idle timeout */
     bool closing;                  /* close once the queue is written */
@@ -205,6 +206,14 @@ void sh__conn_resume(struct sh__conn *c);
 void sh__conn_ref(struct sh__conn *c);
 void sh__conn_unref(struct sh__conn *c);
 void sh__conn_close(struct sh__conn *c);
+/* The key of per-IP limits for a client at @sa: an IPv4 address as
+ * text; an IPv6 address by its /64 prefix ("2001:db8:1:2::/64"), since
+ * one subscriber gets a whole /64 and rotating within it must not walk
+ * past the limits; an IPv4-mapped IPv6 address (::ffff:a.b.c.d) as the
+ * IPv4 address.  Other families: "".  @out gets at most @cap bytes,
+ * NUL-terminated (64 hold any key).  Returns @out.  Any thread. */
+char *sh__ip_key(const struct sockaddr *sa, char *out, size_t cap);
+
 /* True when @origin may use the gateway (CORS and WebSocket Origin). */
 bool sh__origin_allowed(const struct sh_gateway *gw, const char *origin,
                         const char *host);

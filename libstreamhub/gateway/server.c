@@ -197,6 +197,33 @@ static void arm(struct sh__conn *c, int ms)
 
 /* ---- accepting --------------------------------------------------- */
 
+char *sh__ip_key(const struct sockaddr *sa, char *out, size_t cap)
+{
+    char text[INET6_ADDRSTRLEN];
+
+    if (cap == 0)
+        return out;
+    out[0] = '\0';
+    if (sa->sa_family == AF_INET) {
+        const struct sockaddr_in *s4 = (const struct sockaddr_in *)sa;
+        if (inet_ntop(AF_INET, &s4->sin_addr, text, sizeof text) != NULL)
+            snprintf(out, cap, "%s", text);
+    } else if (sa->sa_family == AF_INET6) {
+        const struct sockaddr_in6 *s6 = (const struct sockaddr_in6 *)sa;
+        struct in6_addr a = s6->sin6_addr;
+        if (IN6_IS_ADDR_V4MAPPED(&a)) {
+            if (inet_ntop(AF_INET, &a.s6_addr[12], text, sizeof text) !=
+                NULL)
+                snprintf(out, cap, "%s", text);
+            return out;
+        }
+        memset(&a.s6_addr[8], 0, 8);
+        if (inet_ntop(AF_INET6, &a, text, sizeof text) != NULL)
+            snprintf(out, cap, "%s/64", text);
+    }
+    return out;
+}
+
 static void accept_cb(struct evconnlistener *l, evutil_socket_t fd,
                       struct sockaddr *sa, int salen, void *arg)
 {
@@ -233,6 +260,7 @@ static void accept_cb(struct evconnlistener *l, evutil_socket_t fd,
     else if (sa->sa_family == AF_INET6)
         inet_ntop(AF_INET6, &((struct sockaddr_in6 *)sa)->sin6_addr, c->peer,
                   sizeof c->peer);
+    sh__ip_key(sa, c->ip_key, sizeof c->ip_key);
     if (gw->ssl_ctx != NULL) {
         SSL *ssl = SSL_new(gw->ssl_ctx);
         c->bev = ssl == NULL ? NULL
@@ -709,7 +737,7 @@ static void handle_request(struct sh__conn *c, struct sh__http_request *hr)
         sh__respond_error(req, 400, "bad_request", "bad request target", 0);
         return;
     }
-    if (!sh__limiter_take(gw->ip_limiter, c->peer, strlen(c->peer), 1,
+    if (!sh__limiter_take(gw->ip_limiter, c->ip_key, strlen(c->ip_key), 1,
                           sh__mono_ms(), &retry_ms)) {
         sh__respond_rate_limited(req, "too many requests",
                                  (int)((retry_ms + 999) / 1000));
