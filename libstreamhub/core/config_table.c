@@ -70,6 +70,13 @@ const struct sh__conf_key sh__conf_keys[] = {
       "A connection silent this long is closed."),
     I("ws.auth-timeout-ms", "10000", 100, 600000,
       "Time to authenticate where anonymous access is off."),
+    I("presence.max-streams", "65536", 1, 16777216,
+      "Streams whose viewers one node counts at once (a chat: or stream: "
+      "subscription with a UUID counts its connection as a viewer); past "
+      "it, new streams are not counted."),
+    I("presence.max-streams-per-connection", "32", 1, 100000,
+      "Streams one connection counts as a viewer of; its further "
+      "subscriptions work but are not counted."),
     I("http.max-header-bytes", "16384", 256, 1048576,
       "Request line and headers, in all."),
     I("http.max-headers", "100", 1, 1000, "Header fields per request."),

@@ -92,6 +92,7 @@ struct sh__conn {
                                       flight at the limit (backpressure) */
     size_t nslots;                 /* HTTP responses queued (slots) */
     atomic_size_t in_flight;       /* jobs on the workers (workers.h) */
+    size_t npresence;              /* streams it counts for (fanout.c) */
     bool in_input;                 /* http_input() is running */
     struct sh__ws *ws;             /* once upgraded */
     /* WebSocket output (plain TCP): frames are appended during a loop turn
@@ -144,7 +145,7 @@ struct sh_gateway {
     struct sh__metric *m_requests, *m_latency;
     uint64_t fanout_unflushed;     /* deliveries not yet in s_fanout */
     struct sh__series *s_ws_conns, *s_msgs_in, *s_msgs_out, *s_fanout,
-        *s_slow_dropped, *s_rate_limited, *s_conns;
+        *s_slow_dropped, *s_rate_limited, *s_conns, *s_presence;
     /* graphql_http.c: persisted queries, made on first use, freed by
      * sh__graphql_http_free(). */
     struct sh__gql_http *gql_http;

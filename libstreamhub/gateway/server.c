@@ -1162,6 +1162,10 @@ static void add_metrics(struct sh_gateway *gw)
                         SH__METRIC_COUNTER,
                         "Connections closed with 4408 (too slow).", "", NULL,
                         0), "");
+    gw->s_presence = sh__metric_series(
+        sh__metrics_add(m, "streamhub_presence_streams", SH__METRIC_GAUGE,
+                        "Streams whose viewers this node counts.", "",
+                        NULL, 0), "");
     gw->s_rate_limited = sh__metric_series(
         sh__metrics_add(m, "streamhub_rate_limited_total",
                         SH__METRIC_COUNTER,

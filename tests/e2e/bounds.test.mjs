@@ -6,6 +6,7 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import net from 'node:net';
 import { readFileSync } from 'node:fs';
+import { randomUUID } from 'node:crypto';
 import WebSocket from 'ws';
 import { startServer, api, register, Native, API_KEY } from './harness.mjs';
 
@@ -328,6 +329,53 @@ test('requests past the per-connection in-flight bound are answered rate_limited
     }
     assert.deepEqual(msgs.filter((m) => m.type === 'complete').map((m) => m.id).sort(), ['q0', 'q1']);
     g.sock.destroy();
+  } finally {
+    await s.stop();
+  }
+});
+
+// ---- presence -----------------------------------------------------------
+
+async function presenceStreams(s) {
+  const r = await fetch(`${s.url}/metrics`);
+  const m = /^streamhub_presence_streams (\S+)$/m.exec(await r.text());
+  assert.ok(m, 'no streamhub_presence_streams gauge');
+  return Number(m[1]);
+}
+
+test('presence counts bounded streams, per connection and per node', async () => {
+  const s = await startServer({ args: ['--presence.max-streams', '50',
+    '--presence.max-streams-per-connection', '32'] });
+  try {
+    const a = await Native.open(s.wsUrl);
+    const b = await Native.open(s.wsUrl);
+    // Any suffix is a valid channel, but only stream ids (UUIDs) count.
+    for (let i = 0; i < 20; i++) {
+      const r = await a.send('subscribe', { channel: `chat:junk-${i}` });
+      assert.equal(r.ok, true, JSON.stringify(r));
+    }
+    assert.equal(await presenceStreams(s), 0);
+    // One connection counts for at most 32 streams; both of a stream's
+    // channels count once.
+    for (let i = 0; i < 40; i++) {
+      const id = randomUUID();
+      for (const ch of [`chat:${id}`, `stream:${id}`]) {
+        const r = await a.send('subscribe', { channel: ch });
+        assert.equal(r.ok, true, JSON.stringify(r));
+      }
+    }
+    assert.equal(await presenceStreams(s), 32);
+    // The node counts at most 50.
+    for (let i = 0; i < 40; i++) {
+      const r = await b.send('subscribe', { channel: `chat:${randomUUID()}` });
+      assert.equal(r.ok, true, JSON.stringify(r));
+    }
+    assert.equal(await presenceStreams(s), 50);
+    await a.close();
+    await b.close();
+    // Reported as zero at the next tick, then forgotten.
+    while (await presenceStreams(s) !== 0)
+      await new Promise((r) => setTimeout(r, 200));
   } finally {
     await s.stop();
   }
