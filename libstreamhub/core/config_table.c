@@ -36,6 +36,16 @@ const struct sh__conf_key sh__conf_keys[] = {
       "Lifetime of refresh tokens."),
     K("api-key", "", "Key for Authorization: Apikey; empty: publish API off."),
     B("allow-anonymous", "true", "Anonymous read-only WebSocket clients."),
+    E("app-subscribe", "anyone", "anyone|authenticated|apikey",
+      "Who may subscribe to app: channels on /ws: anyone (anonymous "
+      "clients too, where allow-anonymous is on), authenticated (a "
+      "connection that sent auth, or a subscribe carrying the API key "
+      "as apiKey), apikey (a subscribe carrying the API key as apiKey, "
+      "or an admin's connection: those who may publish there).  The "
+      "default keeps app: channels as readable as live and stream:, "
+      "which is safe because only API-key holders and admins publish "
+      "to them: put nothing there that every client may not read, or "
+      "choose apikey."),
     I("store.pool-size", "4", 1, 64, "Store connections (workers)."),
     I("store.busy-timeout-ms", "5000", 0, 600000,
       "SQLite: wait this long for a lock before failing."),

@@ -133,6 +133,9 @@ struct sh_gateway {
     size_t ws_max_per_user;
     size_t max_in_flight_conn;     /* workers.max-in-flight-per-connection */
     bool allow_anonymous;
+    enum sh__app_subscribe {
+        SH__APP_ANYONE, SH__APP_AUTHENTICATED, SH__APP_APIKEY
+    } app_subscribe;               /* app-subscribe */
     char *cors_origins;            /* "" same-origin, "*" any, or a list */
     char *api_key;                 /* "" off */
     /* Shutdown. */

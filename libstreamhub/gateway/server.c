@@ -1109,6 +1109,13 @@ static sh_err_t read_config(struct sh_gateway *gw, char *errbuf,
     gw->max_in_flight_conn = (size_t)sh__config_int(
         conf, "workers.max-in-flight-per-connection");
     gw->allow_anonymous = sh__config_bool(conf, "allow-anonymous");
+    {
+        const char *as = sh__config_str(conf, "app-subscribe");
+        gw->app_subscribe = strcmp(as, "apikey") == 0 ? SH__APP_APIKEY
+                            : strcmp(as, "authenticated") == 0
+                                ? SH__APP_AUTHENTICATED
+                                : SH__APP_ANYONE;
+    }
     gw->cors_origins = strdup(sh__config_str(conf, "cors-origins"));
     gw->api_key = strdup(sh__config_str(conf, "api-key"));
     if (gw->cors_origins == NULL || gw->api_key == NULL) {

@@ -524,11 +524,37 @@ static void native_deliver(void *arg, const struct sh_event *ev)
     sh__ws_send_event(s->conn, ev);
 }
 
+/* True when @key (may be NULL) is the configured API key. */
+static bool api_key_ok(const struct sh_gateway *gw, const char *key)
+{
+    size_t n = strlen(gw->api_key);
+
+    return key != NULL && n > 0 && strlen(key) == n &&
+           sodium_memcmp(key, gw->api_key, n) == 0;
+}
+
 static bool may_subscribe(struct sh__conn *c, const char *channel,
-                          const char **code, const char **why)
+                          const char *api_key, const char **code,
+                          const char **why)
 {
     struct sh__ws *ws = c->ws;
+    struct sh_gateway *gw = c->gw;
 
+    if (strncmp(channel, "app:", 4) == 0 && api_key_ok(gw, api_key))
+        return true;                /* a publisher's credential */
+    if (strncmp(channel, "app:", 4) == 0 &&
+        gw->app_subscribe == SH__APP_APIKEY &&
+        !(ws->authed && (ws->roles & SH_ROLE_ADMIN))) {
+        *code = ws->authed ? "forbidden" : "unauthenticated";
+        *why = "app: channels need the API key (app-subscribe = apikey)";
+        return false;
+    }
+    if (strncmp(channel, "app:", 4) == 0 && !ws->authed &&
+        gw->app_subscribe == SH__APP_AUTHENTICATED) {
+        *code = "unauthenticated";
+        *why = "app: channels need an authenticated connection";
+        return false;
+    }
     if (!ws->authed && !c->gw->allow_anonymous) {
         *code = "unauthenticated";
         *why = "authenticate first";
@@ -554,7 +580,7 @@ static void op_subscribe(struct sh__conn *c, const struct sh__native_cmd *cmd)
     char err[SH_ERRBUF_SIZE];
     sh_err_t rc;
 
-    if (!may_subscribe(c, channel, &code, &why)) {
+    if (!may_subscribe(c, channel, cmd->api_key, &code, &why)) {
         send_error(c, id, code, why, 0);
         return;
     }
@@ -753,9 +779,7 @@ static void op_publish(struct sh__conn *c, const struct sh__native_cmd *cmd)
     bool key_ok;
     sh_err_t rc;
 
-    key_ok = key != NULL && gw->api_key[0] != '\0' &&
-             strlen(key) == strlen(gw->api_key) &&
-             sodium_memcmp(key, gw->api_key, strlen(key)) == 0;
+    key_ok = api_key_ok(gw, key);
     if (!key_ok && !(ws->authed && (ws->roles & SH_ROLE_ADMIN))) {
         send_error(c, id, ws->authed ? "forbidden" : "unauthenticated",
                    "publishing needs the API key or an admin", 0);

@@ -7,7 +7,6 @@ import assert from 'node:assert/strict';
 import net from 'node:net';
 import { readFileSync } from 'node:fs';
 import { randomUUID } from 'node:crypto';
-import WebSocket from 'ws';
 import { startServer, api, register, Native, API_KEY } from './harness.mjs';
 
 let srv;
@@ -63,7 +62,7 @@ function gqlPost(query) {
     `Content-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`;
 }
 
-test('a half-closed client gets every response queued for it', async () => {
+test('a half-closed client gets every response queued for it', { timeout: 120000 }, async () => {
   const reqs = [];
   for (let i = 0; i < 6; i++) {
     reqs.push(gqlPost('{ __typename }'));
@@ -84,12 +83,13 @@ function rssKiB(s) {
   return Number(m[1]);
 }
 
-// Resolve once @ws has handed all it can to the server: its buffered
-// amount is 0, or has not moved for a second (the server stopped reading).
-async function settled(ws) {
+// Resolve once @sock has handed all it can to the server: nothing is left
+// to write, or what is left has not moved for a second (the server
+// stopped reading).
+async function settled(sock) {
   let last = -1, still = 0;
   while (still < 10) {
-    const b = ws.bufferedAmount;
+    const b = sock.writableLength;
     if (b === 0) return 0;
     still = b === last ? still + 1 : 0;
     last = b;
@@ -100,32 +100,32 @@ async function settled(ws) {
 
 const PINGS = 200000;
 
-// A client that never reads and keeps sending commands that are answered
-// (native `ping`, graphql-ws `ping`, WebSocket ping frames): the answers
-// must not pile up in the server past the send buffer.
+// A client that never reads and keeps sending what is answered (native
+// `ping`, graphql-ws `ping`, WebSocket ping frames): the answers must not
+// pile up in the server past the send buffer.  The client is a raw socket
+// writing prebuilt frames, so that it costs little CPU beside the server.
 for (const kind of ['native', 'graphql-ws']) {
-  test(`a ${kind} client that never reads cannot grow the server`, async () => {
+  test(`a ${kind} client that never reads cannot grow the server`, { timeout: 120000 }, async () => {
     const before = rssKiB(srv);
-    const ws = kind === 'native'
-      ? new WebSocket(`${srv.wsUrl}/ws`, 'streamhub.v1')
-      : new WebSocket(`${srv.wsUrl}/graphql`, 'graphql-transport-ws');
-    await new Promise((resolve, reject) => { ws.once('open', resolve); ws.once('error', reject); });
-    ws.on('error', () => {});
+    const c = kind === 'native' ? await rawWs(srv, '/ws', 'streamhub.v1')
+      : await rawWs(srv, '/graphql', 'graphql-transport-ws');
+    c.sock.on('error', () => {});
     if (kind === 'graphql-ws') {
-      const acked = new Promise((r) => ws.once('message', r));
-      ws.send(JSON.stringify({ type: 'connection_init' }));
-      await acked;
+      c.sock.write(frame(JSON.stringify({ type: 'connection_init' })));
+      assert.equal((await c.read(1))[0].type, 'connection_ack');
     }
-    ws._socket.pause();               // never read again
+    c.sock.pause();                   // never read again
     // Padding makes the pings outweigh what the kernel's socket buffers
     // can hold, so that only the server's reading decides where they go.
     const pad = 'x'.repeat(200);
-    for (let i = 1; i <= PINGS; i++) {
-      if (kind === 'native') ws.send(`{"id":${i},"op":"ping","pad":"${pad}"}`);
-      else ws.send(`{"type":"ping","payload":{"pad":"${pad}"}}`);
-      ws.ping(Buffer.alloc(125, 1));
-    }
-    const unsent = await settled(ws);
+    const one = Buffer.concat([
+      frame(kind === 'native' ? `{"id":1,"op":"ping","pad":"${pad}"}`
+        : `{"type":"ping","payload":{"pad":"${pad}"}}`),
+      frame(Buffer.alloc(125, 1), 0x9),
+    ]);
+    const chunk = Buffer.concat(Array(1000).fill(one));
+    for (let i = 0; i < PINGS / 1000; i++) c.sock.write(chunk);
+    const unsent = await settled(c.sock);
     const grown = rssKiB(srv) - before;
     console.log(`${kind}: RSS grew ${grown} KiB after ${PINGS} unread pings ` +
                 `(${unsent} bytes not taken by the server)`);
@@ -136,14 +136,14 @@ for (const kind of ['native', 'graphql-ws']) {
     await ctl.close();
     assert.ok(unsent > 0, 'the server read every ping: nothing held it back');
     assert.ok(grown < 16 * 1024, `server RSS grew by ${grown} KiB`);
-    ws.terminate();
+    c.sock.destroy();
   });
 }
 
 // The same over HTTP/1.1: requests pipelined by a client that never reads
 // are parsed only while their responses fit (MAX_PIPELINED unanswered,
 // output under the send buffer).
-test('an HTTP client that pipelines and never reads cannot grow the server', async () => {
+test('an HTTP client that pipelines and never reads cannot grow the server', { timeout: 120000 }, async () => {
   const before = rssKiB(srv);
   const [host, port] = hostPort(srv);
   const sock = net.connect({ port, host });
@@ -218,11 +218,12 @@ function rawWs(s, path, protocol) {
   });
 }
 
-// One masked client text frame.
-function frame(text) {
+// One masked client frame (text unless @opcode says otherwise).
+function frame(text, opcode = 0x1) {
   const p = Buffer.from(text);
-  const head = p.length < 126 ? Buffer.from([0x81, 0x80 | p.length])
-    : Buffer.from([0x81, 0x80 | 126, p.length >> 8, p.length & 0xff]);
+  const b0 = 0x80 | opcode;
+  const head = p.length < 126 ? Buffer.from([b0, 0x80 | p.length])
+    : Buffer.from([b0, 0x80 | 126, p.length >> 8, p.length & 0xff]);
   const mask = Buffer.from([1, 2, 3, 4]);
   const body = Buffer.from(p.map((b, i) => b ^ mask[i % 4]));
   return Buffer.concat([head, mask, body]);
@@ -239,7 +240,7 @@ function pipelined(s, text) {
   });
 }
 
-test('requests past the global in-flight bound are answered rate_limited', async () => {
+test('requests past the global in-flight bound are answered rate_limited', { timeout: 120000 }, async () => {
   const s = await startServer({ args: ['--workers', '1', '--workers.max-in-flight', '2'] });
   try {
     // Seven GraphQL queries and seven REST reads in one write reach the
@@ -268,7 +269,7 @@ test('requests past the global in-flight bound are answered rate_limited', async
   }
 });
 
-test('requests past the per-connection in-flight bound are answered rate_limited', async () => {
+test('requests past the per-connection in-flight bound are answered rate_limited', { timeout: 120000 }, async () => {
   const s = await startServer({ args: ['--workers', '1',
     '--workers.max-in-flight-per-connection', '2'] });
   try {
@@ -343,7 +344,7 @@ async function presenceStreams(s) {
   return Number(m[1]);
 }
 
-test('presence counts bounded streams, per connection and per node', async () => {
+test('presence counts bounded streams, per connection and per node', { timeout: 120000 }, async () => {
   const s = await startServer({ args: ['--presence.max-streams', '50',
     '--presence.max-streams-per-connection', '32'] });
   try {
@@ -379,4 +380,53 @@ test('presence counts bounded streams, per connection and per node', async () =>
   } finally {
     await s.stop();
   }
+});
+
+// ---- app: channel rights (app-subscribe) ------------------------------
+
+const APP_RIGHTS = {
+  // mode: expected reply for [anonymous, authenticated user, API key,
+  // wrong key on an anonymous connection]
+  anyone: ['ok', 'ok', 'ok', 'ok'],
+  authenticated: ['unauthenticated', 'ok', 'ok', 'unauthenticated'],
+  apikey: ['unauthenticated', 'forbidden', 'ok', 'unauthenticated'],
+};
+
+for (const [mode, want] of Object.entries(APP_RIGHTS)) {
+  test(`app-subscribe = ${mode}`, { timeout: 120000 }, async () => {
+    const s = mode === 'anyone' ? srv  // the default
+      : await startServer({ args: ['--app-subscribe', mode] });
+    try {
+      const u = await register(s.url, 'ap');
+      const anon = await Native.open(s.wsUrl);
+      const user = await Native.open(s.wsUrl);
+      assert.equal((await user.send('auth', { token: u.token })).ok, true);
+      const keyed = await Native.open(s.wsUrl);
+      const wrong = await Native.open(s.wsUrl);
+      const ch = `app:rights-${mode}`;
+      const got = [
+        await anon.send('subscribe', { channel: ch }),
+        await user.send('subscribe', { channel: ch }),
+        await keyed.send('subscribe', { channel: ch, apiKey: API_KEY }),
+        await wrong.send('subscribe', { channel: ch, apiKey: 'not-the-key' }),
+      ].map((r) => (r.ok ? 'ok' : r.error.code));
+      assert.deepEqual(got, want);
+      // Other channels keep their own rules whatever the mode.
+      assert.equal((await anon.send('subscribe', { channel: 'live' })).ok, true);
+      // The key holder's subscription delivers.
+      const pub = await api(s.url, 'POST', '/api/v1/publish', {
+        apiKey: API_KEY, body: { channel: ch, data: { mode } } });
+      assert.equal(pub.status, 200, JSON.stringify(pub.body));
+      const [ev] = await keyed.waitEvents(1, (e) => e.channel === ch);
+      assert.deepEqual(ev.event.data, { mode });
+      for (const c of [anon, user, keyed, wrong]) await c.close();
+    } finally {
+      if (s !== srv) await s.stop();
+    }
+  });
+}
+
+test('app-subscribe takes only its three values', { timeout: 120000 }, async () => {
+  await assert.rejects(startServer({ args: ['--app-subscribe', 'everyone'] }),
+    /app-subscribe/);
 });
