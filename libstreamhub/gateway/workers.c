@@ -4,10 +4,11 @@
  *  1. Each job's @work runs at most once and its @done exactly once.
  *  2. pending counts jobs from submit until their @done has been posted.
  *  3. in_flight counts bounded jobs (clients') from submit until just
- *     before their @done runs, and a job's conn counter likewise.  Both are atomic: @done
- *     runs on the loop, except when the dispatcher cannot take it (see
- *     worker_main), and only the loop thread increments them, so a check
- *     followed by an increment on the loop cannot overshoot a bound.
+ *     before their @done runs, and a job's conn counter likewise.  Both
+ *     are atomic: @done runs on the loop, except when the dispatcher
+ *     cannot take it (see worker_main), and only the loop thread
+ *     increments them, so a check followed by an increment on the loop
+ *     cannot overshoot a bound.
  */
 #include <pthread.h>
 #include <stdlib.h>
