@@ -38,6 +38,16 @@ const struct sh__conf_key sh__conf_keys[] = {
       "Lifetime of refresh tokens."),
     K("api-key", "", "Key for Authorization: Apikey; empty: publish API off."),
     B("allow-anonymous", "true", "Anonymous read-only WebSocket clients."),
+    E("app-subscribe", "anyone", "anyone|authenticated|apikey",
+      "Who may subscribe to app: channels on /ws: anyone (anonymous "
+      "clients too, where allow-anonymous is on), authenticated (a "
+      "connection that sent auth, or a subscribe carrying the API key "
+      "as apiKey), apikey (a subscribe carrying the API key as apiKey, "
+      "or an admin's connection: those who may publish there).  The "
+      "default keeps app: channels as readable as live and stream:, "
+      "which is safe because only API-key holders and admins publish "
+      "to them: put nothing there that every client may not read, or "
+      "choose apikey."),
     I("store.pool-size", "4", 1, 64, "Store connections (workers)."),
     I("store.busy-timeout-ms", "5000", 0, 600000,
       "SQLite: wait this long for a lock before failing."),
@@ -76,13 +86,22 @@ const struct sh__conf_key sh__conf_keys[] = {
     I("ws.max-connections-per-user", "10", 1, 10000,
       "Concurrent WebSocket connections per user."),
     I("ws.send-buffer-bytes", "1048576", 4096, 268435456,
-      "Send buffer per connection before a slow client is closed (4408)."),
+      "Send buffer per connection (HTTP and WebSocket): over it, nothing "
+      "more is read from the connection until it drains to half, and "
+      "fan-out closes a slow WebSocket client (4408)."),
     I("ws.ping-interval-ms", "30000", 100, 3600000,
       "Interval of server pings."),
     I("ws.pong-timeout-ms", "60000", 100, 3600000,
       "A connection silent this long is closed."),
     I("ws.auth-timeout-ms", "10000", 100, 600000,
       "Time to authenticate where anonymous access is off."),
+    I("presence.max-streams", "65536", 1, 16777216,
+      "Streams whose viewers one node counts at once (a chat: or stream: "
+      "subscription with a UUID counts its connection as a viewer); past "
+      "it, new streams are not counted."),
+    I("presence.max-streams-per-connection", "32", 1, 100000,
+      "Streams one connection counts as a viewer of; its further "
+      "subscriptions work but are not counted."),
     I("http.max-header-bytes", "16384", 256, 1048576,
       "Request line and headers, in all."),
     I("http.max-headers", "100", 1, 1000, "Header fields per request."),
@@ -95,6 +114,13 @@ const struct sh__conf_key sh__conf_keys[] = {
     I("http.rate-limit-per-ip", "1000", 1, 1000000,
       "HTTP requests per client address per second (token bucket)."),
     I("workers", "4", 1, 64, "Worker threads for store-bound requests."),
+    I("workers.max-in-flight", "1024", 1, 1000000,
+      "Jobs handed to the workers and not yet answered, in all; a request "
+      "past it is refused with rate_limited (HTTP 429 with Retry-After, "
+      "GraphQL RATE_LIMITED)."),
+    I("workers.max-in-flight-per-connection", "64", 1, 100000,
+      "The same bound for one connection's requests (native commands, "
+      "graphql-ws operations starting, HTTP requests)."),
     S("cors-origins", "",
       "Comma-separated origins allowed by CORS and WebSocket Origin checks; "
       "empty: same-origin only, * any."),

@@ -17,16 +17,28 @@
  *     increase (last_offset guards the shared path against events that
  *     were queued before it joined).
  *  3. Presence: a connection counts once for a stream while it is a member
- *     of that stream's `chat:` or `stream:` channel.
+ *     of that stream's `chat:` or `stream:` channel, for at most
+ *     max_per_conn streams (a member past it, or past the node's
+ *     max_streams, is not counted: its stream_id is "").
+ *  4. The presence table holds an entry per stream counted or with a
+ *     count not yet reported; an entry is on the dirty list iff dirty.
+ *     Join and leave are O(1): a keyed hash (SipHash, a random key: the
+ *     ids come from clients) and the dirty list, never a scan.
  */
 #include <stdlib.h>
 #include <string.h>
+
+#include <sodium.h>
 
 #include "bus/bus_int.h"
 #include "streamhub/streams.h"
 #include "gw.h"
 
 #define NBUCKETS 4096u
+/* Presence is keyed by a stream id that clients choose (chat:<id>): only
+ * UUIDs count, and the table (presence.max-streams) and each connection's
+ * share (presence.max-streams-per-connection) are bounded. */
+#define PRESENCE_BUCKETS 4096u
 
 struct chan {
     struct chan *hnext;            /* hash chain */
@@ -55,16 +67,22 @@ struct sh__member {
 };
 
 struct presence {
-    struct presence *next;
-    char *stream_id;
+    struct presence *hnext;        /* hash chain */
+    struct presence *dnext;        /* dirty list (invariant 4) */
+    uint64_t h;
     int64_t count;
     bool dirty;
+    char stream_id[SH_CHANNEL_MAX + 1];
 };
 
 struct sh__fanout {
     struct sh_gateway *gw;
     struct chan *table[NBUCKETS];
-    struct presence *presence;
+    struct presence *presence[PRESENCE_BUCKETS];
+    struct presence *dirty;        /* entries to report at the next tick */
+    size_t npresence;              /* entries in the table */
+    size_t max_streams, max_per_conn;
+    unsigned char pkey[crypto_shorthash_KEYBYTES];
     struct event *tick;            /* one second: flush viewer counts */
     bool flushing;                 /* a flush job is on a worker */
 };
@@ -110,6 +128,37 @@ static void flush_done(void *arg, bool canceled)
     free(j);
 }
 
+static uint64_t presence_hash(const struct sh__fanout *f, const char *id)
+{
+    unsigned char hb[crypto_shorthash_BYTES];
+    uint64_t h;
+
+    crypto_shorthash(hb, (const unsigned char *)id, strlen(id), f->pkey);
+    memcpy(&h, hb, sizeof h);
+    return h;
+}
+
+static struct presence **presence_slot(struct sh__fanout *f, uint64_t h,
+                                       const char *id)
+{
+    struct presence **pp = &f->presence[h % PRESENCE_BUCKETS];
+
+    while (*pp != NULL &&
+           ((*pp)->h != h || strcmp((*pp)->stream_id, id) != 0))
+        pp = &(*pp)->hnext;
+    return pp;
+}
+
+static void presence_remove(struct sh__fanout *f, struct presence *p)
+{
+    struct presence **pp = presence_slot(f, p->h, p->stream_id);
+
+    *pp = p->hnext;
+    f->npresence--;
+    sh__series_add(f->gw->s_presence, -1);
+    free(p);
+}
+
 static void tick_cb(evutil_socket_t fd, short what, void *arg)
 {
     struct sh__fanout *f = arg;
@@ -118,10 +167,10 @@ static void tick_cb(evutil_socket_t fd, short what, void *arg)
 
     (void)fd;
     (void)what;
-    if (f->flushing)
+    if (f->flushing || f->dirty == NULL)
         return;
-    for (struct presence *p = f->presence; p != NULL; p = p->next)
-        n += p->dirty;
+    for (struct presence *p = f->dirty; p != NULL; p = p->dnext)
+        n++;
     j = calloc(1, sizeof *j);
     if (j == NULL)
         return;
@@ -133,22 +182,17 @@ static void tick_cb(evutil_socket_t fd, short what, void *arg)
         return;
     }
     /* Drop zero-count streams from the table once reported. */
-    for (struct presence **pp = &f->presence; *pp != NULL;) {
-        struct presence *p = *pp;
-        if (p->dirty && i < n) {
-            j->ids[i] = strdup(p->stream_id);
-            j->counts[i] = p->count;
-            if (j->ids[i] != NULL)
-                i++;
-            p->dirty = false;
-        }
-        if (p->count == 0 && !p->dirty) {
-            *pp = p->next;
-            free(p->stream_id);
-            free(p);
-            continue;
-        }
-        pp = &p->next;
+    while (f->dirty != NULL) {
+        struct presence *p = f->dirty;
+        f->dirty = p->dnext;
+        p->dnext = NULL;
+        p->dirty = false;
+        j->ids[i] = strdup(p->stream_id);
+        j->counts[i] = p->count;
+        if (j->ids[i] != NULL)
+            i++;
+        if (p->count == 0)
+            presence_remove(f, p);
     }
     j->n = i;
     f->flushing = true;
@@ -159,30 +203,37 @@ static void tick_cb(evutil_socket_t fd, short what, void *arg)
     }
 }
 
-static void presence_add(struct sh__fanout *f, const char *stream_id,
+/* Count @delta viewers for @stream_id.  False when a new entry cannot be
+ * made (the table is at MAX_PRESENCE, or out of memory): not counted. */
+static bool presence_add(struct sh__fanout *f, const char *stream_id,
                          int delta)
 {
-    struct presence *p;
+    uint64_t h = presence_hash(f, stream_id);
+    struct presence **pp = presence_slot(f, h, stream_id), *p = *pp;
 
-    for (p = f->presence; p != NULL; p = p->next) {
-        if (strcmp(p->stream_id, stream_id) == 0)
-            break;
-    }
     if (p == NULL) {
         if (delta < 0)
-            return;
+            return true;
+        if (f->npresence >= f->max_streams)
+            return false;
         p = calloc(1, sizeof *p);
-        if (p == NULL || (p->stream_id = strdup(stream_id)) == NULL) {
-            free(p);
-            return;
-        }
-        p->next = f->presence;
-        f->presence = p;
+        if (p == NULL)
+            return false;
+        p->h = h;
+        snprintf(p->stream_id, sizeof p->stream_id, "%s", stream_id);
+        *pp = p;
+        f->npresence++;
+        sh__series_add(f->gw->s_presence, 1);
     }
     p->count += delta;
     if (p->count < 0)
         p->count = 0;
-    p->dirty = true;
+    if (!p->dirty) {
+        p->dirty = true;
+        p->dnext = f->dirty;
+        f->dirty = p;
+    }
+    return true;
 }
 
 /* Does @c hold another membership for @stream_id than @except? */
@@ -336,7 +387,7 @@ sh_err_t sh__fanout_join(struct sh__fanout *f, struct sh__conn *c,
     m->fn = fn;
     m->arg = arg;
     sid = stream_of(channel);
-    if (sid != NULL)
+    if (sid != NULL && sh__uuid_valid(sid))
         snprintf(m->stream_id, sizeof m->stream_id, "%s", sid);
     if (since != NULL && since->epoch[0] != '\0') {
         rc = sh__bus_subscribe(f->gw->hub->bus, channel, since, own_event, m,
@@ -390,8 +441,13 @@ sh_err_t sh__fanout_join(struct sh__fanout *f, struct sh__conn *c,
         ch->members = m;
         ch->nmembers++;
     }
-    if (m->stream_id[0] != '\0' && !conn_watches(c, m->stream_id, NULL))
-        presence_add(f, m->stream_id, +1);
+    if (m->stream_id[0] != '\0' && !conn_watches(c, m->stream_id, NULL)) {
+        if (c->npresence < f->max_per_conn &&
+            presence_add(f, m->stream_id, +1))
+            c->npresence++;
+        else
+            m->stream_id[0] = '\0';  /* not counted (invariant 3) */
+    }
     *out = m;
     return SH_OK;
 }
@@ -403,8 +459,10 @@ void sh__fanout_leave(struct sh__member *m)
     if (m == NULL)
         return;
     if (m->stream_id[0] != '\0' && !m->left &&
-        !conn_watches(m->conn, m->stream_id, m))
+        !conn_watches(m->conn, m->stream_id, m)) {
         presence_add(m->f, m->stream_id, -1);
+        m->conn->npresence--;
+    }
     if (m->own != NULL) {
         struct sh_subscription *own = m->own;
         m->left = true;
@@ -437,6 +495,11 @@ sh_err_t sh__fanout_new(struct sh_gateway *gw, struct sh__fanout **out)
     if (f == NULL)
         return SH_ENOMEM;
     f->gw = gw;
+    f->max_streams =
+        (size_t)sh__config_int(gw->hub->conf, "presence.max-streams");
+    f->max_per_conn = (size_t)sh__config_int(
+        gw->hub->conf, "presence.max-streams-per-connection");
+    randombytes_buf(f->pkey, sizeof f->pkey);
     f->tick = event_new(gw->base, -1, EV_PERSIST, tick_cb, f);
     if (f->tick == NULL || event_add(f->tick, &one) != 0) {
         if (f->tick != NULL)
@@ -464,11 +527,9 @@ void sh__fanout_free(struct sh__fanout *f)
             sh__bus_unsubscribe(ch->sub);
         }
     }
-    while (f->presence != NULL) {
-        struct presence *p = f->presence;
-        f->presence = p->next;
-        free(p->stream_id);
-        free(p);
+    for (size_t b = 0; b < PRESENCE_BUCKETS; b++) {
+        while (f->presence[b] != NULL)
+            presence_remove(f, f->presence[b]);
     }
     free(f);
 }
@@ -516,7 +577,7 @@ bool sh__ws_send_event(struct sh__conn *c, const struct sh_event *ev)
     if (c->state != SH__CONN_WS || c->closing || c->bev == NULL)
         return false;
     out = bufferevent_get_output(c->bev);
-    if (evbuffer_get_length(out) > gw->ws_send_buffer) {
+    if (sh__conn_out_over(c)) {
         sh__series_add(gw->s_slow_dropped, 1);
         sh__ws_close(c, SH__WS_CLOSE_TOO_SLOW, "too slow");
         return false;

@@ -353,7 +353,8 @@ static void deliver(void *arg, const struct sh_event *ev)
     if (o->gone || o->g == NULL)
         return;
     c = o->g->c;
-    if (o->qlen >= MAX_QUEUED_EVENTS) {
+    /* The send buffer bounds subscribers here as on /ws (fan-out). */
+    if (o->qlen >= MAX_QUEUED_EVENTS || sh__conn_out_over(c)) {
         sh__series_add(c->gw->s_slow_dropped, 1);
         sh__ws_close(c, 4500, "Subscriber too slow");
         return;
@@ -585,6 +586,7 @@ static void on_subscribe(struct sh__conn *c, struct gqlws *g,
     struct start_job *j;
     struct op *o;
     char reason[MAX_ID_BYTES + 40];
+    sh_err_t rc;
 
     if (!json_object_object_get_ex(msg, "payload", &payload) ||
         !json_object_is_type(payload, json_type_object) || id == NULL ||
@@ -644,7 +646,7 @@ static void on_subscribe(struct sh__conn *c, struct gqlws *g,
         snprintf(j->user_id, sizeof j->user_id, "%s", ws->user_id);
         j->roles = ws->roles;
     }
-    snprintf(j->client_key, sizeof j->client_key, "%s", c->peer);
+    snprintf(j->client_key, sizeof j->client_key, "%s", c->ip_key);
     j->hub = c->gw->hub;
     j->op = o;
     j->c = c;
@@ -655,13 +657,23 @@ static void on_subscribe(struct sh__conn *c, struct gqlws *g,
     g->ops = o;
     g->nops++;
     sh__conn_ref(c);
-    if (sh__workers_submit(c->gw->workers, start_work, start_done, j) !=
-        SH_OK) {
+    rc = sh__conn_offload(c, start_work, start_done, j);
+    if (rc != SH_OK) {
+        json_object *resp = sh__gql_error_response(
+            rc == SH_EBUSY ? "too many operations in flight" : "server busy",
+            rc == SH_EBUSY ? "RATE_LIMITED" : "INTERNAL");
+        json_object *errs, *ext;
         sh__conn_unref(c);
         o->busy = false;
         op_remove(o);
         start_job_free(j);
-        send_error_msg(c, id, "server busy", "INTERNAL");
+        if (rc == SH_EBUSY && json_object_object_get_ex(resp, "errors",
+                                                        &errs) &&
+            json_object_object_get_ex(json_object_array_get_idx(errs, 0),
+                                      "extensions", &ext))
+            json_object_object_add(ext, "retryAfter",
+                                   json_object_new_int(1));
+        send_error_resp(c, id, resp);
     }
     return;
 oom:

@@ -80,11 +80,21 @@ struct sh__conn {
     int refs;                      /* open (1) + requests in flight */
     uint64_t id;
     char peer[64];                 /* client address, no port */
+    char ip_key[64];               /* per-IP limits' key (sh__ip_key) */
     struct sh__slot *head, *tail;  /* response queue */
     struct event *timer;           /* header / idle timeout */
     bool closing;                  /* close once the queue is written */
     bool receiving;                /* a request's bytes have started: the
                                       header timer runs, not re-armed */
+    bool peer_eof;                 /* the peer half-closed (FIN): answer
+                                      what is queued, then close */
+    bool read_paused;              /* reading stopped: output over the
+                                      send buffer, or HTTP requests in
+                                      flight at the limit (backpressure) */
+    size_t nslots;                 /* HTTP responses queued (slots) */
+    atomic_size_t in_flight;       /* jobs on the workers (workers.h) */
+    size_t npresence;              /* streams it counts for (fanout.c) */
+    bool in_input;                 /* http_input() is running */
     struct sh__ws *ws;             /* once upgraded */
     /* WebSocket output (plain TCP): frames are appended during a loop turn
      * and written by one writev per connection at its end (ws_conn.c's
@@ -122,7 +132,11 @@ struct sh_gateway {
     size_t ws_max_message, ws_send_buffer;
     int ws_ping_ms, ws_pong_timeout_ms, ws_auth_timeout_ms;
     size_t ws_max_per_user;
+    size_t max_in_flight_conn;     /* workers.max-in-flight-per-connection */
     bool allow_anonymous;
+    enum sh__app_subscribe {
+        SH__APP_ANYONE, SH__APP_AUTHENTICATED, SH__APP_APIKEY
+    } app_subscribe;               /* app-subscribe */
     char *cors_origins;            /* "" same-origin, "*" any, or a list */
     char *api_key;                 /* "" off */
     /* Shutdown. */
@@ -135,7 +149,7 @@ struct sh_gateway {
     struct sh__metric *m_requests, *m_latency;
     uint64_t fanout_unflushed;     /* deliveries not yet in s_fanout */
     struct sh__series *s_ws_conns, *s_msgs_in, *s_msgs_out, *s_fanout,
-        *s_slow_dropped, *s_rate_limited, *s_conns;
+        *s_slow_dropped, *s_rate_limited, *s_conns, *s_presence;
     /* graphql_http.c: persisted queries, made on first use, freed by
      * sh__graphql_http_free(). */
     struct sh__gql_http *gql_http;
@@ -166,16 +180,45 @@ sh_err_t sh__req_auth(struct sh__req *req);
 /* A query parameter's decoded value (a new string, free()), or NULL. */
 char *sh__query_param(const char *query, const char *name);
 
-/* Run @work on a worker, then @done on the loop (workers.h); on failure
- * answers 503 itself and returns false. */
+/* Run @work on a worker, then @done on the loop (workers.h), within the
+ * in-flight bounds; on failure answers itself (rate_limited: 429 with
+ * Retry-After, a GraphQL error on /graphql; 503 while stopping) and
+ * returns false. */
 bool sh__req_offload(struct sh__req *req, sh__work_fn work,
                      sh__work_done_fn done, void *arg);
+/* sh__workers_submit_bounded() for a job of @c (a WebSocket command). */
+sh_err_t sh__conn_offload(struct sh__conn *c, sh__work_fn work,
+                          sh__work_done_fn done, void *arg);
+/* Answer @req with 429 rate_limited and Retry-After: @retry_after_s (the
+ * REST error body, or a GraphQL error with extensions.code RATE_LIMITED
+ * and retryAfter on /graphql). */
+void sh__respond_rate_limited(struct sh__req *req, const char *message,
+                              int retry_after_s);
 /* True when the connection of @req is gone (a worker result is moot). */
 bool sh__req_dead(const struct sh__req *req);
+
+/* True when @c's output holds more than its send buffer (ws.send-buffer-
+ * bytes): every reply path stops reading from @c while this holds, and
+ * fan-out closes a WebSocket that is over it (4408). */
+bool sh__conn_out_over(const struct sh__conn *c);
+/* Stop reading from @c (backpressure); sh__conn_resume() undoes it. */
+void sh__conn_pause(struct sh__conn *c);
+/* Resume reading from @c if it is paused and no longer over a bound; the
+ * input already buffered is handled from a deferred read callback (never
+ * from inside the caller). */
+void sh__conn_resume(struct sh__conn *c);
 
 void sh__conn_ref(struct sh__conn *c);
 void sh__conn_unref(struct sh__conn *c);
 void sh__conn_close(struct sh__conn *c);
+/* The key of per-IP limits for a client at @sa: an IPv4 address as
+ * text; an IPv6 address by its /64 prefix ("2001:db8:1:2::/64"), since
+ * one subscriber gets a whole /64 and rotating within it must not walk
+ * past the limits; an IPv4-mapped IPv6 address (::ffff:a.b.c.d) as the
+ * IPv4 address.  Other families: "".  @out gets at most @cap bytes,
+ * NUL-terminated (64 hold any key).  Returns @out.  Any thread. */
+char *sh__ip_key(const struct sockaddr *sa, char *out, size_t cap);
+
 /* True when @origin may use the gateway (CORS and WebSocket Origin). */
 bool sh__origin_allowed(const struct sh_gateway *gw, const char *origin,
                         const char *host);

@@ -137,6 +137,7 @@ enum sh__native_verdict sh__native_parse(const char *text, size_t len,
             *why = "channel (a string) is required";
             return SH__NATIVE_REPLY;
         }
+        cmd->api_key = str_field(o, "apiKey");   /* app: channels */
         break;
     case SH__OP_UNSUBSCRIBE:
         cmd->channel = str_field(o, "channel");

@@ -48,7 +48,8 @@ struct sh__native_cmd {
     const char *text;          /* chat.send: may hold NULs; text_len bytes */
     size_t text_len;
     const char *type;          /* publish: NULL for the default */
-    const char *api_key;       /* publish: NULL when absent */
+    const char *api_key;       /* publish, subscribe (app: channels):
+                                  NULL when absent */
     json_object *data;         /* publish: borrowed */
 };
 

@@ -43,6 +43,11 @@ static void conn_read_cb(struct bufferevent *bev, void *arg);
 static void conn_write_cb(struct bufferevent *bev, void *arg);
 static void conn_event_cb(struct bufferevent *bev, short what, void *arg);
 static void flush(struct sh__conn *c);
+static void eof_check(struct sh__conn *c);
+
+/* Requests a connection may have parsed and not yet answered: reading
+ * pauses there (and the parser holds at most as many more). */
+#define MAX_PIPELINED 16
 
 static int64_t mono_us(void)
 {
@@ -113,6 +118,59 @@ void sh__conn_close(struct sh__conn *c)
     }
 }
 
+/* ---- backpressure ------------------------------------------------ */
+
+/* Every reply path (HTTP responses, native replies, graphql-ws messages,
+ * pongs) appends to one output buffer per connection, as fan-out does.
+ * Replies are answers to what the peer sends, so their bound is on input:
+ * while the output is over the send buffer, or an HTTP connection has
+ * MAX_PIPELINED requests unanswered, nothing more is read from it (the
+ * kernel's buffers fill and TCP flow control holds the peer).  Reading
+ * resumes once the output is down to half the send buffer (hysteresis)
+ * and the requests have been answered.  Fan-out cannot wait for a peer:
+ * it closes one over the send buffer with 4408 (sh__ws_send_event). */
+
+bool sh__conn_out_over(const struct sh__conn *c)
+{
+    return c->bev != NULL &&
+           evbuffer_get_length(bufferevent_get_output(c->bev)) >
+               c->gw->ws_send_buffer;
+}
+
+static bool input_blocked(const struct sh__conn *c)
+{
+    return sh__conn_out_over(c) ||
+           (c->state == SH__CONN_HTTP && c->nslots >= MAX_PIPELINED);
+}
+
+void sh__conn_pause(struct sh__conn *c)
+{
+    if (c->bev == NULL || c->read_paused)
+        return;
+    c->read_paused = true;
+    bufferevent_disable(c->bev, EV_READ);
+}
+
+void sh__conn_resume(struct sh__conn *c)
+{
+    if (!c->read_paused || c->bev == NULL || c->closing ||
+        c->state == SH__CONN_CLOSED)
+        return;
+    if (evbuffer_get_length(bufferevent_get_output(c->bev)) >
+            c->gw->ws_send_buffer / 2 ||
+        (c->state == SH__CONN_HTTP && c->nslots >= MAX_PIPELINED))
+        return;
+    c->read_paused = false;
+    if (!c->peer_eof)
+        bufferevent_enable(c->bev, EV_READ);
+    /* What was read before the pause is still in the input buffer and
+     * no socket event will announce it: run the read callback, deferred
+     * so that it never runs inside our caller. */
+    bufferevent_trigger(c->bev, EV_READ,
+                        BEV_TRIG_DEFER_CALLBACKS |
+                            BEV_TRIG_IGNORE_WATERMARKS);
+}
+
 /* ---- timers ------------------------------------------------------ */
 
 static void timer_cb(evutil_socket_t fd, short what, void *arg)
@@ -139,6 +197,33 @@ static void arm(struct sh__conn *c, int ms)
 
 /* ---- accepting --------------------------------------------------- */
 
+char *sh__ip_key(const struct sockaddr *sa, char *out, size_t cap)
+{
+    char text[INET6_ADDRSTRLEN];
+
+    if (cap == 0)
+        return out;
+    out[0] = '\0';
+    if (sa->sa_family == AF_INET) {
+        const struct sockaddr_in *s4 = (const struct sockaddr_in *)sa;
+        if (inet_ntop(AF_INET, &s4->sin_addr, text, sizeof text) != NULL)
+            snprintf(out, cap, "%s", text);
+    } else if (sa->sa_family == AF_INET6) {
+        const struct sockaddr_in6 *s6 = (const struct sockaddr_in6 *)sa;
+        struct in6_addr a = s6->sin6_addr;
+        if (IN6_IS_ADDR_V4MAPPED(&a)) {
+            if (inet_ntop(AF_INET, &a.s6_addr[12], text, sizeof text) !=
+                NULL)
+                snprintf(out, cap, "%s", text);
+            return out;
+        }
+        memset(&a.s6_addr[8], 0, 8);
+        if (inet_ntop(AF_INET6, &a, text, sizeof text) != NULL)
+            snprintf(out, cap, "%s/64", text);
+    }
+    return out;
+}
+
 static void accept_cb(struct evconnlistener *l, evutil_socket_t fd,
                       struct sockaddr *sa, int salen, void *arg)
 {
@@ -147,7 +232,7 @@ static void accept_cb(struct evconnlistener *l, evutil_socket_t fd,
         .max_header_bytes = gw->max_header_bytes,
         .max_headers = gw->max_headers,
         .max_body_bytes = gw->max_body_bytes,
-        .max_pipelined = 16,
+        .max_pipelined = MAX_PIPELINED,
     };
     struct sh__conn *c;
     int one = 1;
@@ -167,6 +252,7 @@ static void accept_cb(struct evconnlistener *l, evutil_socket_t fd,
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
     c->gw = gw;
     c->refs = 1;
+    atomic_init(&c->in_flight, 0);
     c->id = ++gw->next_conn_id;
     if (sa->sa_family == AF_INET)
         inet_ntop(AF_INET, &((struct sockaddr_in *)sa)->sin_addr, c->peer,
@@ -174,6 +260,7 @@ static void accept_cb(struct evconnlistener *l, evutil_socket_t fd,
     else if (sa->sa_family == AF_INET6)
         inet_ntop(AF_INET6, &((struct sockaddr_in6 *)sa)->sin6_addr, c->peer,
                   sizeof c->peer);
+    sh__ip_key(sa, c->ip_key, sizeof c->ip_key);
     if (gw->ssl_ctx != NULL) {
         SSL *ssl = SSL_new(gw->ssl_ctx);
         c->bev = ssl == NULL ? NULL
@@ -203,6 +290,9 @@ static void accept_cb(struct evconnlistener *l, evutil_socket_t fd,
     gw->nconns++;
     sh__series_add(gw->s_conns, 1);
     bufferevent_setcb(c->bev, conn_read_cb, conn_write_cb, conn_event_cb, c);
+    /* The write callback runs once the output is down to half the send
+     * buffer: where paused reading resumes (sh__conn_resume). */
+    bufferevent_setwatermark(c->bev, EV_WRITE, gw->ws_send_buffer / 2, 0);
     bufferevent_enable(c->bev, EV_READ | EV_WRITE);
     arm(c, gw->header_timeout_ms);
 }
@@ -542,13 +632,57 @@ bool sh__req_dead(const struct sh__req *req)
     return req->conn->state == SH__CONN_CLOSED;
 }
 
+void sh__respond_rate_limited(struct sh__req *req, const char *message,
+                              int retry_after_s)
+{
+    json_object *o, *errs, *ext;
+    char extra[64];
+
+    if (retry_after_s < 1)
+        retry_after_s = 1;
+    if (strcmp(req->path, "/graphql") != 0) {
+        sh__respond_error(req, 429, "rate_limited", message, retry_after_s);
+        return;
+    }
+    /* A GraphQL client reads errors[].extensions (schema.graphql). */
+    o = sh__gql_error_response(message, "RATE_LIMITED");
+    if (json_object_object_get_ex(o, "errors", &errs) &&
+        json_object_object_get_ex(json_object_array_get_idx(errs, 0),
+                                  "extensions", &ext))
+        json_object_object_add(ext, "retryAfter",
+                               json_object_new_int(retry_after_s));
+    snprintf(extra, sizeof extra, "Retry-After: %d\r\n", retry_after_s);
+    sh__series_add(req->conn->gw->s_rate_limited, 1);
+    sh__respond_json(req, 429, o, extra);
+}
+
+sh_err_t sh__conn_offload(struct sh__conn *c, sh__work_fn work,
+                          sh__work_done_fn done, void *arg)
+{
+    sh_err_t rc = sh__workers_submit_bounded(c->gw->workers, &c->in_flight,
+                                             c->gw->max_in_flight_conn,
+                                             work, done, arg);
+
+    if (rc == SH_EBUSY)
+        sh__series_add(c->gw->s_rate_limited, 1);
+    return rc;
+}
+
 bool sh__req_offload(struct sh__req *req, sh__work_fn work,
                      sh__work_done_fn done, void *arg)
 {
-    if (sh__workers_submit(req->conn->gw->workers, work, done, arg) ==
-        SH_OK)
+    sh_err_t rc = sh__workers_submit_bounded(
+        req->conn->gw->workers, &req->conn->in_flight,
+        req->conn->gw->max_in_flight_conn, work, done, arg);
+
+    if (rc == SH_OK)
         return true;
-    sh__respond_error(req, 503, "internal", "server busy or stopping", 1);
+    if (rc == SH_EBUSY)
+        sh__respond_rate_limited(req, "server busy: too many requests in "
+                                 "flight", 1);
+    else
+        sh__respond_error(req, 503, "internal", "server busy or stopping",
+                          1);
     return false;
 }
 
@@ -564,6 +698,7 @@ static struct sh__slot *slot_push(struct sh__conn *c)
     else
         c->head = s;
     c->tail = s;
+    c->nslots++;
     return s;
 }
 
@@ -602,10 +737,10 @@ static void handle_request(struct sh__conn *c, struct sh__http_request *hr)
         sh__respond_error(req, 400, "bad_request", "bad request target", 0);
         return;
     }
-    if (!sh__limiter_take(gw->ip_limiter, c->peer, strlen(c->peer), 1,
+    if (!sh__limiter_take(gw->ip_limiter, c->ip_key, strlen(c->ip_key), 1,
                           sh__mono_ms(), &retry_ms)) {
-        sh__respond_error(req, 429, "rate_limited", "too many requests",
-                          (int)((retry_ms + 999) / 1000));
+        sh__respond_rate_limited(req, "too many requests",
+                                 (int)((retry_ms + 999) / 1000));
         return;
     }
     if (hr->upgrade) {
@@ -681,6 +816,7 @@ static void flush(struct sh__conn *c)
         c->head = s->next;
         if (c->head == NULL)
             c->tail = NULL;
+        c->nslots--;
         if (s->out != NULL) {
             evbuffer_add_buffer(out, s->out);
             evbuffer_free(s->out);
@@ -690,6 +826,11 @@ static void flush(struct sh__conn *c)
             free(s);
             arm(c, -1);
             c->state = SH__CONN_WS;
+            c->in_input = false;
+            if (c->read_paused) {   /* HTTP's bound is not WebSocket's */
+                c->read_paused = false;
+                bufferevent_enable(c->bev, EV_READ);
+            }
             sh__ws_start(c, req, (enum sh__ws_proto)req->status);
             return;
         }
@@ -704,13 +845,34 @@ static void flush(struct sh__conn *c)
         }
         free(s);
     }
-    if (c->state == SH__CONN_HTTP && c->head == NULL && !c->closing)
+    if (c->state != SH__CONN_HTTP || c->closing)
+        return;
+    sh__conn_resume(c);
+    if (c->peer_eof)
+        eof_check(c);
+    else if (c->head == NULL)
         arm(c, c->gw->idle_timeout_ms);
+}
+
+/* After a half-close: once every request read has been answered and
+ * written, close.  Not while the input is being handled (a response
+ * written in between is not the last) nor while reading is paused (the
+ * input may still hold requests). */
+static void eof_check(struct sh__conn *c)
+{
+    if (!c->peer_eof || c->in_input || c->state != SH__CONN_HTTP ||
+        c->closing || c->head != NULL || c->read_paused)
+        return;
+    c->closing = true;
+    if (evbuffer_get_length(bufferevent_get_output(c->bev)) == 0)
+        sh__conn_close(c);
 }
 
 static void http_input(struct sh__conn *c)
 {
     struct evbuffer *in = bufferevent_get_input(c->bev);
+
+    c->in_input = true;
 
     while (c->state == SH__CONN_HTTP && !c->closing) {
         size_t n = evbuffer_get_length(in), used = 0;
@@ -720,6 +882,10 @@ static void http_input(struct sh__conn *c)
 
         if (n == 0)
             break;
+        if (input_blocked(c)) {
+            sh__conn_pause(c);      /* flush() or the drain resumes */
+            break;
+        }
         /* The request's first bytes start its clock; later bytes do not
          * extend it (a slowloris client trickles them). */
         if (c->head == NULL && !c->receiving) {
@@ -733,9 +899,12 @@ static void http_input(struct sh__conn *c)
             got = true;
             handle_request(c, hr);
         }
-        if (c->state != SH__CONN_HTTP)
+        if (c->state != SH__CONN_HTTP) {
+            c->in_input = false;
             return;
+        }
         if (st == SH__HTTP_ERROR) {
+            c->in_input = false;
             const char *why = "";
             int status = sh__http_conn_error(c->http, &why);
             struct sh__slot *s = slot_push(c);
@@ -773,6 +942,8 @@ static void http_input(struct sh__conn *c)
         if (used == n)
             break;
     }
+    c->in_input = false;
+    eof_check(c);
 }
 
 static void conn_read_cb(struct bufferevent *bev, void *arg)
@@ -796,11 +967,12 @@ static void conn_write_cb(struct bufferevent *bev, void *arg)
         sh__conn_close(c);
         return;
     }
-    if (c->state == SH__CONN_WS) {
-        sh__conn_ref(c);
+    sh__conn_ref(c);
+    if (c->state == SH__CONN_WS)
         sh__ws_on_drain(c);
-        sh__conn_unref(c);
-    }
+    if (c->state != SH__CONN_CLOSED)
+        sh__conn_resume(c);         /* the output is down to half */
+    sh__conn_unref(c);
 }
 
 static void conn_event_cb(struct bufferevent *bev, short what, void *arg)
@@ -808,6 +980,19 @@ static void conn_event_cb(struct bufferevent *bev, short what, void *arg)
     struct sh__conn *c = arg;
 
     (void)bev;
+    if ((what & BEV_EVENT_EOF) && !(what & BEV_EVENT_ERROR) &&
+        c->state == SH__CONN_HTTP && !c->closing) {
+        /* A half-close (FIN after the last request) is not a hang-up:
+         * the responses queued for the peer are still owed.  Reading
+         * has stopped; what was read is handled, and the connection
+         * closes once its queue is written (eof_check). */
+        c->peer_eof = true;
+        sh__conn_ref(c);
+        http_input(c);
+        eof_check(c);
+        sh__conn_unref(c);
+        return;
+    }
     if (what & (BEV_EVENT_EOF | BEV_EVENT_ERROR | BEV_EVENT_TIMEOUT))
         sh__conn_close(c);
 }
@@ -921,7 +1106,16 @@ static sh_err_t read_config(struct sh_gateway *gw, char *errbuf,
     gw->ws_auth_timeout_ms = (int)sh__config_int(conf, "ws.auth-timeout-ms");
     gw->ws_max_per_user =
         (size_t)sh__config_int(conf, "ws.max-connections-per-user");
+    gw->max_in_flight_conn = (size_t)sh__config_int(
+        conf, "workers.max-in-flight-per-connection");
     gw->allow_anonymous = sh__config_bool(conf, "allow-anonymous");
+    {
+        const char *as = sh__config_str(conf, "app-subscribe");
+        gw->app_subscribe = strcmp(as, "apikey") == 0 ? SH__APP_APIKEY
+                            : strcmp(as, "authenticated") == 0
+                                ? SH__APP_AUTHENTICATED
+                                : SH__APP_ANYONE;
+    }
     gw->cors_origins = strdup(sh__config_str(conf, "cors-origins"));
     gw->api_key = strdup(sh__config_str(conf, "api-key"));
     if (gw->cors_origins == NULL || gw->api_key == NULL) {
@@ -975,6 +1169,10 @@ static void add_metrics(struct sh_gateway *gw)
                         SH__METRIC_COUNTER,
                         "Connections closed with 4408 (too slow).", "", NULL,
                         0), "");
+    gw->s_presence = sh__metric_series(
+        sh__metrics_add(m, "streamhub_presence_streams", SH__METRIC_GAUGE,
+                        "Streams whose viewers this node counts.", "",
+                        NULL, 0), "");
     gw->s_rate_limited = sh__metric_series(
         sh__metrics_add(m, "streamhub_rate_limited_total",
                         SH__METRIC_COUNTER,
@@ -1021,8 +1219,10 @@ SH_API sh_err_t sh_gateway_start(sh_hub_t *hub, struct event_base *base,
     rc = read_config(gw, errbuf, errbuf_len);
     if (rc != SH_OK)
         goto fail;
-    rc = sh__workers_new((size_t)sh__config_int(hub->conf, "workers"), base,
-                         &gw->workers);
+    rc = sh__workers_new(
+        (size_t)sh__config_int(hub->conf, "workers"),
+        (size_t)sh__config_int(hub->conf, "workers.max-in-flight"), base,
+        &gw->workers);
     if (rc == SH_OK)
         rc = sh__fanout_new(gw, &gw->fanout);
     if (rc != SH_OK) {

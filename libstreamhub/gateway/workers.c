@@ -3,6 +3,12 @@
  * Invariants:
  *  1. Each job's @work runs at most once and its @done exactly once.
  *  2. pending counts jobs from submit until their @done has been posted.
+ *  3. in_flight counts bounded jobs (clients') from submit until just
+ *     before their @done runs, and a job's conn counter likewise.  Both
+ *     are atomic: @done runs on the loop, except when the dispatcher
+ *     cannot take it (see worker_main), and only the loop thread
+ *     increments them, so a check followed by an increment on the loop
+ *     cannot overshoot a bound.
  */
 #include <pthread.h>
 #include <stdlib.h>
@@ -11,9 +17,12 @@
 
 struct wjob {
     struct wjob *next;
+    struct sh__workers *w;
     sh__work_fn work;
     sh__work_done_fn done;
     void *arg;
+    atomic_size_t *conn;         /* the connection's counter, or NULL */
+    bool counted;                /* in w->in_flight (a bounded job) */
     bool canceled;
 };
 
@@ -23,17 +32,29 @@ struct sh__workers {
     struct wjob *head, *tail;    /* @locks lock */
     bool stopping;               /* @locks lock */
     size_t pending;              /* @locks lock */
+    atomic_size_t in_flight;     /* invariant 3 */
+    size_t max_in_flight;
     pthread_t *threads;
     size_t nthreads;
     struct sh__dispatch *back;   /* completions, attached to the loop */
 };
 
+/* Invariant 3: uncount, then complete. */
+static void complete(struct wjob *j, bool canceled)
+{
+    if (j->counted)
+        atomic_fetch_sub(&j->w->in_flight, 1);
+    if (j->conn != NULL)
+        atomic_fetch_sub(j->conn, 1);
+    j->done(j->arg, canceled);
+    free(j);
+}
+
 static void run_done(void *arg, bool canceled)
 {
     struct wjob *j = arg;
 
-    j->done(j->arg, canceled || j->canceled);
-    free(j);
+    complete(j, canceled || j->canceled);
 }
 
 static void *worker_main(void *arg)
@@ -61,8 +82,7 @@ static void *worker_main(void *arg)
         if (sh__dispatch_post(w->back, run_done, j) != SH_OK) {
             /* Dispatcher closing or out of memory: complete here, as
              * canceled, rather than leak the job (invariant 1). */
-            j->done(j->arg, true);
-            free(j);
+            complete(j, true);
         }
         pthread_mutex_lock(&w->lock);
         w->pending--;
@@ -70,8 +90,8 @@ static void *worker_main(void *arg)
     }
 }
 
-sh_err_t sh__workers_new(size_t nthreads, struct event_base *base,
-                         struct sh__workers **out)
+sh_err_t sh__workers_new(size_t nthreads, size_t max_in_flight,
+                         struct event_base *base, struct sh__workers **out)
 {
     struct sh__workers *w = calloc(1, sizeof *w);
     sh_err_t rc;
@@ -81,6 +101,8 @@ sh_err_t sh__workers_new(size_t nthreads, struct event_base *base,
         return SH_ENOMEM;
     pthread_mutex_init(&w->lock, NULL);
     pthread_cond_init(&w->cond, NULL);
+    atomic_init(&w->in_flight, 0);
+    w->max_in_flight = max_in_flight > 0 ? max_in_flight : 1;
     rc = sh__dispatch_new(&w->back);
     if (rc == SH_OK)
         rc = sh__dispatch_attach(w->back, base);
@@ -101,22 +123,31 @@ sh_err_t sh__workers_new(size_t nthreads, struct event_base *base,
     return SH_OK;
 }
 
-sh_err_t sh__workers_submit(struct sh__workers *w, sh__work_fn work,
-                            sh__work_done_fn done, void *arg)
+static sh_err_t submit(struct sh__workers *w, bool counted,
+                       atomic_size_t *conn, sh__work_fn work,
+                       sh__work_done_fn done, void *arg)
 {
     struct wjob *j = calloc(1, sizeof *j);
 
     if (j == NULL)
         return SH_ENOMEM;
+    j->w = w;
     j->work = work;
     j->done = done;
     j->arg = arg;
+    j->conn = conn;
+    j->counted = counted;
     pthread_mutex_lock(&w->lock);
     if (w->stopping) {
         pthread_mutex_unlock(&w->lock);
         free(j);
         return SH_ECANCELED;
     }
+    /* Counted before the job is visible to a worker (invariant 3). */
+    if (counted)
+        atomic_fetch_add(&w->in_flight, 1);
+    if (conn != NULL)
+        atomic_fetch_add(conn, 1);
     if (w->tail != NULL)
         w->tail->next = j;
     else
@@ -126,6 +157,23 @@ sh_err_t sh__workers_submit(struct sh__workers *w, sh__work_fn work,
     pthread_cond_signal(&w->cond);
     pthread_mutex_unlock(&w->lock);
     return SH_OK;
+}
+
+sh_err_t sh__workers_submit(struct sh__workers *w, sh__work_fn work,
+                            sh__work_done_fn done, void *arg)
+{
+    return submit(w, false, NULL, work, done, arg);
+}
+
+sh_err_t sh__workers_submit_bounded(struct sh__workers *w,
+                                    atomic_size_t *conn_in_flight,
+                                    size_t conn_max, sh__work_fn work,
+                                    sh__work_done_fn done, void *arg)
+{
+    if (atomic_load(&w->in_flight) >= w->max_in_flight ||
+        (conn_in_flight != NULL && atomic_load(conn_in_flight) >= conn_max))
+        return SH_EBUSY;
+    return submit(w, true, conn_in_flight, work, done, arg);
 }
 
 size_t sh__workers_pending(struct sh__workers *w)

@@ -7,10 +7,12 @@
  * go to the protocol: native commands here, graphql-transport-ws in
  * graphql_ws.c.
  *
- * Output: every frame we send is its own reference-counted buffer added to
- * the output by reference (evbuffer_add_reference), so the output buffer's
- * chains are whole frames.  That lets a slow consumer be cut cleanly: keep
- * the partly written first frame, drop the rest, append the 4408 close.
+ * Output: every chain of the output buffer holds whole frames (shared
+ * fan-out frames by reference, replies encoded in place; see send_frame).
+ * That lets a slow consumer be cut cleanly: keep the partly written first
+ * chain, drop the rest, append the 4408 close.  Replies are bounded by
+ * input: while the output is over ws.send-buffer-bytes, nothing more is
+ * read (server.c, backpressure).
  *
  * Liveness: a ping every ws.ping-interval-ms; a peer silent for
  * ws.pong-timeout-ms is cut.  Authentication: where anonymous access is off,
@@ -106,13 +108,6 @@ static void uncount_user(struct sh__conn *c)
 
 /* ---- output ------------------------------------------------------ */
 
-static void frame_cleanup(const void *data, size_t len, void *arg)
-{
-    (void)data;
-    (void)len;
-    sh__ws_frame_unref(arg);
-}
-
 void sh__ws_mark_dirty(struct sh__conn *c)
 {
     struct sh_gateway *gw = c->gw;
@@ -169,8 +164,11 @@ void sh__ws_flush_cb(evutil_socket_t fd, short what, void *arg)
                 sh__conn_close(c);
             } else if (evbuffer_get_length(out) > 0) {
                 bufferevent_enable(c->bev, EV_WRITE);
+                sh__conn_resume(c);
             } else if (c->closing) {
                 sh__conn_close(c);
+            } else {
+                sh__conn_resume(c);
             }
         }
         sh__conn_unref(c);
@@ -178,20 +176,29 @@ void sh__ws_flush_cb(evutil_socket_t fd, short what, void *arg)
     }
 }
 
+/* A frame for this connection alone (a reply, a pong) is encoded straight
+ * into the output, in one contiguous extent (evbuffer_reserve_space with
+ * one vector), so that no frame straddles two chains and the cut of a slow
+ * consumer (sh__ws_close) still ends on a frame boundary.  Small replies
+ * then share chains: libevent gives every reference (evbuffer_add_
+ * reference) a chain of at least 1 KiB, which for a 40-byte reply made
+ * the memory behind the send buffer 25 times its byte count.  Shared
+ * frames (fan-out) stay references: their bytes are one copy for all. */
 static void send_frame(struct sh__conn *c, uint8_t opcode, const void *p,
                        size_t len)
 {
-    struct sh__ws_frame *fr;
+    struct evbuffer *out;
+    struct evbuffer_iovec v;
+    size_t n = sh__ws_header_size(len) + len;
 
     if (c->bev == NULL || c->ws->close_sent)
         return;
-    fr = sh__ws_frame_new(opcode, p, len);
-    if (fr == NULL)
+    out = bufferevent_get_output(c->bev);
+    if (evbuffer_reserve_space(out, (ev_ssize_t)n, &v, 1) != 1 ||
+        v.iov_len < n)
         return;
-    if (evbuffer_add_reference(bufferevent_get_output(c->bev), fr->bytes,
-                               fr->len, frame_cleanup, fr) != 0) {
-        sh__ws_frame_unref(fr);
-    }
+    v.iov_len = sh__ws_frame_encode(opcode, p, len, v.iov_base);
+    evbuffer_commit_space(out, &v, 1);
 }
 
 void sh__ws_send_text(struct sh__conn *c, const char *text, size_t len)
@@ -364,7 +371,6 @@ void sh__ws_start(struct sh__conn *c, struct sh__req *req,
     evtimer_add(ws->ping_timer, &ping);
     gw->nws++;
     sh__series_add(gw->s_ws_conns, 1);
-    bufferevent_setwatermark(c->bev, EV_WRITE, 0, 0);
     /* Plain TCP: our flush writes (see sh__conn.dirty); the bufferevent's
      * write event runs only while a socket is full.  The 101 answer may
      * still be in the output: the first flush sends it. */
@@ -521,11 +527,37 @@ static void native_deliver(void *arg, const struct sh_event *ev)
     sh__ws_send_event(s->conn, ev);
 }
 
+/* True when @key (may be NULL) is the configured API key. */
+static bool api_key_ok(const struct sh_gateway *gw, const char *key)
+{
+    size_t n = strlen(gw->api_key);
+
+    return key != NULL && n > 0 && strlen(key) == n &&
+           sodium_memcmp(key, gw->api_key, n) == 0;
+}
+
 static bool may_subscribe(struct sh__conn *c, const char *channel,
-                          const char **code, const char **why)
+                          const char *api_key, const char **code,
+                          const char **why)
 {
     struct sh__ws *ws = c->ws;
+    struct sh_gateway *gw = c->gw;
 
+    if (strncmp(channel, "app:", 4) == 0 && api_key_ok(gw, api_key))
+        return true;                /* a publisher's credential */
+    if (strncmp(channel, "app:", 4) == 0 &&
+        gw->app_subscribe == SH__APP_APIKEY &&
+        !(ws->authed && (ws->roles & SH_ROLE_ADMIN))) {
+        *code = ws->authed ? "forbidden" : "unauthenticated";
+        *why = "app: channels need the API key (app-subscribe = apikey)";
+        return false;
+    }
+    if (strncmp(channel, "app:", 4) == 0 && !ws->authed &&
+        gw->app_subscribe == SH__APP_AUTHENTICATED) {
+        *code = "unauthenticated";
+        *why = "app: channels need an authenticated connection";
+        return false;
+    }
     if (!ws->authed && !c->gw->allow_anonymous) {
         *code = "unauthenticated";
         *why = "authenticate first";
@@ -551,7 +583,7 @@ static void op_subscribe(struct sh__conn *c, const struct sh__native_cmd *cmd)
     char err[SH_ERRBUF_SIZE];
     sh_err_t rc;
 
-    if (!may_subscribe(c, channel, &code, &why)) {
+    if (!may_subscribe(c, channel, cmd->api_key, &code, &why)) {
         send_error(c, id, code, why, 0);
         return;
     }
@@ -693,6 +725,7 @@ static void op_chat_send(struct sh__conn *c, const struct sh__native_cmd *cmd)
     struct sh__ws *ws = c->ws;
     json_object *id = cmd->id;
     struct chat_job *j;
+    sh_err_t rc;
 
     if (!ws->authed) {
         send_error(c, id, "unauthenticated", "authenticate first", 0);
@@ -720,14 +753,18 @@ static void op_chat_send(struct sh__conn *c, const struct sh__native_cmd *cmd)
     memcpy(j->text, cmd->text, j->len);
     j->text[j->len] = '\0';
     sh__conn_ref(c);
-    if (sh__workers_submit(c->gw->workers, chat_work, chat_done, j) !=
-        SH_OK) {
+    rc = sh__conn_offload(c, chat_work, chat_done, j);
+    if (rc != SH_OK) {
         sh__conn_unref(c);
         free(j->stream_id);
         free(j->text);
         json_object_put(j->id);
         free(j);
-        send_error(c, id, "internal", "server busy", 1);
+        if (rc == SH_EBUSY)
+            send_error(c, id, "rate_limited",
+                       "too many commands in flight", 1);
+        else
+            send_error(c, id, "internal", "server busy", 1);
     }
 }
 
@@ -745,9 +782,7 @@ static void op_publish(struct sh__conn *c, const struct sh__native_cmd *cmd)
     bool key_ok;
     sh_err_t rc;
 
-    key_ok = key != NULL && gw->api_key[0] != '\0' &&
-             strlen(key) == strlen(gw->api_key) &&
-             sodium_memcmp(key, gw->api_key, strlen(key)) == 0;
+    key_ok = api_key_ok(gw, key);
     if (!key_ok && !(ws->authed && (ws->roles & SH_ROLE_ADMIN))) {
         send_error(c, id, ws->authed ? "forbidden" : "unauthenticated",
                    "publishing needs the API key or an admin", 0);
@@ -828,6 +863,13 @@ void sh__ws_on_read(struct sh__conn *c)
 
         if (n == 0)
             return;
+        /* Every message may be answered: while the answers wait in the
+         * output over the send buffer, read no more (server.c,
+         * backpressure).  The drain resumes reading. */
+        if (sh__conn_out_over(c)) {
+            sh__conn_pause(c);
+            return;
+        }
         c->ws->last_rx_ms = sh__mono_ms();
         data = evbuffer_pullup(in, -1);
         st = sh__ws_reader_feed(&c->ws->reader, data, n, &used, &ev, &code);
