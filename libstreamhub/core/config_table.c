@@ -56,6 +56,9 @@ const struct sh__conf_key sh__conf_keys[] = {
       "Messages waiting to be stored before sends are refused."),
     I("chat.write-behind-batch", "512", 1, 65536,
       "Messages stored per transaction."),
+    I("chat.offset-block", "1000", 1, 1000000,
+      "Most chat offsets reserved in the store at a time (a crash skips at "
+      "most this many, never repeats one)."),
     I("ws.max-message-bytes", "65536", 125, 16777216,
       "Largest WebSocket message, across fragments."),
     I("ws.max-connections-per-user", "10", 1, 10000,

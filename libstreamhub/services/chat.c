@@ -320,74 +320,6 @@ static void chat_id(struct sh__chat *chat, char out[SH__ID_SIZE])
     out[o] = '\0';
 }
 
-static const struct sh__sql q_max_offset = {
-    "SELECT COALESCE(MAX(\"offset\"), 0) FROM chat_messages "
-    "WHERE stream_id = ?", NULL, NULL
-};
-
-static int int_row(void *arg, const struct sh__row *row)
-{
-    *(int64_t *)arg = sh__row_int(row, 0);
-    return 1;
-}
-
-/* Continue @stream_id's offsets from the store, once per hub (the stream
- * must be in the cache: sh__chat_stream_get() first). */
-static sh_err_t seed_stream(sh_hub_t *hub, const char *stream_id,
-                            const char *chan, char *errbuf,
-                            size_t errbuf_len)
-{
-    struct sh__idmap_ent *e;
-    struct sh__conn *c = NULL;
-    struct sh__val p = sh__v_text(stream_id);
-    int64_t top = 0;
-    bool seeded;
-    sh_err_t rc;
-
-    pthread_mutex_lock(&hub->chat->mu);
-    e = sh__idmap_get(&hub->chat->streams, stream_id);
-    seeded = e != NULL && ((struct sh__cstream *)e->ptr)->seeded;
-    pthread_mutex_unlock(&hub->chat->mu);
-    if (seeded)
-        return SH_OK;
-    /* Rows of this stream still queued were sent through this hub, which
-     * seeded before sending them: the store's maximum is enough. */
-    rc = sh__store_acquire(hub->store, &c);
-    if (rc != SH_OK)
-        return rc;
-    rc = sh__store_exec(c, &q_max_offset, &p, 1, int_row, &top, NULL,
-                        errbuf, errbuf_len);
-    sh__store_release(c);
-    if (rc != SH_OK)
-        return rc;
-    /* Raising is monotonic: two threads seeding at once is harmless. */
-    rc = sh__bus_seed(hub->bus, chan, top > 0 ? (uint64_t)top : 0);
-    if (rc != SH_OK) {
-        sh__errbuf(errbuf, errbuf_len, "cannot seed %s", chan);
-        return rc;
-    }
-    pthread_mutex_lock(&hub->chat->mu);
-    e = sh__idmap_get(&hub->chat->streams, stream_id);
-    if (e != NULL)
-        ((struct sh__cstream *)e->ptr)->seeded = true;
-    pthread_mutex_unlock(&hub->chat->mu);
-    return SH_OK;
-}
-
-sh_err_t sh__chat_seed(sh_hub_t *hub, const char *stream_id, char *errbuf,
-                       size_t errbuf_len)
-{
-    char chan[8 + SH__ID_SIZE], channel[SH__ID_SIZE];
-    bool live;
-    sh_err_t rc;
-
-    rc = sh__chat_stream_get(hub, stream_id, channel, &live);
-    if (rc != SH_OK)
-        return rc;
-    snprintf(chan, sizeof chan, "chat:%s", stream_id);
-    return seed_stream(hub, stream_id, chan, errbuf, errbuf_len);
-}
-
 /* The ChatMessage text around its offset, for sh__bus_publish_spliced().
  * @o is sh__chat_message_obj() with offset 0; json-c serialises it (the
  * bus's flags), and the text is cut around that 0 so that the bus puts
@@ -627,12 +559,6 @@ static sh_err_t send_impl(sh_hub_t *hub, const char *actor_id,
     }
 
     snprintf(chan_name, sizeof chan_name, "chat:%s", stream_id);
-    rc = seed_stream(hub, stream_id, chan_name, errbuf, errbuf_len);
-    if (rc != SH_OK) {
-        sh__wb_unreserve(chat->wb);
-        free(clean);
-        return rc;
-    }
     chat_id(chat, id);
     /* The caller (or the mentions) needs a copy of the message. */
     want_copy = msg_out != NULL || memchr(clean, '@', clean_len) != NULL;
@@ -1026,11 +952,6 @@ SH_API sh_err_t sh_chat_delete(sh_hub_t *hub, const char *actor_id,
     (void)sh__chat_redact_bus(hub, fc.channel, message_id, NULL, 0);
 
     snprintf(chan_name, sizeof chan_name, "chat:%s", fc.stream);
-    /* After a restart the channel may not continue the stored offsets yet:
-     * an event must not take an offset that a stored message holds. */
-    if (sh__chat_seed(hub, fc.stream, NULL, 0) != SH_OK)
-        sh__log_kv(&hub->log, SH_LOG_WARN, "cannot seed a chat channel",
-                   "channel", chan_name, (char *)NULL);
     ev = json_object_new_object();
     if (ev == NULL || !sh__jset_str(ev, "messageId", message_id) ||
         !sh__jset_int(ev, "offset", fc.offset)) {

@@ -88,7 +88,6 @@ struct sh__cstream {
     char id[SH__ID_SIZE];
     char channel[SH__ID_SIZE];
     bool live;
-    bool seeded;                  /* the bus channel continues the store */
     int64_t checked_ms;           /* mono time of the last store read */
 };
 
@@ -142,12 +141,6 @@ sh_err_t sh__chat_stream_get(sh_hub_t *hub, const char *stream_id,
  * SH__CHAT_ROLE_TTL_MS).  SH_ENOTFOUND, SH_ESTORE. */
 sh_err_t sh__chat_user_get(sh_hub_t *hub, const char *user_id,
                            char name[64], unsigned *roles);
-
-/* Make the bus channel chat:<@stream_id> continue the offsets stored for
- * the stream (once per hub), before anything is published on it.
- * Errors: SH_ENOTFOUND, SH_ESTORE, SH_EBUS. */
-sh_err_t sh__chat_seed(sh_hub_t *hub, const char *stream_id, char *errbuf,
-                       size_t errbuf_len);
 
 /* Redact, in the bus history of every stream of @channel this hub has
  * seen, the messages matching: @message_id (when not NULL) or else those of
