@@ -56,6 +56,10 @@ const struct sh__conf_key sh__conf_keys[] = {
       "Messages waiting to be stored before sends are refused."),
     I("chat.write-behind-batch", "512", 1, 65536,
       "Messages stored per transaction."),
+    E("chat.durability", "commit", "commit|async",
+      "commit: a send is acknowledged once its batch is stored (it survives "
+      "kill -9); async: acknowledged when queued, before it is stored (up "
+      "to chat.write-behind-queue acknowledged messages lost on a crash)."),
     I("chat.offset-block", "1000", 1, 1000000,
       "Most chat offsets reserved in the store at a time (a crash skips at "
       "most this many, never repeats one)."),

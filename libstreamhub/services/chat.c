@@ -7,11 +7,14 @@
  * moderation state (in memory, moderation.c), the text (chat_rules.c), the
  * blocked terms, the author's token bucket, a slot in the write-behind
  * queue, then the ChatMessage built and serialised once by json-c with
- * offset 0 and one sh__bus_publish_spliced() that puts the event's offset
- * in its place under the channel's lock, so that the message's offset IS
- * the channel offset while the lock covers only a copy.  The row then goes
- * to the queue.  No store call happens
- * on this path once the caches are warm.
+ * offset 0, and the event's offset spliced in under the channel's lock,
+ * so that the message's offset IS the channel offset while the lock covers
+ * only a copy: with chat.durability = commit the offset is claimed
+ * (sh__bus_claim_spliced), the row queued and the call waits until the
+ * writer stored it and published the claim (writebehind.c); with async it
+ * is published at once (sh__bus_publish_spliced) and the row queued.  No
+ * store call happens on this path once the caches are warm, but the
+ * offset block's reservation (bus_int.h), once per block.
  *
  * History waits for the write-behind queue to store everything queued
  * before the call (sh__wb_flush), then reads the store: simple and exact,
@@ -382,6 +385,8 @@ static sh_err_t send_impl(sh_hub_t *hub, const char *actor_id,
     struct sh__chan *ch;
     struct sh__idmap_ent *e;
     struct sh__wb_row row;
+    struct sh__wb_ticket ticket = { false, SH_OK };
+    struct sh__bus_claim claim;
     json_object *mine = NULL;
     const char *head = NULL, *tail = NULL;
     size_t head_len = 0, tail_len = 0;
@@ -571,9 +576,20 @@ static sh_err_t send_impl(sh_hub_t *hub, const char *actor_id,
         free(clean);
         return refuse(SH_ENOMEM, errbuf, errbuf_len, "out of memory");
     }
-    rc = sh__bus_publish_spliced(hub->bus, chan_name, "chat.message", head,
-                                 head_len, tail, tail_len, &offset, errbuf,
-                                 errbuf_len);
+    /* commit: the offset is claimed now and the event published by the
+     * writer once the message is stored (writebehind.c says why);
+     * async: published now. */
+    memset(&claim, 0, sizeof claim);
+    if (chat->commit) {
+        rc = sh__bus_claim_spliced(hub->bus, chan_name, "chat.message", head,
+                                   head_len, tail, tail_len, &claim, errbuf,
+                                   errbuf_len);
+        offset = claim.offset;
+    } else {
+        rc = sh__bus_publish_spliced(hub->bus, chan_name, "chat.message",
+                                     head, head_len, tail, tail_len, &offset,
+                                     errbuf, errbuf_len);
+    }
     if (rc != SH_OK) {
         json_object_put(mine);
         sh__wb_unreserve(chat->wb);
@@ -607,7 +623,16 @@ static sh_err_t send_impl(sh_hub_t *hub, const char *actor_id,
     row.created_ms = now_ms;
     if (mine != NULL && memchr(clean, '@', clean_len) != NULL)
         (void)json_object_deep_copy(mine, &row.mention_msg, NULL);
-    sh__wb_push(chat->wb, &row);
+    row.claim = claim;
+    row.ticket = chat->commit ? &ticket : NULL;
+    rc = sh__wb_push(chat->wb, &row);
+    if (rc != SH_OK) {
+        json_object_put(mine);
+        return refuse(rc, errbuf, errbuf_len,
+                      rc == SH_ECANCELED
+                          ? "the hub is closing"
+                          : "the message could not be stored");
+    }
 
     sh__stats_chat_accepted(hub, stream_id, actor_id, now_ms);
 
@@ -1145,6 +1170,8 @@ sh_err_t sh__chat_init(sh_hub_t *hub, char *errbuf, size_t errbuf_len)
     atomic_init(&chat->id_seq, 0);
     chat->default_max_len = sh__config_int(hub->conf,
                                            "chat.max-message-length");
+    chat->commit = strcmp(sh__config_str(hub->conf, "chat.durability"),
+                          "async") != 0;
     chat->redact_window_ms = sh__config_int(hub->conf,
                                             "chat.redact-window-seconds")
                              * 1000;
