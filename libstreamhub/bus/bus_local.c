@@ -19,6 +19,10 @@
  * sequence's cache, and starts above its last block after a restart; every
  * other channel starts above the store's floor and above what any channel
  * reclaimed by this bus handed out, and never passes the reserved floor.
+ * Reservations wait on the store but are rare: an own channel's once per
+ * block (at most chat.offset-block offsets), the floor once per
+ * SH__BUS_FLOOR_BLOCK offsets of growth; an own channel reclaimed when idle
+ * leaves its unused block as a gap.
  * A claim (sh__bus_claim_spliced) takes an offset now and publishes later:
  * events are published strictly in offset order, a later one waiting in
  * the channel's pending list until the claims before it are released.
@@ -1376,10 +1380,12 @@ sh_err_t sh__bus_subscribe(struct sh__bus *bus, const char *channel,
     if (since != NULL && since->epoch[0] != '\0' &&
         memchr(since->epoch, '\0', sizeof since->epoch) != NULL &&
         strcmp(since->epoch, c->epoch) == 0 && since->offset <= c->top) {
-        /* Offsets of this epoch start above base: a position below it
-         * (offset 0 before an own channel's first reservation) means
-         * "before the first event". */
-        uint64_t from = since->offset < c->base ? c->base : since->offset;
+        /* Offset 0 means "before the first event" (bus.h), and this
+         * epoch's first event is base + 1: an own channel reports 0 until
+         * its first reservation.  Any other offset below base was never
+         * handed out in this epoch (a client guessing, or one taken in
+         * another epoch): not recovered. */
+        uint64_t from = since->offset == 0 ? c->base : since->offset;
 
         if (from == c->top) {
             res.recovered = 1;  /* nothing was missed */

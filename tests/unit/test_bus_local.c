@@ -297,7 +297,7 @@ static void test_recover_from_before_first_reservation(void **state)
 {
     struct fake_store fs;
     struct fx *f;
-    struct rec *r = rec_new();
+    struct rec *r = rec_new(), *q = rec_new();
     sh_subscribe_result_t res;
     sh_position_t p;
 
@@ -318,8 +318,16 @@ static void test_recover_from_before_first_reservation(void **state)
     assert_int_equal(r->offsets[0], 41);
     sh__bus_unsubscribe(r->sub);
     drain_all(f);
+    /* An offset below the epoch's first that is not 0 was never handed
+     * out in this epoch: no recovery claimed. */
+    p.offset = 5;
+    sub(f, "chat:r", &p, q, &res);
+    assert_int_equal(res.recovered, 0);
+    sh__bus_unsubscribe(q->sub);
+    drain_all(f);
     fx_free(f);
     rec_free(r);
+    rec_free(q);
 }
 
 /* Claimed offsets are published in order, whatever the order of their
