@@ -385,7 +385,7 @@ static sh_err_t send_impl(sh_hub_t *hub, const char *actor_id,
     struct sh__chan *ch;
     struct sh__idmap_ent *e;
     struct sh__wb_row row;
-    struct sh__wb_ticket ticket = { false, SH_OK };
+    struct sh__wb_ticket ticket;
     struct sh__bus_claim claim;
     json_object *mine = NULL;
     const char *head = NULL, *tail = NULL;
@@ -624,8 +624,16 @@ static sh_err_t send_impl(sh_hub_t *hub, const char *actor_id,
     if (mine != NULL && memchr(clean, '@', clean_len) != NULL)
         (void)json_object_deep_copy(mine, &row.mention_msg, NULL);
     row.claim = claim;
-    row.ticket = chat->commit ? &ticket : NULL;
+    row.ticket = NULL;
+    if (chat->commit) {
+        ticket.done = false;
+        ticket.rc = SH_OK;
+        pthread_cond_init(&ticket.cv, NULL);
+        row.ticket = &ticket;
+    }
     rc = sh__wb_push(chat->wb, &row);
+    if (chat->commit)
+        pthread_cond_destroy(&ticket.cv);
     if (rc != SH_OK) {
         json_object_put(mine);
         return refuse(rc, errbuf, errbuf_len,

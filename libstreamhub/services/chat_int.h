@@ -171,6 +171,7 @@ bool sh__chan_is_staff(const struct sh__chan *chan, const char *actor,
 /* A sender waiting for its row's batch (chat.durability = commit).
  * @locks the queue's mutex */
 struct sh__wb_ticket {
+    pthread_cond_t cv;          /* signalled once, when done is set */
     bool done;
     sh_err_t rc;                /* SH_OK: stored (and published) */
 };

@@ -144,6 +144,13 @@ static void sleep_ms(int64_t ms)
         ;
 }
 
+/* Should the writer wait for more rows before a batch?  @locks mu */
+static bool linger(const struct sh__wb *wb, size_t room)
+{
+    return wb->len < room && !wb->stopping && wb->flushers == 0 &&
+           (wb->waiters == 0 || wb->reserved > 0);
+}
+
 static void *writer_main(void *arg)
 {
     struct sh__wb *wb = arg;
@@ -175,9 +182,12 @@ static void *writer_main(void *arg)
             break;                          /* stopping, all stored */
         /* Group commit: a short batch waits up to SH__WB_LINGER_MS for
          * company, unless someone waits for the flush or we stop.  Fewer,
-         * larger transactions keep the writer ahead of a busy chat. */
-        if (wb->len < room && !wb->stopping && wb->flushers == 0 &&
-            wb->waiters == 0) {
+         * larger transactions keep the writer ahead of a busy chat.  When
+         * senders wait for their rows (commit) it waits only for senders
+         * already on their way (a slot reserved, the row not yet pushed):
+         * it never delays a lone sender, and never commits one row while
+         * others are a few microseconds behind it. */
+        if (linger(wb, room)) {
             struct timespec until;
 
             clock_gettime(CLOCK_REALTIME, &until);
@@ -187,8 +197,7 @@ static void *writer_main(void *arg)
                 until.tv_nsec -= 1000000000L;
             }
             wb->writer_idle = true;
-            while (wb->len < room && !wb->stopping && wb->flushers == 0 &&
-                   wb->waiters == 0 &&
+            while (linger(wb, room) &&
                    pthread_cond_timedwait(&wb->cv_work, &wb->mu, &until)
                        == 0)
                 ;
@@ -261,8 +270,11 @@ static void *writer_main(void *arg)
         pthread_mutex_lock(&wb->mu);
         for (i = 0; i < n; i++) {
             if (rows[i].ticket != NULL) {
+                /* Wake exactly this sender: a broadcast would wake every
+                 * waiter of the later batches too. */
                 rows[i].ticket->rc = rc == SH_OK ? SH_OK : SH_ESTORE;
                 rows[i].ticket->done = true;
+                pthread_cond_signal(&rows[i].ticket->cv);
                 rows[i].ticket = NULL;
             }
         }
@@ -350,6 +362,8 @@ void sh__wb_unreserve(struct sh__wb *wb)
 {
     pthread_mutex_lock(&wb->mu);
     wb->reserved--;
+    if (wb->writer_idle && wb->waiters > 0)
+        pthread_cond_signal(&wb->cv_work);  /* lingering for this one */
     pthread_mutex_unlock(&wb->mu);
 }
 
@@ -362,7 +376,7 @@ sh_err_t sh__wb_push(struct sh__wb *wb, struct sh__wb_row *row)
     wb->reserved--;
     if (wb->exited) {
         /* Pushed after the writer left (a send racing the close): never
-         * stored, so never published nor acknowledged. */
+         * stored, so refused; with commit it was not published either. */
         pthread_mutex_unlock(&wb->mu);
         sh__bus_release(wb->hub->bus, &row->claim, false);
         row_clear(row);
@@ -382,7 +396,7 @@ sh_err_t sh__wb_push(struct sh__wb *wb, struct sh__wb_row *row)
     if (t != NULL) {
         wb->waiters++;
         while (!t->done)
-            pthread_cond_wait(&wb->cv_done, &wb->mu);
+            pthread_cond_wait(&t->cv, &wb->mu);
         wb->waiters--;
         rc = t->rc;
     }
