@@ -1,11 +1,15 @@
 /* bench/chat_throughput.c: chat messages accepted per second through the
  * whole send path, and send-to-callback latency.
  *
- * One standalone hub on a temporary SQLite file; one broadcaster live; one
- * sender thread calls sh_chat_send() in a loop (validation, publish to the
- * local bus, write-behind queue); --subscribers subscriptions (sh_subscribe)
- * on the stream's chat channel are drained by sh_hub_poll() on another
- * thread.  Latency is from just before sh_chat_send() to the callback of
+ * One standalone hub on a temporary SQLite file; one broadcaster live;
+ * --senders threads (one by default) call sh_chat_send() in a loop
+ * (validation, offset, write-behind queue, publish to the local bus);
+ * --subscribers subscriptions (sh_subscribe) on the stream's chat channel
+ * are drained by sh_hub_poll() on another thread.  --durability picks
+ * chat.durability: commit (the hub's default: each send returns once its
+ * batch is stored, so one sender makes one transaction per message and
+ * several senders share them: group commit) or async (acknowledged when
+ * queued).  Latency is from just before sh_chat_send() to the callback of
  * the first and of the last subscriber, measured twice: under full load
  * (the sender flat out, so it includes queueing behind the backlog) and
  * paced (--rate messages a second after the flat-out phase, the latency a
@@ -21,7 +25,8 @@
  * Output: one JSON object per line,
  *   {"bench":"chat_throughput","metric":…,"value":…,"unit":…}
  * Flags: --messages N, --subscribers N, --batch N, --rate N (paced phase,
- * messages a second), --paced N (its messages), --quick (CI sizes).
+ * messages a second), --paced N (its messages), --durability commit|async,
+ * --senders N (threads of the flat-out phase), --quick (CI sizes).
  * Exit status 0 only when every subscriber got every message and every
  * message is in the store.
  */
@@ -51,7 +56,7 @@ struct sub {
     _Atomic uint64_t received;
     uint64_t bad_order;
     uint64_t last_offset;
-    int64_t *lat_ns;          /* per message, NULL for the middle ones */
+    int64_t *lat_ns;          /* arrival per message, NULL for the middle */
 };
 
 struct bench {
@@ -62,12 +67,23 @@ struct bench {
     _Atomic int64_t *t0;      /* send start per message, ns */
     atomic_bool stop;
     uint64_t base;            /* offset of the first message, minus one */
+    const char *sender, *stream;
+    size_t nsenders;
+    _Atomic int64_t busy;     /* sends refused with SH_EBUSY, retried */
+};
+
+/* One sender thread of the flat-out phase. */
+struct sender_arg {
+    struct bench *b;
+    size_t count;
 };
 
 struct sub_arg {
     struct bench *b;
     size_t i;
 };
+
+static void die(const char *what, const char *err);
 
 static int64_t now_ns(void)
 {
@@ -93,12 +109,50 @@ static void on_event(void *arg, const sh_event_t *ev, sh_err_t status)
     s->last_offset = off;
     s->received++;
     idx = off - sa->b->base - 1;
-    if (s->lat_ns != NULL && idx < sa->b->n) {
-        int64_t t0 = atomic_load_explicit(&sa->b->t0[idx],
-                                          memory_order_acquire);
+    /* The arrival: with several senders (or commit, which publishes
+     * before the send returns) the start is known only after the call,
+     * so the latency is computed once the run is over. */
+    if (s->lat_ns != NULL && idx < sa->b->n)
+        s->lat_ns[idx] = now_ns();
+}
 
-        s->lat_ns[idx] = t0 > 0 ? now_ns() - t0 : -1;
+/* Send @count messages flat out.  One sender knows each message's offset
+ * before the call (base + i + 1) and keys its start by it; several learn
+ * it from the returned message. */
+static void *send_loop(void *arg)
+{
+    struct sender_arg *sa = arg;
+    struct bench *b = sa->b;
+    char err[SH_ERRBUF_SIZE];
+
+    for (size_t i = 0; i < sa->count; i++) {
+        static const char text[] = "hello chat, this is message text";
+        sh_chat_message_t *m = NULL;
+        int64_t t0 = now_ns();
+        sh_err_t rc;
+
+        if (b->nsenders == 1)
+            atomic_store_explicit(&b->t0[i], t0, memory_order_release);
+        rc = sh_chat_send(b->hub, b->sender, b->stream, text,
+                          sizeof text - 1, b->nsenders > 1 ? &m : NULL,
+                          NULL, err, sizeof err);
+        if (rc == SH_EBUSY) {
+            atomic_fetch_add(&b->busy, 1);
+            i--;
+            usleep(100);
+            continue;
+        }
+        if (rc != SH_OK)
+            die("send", err);
+        if (m != NULL) {
+            uint64_t idx = (uint64_t)sh_chat_message_offset(m) - b->base - 1;
+
+            if (idx < b->n)
+                atomic_store_explicit(&b->t0[idx], t0, memory_order_release);
+            sh_chat_message_free(m);
+        }
     }
+    return NULL;
 }
 
 static void *poller(void *arg)
@@ -270,6 +324,10 @@ int main(int argc, char **argv)
     struct bench b;
     struct sub_arg *args;
     size_t n = 200000, nsubs = 100, batch = 512, np = 10000, total;
+    size_t nsenders = 1;
+    const char *durability = "commit";
+    pthread_t *send_threads = NULL;
+    struct sender_arg *send_args = NULL;
     double rate = 2000;
     char dir[256], path[512], floor_path[512], store[600], num[32];
     char err[SH_ERRBUF_SIZE], bc[40], sender[40], stream[40], chan[64];
@@ -297,14 +355,20 @@ int main(int argc, char **argv)
             np = strtoul(argv[++i], NULL, 10);
         } else if (strcmp(argv[i], "--batch") == 0 && i + 1 < argc) {
             batch = strtoul(argv[++i], NULL, 10);
+        } else if (strcmp(argv[i], "--durability") == 0 && i + 1 < argc) {
+            durability = argv[++i];
+        } else if (strcmp(argv[i], "--senders") == 0 && i + 1 < argc) {
+            nsenders = strtoul(argv[++i], NULL, 10);
         } else {
             fprintf(stderr, "usage: %s [--quick] [--messages N] "
-                    "[--subscribers N] [--batch N]\n", argv[0]);
+                    "[--subscribers N] [--batch N] [--rate N] [--paced N] "
+                    "[--durability commit|async] [--senders N]\n",
+                    argv[0]);
             return 2;
         }
     }
     if (n == 0 || nsubs == 0 || batch == 0 || batch > 65536 ||
-        !(rate > 0)) {
+        !(rate > 0) || nsenders == 0 || nsenders > 256 || nsenders > n) {
         fprintf(stderr, "chat_throughput: sizes must be positive\n");
         return 2;
     }
@@ -339,6 +403,7 @@ int main(int argc, char **argv)
     snprintf(num, sizeof num, "%zu", batch);
     set(conf, "chat.write-behind-batch", num);
     set(conf, "chat.write-behind-queue", "1048576");
+    set(conf, "chat.durability", durability);
     set(conf, "bus.subscriber-queue", "1048576");
     if (sh_hub_open(conf, &b.hub, err, sizeof err) != SH_OK)
         die("hub open", err);
@@ -379,25 +444,28 @@ int main(int argc, char **argv)
     if (pthread_create(&poll_thread, NULL, poller, &b) != 0)
         die("pthread_create", "poller");
 
-    /* The measured loop: the full send path, one sender. */
+    /* The measured loop: the full send path, flat out. */
+    b.sender = sender;
+    b.stream = stream;
+    b.nsenders = nsenders;
+    send_threads = calloc(nsenders, sizeof *send_threads);
+    send_args = calloc(nsenders, sizeof *send_args);
+    if (send_threads == NULL || send_args == NULL)
+        die("calloc", "out of memory");
     t_send = now_ns();
-    for (size_t i = 0; i < n; i++) {
-        static const char text[] = "hello chat, this is message text";
-        sh_err_t rc;
-
-        atomic_store_explicit(&b.t0[i], now_ns(), memory_order_release);
-        rc = sh_chat_send(b.hub, sender, stream, text, sizeof text - 1,
-                          NULL, NULL, err, sizeof err);
-        if (rc == SH_EBUSY) {
-            busy++;
-            i--;
-            usleep(100);
-            continue;
-        }
-        if (rc != SH_OK)
-            die("send", err);
+    for (size_t k = 0; k < nsenders; k++) {
+        send_args[k].b = &b;
+        send_args[k].count = n / nsenders + (k < n % nsenders ? 1 : 0);
+        if (pthread_create(&send_threads[k], NULL, send_loop,
+                           &send_args[k]) != 0)
+            die("pthread_create", "sender");
     }
+    for (size_t k = 0; k < nsenders; k++)
+        pthread_join(send_threads[k], NULL);
     t_send = now_ns() - t_send;
+    busy = atomic_load(&b.busy);
+    free(send_threads);
+    free(send_args);
     /* Wait for delivery to every subscriber (bounded). */
     t_all = now_ns();
     for (int spins = 0; spins < 6000; spins++) {
@@ -476,6 +544,8 @@ int main(int argc, char **argv)
         printf("{\"bench\":\"chat_throughput\",\"metric\":\"cores\","
                "\"value\":%ld,\"unit\":\"\"}\n", sysconf(_SC_NPROCESSORS_ONLN));
         emit_s("build_type", SH_BENCH_BUILDTYPE);
+        emit_s("durability", durability);
+        emit("senders", (double)nsenders, "threads");
         emit("messages", (double)n, "msgs");
         emit("subscribers", (double)nsubs, "subs");
         emit("accepted_per_second", rate_out, "msgs/s");
@@ -492,9 +562,12 @@ int main(int argc, char **argv)
             if (src == NULL || lats[k].to <= lats[k].from)
                 continue;
             nlat = 0;
-            for (size_t i = lats[k].from; i < lats[k].to; i++)
-                if (src[i] > 0)
-                    lat[nlat++] = src[i];
+            for (size_t i = lats[k].from; i < lats[k].to; i++) {
+                int64_t t0 = atomic_load(&b.t0[i]);
+
+                if (src[i] > 0 && t0 > 0)
+                    lat[nlat++] = src[i] - t0;
+            }
             snprintf(name, sizeof name, "%s_p50", lats[k].name);
             emit(name, pct_us(lat, nlat, 50), "us");
             snprintf(name, sizeof name, "%s_p99", lats[k].name);

@@ -3,11 +3,21 @@
  * A message is sent to a stream's chat with sh_chat_send(), which checks it
  * (authentication, the stream, the channel's moderation state, its length,
  * its text, the author's rate limit), publishes it as a `chat.message` event
- * on the bus channel `chat:<streamId>` and queues it for the store.  The
- * event's offset is the message's `offset`: strictly increasing by one per
- * stream, and continued across restarts.  Messages reach the store
- * asynchronously (the write-behind queue, `chat.write-behind-*` keys); a
- * message acknowledged by sh_chat_send() is never lost on a clean
+ * on the bus channel `chat:<streamId>` and stores it.  The event's offset
+ * is the message's `offset`: increasing with each event of the channel,
+ * and never handed out twice, even across a crash (offsets are reserved
+ * in the store ahead of use, `chat.offset-block` at most at a time: a
+ * crash may leave a gap, never a repeat).
+ *
+ * Messages are stored in batches by one writer thread (group commit, the
+ * `chat.write-behind-*` keys).  What an SH_OK from sh_chat_send() means
+ * depends on `chat.durability`:
+ *  - commit (the default): the message is stored (its batch committed)
+ *    and then published; it survives kill -9.  The call waits for the
+ *    commit: never call it on an event loop thread.
+ *  - async: the message is published and queued, not yet stored; a crash
+ *    may lose up to `chat.write-behind-queue` acknowledged messages.
+ * Either way an acknowledged message is never lost on a clean
  * sh_hub_close(), and sh_chat_history() always sees it.
  *
  * Results are opaque handles holding the JSON of the GraphQL type of
@@ -73,11 +83,15 @@ typedef struct sh_chat_message_list sh_chat_message_list_t;
  *      `chat.rate-window-seconds` (retry = until the next token).
  * Other errors: SH_EINVAL (NULL @stream_id, or NULL @text with @len > 0),
  * SH_EBUSY (the write-behind queue is full: the store is behind; retry
- * later), SH_ESTORE, SH_EBUS, SH_ECANCELED (the hub is closing), SH_ENOMEM.
- * On error nothing was published nor queued, and *@msg_out is NULL.
+ * later), SH_ESTORE (the store failed: with chat.durability = commit, also
+ * a message that could not be stored before the hub closed), SH_EBUS,
+ * SH_ECANCELED (the hub is closing), SH_ENOMEM.
+ * On error nothing was published nor stored, and *@msg_out is NULL.
  * Ownership: arguments borrowed for the call; *@msg_out is the caller's,
  * released with sh_chat_message_free().
- * Threads: any.  Since: 0.1
+ * Threads: any but an event loop's with chat.durability = commit (the
+ * call waits for the store; concurrent calls share one commit).
+ * Since: 0.1
  */
 SH_API sh_err_t sh_chat_send(sh_hub_t *hub, const char *actor_id,
                              const char *stream_id, const char *text,

@@ -114,10 +114,75 @@ size_t sh__bus_publish_many(struct sh__bus *bus, const char *type,
                             const struct sh__bus_item *items, size_t n,
                             char *errbuf, size_t errbuf_len);
 
-/* Raise @channel's top offset to at least @top without publishing: a chat
- * channel continues the offsets already in the store after a restart (its
- * epoch is new, so no client confuses the two numberings). */
-sh_err_t sh__bus_seed(struct sh__bus *bus, const char *channel, uint64_t top);
+/* Durable offsets.  The bus knows no store: the hub gives it this hook,
+ * which reserves @n more offsets under @key in one durable step (the
+ * stored value grows by @n, from 0 when absent) and puts the new stored
+ * value in *@upto: the offsets (*@upto - @n, *@upto] are the caller's and
+ * no one else's, before and after any crash.  It may wait on the store;
+ * the bus calls it with none of its locks held.  @locality any thread */
+typedef sh_err_t (*sh__bus_reserve_fn)(void *arg, const char *key,
+                                       uint64_t n, uint64_t *upto);
+/* Give back what was reserved and not used, at a clean close: lower
+ * @key's stored value from @from to @to, only if it is still @from (a
+ * reservation made meanwhile wins).  Failures only leave a gap. */
+typedef void (*sh__bus_giveback_fn)(void *arg, const char *key,
+                                    uint64_t from, uint64_t to);
+
+/* Key of the floor under every channel without a sequence of its own. */
+#define SH__BUS_FLOOR_KEY "*"
+/* Offsets the floor reserves at a time: a restart moves every other
+ * channel's numbering up by at most this much. */
+#define SH__BUS_FLOOR_BLOCK (UINT64_C(1) << 24)
+
+/* Make the numbering of the bus outlive the process (PROTOCOL.md,
+ * "Channels": a crash may leave a gap, never a repeat).
+ *  - A channel whose name starts with @own_prefix ("chat:", whose offsets
+ *    are the stored messages' offsets) has a durable sequence of its own,
+ *    keyed by its name: before its first offset, and whenever its
+ *    reservation runs out, it reserves a block (1 at first, doubling up to
+ *    @block) and starts above what was reserved before.
+ *  - Every other channel starts its numbering, when it is made, above the
+ *    floor (SH__BUS_FLOOR_KEY, reserved here and then in blocks of
+ *    SH__BUS_FLOOR_BLOCK) and above every offset a channel reclaimed by
+ *    this bus handed out; its offsets never pass the reserved floor.
+ *  - sh__bus_free() gives back, through @giveback (may be NULL), what
+ *    was reserved and not handed out, so that a clean restart continues
+ *    the numbering without a gap; only a crash leaves one.
+ * Call once, before anything is published; reserves the floor now.
+ * Errors: what @fn returns (the bus is then unchanged). */
+sh_err_t sh__bus_set_reserver(struct sh__bus *bus, sh__bus_reserve_fn fn,
+                              sh__bus_giveback_fn giveback,
+                              void *arg, const char *own_prefix,
+                              uint64_t block, char *errbuf,
+                              size_t errbuf_len);
+
+/* An offset claimed now and published later (sh__bus_release): a chat
+ * message gets its offset before its batch is stored, and reaches
+ * subscribers only once stored.  Events published on the channel after
+ * the claim (any publish call) wait behind it, so that subscribers still
+ * see offsets in order.  Each claim must be released exactly once. */
+struct sh__bus_claim {
+    void *chan;                 /* pinned channel; NULL when released */
+    struct sh_event *ev;        /* one reference */
+    uint64_t offset;
+};
+
+/* Claim @channel's next offset for an event of @type whose data text is
+ * @head, the offset, then @tail (as sh__bus_publish_spliced()).  The event
+ * is made now; *@out holds it until sh__bus_release().
+ * Errors: SH_EINVAL, SH_ENOMEM, SH_ECANCELED, SH_EBUS, a reservation's
+ * error (SH_ESTORE); *@out is then empty and nothing was claimed. */
+sh_err_t sh__bus_claim_spliced(struct sh__bus *bus, const char *channel,
+                               const char *type, const char *head,
+                               size_t head_len, const char *tail,
+                               size_t tail_len, struct sh__bus_claim *out,
+                               char *errbuf, size_t errbuf_len);
+
+/* Publish the claimed event (@publish true) or give its offset up (false:
+ * the offset stays unused, a gap).  Empties @cl; an empty claim is a
+ * no-op.  @locality any thread */
+void sh__bus_release(struct sh__bus *bus, struct sh__bus_claim *cl,
+                     bool publish);
 
 /* Rewrite history: for each event of @channel still in the history, call
  * @fn; when it returns a new data object (a reference), the history entry
@@ -138,7 +203,7 @@ sh_err_t sh__bus_subscribe(struct sh__bus *bus, const char *channel,
                            size_t errbuf_len);
 /* The same, for a caller that keeps the handle (sh_subscribe()): with @out
  * non-NULL the subscription stays valid after its final callback until
- * sh__bus_release(), so that sh__bus_unsubscribe() from any thread, even
+ * sh__bus_sub_release(), so that sh__bus_unsubscribe() from any thread, even
  * after the bus ended it (SH_EBUSY, close), is a no-op. */
 sh_err_t sh__bus_subscribe_held(struct sh__bus *bus, const char *channel,
                                 const sh_position_t *since, sh_event_cb cb,
@@ -152,7 +217,7 @@ void sh__bus_unsubscribe(struct sh_subscription *sub);
 /* End a held subscription as sh__bus_unsubscribe() does and give up its
  * handle: freed now if its final callback has returned, else when it
  * has.  NULL is a no-op.  Valid even after sh__bus_free(). */
-void sh__bus_release(struct sh_subscription *sub);
+void sh__bus_sub_release(struct sh_subscription *sub);
 sh_err_t sh__bus_position(struct sh__bus *bus, const char *channel,
                           sh_position_t *out);
 /* Number of subscriptions on @channel right now (presence, tests). */

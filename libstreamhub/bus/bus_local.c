@@ -12,6 +12,21 @@
  * from idle to non-empty gets one drain job, which delivers everything
  * queued when it starts, so a burst costs one job, not one per event.
  *
+ * Numbering outlives the process (PROTOCOL.md, "Channels": a crash may
+ * leave a gap, never a repeat).  An offset is handed out only once it is
+ * reserved durably through the hub's hook (sh__bus_set_reserver): a chat:
+ * channel reserves blocks of its own sequence in the store, like a
+ * sequence's cache, and starts above its last block after a restart; every
+ * other channel starts above the store's floor and above what any channel
+ * reclaimed by this bus handed out, and never passes the reserved floor.
+ * Reservations wait on the store but are rare: an own channel's once per
+ * block (at most chat.offset-block offsets), the floor once per
+ * SH__BUS_FLOOR_BLOCK offsets of growth; an own channel reclaimed when idle
+ * leaves its unused block as a gap.
+ * A claim (sh__bus_claim_spliced) takes an offset now and publishes later:
+ * events are published strictly in offset order, a later one waiting in
+ * the channel's pending list until the claims before it are released.
+ *
  * Subscribe with a position takes the same lock, so replaying the history
  * into the new queue and joining the live list are one atomic step: every
  * event is either in what was replayed or queued live, never both, never
@@ -28,9 +43,14 @@
  *     under bus->lock with pins == 0, so no one holds it.  Each subscription
  *     holds a pin for its whole life: sub->chan is always valid.
  *  3. A subscription's fields after `arg` are under its channel's lock.
- *  4. top only grows.  An event's offset is assigned, the event enters the
- *     history and every live queue during one hold of the channel's lock,
- *     so each queue holds offsets in increasing order.
+ *  4. top only grows.  An event enters the history and every live queue
+ *     during one hold of the channel's lock, and only when its offset is
+ *     top + 1 (else it waits in pend), so each queue holds offsets in
+ *     increasing order.  base <= top <= next: offsets (top, next] are
+ *     claimed, each either in pend (sorted, pcap >= next - top) or held by
+ *     its claimer.  Offsets of this channel instance are base + 1 ... next.
+ * 10. Every offset handed out is reserved: an own channel's next <=
+ *     reserved once loaded; another channel's next <= bus->floor_limit.
  *  5. History slot (hhead + i) % hcap for i < hlen holds one reference;
  *     offsets increase with i; hlen <= history_size; entries are at most
  *     history_ttl_ms old once trimmed.
@@ -55,7 +75,7 @@
  * 10. A held subscription (sh__bus_subscribe_held(): the public API's,
  *     whose handle the caller keeps) is freed only once both its final
  *     callback has returned and its owner has released it
- *     (sh__bus_release()), in either order: a thread other than the
+ *     (sh__bus_sub_release()), in either order: a thread other than the
  *     callback's may unsubscribe or release a subscription the bus has
  *     already ended.  Between the two it is a tombstone: ended set, no
  *     pin (its channel may go), one bus reference.  held is immutable;
@@ -88,15 +108,31 @@ struct hent {
     int64_t mono_ms;            /* when it entered the history */
 };
 
+/* An event released out of order, waiting for top to reach it (inv. 4). */
+struct pend {
+    uint64_t offset;
+    struct sh_event *ev;        /* one reference; NULL: a gap */
+};
+
 struct chan {
     struct chan *next;          /* hash chain; @locks bus->lock */
     uint64_t hash;
     atomic_uint pins;           /* raised only under bus->lock (inv. 2) */
     char *name;                 /* immutable; points into this block */
     char epoch[EPOCH_LEN + 1];         /* immutable */
+    bool own;                   /* immutable: its own durable sequence */
     pthread_mutex_t lock;
+    pthread_cond_t cv;          /* a reservation of this channel ended */
     /* @locks lock: */
-    uint64_t top;
+    uint64_t top;               /* the last offset published */
+    uint64_t claimed;           /* the last offset handed out (inv. 4) */
+    uint64_t base;              /* the numbering starts above */
+    uint64_t reserved;          /* own: reserved durably up to (inv. 10) */
+    uint64_t block;             /* own: the next reservation's size */
+    bool loaded;                /* own: reserved at least once */
+    bool reserving;             /* own: a reservation is under way */
+    struct pend *pend;          /* owned, pcap slots, npend used */
+    size_t npend, pcap;
     int64_t last_mono;          /* last publish, seed or unsubscribe */
     struct hent *hist;          /* owned ring, hcap slots (inv. 5) */
     size_t hcap, hhead, hlen;
@@ -137,8 +173,18 @@ struct sh__bus {
     atomic_size_t refs;         /* inv. 9 */
     char epoch_prefix[2 * EPOCH_PREFIX_BYTES + 1];
     atomic_uint epoch_seq;
+    /* Durable numbering (sh__bus_set_reserver); reserve is NULL for a bus
+     * without a store, whose floor_limit is then UINT64_MAX. */
+    sh__bus_reserve_fn reserve;
+    sh__bus_giveback_fn giveback;
+    void *reserve_arg;
+    char own_prefix[16];
+    uint64_t block_max;
+    pthread_mutex_t floor_mu;   /* one floor reservation at a time */
+    _Atomic uint64_t floor_limit;
     pthread_mutex_t lock;
     /* @locks lock: */
+    uint64_t floor_base;        /* where a new channel starts (inv. 10) */
     struct chan **buckets;
     size_t nbuckets, nchans;
     bool closing;
@@ -192,7 +238,16 @@ static struct chan *chan_new(struct sh__bus *bus, const char *name,
             hex[(seq >> (28 - 4 * i)) & 15];
     c->epoch[EPOCH_LEN] = '\0';
     c->last_mono = now;
+    c->own = bus->reserve != NULL && bus->own_prefix[0] != '\0' &&
+             strncmp(name, bus->own_prefix, strlen(bus->own_prefix)) == 0;
+    /* Another channel starts above everything its past instances handed
+     * out (the floor covers other processes, floor_base this one); an
+     * own channel learns where to start at its first reservation. */
+    if (!c->own)
+        c->top = c->claimed = c->base = bus->floor_base;
+    c->block = 1;
     pthread_mutex_init(&c->lock, NULL);
+    pthread_cond_init(&c->cv, NULL);
     return c;
 }
 
@@ -205,7 +260,11 @@ static void chan_free(struct chan *c)
 {
     for (size_t i = 0; i < c->hlen; i++)
         sh__event_unref(hist_at(c, i)->ev);
+    for (size_t i = 0; i < c->npend; i++)
+        sh__event_unref(c->pend[i].ev);
     free(c->hist);
+    free(c->pend);
+    pthread_cond_destroy(&c->cv);
     pthread_mutex_destroy(&c->lock);
     free(c);
 }
@@ -222,6 +281,7 @@ static void bus_destroy(struct sh__bus *bus)
         }
     }
     free(bus->buckets);
+    pthread_mutex_destroy(&bus->floor_mu);
     pthread_mutex_destroy(&bus->lock);
     free(bus);
 }
@@ -318,6 +378,9 @@ static void sweep(struct sh__bus *bus, int64_t now)
             }
             if (dead) {
                 *pp = c->next;
+                /* Its successor continues above it (inv. 10). */
+                if (!c->own && c->claimed > bus->floor_base)
+                    bus->floor_base = c->claimed;
                 chan_free(c);
                 bus->nchans--;
             } else {
@@ -695,6 +758,8 @@ sh_err_t sh__bus_new(const sh_config_t *conf, const struct sh__log *log,
     bus->queue_max = (size_t)sh__config_int(conf, "bus.subscriber-queue");
     bus->last_sweep = sh__mono_ms();
     atomic_init(&bus->refs, 1);
+    atomic_init(&bus->floor_limit, UINT64_MAX);  /* no store: no limit */
+    pthread_mutex_init(&bus->floor_mu, NULL);
     pthread_mutex_init(&bus->lock, NULL);
     *out = bus;
     return SH_OK;
@@ -703,12 +768,73 @@ nomem:
     return SH_ENOMEM;
 }
 
+/* What one channel gives back (give_back()). */
+struct unused {
+    struct unused *next;
+    uint64_t from, to;
+    char key[];
+};
+
+/* Give back the offsets reserved and not handed out (sh__bus_set_reserver).
+ * Each channel's reservation is cut to what it handed out under its lock
+ * first, so that a publish racing the close reserves again rather than use
+ * an offset given back. */
+static void give_back(struct sh__bus *bus)
+{
+    struct unused *list = NULL;
+    uint64_t top, limit;
+
+    if (bus->giveback == NULL)
+        return;
+    pthread_mutex_lock(&bus->lock);
+    top = bus->floor_base;
+    for (size_t b = 0; b < bus->nbuckets; b++) {
+        for (struct chan *c = bus->buckets[b]; c != NULL; c = c->next) {
+            pthread_mutex_lock(&c->lock);
+            if (!c->own) {
+                if (c->claimed > top)
+                    top = c->claimed;
+            } else if (c->loaded && !c->reserving &&
+                       c->claimed < c->reserved) {
+                size_t len = strlen(c->name) + 1;
+                struct unused *u = malloc(sizeof *u + len);
+
+                if (u != NULL) {    /* else a gap: still no repeat */
+                    u->from = c->reserved;
+                    u->to = c->claimed;
+                    memcpy(u->key, c->name, len);
+                    u->next = list;
+                    list = u;
+                    c->reserved = c->claimed;
+                }
+            }
+            pthread_mutex_unlock(&c->lock);
+        }
+    }
+    pthread_mutex_unlock(&bus->lock);
+    pthread_mutex_lock(&bus->floor_mu);
+    limit = atomic_load(&bus->floor_limit);
+    if (top < limit) {
+        atomic_store(&bus->floor_limit, top);
+        bus->giveback(bus->reserve_arg, SH__BUS_FLOOR_KEY, limit, top);
+    }
+    pthread_mutex_unlock(&bus->floor_mu);
+    while (list != NULL) {
+        struct unused *u = list;
+
+        list = u->next;
+        bus->giveback(bus->reserve_arg, u->key, u->from, u->to);
+        free(u);
+    }
+}
+
 void sh__bus_free(struct sh__bus *bus)
 {
     struct sh_subscription *orphans = NULL;
 
     if (bus == NULL)
         return;
+    give_back(bus);
     pthread_mutex_lock(&bus->lock);
     bus->closing = true;        /* no new pins from now on */
     for (size_t b = 0; b < bus->nbuckets; b++) {
@@ -767,6 +893,148 @@ static void chan_commit(struct sh__bus *bus, struct chan *c,
         atomic_fetch_add_explicit(&ev->refs, queued, memory_order_relaxed);
 }
 
+/* ---- durable numbering, claims and ordered release ------------------- */
+
+/* Raise the floor to at least @need (one reservation at a time).  May wait
+ * on the store: call with no channel lock held. */
+static sh_err_t floor_extend(struct sh__bus *bus, uint64_t need)
+{
+    sh_err_t rc = SH_OK;
+
+    pthread_mutex_lock(&bus->floor_mu);
+    while (rc == SH_OK && atomic_load(&bus->floor_limit) < need) {
+        uint64_t upto = 0;
+
+        rc = bus->reserve(bus->reserve_arg, SH__BUS_FLOOR_KEY,
+                          SH__BUS_FLOOR_BLOCK, &upto);
+        if (rc == SH_OK && upto <= atomic_load(&bus->floor_limit))
+            rc = SH_EBUS;       /* the store went backwards */
+        if (rc == SH_OK)
+            atomic_store(&bus->floor_limit, upto);
+    }
+    pthread_mutex_unlock(&bus->floor_mu);
+    return rc;
+}
+
+/* Reserve the next block of own channel @c, outside its lock (the store is
+ * never waited on under a bus lock; others wait on c->cv).
+ * @locks c->lock, held on entry and on return */
+static sh_err_t own_reserve(struct sh__bus *bus, struct chan *c)
+{
+    uint64_t n = c->block, upto = 0, first;
+    sh_err_t rc;
+
+    c->reserving = true;
+    pthread_mutex_unlock(&c->lock);
+    rc = bus->reserve(bus->reserve_arg, c->name, n, &upto);
+    pthread_mutex_lock(&c->lock);
+    c->reserving = false;
+    pthread_cond_broadcast(&c->cv);
+    if (rc != SH_OK)
+        return rc;
+    if (upto < n)
+        return SH_EBUS;
+    first = upto - n;           /* ours: (first, upto] */
+    if (!c->loaded) {
+        /* Nothing handed out yet in this instance: continue above every
+         * offset the channel ever reserved, so above all it handed out. */
+        c->top = c->claimed = c->base = first;
+        c->loaded = true;
+    } else if (first > c->claimed) {
+        c->claimed = first;     /* someone else took the ones between */
+    }
+    c->reserved = upto;
+    if (c->block < bus->block_max)
+        c->block = c->block * 2 < bus->block_max ? c->block * 2
+                                                 : bus->block_max;
+    return SH_OK;
+}
+
+/* Hand out @c's next offset (inv. 10: reserving first when needed, which
+ * drops and retakes the lock) and make room in pend for its event, so that
+ * releasing it cannot fail.  @locks c->lock */
+static sh_err_t claim(struct sh__bus *bus, struct chan *c, uint64_t *out)
+{
+    for (;;) {
+        uint64_t want;
+        sh_err_t rc;
+
+        if (c->claimed == UINT64_MAX)
+            return SH_EBUS;
+        if (c->own) {
+            if (c->loaded && c->claimed < c->reserved)
+                break;
+            if (c->reserving) {
+                pthread_cond_wait(&c->cv, &c->lock);
+                continue;
+            }
+            rc = own_reserve(bus, c);
+            if (rc != SH_OK)
+                return rc;
+            continue;
+        }
+        want = c->claimed + 1;
+        if (want <= atomic_load(&bus->floor_limit))
+            break;
+        pthread_mutex_unlock(&c->lock);
+        rc = floor_extend(bus, want);
+        pthread_mutex_lock(&c->lock);
+        if (rc != SH_OK)
+            return rc;
+    }
+    if (c->claimed - c->top > c->pcap) {
+        size_t cap = c->pcap < 4 ? 4 : c->pcap;
+        struct pend *p;
+
+        while (cap < c->claimed - c->top)
+            cap *= 2;
+        p = realloc(c->pend, cap * sizeof *p);
+        if (p == NULL)
+            return SH_ENOMEM;
+        c->pend = p;
+        c->pcap = cap;
+    }
+    *out = ++c->claimed;
+    return SH_OK;
+}
+
+/* Publish @ev, numbered @offset, or skip @offset when @ev is NULL, in
+ * offset order (inv. 4): when claims before it are still out it waits in
+ * pend (taking a reference), else it and every waiting successor go out
+ * now.  @locks c->lock */
+static void release_locked(struct sh__bus *bus, struct chan *c,
+                           uint64_t offset, struct sh_event *ev,
+                           int64_t now, struct posts *posts)
+{
+    size_t i;
+
+    assert(offset > c->top && offset <= c->claimed);
+    if (offset != c->top + 1) {
+        assert(c->npend < c->pcap);
+        for (i = c->npend; i > 0 && c->pend[i - 1].offset > offset; i--)
+            c->pend[i] = c->pend[i - 1];
+        c->pend[i].offset = offset;
+        c->pend[i].ev = ev != NULL ? sh__event_ref(ev) : NULL;
+        c->npend++;
+        return;
+    }
+    if (ev != NULL)
+        chan_commit(bus, c, ev, now, posts);
+    else
+        c->top = offset;
+    while (c->npend > 0 && c->pend[0].offset == c->top + 1) {
+        struct pend p = c->pend[0];
+
+        c->npend--;
+        memmove(c->pend, c->pend + 1, c->npend * sizeof *c->pend);
+        if (p.ev != NULL)
+            chan_commit(bus, c, p.ev, now, posts);
+        else
+            c->top = p.offset;
+        sh__event_unref(p.ev);
+    }
+}
+
 /* Channels pinned per hold of bus->lock in sh__bus_publish_many(): long
  * enough to amortise the lock, short enough not to stall other callers. */
 #define MANY_CHUNK 256
@@ -811,16 +1079,24 @@ size_t sh__bus_publish_many(struct sh__bus *bus, const char *type,
 
             if (c == NULL)
                 continue;
+            uint64_t off = 0;
+            sh_err_t rc;
+
             pthread_mutex_lock(&c->lock);
-            if (c->top != UINT64_MAX)
-                ev = sh__event_new_text(c->name, c->epoch, c->top + 1, ts,
-                                        type, it->data, it->len);
-            if (ev != NULL) {
-                chan_commit(bus, c, ev, now, &posts);
-                done++;
-            } else if (first == SH_OK) {
-                first = c->top == UINT64_MAX ? SH_EBUS : SH_ENOMEM;
+            rc = claim(bus, c, &off);
+            if (rc == SH_OK) {
+                ev = sh__event_new_text(c->name, c->epoch, off, ts, type,
+                                        it->data, it->len);
+                if (ev != NULL) {
+                    release_locked(bus, c, off, ev, now, &posts);
+                    done++;
+                } else {
+                    c->claimed--;   /* not handed out: held the lock */
+                    rc = SH_ENOMEM;
+                }
             }
+            if (rc != SH_OK && first == SH_OK)
+                first = rc;
             pthread_mutex_unlock(&c->lock);
             posts_flush(bus, c, &posts);
             sh__event_unref(ev);
@@ -855,12 +1131,11 @@ static sh_err_t do_publish(struct sh__bus *bus, const char *channel,
     if (c == NULL)
         goto out;
     pthread_mutex_lock(&c->lock);
-    if (c->top == UINT64_MAX) {
+    rc = claim(bus, c, &offset);
+    if (rc != SH_OK) {
         pthread_mutex_unlock(&c->lock);
-        rc = SH_EBUS;
         goto out;
     }
-    offset = c->top + 1;
     ts = sh__now_ms();
     now = sh__mono_ms();
     if (given != NULL && given->head != NULL) {
@@ -874,6 +1149,7 @@ static sh_err_t do_publish(struct sh__bus *bus, const char *channel,
         } else {
             data = build(arg, offset, ts);
             if (data == NULL) {
+                c->claimed--;   /* ours since the claim: not handed out */
                 pthread_mutex_unlock(&c->lock);
                 rc = SH_ENOMEM;
                 goto out;
@@ -882,11 +1158,12 @@ static sh_err_t do_publish(struct sh__bus *bus, const char *channel,
         ev = sh__event_new(c->name, c->epoch, offset, ts, type, data);
     }
     if (ev == NULL) {
+        c->claimed--;           /* the lock was held since the claim */
         pthread_mutex_unlock(&c->lock);
         rc = SH_ENOMEM;
         goto out;
     }
-    chan_commit(bus, c, ev, now, &posts);
+    release_locked(bus, c, offset, ev, now, &posts);
     pthread_mutex_unlock(&c->lock);
     posts_flush(bus, c, &posts);
     if (offset_out != NULL)
@@ -904,6 +1181,9 @@ out:
     else if (rc == SH_EBUS)
         sh__errbuf(errbuf, errbuf_len, "bus: offsets of %s exhausted",
                    channel);
+    else if (rc != SH_OK && rc != SH_EINVAL)
+        sh__errbuf(errbuf, errbuf_len, "bus: cannot reserve offsets of %s "
+                   "(%s)", channel, sh_err_name(rc));
     if (rc != SH_OK) {
         if (offset_out != NULL)
             *offset_out = 0;
@@ -954,23 +1234,107 @@ sh_err_t sh__bus_publish_spliced(struct sh__bus *bus, const char *channel,
                       errbuf, errbuf_len);
 }
 
-sh_err_t sh__bus_seed(struct sh__bus *bus, const char *channel, uint64_t top)
+sh_err_t sh__bus_set_reserver(struct sh__bus *bus, sh__bus_reserve_fn fn,
+                              sh__bus_giveback_fn giveback,
+                              void *arg, const char *own_prefix,
+                              uint64_t block, char *errbuf,
+                              size_t errbuf_len)
 {
-    struct chan *c;
-    sh_err_t rc = sh__channel_check(channel, NULL, 0);
+    uint64_t upto = 0;
+    sh_err_t rc;
 
+    assert(fn != NULL && own_prefix != NULL && block > 0 &&
+           strlen(own_prefix) < sizeof bus->own_prefix);
+    rc = fn(arg, SH__BUS_FLOOR_KEY, SH__BUS_FLOOR_BLOCK, &upto);
+    if (rc == SH_OK && upto < SH__BUS_FLOOR_BLOCK)
+        rc = SH_EBUS;
+    if (rc != SH_OK) {
+        sh__errbuf(errbuf, errbuf_len, "bus: cannot reserve the offset "
+                   "floor (%s)", sh_err_name(rc));
+        return rc;
+    }
+    pthread_mutex_lock(&bus->lock);
+    bus->reserve = fn;
+    bus->giveback = giveback;
+    bus->reserve_arg = arg;
+    snprintf(bus->own_prefix, sizeof bus->own_prefix, "%s", own_prefix);
+    bus->block_max = block;
+    /* Everything before this process stayed at or below the old floor. */
+    if (bus->floor_base < upto - SH__BUS_FLOOR_BLOCK)
+        bus->floor_base = upto - SH__BUS_FLOOR_BLOCK;
+    atomic_store(&bus->floor_limit, upto);
+    pthread_mutex_unlock(&bus->lock);
+    return SH_OK;
+}
+
+sh_err_t sh__bus_claim_spliced(struct sh__bus *bus, const char *channel,
+                               const char *type, const char *head,
+                               size_t head_len, const char *tail,
+                               size_t tail_len, struct sh__bus_claim *out,
+                               char *errbuf, size_t errbuf_len)
+{
+    struct posts posts;
+    struct sh_event *ev;
+    struct chan *c;
+    uint64_t offset = 0;
+    sh_err_t rc;
+
+    assert(type != NULL && head != NULL && tail != NULL && out != NULL);
+    memset(out, 0, sizeof *out);
+    posts.n = 0;
+    rc = sh__channel_check(channel, errbuf, errbuf_len);
     if (rc != SH_OK)
         return rc;
     c = chan_pin(bus, channel, true, &rc);
-    if (c == NULL)
+    if (c == NULL) {
+        sh__errbuf(errbuf, errbuf_len, "bus: %s",
+                   rc == SH_ECANCELED ? "closing" : "out of memory");
         return rc;
+    }
     pthread_mutex_lock(&c->lock);
-    if (c->top < top)
-        c->top = top;
-    c->last_mono = sh__mono_ms();
+    rc = claim(bus, c, &offset);
     pthread_mutex_unlock(&c->lock);
-    chan_unpin(bus, c);
+    if (rc != SH_OK) {
+        chan_unpin(bus, c);
+        sh__errbuf(errbuf, errbuf_len, "bus: cannot reserve offsets of %s "
+                   "(%s)", channel, sh_err_name(rc));
+        return rc;
+    }
+    /* The name and the epoch never change: made outside the lock. */
+    ev = sh__event_new_spliced(c->name, c->epoch, offset, sh__now_ms(), type,
+                               head, head_len, tail, tail_len);
+    if (ev == NULL) {
+        pthread_mutex_lock(&c->lock);
+        release_locked(bus, c, offset, NULL, sh__mono_ms(), &posts);
+        pthread_mutex_unlock(&c->lock);
+        posts_flush(bus, c, &posts);
+        chan_unpin(bus, c);
+        sh__errbuf(errbuf, errbuf_len, "bus: out of memory");
+        return SH_ENOMEM;
+    }
+    out->chan = c;              /* the pin is the claim's now */
+    out->ev = ev;
+    out->offset = offset;
     return SH_OK;
+}
+
+void sh__bus_release(struct sh__bus *bus, struct sh__bus_claim *cl,
+                     bool publish)
+{
+    struct chan *c = cl->chan;
+    struct posts posts;
+
+    if (c == NULL)
+        return;
+    posts.n = 0;
+    pthread_mutex_lock(&c->lock);
+    release_locked(bus, c, cl->offset, publish ? cl->ev : NULL,
+                   sh__mono_ms(), &posts);
+    pthread_mutex_unlock(&c->lock);
+    posts_flush(bus, c, &posts);
+    sh__event_unref(cl->ev);
+    chan_unpin(bus, c);
+    memset(cl, 0, sizeof *cl);
 }
 
 int sh__bus_rewrite(struct sh__bus *bus, const char *channel,
@@ -1059,10 +1423,17 @@ static sh_err_t do_subscribe(struct sh__bus *bus, const char *channel,
     if (since != NULL && since->epoch[0] != '\0' &&
         memchr(since->epoch, '\0', sizeof since->epoch) != NULL &&
         strcmp(since->epoch, c->epoch) == 0 && since->offset <= c->top) {
-        if (since->offset == c->top) {
+        /* Offset 0 means "before the first event" (bus.h), and this
+         * epoch's first event is base + 1: an own channel reports 0 until
+         * its first reservation.  Any other offset below base was never
+         * handed out in this epoch (a client guessing, or one taken in
+         * another epoch): not recovered. */
+        uint64_t from = since->offset == 0 ? c->base : since->offset;
+
+        if (from == c->top) {
             res.recovered = 1;  /* nothing was missed */
         } else {
-            size_t i = hist_find(c, since->offset + 1);
+            size_t i = hist_find(c, from + 1);
             size_t n = c->hlen - i;
             if (i < c->hlen && queue_reserve(bus, s, n)) {
                 for (; i < c->hlen; i++)
@@ -1144,7 +1515,7 @@ void sh__bus_unsubscribe(struct sh_subscription *s)
     pthread_mutex_unlock(&bus->lock);
 }
 
-void sh__bus_release(struct sh_subscription *s)
+void sh__bus_sub_release(struct sh_subscription *s)
 {
     struct sh__bus *bus;
     bool ended;

@@ -81,6 +81,13 @@ const struct sh__conf_key sh__conf_keys[] = {
     I("chat.cache-followers", "1000000", 1, 100000000,
       "Follower answers kept for followers-only chat, over all channels; "
       "the least recently used go first."),
+    E("chat.durability", "commit", "commit|async",
+      "commit: a send is acknowledged once its batch is stored (it survives "
+      "kill -9); async: acknowledged when queued, before it is stored (up "
+      "to chat.write-behind-queue acknowledged messages lost on a crash)."),
+    I("chat.offset-block", "1000", 1, 1000000,
+      "Most chat offsets reserved in the store at a time (a crash skips at "
+      "most this many, never repeats one)."),
     I("ws.max-message-bytes", "65536", 125, 16777216,
       "Largest WebSocket message, across fragments."),
     I("ws.max-connections-per-user", "10", 1, 10000,

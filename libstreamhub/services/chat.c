@@ -11,11 +11,14 @@
  * as in flight (a ban or timeout waits for it) under sh__chat.mu, the
  * token is taken under its stripe's lock, and a send refused later gives
  * both back.  Then the ChatMessage is built and serialised once by json-c
- * with offset 0 and one sh__bus_publish_spliced() that puts the offset
- * in its place under the channel's lock, so that the message's offset IS
- * the channel offset while the lock covers only a copy.  The row then goes
- * to the queue.  No store call happens
- * on this path once the caches are warm.
+ * with offset 0, and the event's offset spliced in under the channel's
+ * lock, so that the message's offset IS the channel offset while the lock
+ * covers only a copy: with chat.durability = commit the offset is claimed
+ * (sh__bus_claim_spliced), the row queued and the call waits until the
+ * writer stored it and published the claim (writebehind.c); with async it
+ * is published at once (sh__bus_publish_spliced) and the row queued.  No
+ * store call happens on this path once the caches are warm, but the
+ * offset block's reservation (bus_int.h), once per block.
  *
  * History waits for the write-behind queue to store everything queued
  * before the call (sh__wb_flush), then reads the store: simple and exact,
@@ -387,74 +390,6 @@ static void chat_id(struct sh__chat *chat, char out[SH__ID_SIZE])
     out[o] = '\0';
 }
 
-static const struct sh__sql q_max_offset = {
-    "SELECT COALESCE(MAX(\"offset\"), 0) FROM chat_messages "
-    "WHERE stream_id = ?", NULL, NULL
-};
-
-static int int_row(void *arg, const struct sh__row *row)
-{
-    *(int64_t *)arg = sh__row_int(row, 0);
-    return 1;
-}
-
-/* Continue @stream_id's offsets from the store, once per hub (the stream
- * must be in the cache: sh__chat_stream_get() first). */
-static sh_err_t seed_stream(sh_hub_t *hub, const char *stream_id,
-                            const char *chan, char *errbuf,
-                            size_t errbuf_len)
-{
-    struct sh__idmap_ent *e;
-    struct sh__conn *c = NULL;
-    struct sh__val p = sh__v_text(stream_id);
-    int64_t top = 0;
-    bool seeded;
-    sh_err_t rc;
-
-    pthread_mutex_lock(&hub->chat->mu);
-    e = sh__idmap_get(&hub->chat->streams, stream_id);
-    seeded = e != NULL && ((struct sh__cstream *)e->ptr)->seeded;
-    pthread_mutex_unlock(&hub->chat->mu);
-    if (seeded)
-        return SH_OK;
-    /* Rows of this stream still queued were sent through this hub, which
-     * seeded before sending them: the store's maximum is enough. */
-    rc = sh__store_acquire(hub->store, &c);
-    if (rc != SH_OK)
-        return rc;
-    rc = sh__store_exec(c, &q_max_offset, &p, 1, int_row, &top, NULL,
-                        errbuf, errbuf_len);
-    sh__store_release(c);
-    if (rc != SH_OK)
-        return rc;
-    /* Raising is monotonic: two threads seeding at once is harmless. */
-    rc = sh__bus_seed(hub->bus, chan, top > 0 ? (uint64_t)top : 0);
-    if (rc != SH_OK) {
-        sh__errbuf(errbuf, errbuf_len, "cannot seed %s", chan);
-        return rc;
-    }
-    pthread_mutex_lock(&hub->chat->mu);
-    e = sh__idmap_get(&hub->chat->streams, stream_id);
-    if (e != NULL)
-        ((struct sh__cstream *)e->ptr)->seeded = true;
-    pthread_mutex_unlock(&hub->chat->mu);
-    return SH_OK;
-}
-
-sh_err_t sh__chat_seed(sh_hub_t *hub, const char *stream_id, char *errbuf,
-                       size_t errbuf_len)
-{
-    char chan[8 + SH__ID_SIZE], channel[SH__ID_SIZE];
-    bool live;
-    sh_err_t rc;
-
-    rc = sh__chat_stream_get(hub, stream_id, channel, &live);
-    if (rc != SH_OK)
-        return rc;
-    snprintf(chan, sizeof chan, "chat:%s", stream_id);
-    return seed_stream(hub, stream_id, chan, errbuf, errbuf_len);
-}
-
 /* The ChatMessage text around its offset, for sh__bus_publish_spliced().
  * @o is sh__chat_message_obj() with offset 0; json-c serialises it (the
  * bus's flags), and the text is cut around that 0 so that the bus puts
@@ -604,6 +539,8 @@ static sh_err_t send_impl(sh_hub_t *hub, const char *actor_id,
     struct sh__chan *ch;
     struct sh__idmap_ent *e;
     struct sh__wb_row row;
+    struct sh__wb_ticket ticket;
+    struct sh__bus_claim claim;
     json_object *mine = NULL;
     const char *head = NULL, *tail = NULL;
     size_t head_len = 0, tail_len = 0;
@@ -807,14 +744,6 @@ static sh_err_t send_impl(sh_hub_t *hub, const char *actor_id,
     }
 
     snprintf(chan_name, sizeof chan_name, "chat:%s", stream_id);
-    rc = seed_stream(hub, stream_id, chan_name, errbuf, errbuf_len);
-    if (rc != SH_OK) {
-        sh__wb_unreserve(chat->wb);
-        sh__limiter_give(chat->limiter, actor_id, strlen(actor_id), 1.0);
-        slow_release(chat, ch, actor_id, &slot);
-        free(clean);
-        return rc;
-    }
     chat_id(chat, id);
     /* The caller (or the mentions) needs a copy of the message. */
     want_copy = msg_out != NULL || memchr(clean, '@', clean_len) != NULL;
@@ -829,9 +758,20 @@ static sh_err_t send_impl(sh_hub_t *hub, const char *actor_id,
         free(clean);
         return refuse(SH_ENOMEM, errbuf, errbuf_len, "out of memory");
     }
-    rc = sh__bus_publish_spliced(hub->bus, chan_name, "chat.message", head,
-                                 head_len, tail, tail_len, &offset, errbuf,
-                                 errbuf_len);
+    /* commit: the offset is claimed now and the event published by the
+     * writer once the message is stored (writebehind.c says why);
+     * async: published now. */
+    memset(&claim, 0, sizeof claim);
+    if (chat->commit) {
+        rc = sh__bus_claim_spliced(hub->bus, chan_name, "chat.message", head,
+                                   head_len, tail, tail_len, &claim, errbuf,
+                                   errbuf_len);
+        offset = claim.offset;
+    } else {
+        rc = sh__bus_publish_spliced(hub->bus, chan_name, "chat.message",
+                                     head, head_len, tail, tail_len, &offset,
+                                     errbuf, errbuf_len);
+    }
     if (rc != SH_OK) {
         json_object_put(mine);
         sh__wb_unreserve(chat->wb);
@@ -858,7 +798,29 @@ static sh_err_t send_impl(sh_hub_t *hub, const char *actor_id,
     row.created_ms = now_ms;
     if (mine != NULL && memchr(clean, '@', clean_len) != NULL)
         (void)json_object_deep_copy(mine, &row.mention_msg, NULL);
-    sh__wb_push(chat->wb, &row);
+    row.claim = claim;
+    row.ticket = NULL;
+    if (chat->commit) {
+        ticket.done = false;
+        ticket.rc = SH_OK;
+        pthread_cond_init(&ticket.cv, NULL);
+        row.ticket = &ticket;
+    }
+    /* With commit this waits for the batch: the send stays in flight
+     * until it is stored and published, so a ban that drains the channel
+     * sees it (sh__chan_drain). */
+    rc = sh__wb_push(chat->wb, &row);
+    if (chat->commit)
+        pthread_cond_destroy(&ticket.cv);
+    if (rc != SH_OK) {
+        json_object_put(mine);
+        sh__limiter_give(chat->limiter, actor_id, strlen(actor_id), 1.0);
+        slow_release(chat, ch, actor_id, &slot);
+        return refuse(rc, errbuf, errbuf_len,
+                      rc == SH_ECANCELED
+                          ? "the hub is closing"
+                          : "the message could not be stored");
+    }
     send_end(chat, ch, actor_id, &slot, false);
 
     sh__stats_chat_accepted(hub, stream_id, actor_id, now_ms);
@@ -1207,11 +1169,6 @@ SH_API sh_err_t sh_chat_delete(sh_hub_t *hub, const char *actor_id,
     (void)sh__chat_redact_bus(hub, fc.channel, message_id, NULL, 0);
 
     snprintf(chan_name, sizeof chan_name, "chat:%s", fc.stream);
-    /* After a restart the channel may not continue the stored offsets yet:
-     * an event must not take an offset that a stored message holds. */
-    if (sh__chat_seed(hub, fc.stream, NULL, 0) != SH_OK)
-        sh__log_kv(&hub->log, SH_LOG_WARN, "cannot seed a chat channel",
-                   "channel", chan_name, (char *)NULL);
     ev = json_object_new_object();
     if (ev == NULL || !sh__jset_str(ev, "messageId", message_id) ||
         !sh__jset_int(ev, "offset", fc.offset)) {
@@ -1428,6 +1385,8 @@ sh_err_t sh__chat_init(sh_hub_t *hub, char *errbuf, size_t errbuf_len)
     atomic_init(&chat->id_seq, 0);
     chat->default_max_len = sh__config_int(hub->conf,
                                            "chat.max-message-length");
+    chat->commit = strcmp(sh__config_str(hub->conf, "chat.durability"),
+                          "async") != 0;
     chat->redact_window_ms = sh__config_int(hub->conf,
                                             "chat.redact-window-seconds")
                              * 1000;

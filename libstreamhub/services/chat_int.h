@@ -125,7 +125,6 @@ struct sh__cstream {
     char id[SH__ID_SIZE];
     char channel[SH__ID_SIZE];
     bool live;
-    bool seeded;                  /* the bus channel continues the store */
     int64_t checked_ms;           /* mono time of the last store read */
 };
 
@@ -161,6 +160,7 @@ struct sh__chat {
     int64_t default_max_len;      /* chat.max-message-length */
     int64_t redact_window_ms;     /* chat.redact-window-seconds */
     struct sh__wb *wb;            /* the write-behind queue */
+    bool commit;                  /* chat.durability = commit */
     struct sh__chan *retired;     /* dropped, freed at fini */
     /* Message ids' random bits: ChaCha20 under a key drawn at init, one
      * nonce per id (chat.c: chat_id), no system call per message. */
@@ -193,12 +193,6 @@ sh_err_t sh__chat_stream_get(sh_hub_t *hub, const char *stream_id,
 sh_err_t sh__chat_user_get(sh_hub_t *hub, const char *user_id,
                            char name[64], unsigned *roles);
 
-/* Make the bus channel chat:<@stream_id> continue the offsets stored for
- * the stream (once per hub), before anything is published on it.
- * Errors: SH_ENOTFOUND, SH_ESTORE, SH_EBUS. */
-sh_err_t sh__chat_seed(sh_hub_t *hub, const char *stream_id, char *errbuf,
-                       size_t errbuf_len);
-
 /* Redact, in the bus history of every stream of @channel that this hub
  * caches or whose stored messages match, the messages matching:
  * @message_id (when not NULL) or else those of @author_id sent at or after
@@ -230,6 +224,14 @@ bool sh__chan_is_staff(const struct sh__chan *chan, const char *actor,
 
 /* ---- writebehind.c ---------------------------------------------------- */
 
+/* A sender waiting for its row's batch (chat.durability = commit).
+ * @locks the queue's mutex */
+struct sh__wb_ticket {
+    pthread_cond_t cv;          /* signalled once, when done is set */
+    bool done;
+    sh_err_t rc;                /* SH_OK: stored (and published) */
+};
+
 /* One message on its way to the store. */
 struct sh__wb_row {
     char id[SH__ID_SIZE];
@@ -242,6 +244,10 @@ struct sh__wb_row {
     int64_t created_ms;
     bool deleted;
     json_object *mention_msg;   /* owned or NULL: run mentions after store */
+    /* commit: the message's claimed offset, published once stored (or
+     * given up when it cannot be); empty in async mode. */
+    struct sh__bus_claim claim;
+    struct sh__wb_ticket *ticket; /* commit: its sender's, else NULL */
 };
 
 sh_err_t sh__wb_start(sh_hub_t *hub, struct sh__wb **out, char *errbuf,
@@ -251,8 +257,12 @@ void sh__wb_stop(struct sh__wb *wb);
 /* Reserve room for one row: SH_EBUSY when the queue is full. */
 sh_err_t sh__wb_reserve(struct sh__wb *wb);
 void sh__wb_unreserve(struct sh__wb *wb);
-/* Queue @row (its contents taken) into a reserved slot. */
-void sh__wb_push(struct sh__wb *wb, struct sh__wb_row *row);
+/* Queue @row (its contents taken) into a reserved slot.  With a ticket
+ * (row->ticket), wait until the row's batch is stored and its claim
+ * published, and return SH_OK, or the reason it could not be stored
+ * (SH_ESTORE, SH_ECANCELED: the writer stopped).  Never call it on a loop
+ * thread: it waits on the store. */
+sh_err_t sh__wb_push(struct sh__wb *wb, struct sh__wb_row *row);
 /* Wait until every row queued before the call is in the store (or the
  * writer gave up at shutdown). */
 void sh__wb_flush(struct sh__wb *wb);

@@ -76,6 +76,9 @@ SH_API sh_err_t sh_hub_open(sh_config_t *conf, sh_hub_t **out, char *errbuf,
                      errbuf_len);
     if (rc != SH_OK)
         goto fail;
+    rc = sh__offsets_attach(hub, errbuf, errbuf_len);
+    if (rc != SH_OK)
+        goto fail;
     for (i = 0; i < NAREAS; i++) {
         if (areas[i].init == NULL)
             continue;

@@ -51,6 +51,11 @@ struct sh_hub {
     void (*_Atomic graphql_free)(struct sh__gql_engine *eng);
 };
 
+/* services/offsets.c: make the bus reserve its offsets durably in the
+ * store (bus_int.h, sh__bus_set_reserver), right after both opened.
+ * Errors: SH_ESTORE, SH_ECANCELED. */
+sh_err_t sh__offsets_attach(sh_hub_t *hub, char *errbuf, size_t errbuf_len);
+
 /* services/accounts.c: creates hub->accounts (the JWT keys); fini frees. */
 sh_err_t sh__accounts_init(sh_hub_t *hub, char *errbuf, size_t errbuf_len);
 void sh__accounts_fini(sh_hub_t *hub);

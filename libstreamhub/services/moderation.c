@@ -574,10 +574,6 @@ static void publish_channel(sh_hub_t *hub, const char *channel,
         return;
     }
     snprintf(chan, sizeof chan, "chat:%s", stream);
-    /* Offsets of a chat channel continue the stored messages' offsets. */
-    if (sh__chat_seed(hub, stream, err, sizeof err) != SH_OK)
-        sh__log_kv(&hub->log, SH_LOG_WARN, "cannot seed a chat channel",
-                   "channel", chan, "error", err, (char *)NULL);
     rc = sh__bus_publish(hub->bus, chan, type, data, NULL, err, sizeof err);
     if (rc != SH_OK)
         sh__log_kv(&hub->log, SH_LOG_WARN, "cannot publish a chat event",

@@ -130,7 +130,7 @@ SH_API void sh_unsubscribe(sh_subscription_t *sub)
 
 SH_API void sh_subscription_free(sh_subscription_t *sub)
 {
-    sh__bus_release(sub);
+    sh__bus_sub_release(sub);
 }
 
 SH_API sh_err_t sh_publish(sh_hub_t *hub, const char *channel,

@@ -1,8 +1,22 @@
 /* libstreamhub/services/writebehind.c: the chat's write-behind queue.
  *
- * sh_chat_send() publishes a message on the bus and hands its row here; one
- * writer thread stores the rows in batches of `chat.write-behind-batch` per
- * transaction, so that the send path never waits on the disk.
+ * sh_chat_send() hands each message's row here; one writer thread stores
+ * the rows in batches of `chat.write-behind-batch` per transaction.
+ *
+ * Two durabilities (`chat.durability`):
+ *  - commit (the default): the sender claims the message's offset on the
+ *    bus, queues the row with a ticket and waits; the writer stores the
+ *    batch, then publishes each claimed event in order, then wakes the
+ *    senders.  Acknowledged means stored: kill -9 loses no acknowledged
+ *    message.  Publishing after the commit, not before, means that no
+ *    subscriber ever sees a message that a crash then loses (it would be
+ *    in no history, its offset naming nothing); the price is the commit's
+ *    latency, a fraction of a millisecond on SQLite, on the fan-out.
+ *    Group commit keeps the throughput: while one batch commits, every
+ *    sender that arrives queues, and the next transaction takes them all.
+ *  - async: the sender publishes at once and returns; the row is stored
+ *    later.  Up to the queue's length of acknowledged messages are lost
+ *    on a crash (their offsets are never reused: bus_int.h).
  *
  * Design:
  *  - Bounded: at most `chat.write-behind-queue` rows are queued, in flight
@@ -20,8 +34,9 @@
  *    rows it could not store (never silently).
  *  - Group commit: the writer wakes at the first row or a full batch and
  *    lets a short batch linger SH__WB_LINGER_MS for company (never while
- *    a flush waits or at shutdown), so that a busy chat makes few large
- *    transactions and a sender rarely pays a wake-up system call.
+ *    a flush or a sender waits, or at shutdown), so that a busy chat makes
+ *    few large transactions and a sender rarely pays a wake-up system
+ *    call.
  *  - Inserts are idempotent (ON CONFLICT DO NOTHING): a batch whose commit
  *    succeeded but reported failure is not stored twice.
  *
@@ -55,8 +70,10 @@ struct sh__wb {
     size_t batch;
     uint64_t enq_seq, done_seq;
     bool stopping;
+    bool exited;                 /* the writer is gone: nothing more stored */
     bool writer_idle;            /* the writer waits on cv_work */
     unsigned flushers;           /* threads waiting in sh__wb_flush */
+    unsigned waiters;            /* senders waiting on a ticket */
     pthread_t thread;
 };
 
@@ -127,6 +144,13 @@ static void sleep_ms(int64_t ms)
         ;
 }
 
+/* Should the writer wait for more rows before a batch?  @locks mu */
+static bool linger(const struct sh__wb *wb, size_t room)
+{
+    return wb->len < room && !wb->stopping && wb->flushers == 0 &&
+           (wb->waiters == 0 || wb->reserved > 0);
+}
+
 static void *writer_main(void *arg)
 {
     struct sh__wb *wb = arg;
@@ -158,8 +182,12 @@ static void *writer_main(void *arg)
             break;                          /* stopping, all stored */
         /* Group commit: a short batch waits up to SH__WB_LINGER_MS for
          * company, unless someone waits for the flush or we stop.  Fewer,
-         * larger transactions keep the writer ahead of a busy chat. */
-        if (wb->len < room && !wb->stopping && wb->flushers == 0) {
+         * larger transactions keep the writer ahead of a busy chat.  When
+         * senders wait for their rows (commit) it waits only for senders
+         * already on their way (a slot reserved, the row not yet pushed):
+         * it never delays a lone sender, and never commits one row while
+         * others are a few microseconds behind it. */
+        if (linger(wb, room)) {
             struct timespec until;
 
             clock_gettime(CLOCK_REALTIME, &until);
@@ -169,7 +197,7 @@ static void *writer_main(void *arg)
                 until.tv_nsec -= 1000000000L;
             }
             wb->writer_idle = true;
-            while (wb->len < room && !wb->stopping && wb->flushers == 0 &&
+            while (linger(wb, room) &&
                    pthread_cond_timedwait(&wb->cv_work, &wb->mu, &until)
                        == 0)
                 ;
@@ -212,6 +240,14 @@ static void *writer_main(void *arg)
             sleep_ms(backoff);
             backoff = backoff * 2 > 5000 ? 5000 : backoff * 2;
         }
+        /* Commit, then publish (see the top of the file), in queue order,
+         * which is each channel's claim order.  A row redacted while
+         * queued was never seen: its offset stays unused rather than
+         * carry the removed text.  A row that could not be stored is
+         * never published: its sender gets an error. */
+        for (i = 0; i < n; i++)
+            sh__bus_release(wb->hub->bus, &rows[i].claim,
+                            rc == SH_OK && !rows[i].deleted);
         if (rc == SH_OK) {
             for (i = 0; i < n; i++) {
                 struct sh__wb_row *r = &rows[i];
@@ -232,10 +268,21 @@ static void *writer_main(void *arg)
         for (i = 0; i < n; i++)
             row_clear(&rows[i]);
         pthread_mutex_lock(&wb->mu);
+        for (i = 0; i < n; i++) {
+            if (rows[i].ticket != NULL) {
+                /* Wake exactly this sender: a broadcast would wake every
+                 * waiter of the later batches too. */
+                rows[i].ticket->rc = rc == SH_OK ? SH_OK : SH_ESTORE;
+                rows[i].ticket->done = true;
+                pthread_cond_signal(&rows[i].ticket->cv);
+                rows[i].ticket = NULL;
+            }
+        }
         wb->inflight = 0;
         wb->done_seq += n;
         pthread_cond_broadcast(&wb->cv_done);
     }
+    wb->exited = true;
     pthread_mutex_unlock(&wb->mu);
     if (rows != &one)
         free(rows);
@@ -315,22 +362,46 @@ void sh__wb_unreserve(struct sh__wb *wb)
 {
     pthread_mutex_lock(&wb->mu);
     wb->reserved--;
+    if (wb->writer_idle && wb->waiters > 0)
+        pthread_cond_signal(&wb->cv_work);  /* lingering for this one */
     pthread_mutex_unlock(&wb->mu);
 }
 
-void sh__wb_push(struct sh__wb *wb, struct sh__wb_row *row)
+sh_err_t sh__wb_push(struct sh__wb *wb, struct sh__wb_row *row)
 {
+    struct sh__wb_ticket *t = row->ticket;
+    sh_err_t rc = SH_OK;
+
     pthread_mutex_lock(&wb->mu);
     wb->reserved--;
+    if (wb->exited) {
+        /* Pushed after the writer left (a send racing the close): never
+         * stored, so refused; with commit it was not published either. */
+        pthread_mutex_unlock(&wb->mu);
+        sh__bus_release(wb->hub->bus, &row->claim, false);
+        row_clear(row);
+        memset(row, 0, sizeof *row);
+        return SH_ECANCELED;
+    }
     wb->ring[(wb->head + wb->len) % wb->cap] = *row;
     wb->len++;
     wb->enq_seq++;
     /* Wake the writer only when it sleeps and has something worth a
-     * transaction: a wake-up per message would cost a system call each. */
-    if (wb->writer_idle && (wb->len == 1 || wb->len >= wb->batch))
+     * transaction, or someone waits: a wake-up per message would cost a
+     * system call each. */
+    if (wb->writer_idle &&
+        (wb->len == 1 || wb->len >= wb->batch || t != NULL))
         pthread_cond_signal(&wb->cv_work);
-    pthread_mutex_unlock(&wb->mu);
     memset(row, 0, sizeof *row);
+    if (t != NULL) {
+        wb->waiters++;
+        while (!t->done)
+            pthread_cond_wait(&t->cv, &wb->mu);
+        wb->waiters--;
+        rc = t->rc;
+    }
+    pthread_mutex_unlock(&wb->mu);
+    return rc;
 }
 
 void sh__wb_flush(struct sh__wb *wb)

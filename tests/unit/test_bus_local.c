@@ -218,19 +218,161 @@ static void test_publish_rejects_bad_channel(void **state)
     assert_non_null(strstr(err, "chat:a b"));
     assert_int_equal(sh__bus_position(f->bus, "", &p), SH_EINVAL);
     assert_int_equal(sh__bus_subscribers(f->bus, "live2"), 0);
-    assert_int_equal(sh__bus_seed(f->bus, "x", 3), SH_EINVAL);
 }
 
-static void test_seed_raises_top(void **state)
+/* A store for the reservation hook: key -> reserved_upto, as the
+ * bus_offsets table keeps it, and the calls made. */
+struct fake_store {
+    char keys[8][64];
+    uint64_t upto[8];
+    size_t n;
+    int calls;
+};
+
+static sh_err_t fake_reserve(void *arg, const char *key, uint64_t n,
+                             uint64_t *upto)
 {
-    struct fx *f = *state;
+    struct fake_store *fs = arg;
+    size_t i;
+
+    fs->calls++;
+    for (i = 0; i < fs->n && strcmp(fs->keys[i], key) != 0; i++)
+        ;
+    if (i == fs->n) {
+        assert_true(fs->n < 8);
+        snprintf(fs->keys[fs->n++], sizeof fs->keys[0], "%s", key);
+    }
+    fs->upto[i] += n;
+    *upto = fs->upto[i];
+    return SH_OK;
+}
+
+/* A bus on @fs, as the hub makes it: chat: channels own a sequence. */
+static struct fx *fx_durable(struct fake_store *fs, uint64_t block)
+{
+    struct fx *f = fx_new("100", "600", "4096");
+    char err[SH_ERRBUF_SIZE];
+
+    assert_int_equal(sh__bus_set_reserver(f->bus, fake_reserve, NULL, fs, "chat:",
+                                          block, err, sizeof err), SH_OK);
+    return f;
+}
+
+/* A restart (a crash: nothing is given back) never repeats an offset: a
+ * chat channel continues above its reserved block, every other channel
+ * above the floor. */
+static void test_offsets_continue_across_restart(void **state)
+{
+    struct fake_store fs;
+    struct fx *f;
+    sh_position_t p;
+    uint64_t last = 0;
+
+    (void)state;
+    memset(&fs, 0, sizeof fs);
+    f = fx_durable(&fs, 4);
+    for (int i = 1; i <= 6; i++)
+        assert_int_equal(pub(f, "chat:s", i), (uint64_t)i);
+    assert_int_equal(pub(f, "app:a", 1), 1);
+    assert_int_equal(pub(f, "app:a", 2), 2);
+    /* Blocks of 1, 2, 4: reserved up to 7, never past what was used by
+     * more than the last block. */
+    assert_int_equal(fs.upto[1], 7);
+    fx_free(f);
+
+    f = fx_durable(&fs, 4);
+    assert_int_equal(sh__bus_position(f->bus, "chat:s", &p), SH_OK);
+    assert_int_equal(p.offset, 0);      /* not reserved yet */
+    last = pub(f, "chat:s", 7);
+    assert_int_equal(last, 8);          /* above the block, a gap of one */
+    assert_int_equal(pub(f, "chat:s", 8), 9);
+    assert_int_equal(pub(f, "app:a", 3), SH__BUS_FLOOR_BLOCK + 1);
+    assert_int_equal(pub(f, "user:u", 1), SH__BUS_FLOOR_BLOCK + 1);
+    fx_free(f);
+}
+
+/* A position taken before a chat channel's first reservation (offset 0)
+ * still recovers: the epoch's numbering starts above base. */
+static void test_recover_from_before_first_reservation(void **state)
+{
+    struct fake_store fs;
+    struct fx *f;
+    struct rec *r = rec_new(), *q = rec_new();
+    sh_subscribe_result_t res;
     sh_position_t p;
 
-    assert_int_equal(sh__bus_seed(f->bus, "chat:s", 41), SH_OK);
-    assert_int_equal(sh__bus_seed(f->bus, "chat:s", 5), SH_OK);
-    assert_int_equal(sh__bus_position(f->bus, "chat:s", &p), SH_OK);
-    assert_int_equal(p.offset, 41);
-    assert_int_equal(pub(f, "chat:s", 1), 42);
+    (void)state;
+    memset(&fs, 0, sizeof fs);
+    fs.n = 1;
+    snprintf(fs.keys[0], sizeof fs.keys[0], "chat:r");
+    fs.upto[0] = 40;
+    f = fx_durable(&fs, 8);
+    assert_int_equal(sh__bus_position(f->bus, "chat:r", &p), SH_OK);
+    assert_int_equal(p.offset, 0);
+    assert_int_equal(pub(f, "chat:r", 1), 41);
+    assert_int_equal(pub(f, "chat:r", 2), 42);
+    sub(f, "chat:r", &p, r, &res);
+    assert_int_equal(res.recovered, 1);
+    drain_all(f);
+    assert_int_equal(r->n, 2);
+    assert_int_equal(r->offsets[0], 41);
+    sh__bus_unsubscribe(r->sub);
+    drain_all(f);
+    /* An offset below the epoch's first that is not 0 was never handed
+     * out in this epoch: no recovery claimed. */
+    p.offset = 5;
+    sub(f, "chat:r", &p, q, &res);
+    assert_int_equal(res.recovered, 0);
+    sh__bus_unsubscribe(q->sub);
+    drain_all(f);
+    fx_free(f);
+    rec_free(r);
+    rec_free(q);
+}
+
+/* Claimed offsets are published in order, whatever the order of their
+ * release; an event published meanwhile waits behind them; a claim given
+ * up leaves a gap and holds nothing back. */
+static void test_claims_release_in_order(void **state)
+{
+    struct fx *f = *state;
+    struct rec *r = rec_new();
+    struct sh__bus_claim c1, c2, c4;
+    sh_position_t p;
+    char err[SH_ERRBUF_SIZE];
+
+    sub(f, "chat:c", NULL, r, NULL);
+    assert_int_equal(sh__bus_claim_spliced(f->bus, "chat:c", "t", "{\"o\":",
+                                           5, "}", 1, &c1, err, sizeof err),
+                     SH_OK);
+    assert_int_equal(sh__bus_claim_spliced(f->bus, "chat:c", "t", "{\"o\":",
+                                           5, "}", 1, &c2, err, sizeof err),
+                     SH_OK);
+    assert_int_equal(c1.offset, 1);
+    assert_int_equal(c2.offset, 2);
+    assert_int_equal(pub(f, "chat:c", 3), 3);
+    sh__bus_release(f->bus, &c2, true);
+    drain_all(f);
+    assert_int_equal(r->n, 0);
+    assert_int_equal(sh__bus_position(f->bus, "chat:c", &p), SH_OK);
+    assert_int_equal(p.offset, 0);      /* nothing published yet */
+    sh__bus_release(f->bus, &c1, true);
+    sh__bus_release(f->bus, &c1, true); /* empty now: a no-op */
+    drain_all(f);
+    assert_int_equal(r->n, 3);
+    for (size_t i = 0; i < 3; i++)
+        assert_int_equal(r->offsets[i], i + 1);
+    assert_int_equal(sh__bus_claim_spliced(f->bus, "chat:c", "t", "{\"o\":",
+                                           5, "}", 1, &c4, err, sizeof err),
+                     SH_OK);
+    assert_int_equal(pub(f, "chat:c", 5), 5);
+    sh__bus_release(f->bus, &c4, false);
+    drain_all(f);
+    assert_int_equal(r->n, 4);
+    assert_int_equal(r->offsets[3], 5);
+    sh__bus_unsubscribe(r->sub);
+    drain_all(f);
+    rec_free(r);
 }
 
 static json_object *build_with_offset(void *arg, uint64_t offset,
@@ -665,12 +807,14 @@ static void test_recover_history_trimmed_by_age_and_reclaim(void **state)
     assert_int_equal(a->finals + b->finals + holder->finals, 3);
     nanosleep(&nap, NULL);
     assert_int_equal(sh__bus_channels(f->bus), 0);
-    /* A reclaimed channel comes back with a new epoch. */
+    /* A reclaimed channel comes back with a new epoch, and its offsets
+     * continue above every offset it handed out (PROTOCOL.md). */
     {
         sh_position_t q;
         assert_int_equal(sh__bus_position(f->bus, "chat:age", &q), SH_OK);
         assert_string_not_equal(q.epoch, p.epoch);
-        assert_int_equal(q.offset, 0);
+        assert_int_equal(q.offset, 3);
+        assert_int_equal(pub(f, "chat:age", 4), 4);
     }
     fx_free(f);
     rec_free(a);
@@ -1027,7 +1171,9 @@ int main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(test_publish_rejects_bad_channel,
                                         setup, teardown),
-        cmocka_unit_test_setup_teardown(test_seed_raises_top, setup,
+        cmocka_unit_test(test_offsets_continue_across_restart),
+        cmocka_unit_test(test_recover_from_before_first_reservation),
+        cmocka_unit_test_setup_teardown(test_claims_release_in_order, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_publish_build_sees_offset, setup,
                                         teardown),
