@@ -27,6 +27,8 @@ PKGS=(
   libjson-c-dev libsodium-dev libssl-dev libhttp-parser-dev
   # tests: cmocka, the WebSocket reference codec, throwaway servers
   libcmocka-dev libwslay-dev postgresql redis-server
+  # helgrind: the threads contract test (tests/contract/test_shared.c)
+  valgrind
   # bindings and docs; python3-venv for the binding's pip-install test
   python3 python3-pytest python3-setuptools python3-venv golang-go doxygen
 )
