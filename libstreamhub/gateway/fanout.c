@@ -167,7 +167,10 @@ static void tick_cb(evutil_socket_t fd, short what, void *arg)
 
     (void)fd;
     (void)what;
-    if (f->flushing || f->dirty == NULL)
+    /* Submit even with nothing dirty: the streams service coalesces
+     * stream.viewers to one per second per stream, and a value it held
+     * back goes out only at a later sh_stream_flush_viewers(). */
+    if (f->flushing)
         return;
     for (struct presence *p = f->dirty; p != NULL; p = p->dnext)
         n++;

@@ -302,6 +302,27 @@ test('graceful shutdown: 1001 to sockets, acknowledged chat survives a restart',
   }
 });
 
+test('presence: a count held back by the once-a-second coalescing still goes out', async () => {
+  // stream.viewers leaves at most once a second per stream; a change that
+  // comes sooner is held back and must go out at a later tick even when
+  // nothing else changes.  Each round changes the count right after a
+  // report, which is when it is held back.
+  const u = await register(srv.url, 'pvc');
+  const st = await api(srv.url, 'POST', '/api/v1/streams', { token: u.token, body: { title: 'coalesced' } });
+  const id = st.body.id;
+  const b = await Native.open(srv.wsUrl);
+  await b.send('subscribe', { channel: `stream:${id}` });
+  for (let round = 0; round < 3; round++) {
+    b.events.length = 0;
+    const a = await Native.open(srv.wsUrl);
+    await a.send('subscribe', { channel: `chat:${id}` });
+    await b.waitEvents(1, (e) => e.event?.type === 'stream.viewers' && e.event.data.viewerCount === 2, 5000);
+    await a.close();
+    await b.waitEvents(1, (e) => e.event?.type === 'stream.viewers' && e.event.data.viewerCount === 1, 5000);
+  }
+  await b.close();
+});
+
 test('presence: viewers of chat: and stream: counted once per connection', async () => {
   const u = await register(srv.url, 'pv');
   const st = await api(srv.url, 'POST', '/api/v1/streams', { token: u.token, body: { title: 'presence' } });
