@@ -100,6 +100,7 @@ static void test_settings_shared_between_threads(void **state)
     atomic_store(&s.stop, true);
     pthread_join(p, NULL);
     sh_unsubscribe(sub);
+    sh_subscription_free(sub);
     sh_hub_poll(f->hub, 0);
     fx_events_clear(&s.ev);
     assert_int_equal(atomic_load(&s.torn), 0);
