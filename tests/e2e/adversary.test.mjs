@@ -4,7 +4,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import WebSocket from 'ws';
-import { startServer } from './harness.mjs';
+import { startServer, Native } from './harness.mjs';
 
 // Open a raw /ws socket that records every text frame unparsed, so that
 // the exact digits of an echoed id can be compared.
@@ -49,5 +49,28 @@ test('native: an id beyond 64 bits is refused, never answered as another id',
   assert.match(got[3], /^\{"id":9223372036854775808,"ok":true/);
   assert.match(got[4], /^\{"id":-9223372036854775807,"ok":true/);
   c.ws.close();
+  await s.stop();
+});
+
+test('native: one connection cannot hold unbounded subscriptions, and ' +
+     'stays usable at the bound', async () => {
+  const s = await startServer();
+  const n = await Native.open(s.wsUrl);
+  const names = [...Array(400)].map((_, i) => `app:adv${i}`);
+  const rs = await Promise.all(names.map((channel) =>
+    n.send('subscribe', { channel })));
+  const accepted = rs.filter((r) => r.ok).length;
+  assert.ok(accepted > 0 && accepted < names.length, `accepted ${accepted}`);
+  for (const r of rs.filter((r) => !r.ok))
+    assert.equal(r.error.code, 'too_large');
+  // At the bound: other commands still answer, and leaving one channel
+  // makes room for another.
+  assert.equal((await n.send('ping')).ok, true);
+  const again = await n.send('subscribe', { channel: 'app:advnew' });
+  assert.equal(again.error?.code, 'too_large');
+  const first = names[rs.findIndex((r) => r.ok)];
+  assert.equal((await n.send('unsubscribe', { channel: first })).ok, true);
+  assert.equal((await n.send('subscribe', { channel: 'app:advnew' })).ok, true);
+  n.close();
   await s.stop();
 });
