@@ -4,7 +4,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import WebSocket from 'ws';
-import { startServer, Native } from './harness.mjs';
+import { startServer, Native, api } from './harness.mjs';
 
 // Open a raw /ws socket that records every text frame unparsed, so that
 // the exact digits of an echoed id can be compared.
@@ -72,5 +72,25 @@ test('native: one connection cannot hold unbounded subscriptions, and ' +
   assert.equal((await n.send('unsubscribe', { channel: first })).ok, true);
   assert.equal((await n.send('subscribe', { channel: 'app:advnew' })).ok, true);
   n.close();
+  await s.stop();
+});
+
+test('GraphQL: an Int literal given for an ID is that ID, as a variable is',
+     async () => {
+  const s = await startServer();
+  const q = (query, variables) =>
+    api(s.url, 'POST', '/graphql', { body: { query, variables } });
+  // No user has id "5": each form answers null, none claims the argument
+  // is missing.
+  const forms = [
+    await q('{ user(id: 5) { id } }'),
+    await q('{ user(id: "5") { id } }'),
+    await q('query($i: ID) { user(id: $i) { id } }', { i: 5 }),
+    await q('query($i: ID = 5) { user(id: $i) { id } }'),
+  ];
+  for (const r of forms) {
+    assert.equal(r.status, 200);
+    assert.deepEqual(r.body, { data: { user: null } });
+  }
   await s.stop();
 });
