@@ -1,4 +1,5 @@
 /* libstreamhub/gateway/native_cmd.c: see native_cmd.h. */
+#include <stdint.h>
 #include <string.h>
 
 #include "native_cmd.h"
@@ -46,6 +47,19 @@ static json_object *parse_one(const char *text, size_t len)
     return obj;
 }
 
+/* Whether @v is an integer that json-c holds exactly.  json-c saturates
+ * an integer literal beyond its range (to INT64_MIN below, UINT64_MAX
+ * above) without telling, so a command whose id is out of range would be
+ * answered under another id; those two values are refused instead. */
+static bool exact_int(json_object *v)
+{
+    if (!json_object_is_type(v, json_type_int))
+        return false;
+    if (json_object_get_int64(v) == INT64_MIN)
+        return false;
+    return json_object_get_uint64(v) != UINT64_MAX;
+}
+
 static bool parse_since(json_object *o, struct sh__native_cmd *cmd)
 {
     json_object *since, *e, *off;
@@ -58,8 +72,7 @@ static bool parse_since(json_object *o, struct sh__native_cmd *cmd)
         !json_object_object_get_ex(since, "epoch", &e) ||
         !json_object_is_type(e, json_type_string) ||
         !json_object_object_get_ex(since, "offset", &off) ||
-        !json_object_is_type(off, json_type_int) ||
-        json_object_get_int64(off) < 0)
+        !exact_int(off) || json_object_get_int64(off) < 0)
         return false;
     epoch = json_object_get_string(e);
     if (strlen(epoch) >= SH_EPOCH_SIZE)
@@ -96,11 +109,10 @@ enum sh__native_verdict sh__native_parse(const char *text, size_t len,
         return SH__NATIVE_CLOSE;
     }
     cmd->root = o;
-    if (json_object_object_get_ex(o, "id", &id) &&
-        json_object_is_type(id, json_type_int))
+    if (json_object_object_get_ex(o, "id", &id) && exact_int(id))
         cmd->id = id;
     if (cmd->id == NULL) {
-        *why = "id (an integer) is required";
+        *why = "id (an integer, -2^63 < id < 2^64 - 1) is required";
         return SH__NATIVE_REPLY;
     }
     op = str_field(o, "op");

@@ -378,6 +378,18 @@ static bool coerce_args(struct sh__gql_exec *ex,
         }
         if (have)
             v = fit_list(d->type, v);
+        if (have && v != NULL) {
+            /* A literal keeps the JSON type of its token: coerce it like
+             * a variable, so that an Int literal given for an ID reaches
+             * the resolver as the string it stands for (3.5.5).  The
+             * document was validated, so a failure only leaves @v. */
+            char why[256];
+            json_object *c = NULL;
+            if (coerce_input(ex->s, d->type, v, &c, why, sizeof why)) {
+                json_object_put(v);
+                v = c;
+            }
+        }
         if (is_nonnull(d->type) && (!have || v == NULL)) {
             char msg[200];
             json_object_put(v);

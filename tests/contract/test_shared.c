@@ -100,8 +100,8 @@ static void test_settings_shared_between_threads(void **state)
     atomic_store(&s.stop, true);
     pthread_join(p, NULL);
     sh_unsubscribe(sub);
-    sh_subscription_free(sub);
     sh_hub_poll(f->hub, 0);
+    sh_subscription_free(sub);      /* the handle is ours until then */
     fx_events_clear(&s.ev);
     assert_int_equal(atomic_load(&s.torn), 0);
     fx_free(f);
