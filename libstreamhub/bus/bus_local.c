@@ -169,6 +169,7 @@ struct sh__bus {
     struct sh__dispatch *dispatch;
     size_t history_size;
     int64_t history_ttl_ms;
+    size_t max_idle;            /* bus.max-idle-channels */
     size_t queue_max;
     atomic_size_t refs;         /* inv. 9 */
     char epoch_prefix[2 * EPOCH_PREFIX_BYTES + 1];
@@ -361,9 +362,14 @@ static size_t hist_find(const struct chan *c, uint64_t offset)
 /* Free the channels nobody holds whose history is empty and that saw no
  * activity for a TTL: memory stays bounded by the channels in use.  Keeping
  * an idle channel for a TTL keeps its numbering for clients that come back
- * soon.  @locks bus->lock */
+ * soon.  Channel names come from clients, so past bus.max-idle-channels
+ * channels in all the TTL is not waited for: every idle empty channel goes
+ * (a client resuming on one is told recovered: false, never given a wrong
+ * event).  @locks bus->lock */
 static void sweep(struct sh__bus *bus, int64_t now)
 {
+    bool crowded = bus->nchans > bus->max_idle;
+
     for (size_t b = 0; b < bus->nbuckets; b++) {
         struct chan **pp = &bus->buckets[b];
         while (*pp != NULL) {
@@ -373,7 +379,8 @@ static void sweep(struct sh__bus *bus, int64_t now)
                 pthread_mutex_lock(&c->lock);
                 hist_trim(bus, c, now);
                 dead = c->nsubs == 0 && c->hlen == 0 &&
-                       now - c->last_mono >= bus->history_ttl_ms;
+                       (crowded ||
+                        now - c->last_mono >= bus->history_ttl_ms);
                 pthread_mutex_unlock(&c->lock);
             }
             if (dead) {
@@ -755,6 +762,7 @@ sh_err_t sh__bus_new(const sh_config_t *conf, const struct sh__log *log,
     bus->history_size = (size_t)sh__config_int(conf, "bus.history-size");
     bus->history_ttl_ms =
         sh__config_int(conf, "bus.history-ttl-seconds") * 1000;
+    bus->max_idle = (size_t)sh__config_int(conf, "bus.max-idle-channels");
     bus->queue_max = (size_t)sh__config_int(conf, "bus.subscriber-queue");
     bus->last_sweep = sh__mono_ms();
     atomic_init(&bus->refs, 1);

@@ -55,6 +55,12 @@ const struct sh__conf_key sh__conf_keys[] = {
       "Events kept per channel for recovery."),
     I("bus.history-ttl-seconds", "600", 1, 604800,
       "Age past which a channel's events leave its history."),
+    I("bus.max-idle-channels", "100000", 1, 100000000,
+      "Channels with no subscriber and no history kept for their numbering "
+      "until bus.history-ttl-seconds: past this many channels in all, every "
+      "such channel is dropped at the next sweep (a client that resumes on "
+      "one gets recovered: false), so that subscribing to ever new names "
+      "cannot grow memory."),
     I("bus.subscriber-queue", "4096", 16, 1048576,
       "Events queued per subscriber before its oldest is dropped."),
     I("chat.max-message-length", "500", 1, 2000,

@@ -822,6 +822,45 @@ static void test_recover_history_trimmed_by_age_and_reclaim(void **state)
     rec_free(holder);
 }
 
+/* Channel names come from clients: subscribing to ever new names and
+ * leaving must not keep a channel each for the whole TTL once there are
+ * more than bus.max-idle-channels; a channel with a subscriber or with
+ * history stays. */
+static void test_idle_channels_are_bounded(void **state)
+{
+    struct fx *f = fx_new("100", "600", "16");
+    struct rec *holder = rec_new();
+    struct timespec nap = { 1, 100 * 1000 * 1000 };
+    char err[SH_ERRBUF_SIZE];
+
+    (void)state;
+    /* A bus of its own with a small bound. */
+    sh__bus_free(f->bus);
+    assert_int_equal(sh_config_set(f->conf, "bus.max-idle-channels", "100",
+                                   err, sizeof err), SH_OK);
+    assert_int_equal(sh__bus_new(f->conf, &f->log, f->d, &f->bus, err,
+                                 sizeof err), SH_OK);
+    sub(f, "app:held", NULL, holder, NULL);
+    pub(f, "app:published", 1);
+    for (int i = 0; i < 1000; i++) {
+        struct rec *r = rec_new();
+        char ch[32];
+
+        snprintf(ch, sizeof ch, "app:flood%d", i);
+        sub(f, ch, NULL, r, NULL);
+        sh__bus_unsubscribe(r->sub);
+        drain_all(f);
+        rec_free(r);
+    }
+    nanosleep(&nap, NULL);          /* one sweep interval */
+    assert_true(sh__bus_channels(f->bus) <= 100);
+    assert_int_equal(sh__bus_channels(f->bus), 2);
+    sh__bus_unsubscribe(holder->sub);
+    drain_all(f);
+    fx_free(f);
+    rec_free(holder);
+}
+
 /* A publisher hammers while subscribers join at random positions: each
  * must see every offset after its position exactly once, in order. */
 #define RACE_N 20000
@@ -1193,6 +1232,7 @@ int main(void)
                                         teardown),
         cmocka_unit_test(test_recover_history_trimmed_by_size),
         cmocka_unit_test(test_recover_history_trimmed_by_age_and_reclaim),
+        cmocka_unit_test(test_idle_channels_are_bounded),
         cmocka_unit_test(test_recover_while_publishing),
         cmocka_unit_test_setup_teardown(test_rewrite_reaches_recovery_only,
                                         setup, teardown),
