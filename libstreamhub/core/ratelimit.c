@@ -230,13 +230,38 @@ static void evict(const struct sh__limiter *l, struct stripe *st,
         remove_ent(st, st->tail);
 }
 
+/* The stripe of @key and its keyed hash in *@h. */
+static struct stripe *stripe_of(struct sh__limiter *l, const void *key,
+                                size_t keylen, uint64_t *h)
+{
+    unsigned char hb[crypto_shorthash_BYTES];
+
+    crypto_shorthash(hb, key, keylen, l->hkey);
+    memcpy(h, hb, sizeof *h);
+    /* High bits pick the stripe, low bits the slot. */
+    return &l->s[(size_t)(*h >> 32) & (l->nstripes - 1)];
+}
+
+/* The entry of @key in @st, or NULL.  @locks st->mu */
+static struct ent *find(struct stripe *st, uint64_t h, const void *key,
+                        size_t keylen)
+{
+    struct ent *e;
+
+    for (e = st->table[h & st->mask]; e != NULL; e = e->hnext) {
+        if (e->h == h && e->keylen == keylen &&
+            memcmp(e->key, key, keylen) == 0)
+            break;
+    }
+    return e;
+}
+
 bool sh__limiter_take(struct sh__limiter *l, const void *key, size_t keylen,
                       double cost, int64_t now_ms, int64_t *retry_after_ms)
 {
     struct stripe *st;
     struct ent *e;
     uint64_t h;
-    unsigned char hb[crypto_shorthash_BYTES];
     bool ok;
 
     if (l == NULL || key == NULL || keylen == 0 ||
@@ -245,17 +270,9 @@ bool sh__limiter_take(struct sh__limiter *l, const void *key, size_t keylen,
             *retry_after_ms = 1000;
         return false;
     }
-    crypto_shorthash(hb, key, keylen, l->hkey);
-    memcpy(&h, hb, sizeof h);
-    /* High bits pick the stripe, low bits the slot. */
-    st = &l->s[(size_t)(h >> 32) & (l->nstripes - 1)];
-
+    st = stripe_of(l, key, keylen, &h);
     pthread_mutex_lock(&st->mu);
-    for (e = st->table[h & st->mask]; e != NULL; e = e->hnext) {
-        if (e->h == h && e->keylen == keylen &&
-            memcmp(e->key, key, keylen) == 0)
-            break;
-    }
+    e = find(st, h, key, keylen);
     if (e == NULL) {
         if (st->count >= l->per_cap)
             evict(l, st, now_ms);
@@ -292,20 +309,13 @@ void sh__limiter_give(struct sh__limiter *l, const void *key, size_t keylen,
     struct stripe *st;
     struct ent *e;
     uint64_t h;
-    unsigned char hb[crypto_shorthash_BYTES];
 
     if (l == NULL || key == NULL || keylen == 0 ||
         keylen > SH__LIMITER_KEY_MAX || !(cost > 0))
         return;
-    crypto_shorthash(hb, key, keylen, l->hkey);
-    memcpy(&h, hb, sizeof h);
-    st = &l->s[(size_t)(h >> 32) & (l->nstripes - 1)];
+    st = stripe_of(l, key, keylen, &h);
     pthread_mutex_lock(&st->mu);
-    for (e = st->table[h & st->mask]; e != NULL; e = e->hnext) {
-        if (e->h == h && e->keylen == keylen &&
-            memcmp(e->key, key, keylen) == 0)
-            break;
-    }
+    e = find(st, h, key, keylen);
     /* An evicted bucket starts full again: nothing to give back. */
     if (e != NULL) {
         e->b.tokens += cost;
