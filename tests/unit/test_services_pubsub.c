@@ -18,7 +18,9 @@
 
 #include "services/services_int.h"
 
-static int setup(void **state)
+/* An in-memory hub with the keys and values of @kv (NULL-terminated
+ * pairs) set on top of the test defaults. */
+static int open_hub(void **state, const char *const *kv)
 {
     sh_config_t *c = NULL;
     sh_hub_t *hub = NULL;
@@ -27,10 +29,11 @@ static int setup(void **state)
     assert_int_equal(sh_config_new(&c), SH_OK);
     assert_int_equal(sh_config_set(c, "store", "sqlite::memory:", err,
                                    sizeof err), SH_OK);
-    assert_int_equal(sh_config_set(c, "ws.max-message-bytes", "200", err,
-                                   sizeof err), SH_OK);
     assert_int_equal(sh_config_set(c, "log-level", "error", err, sizeof err),
                      SH_OK);
+    for (; kv[0] != NULL; kv += 2)
+        assert_int_equal(sh_config_set(c, kv[0], kv[1], err, sizeof err),
+                         SH_OK);
     if (sh_hub_open(c, &hub, err, sizeof err) != SH_OK) {
         print_error("hub: %s\n", err);
         sh_config_free(c);
@@ -38,6 +41,13 @@ static int setup(void **state)
     }
     *state = hub;
     return 0;
+}
+
+static int setup(void **state)
+{
+    static const char *const kv[] = { "ws.max-message-bytes", "200", NULL };
+
+    return open_hub(state, kv);
 }
 
 static int teardown(void **state)
@@ -272,26 +282,11 @@ static void test_wake_ends_a_blocked_poll(void **state)
 /* A hub whose subscribers hold at most 16 events (the smallest queue). */
 static int setup_small_queue(void **state)
 {
-    sh_config_t *c = NULL;
-    sh_hub_t *hub = NULL;
-    char err[SH_ERRBUF_SIZE];
+    static const char *const kv[] = {
+        "bus.subscriber-queue", "16", "chat.rate-limit", "100000", NULL
+    };
 
-    assert_int_equal(sh_config_new(&c), SH_OK);
-    assert_int_equal(sh_config_set(c, "store", "sqlite::memory:", err,
-                                   sizeof err), SH_OK);
-    assert_int_equal(sh_config_set(c, "bus.subscriber-queue", "16", err,
-                                   sizeof err), SH_OK);
-    assert_int_equal(sh_config_set(c, "chat.rate-limit", "100000", err,
-                                   sizeof err), SH_OK);
-    assert_int_equal(sh_config_set(c, "log-level", "error", err, sizeof err),
-                     SH_OK);
-    if (sh_hub_open(c, &hub, err, sizeof err) != SH_OK) {
-        print_error("hub: %s\n", err);
-        sh_config_free(c);
-        return -1;
-    }
-    *state = hub;
-    return 0;
+    return open_hub(state, kv);
 }
 
 static void *unsubscribe_thread(void *arg)
