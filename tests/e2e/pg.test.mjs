@@ -176,3 +176,42 @@ test('streamhubd through pgbouncer in transaction mode serves the same flows',
     assert.ok(ids.includes(f.message) && ids.includes(m.id));
     await srv.stop();
   });
+
+test('nodes starting at once migrate once; notification months are kept ahead and dropped past the retention',
+  { timeout: 120000 }, async () => {
+    pg.psql('CREATE DATABASE parts', 'postgres');
+    const args = ['--store', pg.uri('parts'), '--store.notifications-retention-months', '2'];
+    const [n1, n2, n3] = await Promise.all([startServer({ args }), startServer({ args }),
+      startServer({ args })]);
+    assert.equal(pg.psql('SELECT count(*), count(DISTINCT version) FROM schema_migrations', 'parts'),
+      pg.psql('SELECT max(version), max(version) FROM schema_migrations', 'parts'));
+    const parts = () => pg.psql(
+      "SELECT string_agg(c.relname, ',' ORDER BY c.relname) FROM pg_inherits i " +
+      "JOIN pg_class c ON c.oid = i.inhrelid WHERE i.inhparent = 'notifications'::regclass",
+      'parts').split(',');
+    const month = (d, k) => {
+      const x = new Date(Date.UTC(d.getUTCFullYear(), d.getUTCMonth() + k, 1));
+      return `notifications_${x.getUTCFullYear()}_${String(x.getUTCMonth() + 1).padStart(2, '0')}`;
+    };
+    const now = new Date();
+    const ahead = [0, 1, 2, 3].map((k) => month(now, k));
+    assert.deepEqual(parts(), ahead);
+    await Promise.all([n1.stop(), n2.stop(), n3.stop()]);
+
+    // A long downtime: months missing ahead, an old month past retention.
+    pg.psql(`DROP TABLE ${ahead[2]}, ${ahead[3]}`, 'parts');
+    pg.psql('CREATE TABLE notifications_2001_01 PARTITION OF notifications ' +
+            'FOR VALUES FROM (978307200000) TO (980985600000)', 'parts');
+    pg.psql(`CREATE TABLE ${month(now, -2)} PARTITION OF notifications FOR VALUES ` +
+            `FROM (${Date.UTC(now.getUTCFullYear(), now.getUTCMonth() - 2, 1)}) ` +
+            `TO (${Date.UTC(now.getUTCFullYear(), now.getUTCMonth() - 1, 1)})`, 'parts');
+    const srv = await startServer({ args });
+    assert.deepEqual(parts(), [month(now, -2), ...ahead]);
+    // A notification lands in the current month's partition, as jsonb.
+    const a = await register(srv.url, 'na');
+    const b = await register(srv.url, 'nb');
+    await ok(srv, 'mutation F($u: ID!) { follow(userId: $u) { id } }', { u: b.user.id }, a.token);
+    assert.equal(pg.psql(`SELECT count(*), min(pg_typeof(data)::text) FROM ${ahead[0]} ` +
+      `WHERE user_id = '${b.user.id}'`, 'parts'), '1|jsonb');
+    await srv.stop();
+  });
