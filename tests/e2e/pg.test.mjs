@@ -57,10 +57,13 @@ async function basicFlows(srv) {
   const h = (await ok(srv, 'query H($s: ID!) { chatHistory(streamId: $s, last: 10) { edges { node { id text } } } }',
     { s: s.id })).chatHistory;
   assert.deepEqual(h.edges.map((e) => e.node.text), ['hi from pg']);
-  for (const q of ['chess', 'chess&go', '!(:*', 'go|chess']) {
+  // tsquery syntax and U+0000 are searched for, never a store error.
+  for (const q of ['chess', 'chess&go', '!(:*', 'go|chess', 'chess\u0000go']) {
     const r = await ok(srv, 'query S($q: String!) { searchStreams(query: $q) { totalCount } }', { q });
     assert.ok(r.searchStreams.totalCount >= 0, q);
   }
+  const nul = await gql(srv, 'query S($q: String!) { searchStreams(query: $q) { totalCount } }', { q: '\u0000' });
+  assert.equal(nul.body.errors?.[0]?.extensions?.code, 'BAD_USER_INPUT', JSON.stringify(nul.body));
   const found = await ok(srv, 'query { searchStreams(query: "speed chess") { edges { node { id } } } }');
   assert.ok(found.searchStreams.edges.some((e) => e.node.id === s.id));
   const u = await ok(srv, 'query { user(id: "nope") { id } }');
