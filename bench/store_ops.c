@@ -8,7 +8,8 @@
  *          transaction of a few statements), counted as two operations.
  * Output: one JSON object per line,
  *   {"bench":"store_ops","store":…,"metric":…,"value":…,"unit":…}
- * Flags: --store URI, --ops N, --threads N, --pool-size N, --quick.
+ * Flags: --store URI, --ops N, --threads N, --pool-size N, --unnamed
+ * (store.prepared-statements = false: pgbouncer's mode), --quick.
  * Exit status 0 when every operation succeeded.
  */
 #include <pthread.h>
@@ -99,7 +100,7 @@ static double phase(struct run *r, int threads, bool write)
 
 int main(int argc, char **argv)
 {
-    const char *store = NULL, *pool = "4";
+    const char *store = NULL, *pool = "4", *prepared = "true";
     char path[256] = "", uri[300], err[SH_ERRBUF_SIZE];
     int threads = 1;
     struct run r;
@@ -117,11 +118,13 @@ int main(int argc, char **argv)
             threads = atoi(argv[++i]);
         else if (strcmp(argv[i], "--pool-size") == 0 && i + 1 < argc)
             pool = argv[++i];
+        else if (strcmp(argv[i], "--unnamed") == 0)
+            prepared = "false";
         else if (strcmp(argv[i], "--quick") == 0)
             r.ops = 1000;
         else {
             fprintf(stderr, "usage: store_ops [--store URI] [--ops N] "
-                    "[--threads N] [--pool-size N] [--quick]\n");
+                    "[--threads N] [--pool-size N] [--unnamed] [--quick]\n");
             return 2;
         }
     }
@@ -137,6 +140,8 @@ int main(int argc, char **argv)
         sh_config_set(conf, "store", store, err, sizeof err) != SH_OK ||
         sh_config_set(conf, "store.pool-size", pool, err, sizeof err) !=
             SH_OK ||
+        sh_config_set(conf, "store.prepared-statements", prepared, err,
+                      sizeof err) != SH_OK ||
         sh_config_set(conf, "log-level", "error", err, sizeof err) != SH_OK ||
         sh_hub_open(conf, &r.hub, err, sizeof err) != SH_OK) {
         fprintf(stderr, "store_ops: %s\n", err);
@@ -158,7 +163,8 @@ int main(int argc, char **argv)
     }
     {
         const char *kind = strncmp(store, "sqlite:", 7) == 0 ? "sqlite"
-                                                             : "postgres";
+                           : strcmp(prepared, "false") == 0
+                           ? "postgres-unnamed" : "postgres";
         double rd = phase(&r, threads, false);
         double wr = phase(&r, threads, true);
 
