@@ -160,6 +160,7 @@ struct rbus {
     pthread_cond_t cv;          /* a request finished, a watch changed */
     /* @locks mu: */
     bool up, stopping;
+    bool silent;                /* a request timed out: tear down */
     unsigned gen;
     struct req *qhead, *qtail;
     struct wchan *wtab[WBUCKETS];
@@ -372,8 +373,15 @@ static sh_err_t run(struct rbus *r, struct req **qs, size_t n,
         }
         req_unref_locked(q);
     }
+    if (rc == SH_ETIMEDOUT && r->up) {
+        /* Silent past the deadline: down from now on for every caller,
+         * so that nothing more is sent to it; the loop reconnects. */
+        r->up = false;
+        r->silent = true;
+    }
     pthread_mutex_unlock(&r->mu);
     if (rc == SH_ETIMEDOUT) {
+        wake(r);
         sh__errbuf(errbuf, errbuf_len, "bus: redis did not answer within "
                    "%lld ms", (long long)r->timeout_ms);
         rc = SH_EBUS;
@@ -647,6 +655,7 @@ static void ping_cb(redisAsyncContext *ac, void *reply, void *priv)
     pthread_mutex_lock(&r->mu);
     if (!r->up && r->cmd_ok && r->sub_ok && !r->stopping) {
         r->up = true;
+        r->silent = false;      /* a timeout of the last connection */
         came_up = true;
         r->backoff_ms = BACKOFF_MIN_MS;
         /* Resubscribe every channel that has local subscribers. */
@@ -771,8 +780,9 @@ static void teardown(struct rbus *r, const redisAsyncContext *gone,
     bool was_up;
 
     pthread_mutex_lock(&r->mu);
-    was_up = r->up;
+    was_up = r->up || r->silent;
     r->up = false;
+    r->silent = false;
     r->gen++;
     for (size_t b = 0; b < WBUCKETS; b++) {
         for (struct wchan *w = r->wtab[b]; w != NULL; w = w->hnext)
@@ -802,11 +812,16 @@ static void wake_cb(evutil_socket_t fd, short what, void *arg)
     struct req *q, *next;
     struct wchan *w, *wn;
     char buf[64];
-    bool stopping;
+    bool stopping, silent;
 
     (void)what;
     while (read(fd, buf, sizeof buf) > 0) {
     }
+    pthread_mutex_lock(&r->mu);
+    silent = r->silent;
+    pthread_mutex_unlock(&r->mu);
+    if (silent && r->cmd != NULL)
+        teardown(r, NULL, "a request got no answer in time (redis frozen?)");
     pthread_mutex_lock(&r->mu);
     stopping = r->stopping;
     q = r->qhead;

@@ -82,3 +82,151 @@ test('chat across two nodes: one offset sequence, in order on both', async () =>
   await n.stop();
   await redis.stop();
 });
+
+// Subscribe on @url's node from @since; returns { client, reply }.
+async function subscribeAt(wsUrl, chan, since) {
+  const c = await Native.open(wsUrl);
+  const reply = await c.send('subscribe', since ? { channel: chan, since } : { channel: chan });
+  assert.equal(reply.ok, true, JSON.stringify(reply));
+  return { c, reply: reply.result };
+}
+
+async function send(c, sid, text) {
+  const r = await c.send('chat.send', { streamId: sid, text });
+  assert.equal(r.ok, true, JSON.stringify(r));
+  return r.result.message.offset;
+}
+
+test('resume on the other node: exactly the missed events, then live; twice the same', async () => {
+  const redis = await startRedis();
+  const n = await twoNodes(redis);
+  const { user, sid } = await newStream(n.a.url);
+  const chan = `chat:${sid}`;
+  const sender = await Native.open(n.a.wsUrl);
+  await sender.send('auth', { token: user.token });
+  const first = await subscribeAt(n.a.wsUrl, chan);
+  const seen = [];
+  for (let i = 0; i < 5; i++) seen.push(await send(sender, sid, `before-${i}`));
+  const got = await first.c.waitEvents(5, chatOf);
+  const since = { epoch: first.reply.epoch, offset: got[4].offset };
+  await first.c.close();
+  const missed = [];
+  for (let i = 0; i < 7; i++) missed.push(await send(sender, sid, `missed-${i}`));
+
+  const replays = [];
+  const lives = [];
+  for (const node of [n.b, n.a, n.b]) {
+    const r = await subscribeAt(node.wsUrl, chan, since);
+    assert.equal(r.reply.recovered, true);
+    assert.equal(r.reply.epoch, since.epoch);
+    const ev = await r.c.waitEvents(7, chatOf);
+    replays.push(ev.slice(0, 7).map((e) => [e.offset, e.event.data.text]));
+    // Then live events, after the replay and without a duplicate.
+    lives.push(await send(sender, sid, `live-${lives.length}`));
+    const want = [...missed, ...lives];
+    const all = await r.c.waitEvents(want.length, chatOf);
+    assert.deepEqual(all.map((e) => e.offset), want,
+      'missed then live, in order, once each');
+    await r.c.close();
+  }
+  assert.deepEqual(replays[0], replays[1]);
+  assert.deepEqual(replays[1], replays[2]);
+  assert.deepEqual(replays[0].map((x) => x[1]),
+    missed.map((_, i) => `missed-${i}`));
+  await sender.close();
+  await n.stop();
+  await redis.stop();
+});
+
+const ready = async (node) => (await api(node.url, 'GET', '/readyz')).status;
+const publish = (node, chan, data) => api(node.url, 'POST', '/api/v1/publish',
+  { apiKey: 'e2e-api-key-0123456789', body: { channel: chan, data } });
+
+test('Redis frozen (SIGSTOP): readyz 503, publish refused, then back with nothing lost', async () => {
+  const redis = await startRedis();
+  const n = await twoNodes(redis);
+  const chan = `app:frozen${process.pid}`;
+  const w = await subscribeAt(n.b.wsUrl, chan);
+  const ok = await publish(n.a, chan, { k: 1 });
+  assert.equal(ok.status, 200, JSON.stringify(ok.body));
+  const ev = await w.c.waitEvents(1, (e) => e.channel === chan);
+  const since = { epoch: w.reply.epoch, offset: ev[0].offset };
+
+  await redis.freeze();
+  await waitFor('readyz 503 on both nodes',
+    async () => (await ready(n.a)) === 503 && (await ready(n.b)) === 503);
+  const refused = await publish(n.a, chan, { k: 2 });
+  assert.equal(refused.status, 503, JSON.stringify(refused.body));
+  assert.equal(refused.body.error.code, 'internal');
+
+  await redis.thaw();
+  await waitFor('readyz 200 on both nodes',
+    async () => (await ready(n.a)) === 200 && (await ready(n.b)) === 200);
+  const again = await publish(n.a, chan, { k: 3 });
+  assert.equal(again.status, 200, JSON.stringify(again.body));
+  // The history survived the freeze: resuming is recovered and gives the
+  // one event published since, not the refused one.
+  const r = await subscribeAt(n.b.wsUrl, chan, since);
+  assert.equal(r.reply.recovered, true);
+  const evs = await r.c.waitEvents(1, (e) => e.channel === chan);
+  assert.deepEqual(evs.map((e) => e.event.data), [{ k: 3 }]);
+  await r.c.close();
+  await w.c.close();
+  await n.stop();
+  await redis.stop();
+});
+
+test('Redis killed then started empty: 503 meanwhile, recovered false after, chat offsets never repeat', async () => {
+  const redis = await startRedis();
+  const n = await twoNodes(redis);
+  const { user, sid } = await newStream(n.a.url);
+  const chan = `chat:${sid}`;
+  const sender = await Native.open(n.a.wsUrl);
+  await sender.send('auth', { token: user.token });
+  const w = await subscribeAt(n.b.wsUrl, chan);
+  const before = [];
+  for (let i = 0; i < 3; i++) before.push(await send(sender, sid, `b${i}`));
+  await w.c.waitEvents(3, chatOf);
+  const since = { epoch: w.reply.epoch, offset: before[2] };
+
+  await redis.kill();
+  await waitFor('readyz 503 on both nodes',
+    async () => (await ready(n.a)) === 503 && (await ready(n.b)) === 503);
+  const refused = await sender.send('chat.send', { streamId: sid, text: 'lost' });
+  assert.equal(refused.ok, undefined, JSON.stringify(refused));
+  assert.equal(refused.error.code, 'internal');
+
+  await redis.start();                  // no persistence: every key gone
+  await waitFor('readyz 200 on both nodes',
+    async () => (await ready(n.a)) === 200 && (await ready(n.b)) === 200);
+  const r = await subscribeAt(n.b.wsUrl, chan, since);
+  assert.equal(r.reply.recovered, false, 'the history is gone: not recovered');
+  assert.notEqual(r.reply.epoch, since.epoch);
+  const after = await send(sender, sid, 'after');
+  assert.ok(after > before[2], `offset ${after} repeats one of ${before}`);
+  const evs = await r.c.waitEvents(1, chatOf);
+  assert.equal(evs[0].offset, after);
+  await r.c.close();
+  await w.c.close();
+  await sender.close();
+  await n.stop();
+  await redis.stop();
+});
+
+test('FLUSHALL renews the epoch: a resume from the old one is not recovered', async () => {
+  const redis = await startRedis();
+  const n = await twoNodes(redis);
+  const chan = `app:flush${process.pid}`;
+  assert.equal((await publish(n.a, chan, { k: 1 })).status, 200);
+  const w = await subscribeAt(n.b.wsUrl, chan);
+  const since = { epoch: w.reply.epoch, offset: w.reply.offset };
+  assert.match(await redis.command(['FLUSHALL']), /^\+OK/);
+  assert.equal((await publish(n.a, chan, { k: 2 })).status, 200);
+  const r = await subscribeAt(n.a.wsUrl, chan, since);
+  assert.equal(r.reply.recovered, false);
+  assert.notEqual(r.reply.epoch, since.epoch);
+  await r.c.close();
+  await w.c.close();
+  await n.stop();
+  await redis.stop();
+});
