@@ -1049,6 +1049,19 @@ sh_err_t sh__bus_redis_new(struct sh__bus *bus, const sh_config_t *conf,
     event_add(r->tick_ev, &tv);
     if (pthread_create(&r->thread, NULL, loop_main, r) != 0)
         goto internal;
+    /* Give the first connection its deadline, so that a hub opened next
+     * to a running Redis serves at once; one that is not up by then
+     * starts anyway (not ready) and keeps trying. */
+    {
+        struct timespec until;
+
+        deadline_in(&until, r->timeout_ms);
+        pthread_mutex_lock(&r->mu);
+        while (!r->up && pthread_cond_timedwait(&r->cv, &r->mu, &until)
+                             != ETIMEDOUT) {
+        }
+        pthread_mutex_unlock(&r->mu);
+    }
     *out = r;
     return SH_OK;
 internal:

@@ -27,6 +27,7 @@
 #include "streamhub/follows.h"
 #include "streamhub/moderation.h"
 #include "streamhub/streams.h"
+#include "bus_fixture.h"
 
 #define FX_USERS 4
 
@@ -64,6 +65,8 @@ static inline sh_hub_t *fx_open(const char *store, ...)
                      SH_OK);
     assert_int_equal(sh_config_set(conf, "log-level", "error", err,
                                    sizeof err), SH_OK);
+    if (!bfx_set(conf, err, sizeof err))
+        fail_msg("bus: %s", err);
     va_start(ap, store);
     while ((k = va_arg(ap, const char *)) != NULL) {
         v = va_arg(ap, const char *);
@@ -138,6 +141,8 @@ static inline struct fx *fx_new(const char *store, ...)
                      SH_OK);
     assert_int_equal(sh_config_set(conf, "log-level", "error", err,
                                    sizeof err), SH_OK);
+    if (!bfx_set(conf, err, sizeof err))
+        fail_msg("bus: %s", err);
     va_start(ap, store);
     while ((k = va_arg(ap, const char *)) != NULL) {
         v = va_arg(ap, const char *);
