@@ -318,9 +318,17 @@ static void chan_event(void *arg, const sh_event_t *ev, sh_err_t status)
     while (ch->members != NULL) {
         struct sh__member *m = ch->members;
         ch->members = m->next;
+        if (m->stream_id[0] != '\0' &&
+            !conn_watches(m->conn, m->stream_id, m)) {
+            presence_add(m->f, m->stream_id, -1);
+            m->conn->npresence--;
+        }
         m->chan = NULL;
         m->left = true;
+        /* The member's owner drops it on NULL (as after own_event's
+         * final): freed here, or nobody would. */
         m->fn(m->arg, NULL);
+        member_free(m);
     }
     chan_free(ch);
 }
