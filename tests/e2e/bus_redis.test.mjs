@@ -41,6 +41,17 @@ async function waitFor(what, fn, ms = 15000) {
   }
 }
 
+// The close of @c's connection, or a failure past a deadline.
+function closedWithin(c, ms = 15000) {
+  let t;
+  return Promise.race([
+    c.closed.finally(() => clearTimeout(t)),
+    new Promise((_, reject) => {
+      t = setTimeout(() => reject(new Error('the connection was not closed')), ms);
+    }),
+  ]);
+}
+
 async function newStream(url) {
   const u = await register(url, 'rb');
   const st = await api(url, 'POST', '/api/v1/streams',
@@ -155,6 +166,8 @@ test('Redis frozen (SIGSTOP): readyz 503, publish refused, then back with nothin
   await redis.freeze();
   await waitFor('readyz 503 on both nodes',
     async () => (await ready(n.a)) === 503 && (await ready(n.b)) === 503);
+  // The subscriber may have missed events: told to resume (1001).
+  assert.equal((await closedWithin(w.c)).code, 1001);
   const refused = await publish(n.a, chan, { k: 2 });
   assert.equal(refused.status, 503, JSON.stringify(refused.body));
   assert.equal(refused.body.error.code, 'internal');
@@ -192,6 +205,7 @@ test('Redis killed then started empty: 503 meanwhile, recovered false after, cha
   await redis.kill();
   await waitFor('readyz 503 on both nodes',
     async () => (await ready(n.a)) === 503 && (await ready(n.b)) === 503);
+  assert.deepEqual(await closedWithin(w.c), { code: 1001, reason: 'bus lost: resume' });
   const refused = await sender.send('chat.send', { streamId: sid, text: 'lost' });
   assert.equal(refused.ok, undefined, JSON.stringify(refused));
   assert.equal(refused.error.code, 'internal');
