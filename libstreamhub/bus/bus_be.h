@@ -50,6 +50,14 @@ struct sh__bus_backend {
                         const char *tail, size_t tail_len, bool splice,
                         char *epoch, uint64_t *offset, char *errbuf,
                         size_t errbuf_len);
+    /* Publish @n events of @type, event i on items[i].channel with
+     * items[i].data as its data (pipelined).  Fills offsets[i] (0: not
+     * published) and returns how many were; the first failure is
+     * explained in @errbuf. */
+    size_t (*publish_many)(void *be, const char *type,
+                           const struct sh__bus_item *items, size_t n,
+                           int64_t ts_ms, uint64_t *offsets, char *errbuf,
+                           size_t errbuf_len);
     /* Claim the channel's next offset (published by release()). */
     sh_err_t (*claim)(void *be, const char *channel, char *epoch,
                       uint64_t *offset, char *errbuf, size_t errbuf_len);
@@ -71,6 +79,10 @@ struct sh__bus_backend {
     int (*rewrite)(void *be, const char *channel, sh__bus_rewrite_fn fn,
                    void *arg);
 };
+
+/* True when @channel has a durable sequence of its own (bus_int.h,
+ * sh__bus_set_reserver): its floor costs a store round trip. */
+bool sh__bus_own(const struct sh__bus *bus, const char *channel);
 
 /* Start the Redis backend for @uri (redis://[:password@]host:port[/db]).
  * Errors: SH_EINVAL (bad URI, naming it), SH_ENOMEM, SH_EINTERNAL. */

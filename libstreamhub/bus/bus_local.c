@@ -1189,6 +1189,11 @@ static bool is_own(const struct sh__bus *bus, const char *channel)
            strncmp(channel, bus->own_prefix, strlen(bus->own_prefix)) == 0;
 }
 
+bool sh__bus_own(const struct sh__bus *bus, const char *channel)
+{
+    return is_own(bus, channel);
+}
+
 /* Where a channel's new epoch starts: an own channel above its durable
  * reservation, which own_cover() keeps above every offset handed out;
  * another channel at 0 (a new epoch alone tells its instances apart). */
@@ -1379,28 +1384,55 @@ static sh_err_t remote_do_publish(struct sh__bus *bus, const char *channel,
     return SH_OK;
 }
 
+/* Pipelined on the backend; an own channel's offsets are then covered
+ * one by one (a go-live publishes on user: channels, which are not). */
 static size_t remote_publish_many(struct sh__bus *bus, const char *type,
                                   const struct sh__bus_item *items, size_t n,
                                   char *errbuf, size_t errbuf_len)
 {
-    sh_err_t first = SH_OK;
-    char err[SH_ERRBUF_SIZE];
+    uint64_t offs[MANY_CHUNK];
+    char first[SH_ERRBUF_SIZE] = "";
     size_t done = 0;
 
-    for (size_t i = 0; i < n; i++) {
-        sh_err_t rc = remote_publish(bus, items[i].channel, type,
-                                     items[i].data, items[i].len, "", 0,
-                                     false, NULL, err, sizeof err);
-        if (rc == SH_OK) {
-            done++;
-        } else if (first == SH_OK) {
-            first = rc;
-            sh__errbuf(errbuf, errbuf_len, "bus: %zu events not published: "
-                       "%s", n - done, err);
+    for (size_t base = 0; base < n; base += MANY_CHUNK) {
+        size_t k = n - base < MANY_CHUNK ? n - base : MANY_CHUNK, got;
+        bool valid = true;
+        char err[SH_ERRBUF_SIZE] = "";
+
+        for (size_t i = 0; i < k && valid; i++)
+            valid = sh__channel_check(items[base + i].channel, NULL, 0)
+                    == SH_OK;
+        if (!valid) {
+            /* A bad name among them: one at a time, each judged. */
+            for (size_t i = 0; i < k; i++) {
+                char e[SH_ERRBUF_SIZE];
+
+                if (remote_publish(bus, items[base + i].channel, type,
+                                   items[base + i].data,
+                                   items[base + i].len, "", 0, false, NULL,
+                                   e, sizeof e) == SH_OK)
+                    done++;
+                else if (first[0] == '\0')
+                    snprintf(first, sizeof first, "%s", e);
+            }
+            continue;
         }
-        if (rc == SH_EBUS)
+        got = bus->be->publish_many(bus->be_state, type, items + base, k,
+                                    sh__now_ms(), offs, err, sizeof err);
+        if (err[0] != '\0' && first[0] == '\0')
+            snprintf(first, sizeof first, "%s", err);
+        for (size_t i = 0; i < k; i++) {
+            if (offs[i] != 0 &&
+                own_cover(bus, items[base + i].channel, offs[i]) != SH_OK)
+                got--;
+        }
+        done += got;
+        if (got < k && offs[k - 1] == 0)
             break;              /* down: the rest would fail the same way */
     }
+    if (done < n)
+        sh__errbuf(errbuf, errbuf_len, "bus: %zu of %zu events not "
+                   "published (%s)", n - done, n, first);
     return done;
 }
 

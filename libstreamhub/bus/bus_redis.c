@@ -1107,6 +1107,10 @@ static sh_err_t run_script(struct rbus *r, const char *channel,
 {
     char floor[24] = "";
 
+    /* Another channel's floor is 0 (no store round trip): send it at
+     * once, sparing a new channel the NOEPOCH round trip. */
+    if (channel != NULL && !sh__bus_own(r->bus, channel))
+        snprintf(floor, sizeof floor, "0");
     for (int attempt = 0; attempt < 2; attempt++) {
         struct req *q = build(r, channel, floor, arg);
         sh_err_t rc;
@@ -1192,6 +1196,61 @@ static sh_err_t rb_publish(void *be, const char *channel, const char *type,
         rc = take_pos(&ans, epoch, offset, errbuf, errbuf_len);
     answer_clear(&ans);
     return rc;
+}
+
+static size_t rb_publish_many(void *be, const char *type,
+                              const struct sh__bus_item *items, size_t n,
+                              int64_t ts_ms, uint64_t *offsets, char *errbuf,
+                              size_t errbuf_len)
+{
+    struct rbus *r = be;
+    struct req *qs[256];
+    struct answer ans[256];
+    size_t done = 0;
+    sh_err_t rc;
+
+    assert(n <= 256);
+    memset(ans, 0, sizeof ans);
+    for (size_t i = 0; i < n; i++) {
+        struct pub_args a = { type, items[i].data, "", items[i].len, 0,
+                              ts_ms, false };
+        bool own = sh__bus_own(r->bus, items[i].channel);
+
+        offsets[i] = 0;
+        qs[i] = build_pub(r, items[i].channel, own ? "" : "0", &a);
+        if (qs[i] == NULL) {
+            for (size_t j = 0; j < i; j++)
+                req_free(qs[j]);
+            sh__errbuf(errbuf, errbuf_len, "bus: out of memory");
+            return 0;
+        }
+    }
+    rc = run(r, qs, n, ans, errbuf, errbuf_len);
+    if (rc != SH_OK)
+        return 0;
+    for (size_t i = 0; i < n; i++) {
+        char epoch[SH_EPOCH_SIZE];
+
+        if (ans[i].n == 1 && ans[i].el[0] != NULL &&
+            strcmp(ans[i].el[0], "NOEPOCH") == 0) {
+            /* An own channel made anew: its floor first, alone. */
+            struct pub_args a = { type, items[i].data, "", items[i].len, 0,
+                                  ts_ms, false };
+            struct answer one = { 0 };
+
+            if (run_script(r, items[i].channel, build_pub, &a, &one, errbuf,
+                           errbuf_len) == SH_OK &&
+                take_pos(&one, epoch, &offsets[i], errbuf, errbuf_len)
+                    == SH_OK)
+                done++;
+            answer_clear(&one);
+        } else if (take_pos(&ans[i], epoch, &offsets[i], errbuf,
+                            errbuf_len) == SH_OK) {
+            done++;
+        }
+        answer_clear(&ans[i]);
+    }
+    return done;
 }
 
 static struct req *build_claim(struct rbus *r, const char *channel,
@@ -1496,6 +1555,7 @@ const struct sh__bus_backend sh__bus_redis_backend = {
     "redis",
     rb_free,
     rb_publish,
+    rb_publish_many,
     rb_claim,
     rb_release,
     rb_watch,
