@@ -6,6 +6,8 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import WebSocket from 'ws';
+import { createClient } from 'graphql-ws';
 import { startServer, api, register, Native } from './harness.mjs';
 import { startRedis } from './svc_redis.mjs';
 
@@ -241,6 +243,54 @@ test('FLUSHALL renews the epoch: a resume from the old one is not recovered', as
   assert.notEqual(r.reply.epoch, since.epoch);
   await r.c.close();
   await w.c.close();
+  await n.stop();
+  await redis.stop();
+});
+
+test('GraphQL on the other node: sinceEpoch resumes, HISTORY_LOST once Redis lost it', async () => {
+  const redis = await startRedis();
+  const n = await twoNodes(redis);
+  const { user, sid } = await newStream(n.a.url);
+  const say = async (text) => {
+    const r = await api(n.a.url, 'POST', '/graphql', {
+      token: user.token,
+      body: { query: 'mutation M($s: ID!, $t: String!) { sendMessage(streamId: $s, text: $t) { offset } }',
+        variables: { s: sid, t: text } },
+    });
+    assert.equal(r.body.errors, undefined, JSON.stringify(r.body));
+    return r.body.data.sendMessage.offset;
+  };
+  const q = 'subscription C($s: ID!, $o: Int, $e: String) { chatMessages(streamId: $s, sinceOffset: $o, sinceEpoch: $e) { epoch offset message { text } } }';
+  const c = createClient({ url: `${n.b.wsUrl}/graphql`, webSocketImpl: WebSocket,
+    connectionParams: { token: user.token }, retryAttempts: 0, lazy: true });
+  // Subscribe on node B; resolves with the first @count values, or rejects
+  // with the operation's error.
+  const take = (variables, count) => new Promise((resolve, reject) => {
+    const values = [];
+    const stop = c.subscribe({ query: q, variables }, {
+      next: (v) => {
+        values.push(v.data.chatMessages);
+        if (values.length === count) { stop(); resolve(values); }
+      },
+      error: (e) => reject(e),
+      complete: () => {},
+    });
+  });
+  const offs = [await say('a'), await say('b'), await say('c')];
+  // The epoch comes with the events: replay from the first on node B.
+  const first = await take({ s: sid, o: offs[0] - 1 }, 3);
+  assert.deepEqual(first.map((e) => e.message.text), ['a', 'b', 'c']);
+  const ep = first[0].epoch;
+  const replay = await take({ s: sid, o: offs[0], e: ep }, 2);
+  assert.deepEqual(replay.map((e) => [e.offset, e.message.text]),
+    [[offs[1], 'b'], [offs[2], 'c']]);
+  assert.match(await redis.command(['FLUSHALL']), /^\+OK/);
+  await assert.rejects(take({ s: sid, o: offs[2], e: ep }, 1), (err) => {
+    assert.ok(Array.isArray(err), JSON.stringify(err));
+    assert.equal(err[0].extensions.code, 'HISTORY_LOST');
+    return true;
+  });
+  await c.dispose();
   await n.stop();
   await redis.stop();
 });
