@@ -1,4 +1,13 @@
-/* libstreamhub/bus/bus_local.c: the in-process bus (`bus = local`).
+/* libstreamhub/bus/bus_local.c: the bus every backend shares, and the
+ * in-process backend (`bus = local`).
+ *
+ * Shared (bus_be.h): the channel map, subscriber lists and queues, the
+ * hand-off to the dispatcher, reclaiming idle channels.  With a remote
+ * backend (`bus = redis`, bus_redis.c) numbering, history, epochs and
+ * claims live there: publishes go to it, every event (this node's too)
+ * comes back through sh__bus_deliver() in offset order, and a subscriber
+ * joins buffering, reads its recovery window, then has the two spliced by
+ * offset (remote_subscribe).  What follows describes the local backend.
  *
  * A hash map of channels, each created on first use with its own random
  * epoch (so a restarted process, or a channel reclaimed and made again,
@@ -1516,9 +1525,22 @@ static sh_err_t remote_subscribe(struct sh__bus *bus, struct chan *c,
             s->qhead = 0;
             s->qlen = n;
             s->buffering = false;
-            if (c->repoch[0] == '\0')
-                snprintf(c->repoch, sizeof c->repoch, "%s",
-                         w.current.epoch);
+            if (c->repoch[0] != '\0' &&
+                strcmp(c->repoch, w.current.epoch) != 0) {
+                /* The epoch changed under the others: they missed what
+                 * the old one lost (sh__bus_deliver's rule, applied now
+                 * rather than at the next event, which would end @s). */
+                for (struct sh_subscription *o = c->subs, *next;
+                     o != NULL; o = next) {
+                    next = o->next;
+                    if (o == s)
+                        continue;
+                    sub_close(o, SH_EBUS);
+                    if (!o->buffering)
+                        schedule(bus, o);
+                }
+            }
+            snprintf(c->repoch, sizeof c->repoch, "%s", w.current.epoch);
             res.current = w.current;
             res.recovered = since != NULL && w.recovered;
             if (s->qlen > 0)
