@@ -203,11 +203,18 @@ test('Redis killed then started empty: 503 meanwhile, recovered false after, cha
   for (let i = 0; i < 3; i++) before.push(await send(sender, sid, `b${i}`));
   await w.c.waitEvents(3, chatOf);
   const since = { epoch: w.reply.epoch, offset: before[2] };
+  // A client with several subscriptions, one of them resumed (its own bus
+  // subscription): it is closed once, whichever ends first.
+  const many = await subscribeAt(n.b.wsUrl, chan, { epoch: since.epoch, offset: before[0] });
+  assert.equal(many.reply.recovered, true);
+  assert.equal((await many.c.send('subscribe', { channel: `app:k${process.pid}` })).ok, true);
+  assert.equal((await many.c.send('subscribe', { channel: 'live' })).ok, true);
 
   await redis.kill();
   await waitFor('readyz 503 on both nodes',
     async () => (await ready(n.a)) === 503 && (await ready(n.b)) === 503);
   assert.deepEqual(await closedWithin(w.c), { code: 1001, reason: 'bus lost: resume' });
+  assert.equal((await closedWithin(many.c)).code, 1001);
   const refused = await sender.send('chat.send', { streamId: sid, text: 'lost' });
   assert.equal(refused.ok, undefined, JSON.stringify(refused));
   assert.equal(refused.error.code, 'internal');
