@@ -558,7 +558,7 @@ static struct sh_event *parse_event(const char *channel, const char *epoch,
                                     size_t epoch_len, uint64_t offset,
                                     const char *rec, size_t len)
 {
-    char ep[SH_EPOCH_SIZE], type[64];
+    char ep[SH_EPOCH_SIZE], type[80];   /* types: 1..64 bytes */
     const char *nl1, *nl2, *end = rec + len;
     long long ts;
 
@@ -1011,6 +1011,14 @@ sh_err_t sh__bus_redis_new(struct sh__bus *bus, const sh_config_t *conf,
     r->log = log;
     r->floor = floor;
     prefix = sh__config_str(conf, "bus.redis-key-prefix");
+    if (strlen(prefix) > 64) {
+        sh__errbuf(errbuf, errbuf_len, "bus.redis-key-prefix: at most 64 "
+                   "bytes");
+        free(r->host);
+        free(r->password);
+        free(r);
+        return SH_EINVAL;
+    }
     r->prefix = strdup(prefix);
     r->prefix_len = strlen(prefix);
     r->stalled = malloc(r->prefix_len + 9);

@@ -63,7 +63,8 @@ const struct sh__conf_key sh__conf_keys[] = {
       "cannot grow memory."),
     S("bus.redis-key-prefix", "sh:",
       "bus = redis: prefix of every Redis key and PUBLISH channel of the "
-      "bus, so that several deployments (or tests) can share one Redis."),
+      "bus (at most 64 bytes), so that several deployments (or tests) can "
+      "share one Redis."),
     I("bus.redis-timeout-ms", "3000", 100, 600000,
       "bus = redis: deadline of every Redis request and of the health "
       "PING sent each second; past it the node counts Redis as down "

@@ -294,6 +294,29 @@ static void test_one_redis_subscription_per_channel(void **state)
     sh_hub_close(hub);
 }
 
+/* The longest event type (64 bytes) crosses Redis like any other. */
+static void test_longest_type_crosses(void **state)
+{
+    sh_hub_t *hub = open_hub(NULL, NULL);
+    sh_subscription_t *s = NULL;
+    char type[65], err[SH_ERRBUF_SIZE];
+    struct rec r;
+
+    (void)state;
+    memset(type, 'a', 64);
+    type[64] = '\0';
+    rec_init(&r);
+    assert_int_equal(sh_subscribe(hub, "app:type", NULL, rec_cb, &r, &s,
+                                  NULL, NULL, 0), SH_OK);
+    if (sh_publish(hub, "app:type", type, "1", 1, NULL, err, sizeof err)
+        != SH_OK)
+        fail_msg("publish: %s", err);
+    rec_wait(&r, 1);
+    assert_string_equal(r.data[0], "1");
+    sh_subscription_free(s);
+    sh_hub_close(hub);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -301,6 +324,7 @@ int main(void)
         cmocka_unit_test(test_lost_key_renews_epoch),
         cmocka_unit_test(test_dead_claim_is_skipped),
         cmocka_unit_test(test_one_redis_subscription_per_channel),
+        cmocka_unit_test(test_longest_type_crosses),
     };
     const char *u = getenv("STREAMHUB_TEST_REDIS_URI");
     char host[128];
