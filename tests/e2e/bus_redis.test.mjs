@@ -62,39 +62,44 @@ async function newStream(url) {
   return { user: u, sid: st.body.id };
 }
 
-test('chat across two nodes: one offset sequence, in order on both', async () => {
-  const redis = await startRedis();
-  const n = await twoNodes(redis);
-  const { user, sid } = await newStream(n.a.url);
-  const chan = `chat:${sid}`;
-  const wa = await Native.open(n.a.wsUrl);
-  const wb = await Native.open(n.b.wsUrl);
-  assert.equal((await wa.send('subscribe', { channel: chan })).ok, true);
-  assert.equal((await wb.send('subscribe', { channel: chan })).ok, true);
-  const sa = await Native.open(n.a.wsUrl);
-  const sb = await Native.open(n.b.wsUrl);
-  await sa.send('auth', { token: user.token });
-  await sb.send('auth', { token: user.token });
-  const acked = [];
-  await Promise.all([sa, sb].map(async (c, k) => {
-    for (let i = 0; i < 20; i++) {
-      const r = await c.send('chat.send', { streamId: sid, text: `n${k}-${i}` });
-      assert.equal(r.ok, true, JSON.stringify(r));
-      acked.push(r.result.message.offset);
+for (const durability of ['commit', 'async']) {
+  test(`chat across two nodes (chat.durability ${durability}): one offset sequence, in order on both`, async () => {
+    const redis = await startRedis();
+    const n = await twoNodes(redis, ['--chat.durability', durability]);
+    const { user, sid } = await newStream(n.a.url);
+    const chan = `chat:${sid}`;
+    const wa = await Native.open(n.a.wsUrl);
+    const wb = await Native.open(n.b.wsUrl);
+    assert.equal((await wa.send('subscribe', { channel: chan })).ok, true);
+    assert.equal((await wb.send('subscribe', { channel: chan })).ok, true);
+    // Four senders per node at once: claims from both nodes interleave.
+    const senders = [];
+    for (let k = 0; k < 8; k++) {
+      const c = await Native.open((k % 2 ? n.b : n.a).wsUrl);
+      await c.send('auth', { token: user.token });
+      senders.push(c);
     }
-  }));
-  // One sequence: 40 distinct offsets, no repeat across nodes.
-  assert.equal(new Set(acked).size, 40);
-  const ea = await wa.waitEvents(40, chatOf);
-  const eb = await wb.waitEvents(40, chatOf);
-  const oa = ea.map((e) => e.offset);
-  const ob = eb.map((e) => e.offset);
-  assert.deepEqual(oa, [...acked].sort((x, y) => x - y));
-  assert.deepEqual(ob, oa);
-  for (const c of [wa, wb, sa, sb]) await c.close();
-  await n.stop();
-  await redis.stop();
-});
+    const acked = [];
+    await Promise.all(senders.map(async (c, k) => {
+      for (let i = 0; i < 10; i++) {
+        const r = await c.send('chat.send', { streamId: sid, text: `n${k}-${i}` });
+        assert.equal(r.ok, true, JSON.stringify(r));
+        acked.push(r.result.message.offset);
+      }
+    }));
+    // One sequence: 80 distinct offsets, no repeat across nodes.
+    assert.equal(new Set(acked).size, 80);
+    const ea = await wa.waitEvents(80, chatOf);
+    const eb = await wb.waitEvents(80, chatOf);
+    const oa = ea.map((e) => e.offset);
+    const ob = eb.map((e) => e.offset);
+    assert.deepEqual(oa, [...acked].sort((x, y) => x - y));
+    assert.deepEqual(ob, oa);
+    for (const c of [wa, wb, ...senders]) await c.close();
+    await n.stop();
+    await redis.stop();
+  });
+}
 
 // Subscribe on @url's node from @since; returns { client, reply }.
 async function subscribeAt(wsUrl, chan, since) {
