@@ -652,6 +652,15 @@ static void ping_cb(redisAsyncContext *ac, void *reply, void *priv)
     if (reply == NULL || ac != r->cmd)
         return;
     r->ping_out = false;
+    if (((redisReply *)reply)->type == REDIS_REPLY_ERROR) {
+        /* NOAUTH, a wrong password or db: not up, and said once per
+         * attempt (the next PING's deadline tries again). */
+        if (!r->up)
+            sh__log_kv(r->log, SH_LOG_ERROR, "bus: redis refused us",
+                       "error", ((redisReply *)reply)->str, (char *)NULL);
+        r->ping_out = true;     /* unanswered: the deadline reconnects */
+        return;
+    }
     pthread_mutex_lock(&r->mu);
     if (!r->up && r->cmd_ok && r->sub_ok && !r->stopping) {
         r->up = true;

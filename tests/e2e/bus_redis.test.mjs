@@ -306,3 +306,25 @@ test('GraphQL on the other node: sinceEpoch resumes, HISTORY_LOST once Redis los
   await n.stop();
   await redis.stop();
 });
+
+test('a password and a database in the URI; a wrong password is not ready', async () => {
+  const redis = await startRedis({ password: 's3cret' });
+  const dir = mkdtempSync(path.join(tmpdir(), 'streamhub-bus-'));
+  const good = await startServer({ dir, args: ['--bus', `${redis.uri}/3`] });
+  const chan = `app:auth${process.pid}`;
+  const w = await subscribeAt(good.wsUrl, chan);
+  assert.equal((await publish(good, chan, { k: 1 })).status, 200);
+  const ev = await w.c.waitEvents(1, (e) => e.channel === chan);
+  assert.deepEqual(ev[0].event.data, { k: 1 });
+  assert.equal(await ready(good), 200);
+  const bad = await startServer({ dir,
+    args: ['--bus', `redis://:wrong@127.0.0.1:${redis.port}`] });
+  assert.equal(await ready(bad), 503);
+  const refused = await publish(bad, chan, { k: 2 });
+  assert.equal(refused.status, 503, JSON.stringify(refused.body));
+  await w.c.close();
+  await bad.stop();
+  await good.stop();
+  rmSync(dir, { recursive: true, force: true });
+  await redis.stop();
+});

@@ -57,13 +57,14 @@ async function waitPing(port, deadlineMs) {
   const until = Date.now() + deadlineMs;
   while (Date.now() < until) {
     const r = await redisCommand(port, ['PING'], 500);
-    if (r === '+PONG\r\n') return;
+    if (r === '+PONG\r\n' || (r && r.startsWith('-NOAUTH'))) return;
     await new Promise((res) => setTimeout(res, 50));
   }
   throw new Error(`redis-server on ${port} did not answer PING`);
 }
 
-export async function startRedis() {
+// @opts.password: requirepass (the handle's uri carries it).
+export async function startRedis(opts = {}) {
   const dir = mkdtempSync(path.join(tmpdir(), 'streamhub-redis-'));
   const port = await freePort();
   let child = null;
@@ -72,7 +73,8 @@ export async function startRedis() {
 
   async function start() {
     child = spawn(BIN, ['--port', String(port), '--bind', '127.0.0.1',
-      '--save', '', '--appendonly', 'no', '--dir', dir],
+      '--save', '', '--appendonly', 'no', '--dir', dir,
+      ...(opts.password ? ['--requirepass', opts.password] : [])],
     { stdio: ['ignore', 'pipe', 'pipe'] });
     child.stdout.on('data', (d) => { log += d; });
     child.stderr.on('data', (d) => { log += d; });
@@ -88,7 +90,8 @@ export async function startRedis() {
 
   const handle = {
     port,
-    uri: `redis://127.0.0.1:${port}`,
+    uri: opts.password ? `redis://:${opts.password}@127.0.0.1:${port}`
+      : `redis://127.0.0.1:${port}`,
     log: () => log,
     freeze: () => signal('SIGSTOP'),
     thaw: () => signal('SIGCONT'),
