@@ -155,7 +155,8 @@ struct rbus {
     /* The loop thread's (inv. 1): */
     redisAsyncContext *cmd, *sub;
     bool cmd_ok, sub_ok, ping_out, retrying;
-    int64_t ping_at, last_tick_script, backoff_ms;
+    int64_t ping_at, last_tick_script, last_refresh, backoff_ms;
+    int64_t ttl_ms;
     pthread_mutex_t mu;
     pthread_cond_t cv;          /* a request finished, a watch changed */
     /* @locks mu: */
@@ -868,6 +869,42 @@ static void wake_cb(evutil_socket_t fd, short what, void *arg)
     }
 }
 
+/* Keep alive the keys of the channels this node listens to: a quiet
+ * channel's key would expire (bus.history-ttl-seconds after its last
+ * publish) and the next event would come in a new epoch, ending every
+ * subscriber of a channel that lost nothing.  EXPIRE on a key that is
+ * gone does nothing (an epoch lost stays lost).  @locality loop thread */
+static void refresh_watched(struct rbus *r, int64_t now)
+{
+    char key[SH_CHANNEL_MAX + 128];
+
+    r->last_refresh = now;
+    pthread_mutex_lock(&r->mu);
+    if (r->up) {
+        for (size_t b = 0; b < WBUCKETS; b++) {
+            for (struct wchan *w = r->wtab[b]; w != NULL; w = w->hnext) {
+                size_t nl = strlen(w->name);
+                const char *argv[3];
+                size_t lens[3];
+
+                if (w->st != W_SUBSCRIBED ||
+                    r->prefix_len + nl >= sizeof key)
+                    continue;
+                memcpy(key, r->prefix, r->prefix_len);
+                memcpy(key + r->prefix_len, w->name, nl);
+                argv[0] = "EXPIRE";
+                lens[0] = 6;
+                argv[1] = key;
+                lens[1] = r->prefix_len + nl;
+                argv[2] = r->ttl;
+                lens[2] = strlen(r->ttl);
+                redisAsyncCommandArgv(r->cmd, NULL, NULL, 3, argv, lens);
+            }
+        }
+    }
+    pthread_mutex_unlock(&r->mu);
+}
+
 static void tick_cb(evutil_socket_t fd, short what, void *arg)
 {
     struct rbus *r = arg;
@@ -884,6 +921,8 @@ static void tick_cb(evutil_socket_t fd, short what, void *arg)
     }
     if (now - r->ping_at >= PING_EVERY_MS)
         send_ping(r);
+    if (r->cmd_ok && now - r->last_refresh >= r->ttl_ms / 3)
+        refresh_watched(r, now);
     if (r->cmd_ok && now - r->last_tick_script >= 1000) {
         struct req *q = script_req(r, NULL, "tick", "");
 
@@ -1041,6 +1080,7 @@ sh_err_t sh__bus_redis_new(struct sh__bus *bus, const sh_config_t *conf,
     snprintf(r->claim_ms, sizeof r->claim_ms, "%lld",
              (long long)sh__config_int(conf, "bus.redis-claim-timeout-ms"));
     r->timeout_ms = sh__config_int(conf, "bus.redis-timeout-ms");
+    r->ttl_ms = sh__config_int(conf, "bus.history-ttl-seconds") * 1000;
     r->backoff_ms = BACKOFF_MIN_MS;
     if (EVP_Digest(sh__bus_redis_lua, sh__bus_redis_lua_len, md, &mdlen,
                    EVP_sha1(), NULL) != 1 || mdlen != 20)

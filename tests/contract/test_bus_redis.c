@@ -317,6 +317,38 @@ static void test_longest_type_crosses(void **state)
     sh_hub_close(hub);
 }
 
+/* A quiet channel with a subscriber outlives bus.history-ttl-seconds:
+ * its key is kept alive, so the next event comes in the same epoch and
+ * the subscriber is not ended. */
+static void test_quiet_watched_channel_keeps_its_epoch(void **state)
+{
+    sh_hub_t *hub = open_hub("bus.history-ttl-seconds", "3");
+    sh_subscription_t *s = NULL;
+    sh_subscribe_result_t res;
+    sh_position_t after;
+    time_t until;
+    struct rec r;
+
+    (void)state;
+    pub(hub, "app:quiet", 1);
+    rec_init(&r);
+    assert_int_equal(sh_subscribe(hub, "app:quiet", NULL, rec_cb, &r, &s,
+                                  &res, NULL, 0), SH_OK);
+    /* Past twice the TTL with no publish. */
+    until = time(NULL) + 7;
+    while (time(NULL) < until)
+        sh_hub_poll(hub, 100);
+    pub(hub, "app:quiet", 2);
+    rec_wait(&r, 1);
+    assert_int_equal(r.final, 0);
+    assert_int_equal(sh_channel_position(hub, "app:quiet", &after, NULL, 0),
+                     SH_OK);
+    assert_string_equal(after.epoch, res.current.epoch);
+    assert_int_equal(r.offsets[0], res.current.offset + 1);
+    sh_subscription_free(s);
+    sh_hub_close(hub);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -325,6 +357,7 @@ int main(void)
         cmocka_unit_test(test_dead_claim_is_skipped),
         cmocka_unit_test(test_one_redis_subscription_per_channel),
         cmocka_unit_test(test_longest_type_crosses),
+        cmocka_unit_test(test_quiet_watched_channel_keeps_its_epoch),
     };
     const char *u = getenv("STREAMHUB_TEST_REDIS_URI");
     char host[128];
