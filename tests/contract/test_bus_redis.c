@@ -294,6 +294,36 @@ static void test_one_redis_subscription_per_channel(void **state)
     sh_hub_close(hub);
 }
 
+/* Subscribing and leaving one channel over and over, faster than Redis
+ * answers: its SUBSCRIBE and UNSUBSCRIBE are never in flight together
+ * (hiredis would abort), and the last subscriber still gets events. */
+static void test_flapping_subscriptions(void **state)
+{
+    sh_hub_t *hub = open_hub(NULL, NULL);
+    sh_subscription_t *s = NULL;
+    struct rec r;
+
+    (void)state;
+    for (int i = 0; i < 200; i++) {
+        rec_init(&r);
+        assert_int_equal(sh_subscribe(hub, "app:flap", NULL, rec_cb, &r,
+                                      &s, NULL, NULL, 0), SH_OK);
+        sh_subscription_free(s);
+        sh_hub_poll(hub, 0);
+    }
+    rec_init(&r);
+    assert_int_equal(sh_subscribe(hub, "app:flap", NULL, rec_cb, &r, &s,
+                                  NULL, NULL, 0), SH_OK);
+    pub(hub, "app:flap", 7);
+    rec_wait(&r, 1);
+    assert_string_equal(r.data[0], "7");
+    sh_subscription_free(s);
+    for (int i = 0; i < 1000 && numsub("app:flap") != 0; i++)
+        sh_hub_poll(hub, 10);
+    assert_int_equal(numsub("app:flap"), 0);
+    sh_hub_close(hub);
+}
+
 /* The longest event type (64 bytes) crosses Redis like any other. */
 static void test_longest_type_crosses(void **state)
 {
@@ -356,6 +386,7 @@ int main(void)
         cmocka_unit_test(test_lost_key_renews_epoch),
         cmocka_unit_test(test_dead_claim_is_skipped),
         cmocka_unit_test(test_one_redis_subscription_per_channel),
+        cmocka_unit_test(test_flapping_subscriptions),
         cmocka_unit_test(test_longest_type_crosses),
         cmocka_unit_test(test_quiet_watched_channel_keeps_its_epoch),
     };
