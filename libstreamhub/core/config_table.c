@@ -54,7 +54,10 @@ const struct sh__conf_key sh__conf_keys[] = {
     I("bus.history-size", "1000", 0, 1000000,
       "Events kept per channel for recovery."),
     I("bus.history-ttl-seconds", "600", 1, 604800,
-      "Age past which a channel's events leave its history."),
+      "Age past which a channel's events leave its history.  With bus = "
+      "redis: a channel's key (epoch and history) expires this long after "
+      "its last publish once no node listens to it; a channel that is "
+      "listened to keeps its history, bounded by bus.history-size."),
     I("bus.max-idle-channels", "100000", 1, 100000000,
       "Channels with no subscriber and no history kept for their numbering "
       "until bus.history-ttl-seconds: past this many channels in all, every "
