@@ -328,3 +328,24 @@ test('a password and a database in the URI; a wrong password is not ready', asyn
   rmSync(dir, { recursive: true, force: true });
   await redis.stop();
 });
+
+test('a node started before Redis becomes ready once Redis is up', async () => {
+  const redis = await startRedis();
+  await redis.kill();
+  const dir = mkdtempSync(path.join(tmpdir(), 'streamhub-bus-'));
+  const node = await startServer({ dir,
+    args: ['--bus', redis.uri, '--bus.redis-timeout-ms', '500'] });
+  assert.equal(await ready(node), 503);
+  const chan = `app:late${process.pid}`;
+  assert.equal((await publish(node, chan, { k: 0 })).status, 503);
+  await redis.start();
+  await waitFor('readyz 200', async () => (await ready(node)) === 200);
+  const w = await subscribeAt(node.wsUrl, chan);
+  assert.equal((await publish(node, chan, { k: 1 })).status, 200);
+  const ev = await w.c.waitEvents(1, (e) => e.channel === chan);
+  assert.deepEqual(ev[0].event.data, { k: 1 });
+  await w.c.close();
+  await node.stop();
+  rmSync(dir, { recursive: true, force: true });
+  await redis.stop();
+});
