@@ -7,7 +7,8 @@
  * connections (DESIGN.md: "the bus handing each event once to each loop's
  * queue").
  *
- * Backends: local (bus_local.c) now; Redis later behind the same calls.
+ * Backends: local (bus_local.c, the default) and redis (bus_redis.c,
+ * behind bus_be.h), picked by the `bus` key behind the same calls.
  */
 #ifndef SH_BUS_INT_H
 #define SH_BUS_INT_H
@@ -47,9 +48,9 @@ struct sh_event {
     void (*wire_free)(void *);
 };
 
-/* Make the bus named by `bus` of @conf ("local" now).  Deliveries are posted
- * to @dispatch.  Errors: SH_EINVAL, SH_ENOTSUP (redis before its backend),
- * SH_ENOMEM. */
+/* Make the bus named by `bus` of @conf (local or redis://...).  Deliveries
+ * are posted to @dispatch.  Errors: SH_EINVAL (naming the value),
+ * SH_ENOMEM, SH_EINTERNAL. */
 sh_err_t sh__bus_new(const sh_config_t *conf, const struct sh__log *log,
                      struct sh__dispatch *dispatch, struct sh__bus **out,
                      char *errbuf, size_t errbuf_len);

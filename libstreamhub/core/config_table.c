@@ -67,13 +67,28 @@ const struct sh__conf_key sh__conf_keys[] = {
     I("bus.history-size", "1000", 0, 1000000,
       "Events kept per channel for recovery."),
     I("bus.history-ttl-seconds", "600", 1, 604800,
-      "Age past which a channel's events leave its history."),
+      "Age past which a channel's events leave its history.  With bus = "
+      "redis: a channel's key (epoch and history) expires this long after "
+      "its last publish once no node listens to it; a channel that is "
+      "listened to keeps its history, bounded by bus.history-size."),
     I("bus.max-idle-channels", "100000", 1, 100000000,
       "Channels with no subscriber and no history kept for their numbering "
       "until bus.history-ttl-seconds: past this many channels in all, every "
       "such channel is dropped at the next sweep (a client that resumes on "
       "one gets recovered: false), so that subscribing to ever new names "
       "cannot grow memory."),
+    S("bus.redis-key-prefix", "sh:",
+      "bus = redis: prefix of every Redis key and PUBLISH channel of the "
+      "bus (at most 64 bytes), so that several deployments (or tests) can "
+      "share one Redis."),
+    I("bus.redis-timeout-ms", "3000", 100, 600000,
+      "bus = redis: deadline of every Redis request and of the health "
+      "PING sent each second; past it the node counts Redis as down "
+      "(/readyz 503, publishes refused with SH_EBUS) and reconnects."),
+    I("bus.redis-claim-timeout-ms", "10000", 100, 3600000,
+      "bus = redis: a claimed offset (a chat message being stored) not "
+      "released within this long, by a node that died or stalled, becomes "
+      "a gap, so that later events of the channel are not held back."),
     I("bus.subscriber-queue", "4096", 16, 1048576,
       "Events queued per subscriber before its oldest is dropped."),
     I("chat.max-message-length", "500", 1, 2000,

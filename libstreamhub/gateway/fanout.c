@@ -278,6 +278,16 @@ static void member_free(struct sh__member *m)
     free(m);
 }
 
+/* The bus lost events of a channel (bus = redis: Redis went away): close
+ * the member's connection with 1001, so that its client reconnects and
+ * resumes from its last position, and learns whether its gap is
+ * recoverable, rather than wait for events that will not come. */
+static void bus_lost(struct sh__conn *c, sh_err_t status)
+{
+    if (status == SH_EBUS)
+        sh__ws_close(c, SH__WS_CLOSE_GOING_AWAY, "bus lost: resume");
+}
+
 static void chan_event(void *arg, const sh_event_t *ev, sh_err_t status)
 {
     struct chan *ch = arg;
@@ -318,9 +328,19 @@ static void chan_event(void *arg, const sh_event_t *ev, sh_err_t status)
     while (ch->members != NULL) {
         struct sh__member *m = ch->members;
         ch->members = m->next;
+        if (m->stream_id[0] != '\0' &&
+            !conn_watches(m->conn, m->stream_id, m)) {
+            presence_add(m->f, m->stream_id, -1);
+            m->conn->npresence--;
+        }
+        struct sh__conn *conn = m->conn;
         m->chan = NULL;
         m->left = true;
+        /* The member's owner drops it on NULL (as after own_event's
+         * final): freed here, or nobody would. */
         m->fn(m->arg, NULL);
+        member_free(m);
+        bus_lost(conn, status);
     }
     chan_free(ch);
 }
@@ -338,9 +358,14 @@ static void own_event(void *arg, const sh_event_t *ev, sh_err_t status)
         return;
     }
     if (!m->left) {
+        struct sh__conn *conn = m->conn;
+
         m->left = true;
         m->own = NULL;
         m->fn(m->arg, NULL);
+        member_free(m);             /* the final callback owns the end */
+        bus_lost(conn, status);
+        return;
     }
     member_free(m);                 /* the final callback owns the end */
 }

@@ -28,6 +28,7 @@
 #include "streamhub/follows.h"
 #include "streamhub/moderation.h"
 #include "streamhub/streams.h"
+#include "bus_fixture.h"
 
 #include "matrix_fixture.h"
 
@@ -66,6 +67,8 @@ static inline sh_hub_t *fx_open(const char *store, ...)
                      SH_OK);
     assert_int_equal(sh_config_set(conf, "log-level", "error", err,
                                    sizeof err), SH_OK);
+    if (!bfx_set(conf, err, sizeof err))
+        fail_msg("bus: %s", err);
     va_start(ap, store);
     while ((k = va_arg(ap, const char *)) != NULL) {
         v = va_arg(ap, const char *);
@@ -140,6 +143,8 @@ static inline struct fx *fx_new(const char *store, ...)
                      SH_OK);
     assert_int_equal(sh_config_set(conf, "log-level", "error", err,
                                    sizeof err), SH_OK);
+    if (!bfx_set(conf, err, sizeof err))
+        fail_msg("bus: %s", err);
     va_start(ap, store);
     while ((k = va_arg(ap, const char *)) != NULL) {
         v = va_arg(ap, const char *);

@@ -30,6 +30,7 @@
 #include "streamhub/follows.h"
 #include "streamhub/notifications.h"
 #include "streamhub/streams.h"
+#include "bus_fixture.h"
 
 #include "matrix_fixture.h"
 
@@ -72,6 +73,8 @@ static inline sh_hub_t *sfx_open(void)
     assert_int_equal(sh_config_set(conf, "jwt-secret",
                                    "0123456789abcdef0123456789abcdef", err,
                                    sizeof err), SH_OK);
+    if (!bfx_set(conf, err, sizeof err))
+        fail_msg("bus: %s", err);
     if (sh_hub_open(conf, &hub, err, sizeof err) != SH_OK)
         fail_msg("sh_hub_open: %s", err);
     return hub;

@@ -983,6 +983,7 @@ static void crash_run(const char *store, const char *k, const char *v,
         if (r == NULL || sh_config_new(&conf) != SH_OK ||
             sh_config_set(conf, "store", store, err, sizeof err) != SH_OK ||
             sh_config_set(conf, "log-level", "error", err, sizeof err) ||
+            !bfx_set(conf, err, sizeof err) ||
             sh_config_set(conf, "chat.rate-limit", "100000", err,
                           sizeof err) != SH_OK ||
             (k != NULL && sh_config_set(conf, k, v, err, sizeof err)) ||
