@@ -173,6 +173,13 @@ struct sh__redis *sh__cluster_redis(sh_hub_t *hub)
     return hub != NULL && hub->cluster != NULL ? hub->cluster->redis : NULL;
 }
 
+bool sh__cluster_rl_closed(sh_hub_t *hub)
+{
+    return hub != NULL &&
+           strcmp(sh__config_str(hub->conf, "redis.rate-limit-down"),
+                  "closed") == 0;
+}
+
 const char *sh__cluster_node(sh_hub_t *hub)
 {
     return hub != NULL && hub->cluster != NULL ? hub->cluster->node : NULL;

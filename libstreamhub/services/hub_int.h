@@ -108,6 +108,9 @@ sh_err_t sh__cluster_total(sh_hub_t *hub, enum sh__count_kind kind,
                            size_t errbuf_len);
 /* The pool (borrowed until the hub closes), or NULL without a cluster. */
 struct sh__redis *sh__cluster_redis(sh_hub_t *hub);
+/* redis.rate-limit-down is closed: shared limits refuse while redis
+ * fails (else they fall back to this node's buckets). */
+bool sh__cluster_rl_closed(sh_hub_t *hub);
 /* This node's id (borrowed), or NULL without a cluster. */
 const char *sh__cluster_node(sh_hub_t *hub);
 /* A number that changes whenever this node's counts in redis may have
