@@ -28,6 +28,7 @@ struct sh__gql_engine; /* graphql/engine.c (the area above the services) */
 struct sh__online;     /* services/online.c: users with a connection */
 struct sh__cluster;    /* services/cluster.c: state shared in redis */
 struct sh__redis;      /* core/redis_int.h */
+struct sh__cache;      /* services/cache.c: hot reads in redis */
 
 struct sh_hub {
     sh_config_t *conf;              /* owned; read-only after open */
@@ -43,6 +44,7 @@ struct sh_hub {
     struct sh__notify *notify;
     struct sh__online *online;
     struct sh__cluster *cluster;    /* NULL: one node, counts local */
+    struct sh__cache *cache;        /* NULL: no cache */
     atomic_bool closing;            /* set first by sh_hub_close() */
     /* Public calls in flight (SH__HUB_CALL): sh_hub_close() waits until
      * none is left before it frees what they use. */

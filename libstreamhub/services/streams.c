@@ -496,6 +496,9 @@ out:
     sh__store_release(c);
     json_object_put(data);
     if (rc == SH_OK) {
+        /* Every follower's unread count grew: one step for them all. */
+        if (fan.n > 0)
+            sh__cache_invalidate_all(hub, SH__CACHE_UNREAD);
         sh__chat_stream_changed(hub, id, true);
         publish_stream(hub, "stream.live", obj, true);
         fan_publish(hub, &fan, obj, now);
@@ -555,6 +558,7 @@ out:
         json_object_put(obj);
         return rc;
     }
+    sh__cache_invalidate(hub, SH__CACHE_STREAM, stream_id);
     vent_forget(hub, stream_id);
     sh__chat_stream_changed(hub, stream_id, false);
     publish_stream(hub, "stream.offline", obj, true);
@@ -611,6 +615,7 @@ out:
         json_object_put(obj);
         return rc;
     }
+    sh__cache_invalidate(hub, SH__CACHE_STREAM, stream_id);
     publish_stream(hub, "stream.updated", obj, false);
     return out_stream(obj, out);
 }
@@ -621,7 +626,10 @@ SH_API sh_err_t sh_stream_get(sh_hub_t *hub, const char *stream_id,
 {
     SH__HUB_CALL(hub);
     json_object *obj = NULL;
+    struct sh__cache_ticket t;
     struct sh__conn *c;
+    char *text = NULL;
+    size_t len = 0;
     sh_err_t rc;
 
     if (out != NULL)
@@ -630,12 +638,25 @@ SH_API sh_err_t sh_stream_get(sh_hub_t *hub, const char *stream_id,
         return rc;
     if (out == NULL)
         return SH_EINVAL;
+    if (sh__cache_get(hub, SH__CACHE_STREAM, stream_id, &text, &len, &t)) {
+        obj = json_tokener_parse(text);
+        free(text);
+        if (obj != NULL && json_object_is_type(obj, json_type_object))
+            return out_stream(obj, out);
+        json_object_put(obj);       /* not ours: read the store */
+        obj = NULL;
+    }
     if ((rc = sh__store_acquire(hub->store, &c)) != SH_OK)
         return rc;
     rc = stream_load(c, stream_id, &obj, errbuf, errbuf_len);
     sh__store_release(c);
     if (rc != SH_OK)
         return rc;
+    if (t.valid) {
+        const char *txt = sh__jtext(obj, &len);
+        if (txt != NULL)
+            sh__cache_put(hub, SH__CACHE_STREAM, stream_id, &t, txt, len);
+    }
     return out_stream(obj, out);
 }
 
@@ -1043,6 +1064,7 @@ sh_err_t sh__streams_viewers_store(sh_hub_t *hub, const char *stream_id,
         sh__errbuf(errbuf, errbuf_len, "no such live stream");
         return SH_ENOTFOUND;
     }
+    sh__cache_invalidate(hub, SH__CACHE_STREAM, stream_id);
     if (st == NULL)
         return SH_OK;
     now = sh__mono_ms();
