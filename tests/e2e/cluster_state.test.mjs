@@ -175,3 +175,22 @@ test('a node killed with SIGKILL drops out within seconds', async () => {
   w.ws.terminate();
   await v.close();
 });
+
+test('the hot-read cache: a write on one node is read at once on the other', async () => {
+  const s = await liveStream(a, 'cx');
+  const get = async (srv) => (await api(srv.url, 'GET', `/api/v1/streams/${s.id}`)).body.title;
+  assert.equal(await get(b), 'cx');
+  assert.equal(await get(b), 'cx');            // from the cache
+  const m = await api(b.url, 'GET', '/metrics');
+  assert.match(m.body, /streamhub_cache_requests_total\{cache="stream",result="hit"\} [1-9]/);
+  const up = await api(a.url, 'POST', '/graphql', {
+    token: s.user.token,
+    body: {
+      query: 'mutation($s: ID!) { updateStream(streamId: $s, title: "renamed") { title } }',
+      variables: { s: s.id },
+    },
+  });
+  assert.equal(up.status, 200, JSON.stringify(up.body));
+  assert.equal(up.body.data.updateStream.title, 'renamed', JSON.stringify(up.body));
+  assert.equal(await get(b), 'renamed');
+});
