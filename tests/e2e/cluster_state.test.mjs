@@ -194,3 +194,20 @@ test('the hot-read cache: a write on one node is read at once on the other', asy
   assert.equal(up.body.data.updateStream.title, 'renamed', JSON.stringify(up.body));
   assert.equal(await get(b), 'renamed');
 });
+
+test('the REST register/login limit per address is shared by the nodes', async () => {
+  // 10 a minute per client address, over both nodes: spend what is left
+  // of it on node a, then node b has nothing left either (a token takes
+  // 6 s to come back).
+  const body = { username: 'nobody_here', password: 'wrong-password' };
+  let r;
+  for (let i = 0; i < 20; i++) {
+    r = await api(a.url, 'POST', '/api/v1/auth/login', { body });
+    if (r.status === 429) break;
+    assert.equal(r.status, 401, JSON.stringify(r.body));
+  }
+  assert.equal(r.status, 429, JSON.stringify(r.body));
+  r = await api(b.url, 'POST', '/api/v1/auth/login', { body });
+  assert.equal(r.status, 429, JSON.stringify(r.body));
+  assert.equal(r.body.error.code, 'rate_limited');
+});
