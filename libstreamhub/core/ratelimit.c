@@ -118,7 +118,7 @@ struct stripe {
 struct sh__limiter {
     double capacity, refill;
     struct sh__redis *redis;       /* borrowed; NULL: local buckets only */
-    char name[64];                 /* shared: "sh:rl:<name>:" keys */
+    char name[128];                /* shared: "<name>:<key>" keys */
     bool fail_closed;
     size_t per_cap;                /* entries per stripe */
     size_t nstripes;               /* power of two */
@@ -319,7 +319,7 @@ static int shared_take(struct sh__limiter *l, const void *key,
 {
     char k[8 + sizeof l->name + SH__LIMITER_KEY_MAX];
     char cap[32], rate[32], c[32];
-    size_t plen = (size_t)snprintf(k, sizeof k, "sh:rl:%s:", l->name);
+    size_t plen = (size_t)snprintf(k, sizeof k, "%s:", l->name);
     const char *argv[4] = { k, cap, rate, c };
     size_t lens[4];
     redisReply *rep = NULL;

@@ -623,10 +623,8 @@ static bool auth_limit(struct sh__req *req)
             sh__respond_error(req, 500, "internal", "out of memory", 0);
             return false;
         }
-        if (sh__cluster_redis(gw->hub) != NULL)
-            (void)sh__limiter_share(gw->auth_limiter,
-                                    sh__cluster_redis(gw->hub), "rest-auth",
-                                    sh__cluster_rl_closed(gw->hub));
+        (void)sh__cluster_share_limiter(gw->hub, gw->auth_limiter,
+                                        "rest-auth");
     }
     if (sh__cluster_redis(gw->hub) != NULL)
         return true;

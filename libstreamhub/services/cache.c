@@ -19,7 +19,8 @@
  * reader cannot put an old value back.  (A version key lives an hour: a
  * reader stalled longer than that between its GET and its PUT could.)
  *
- * Keys:  sh:c:<kind>:<id>  "<generation>\n<text>", PX the TTL
+ * Keys (under redis.key-prefix, "sh:" by default):
+ *        sh:c:<kind>:<id>  "<generation>\n<text>", PX the TTL
  *        sh:cv:<kind>:<id> the key's version, EXPIRE an hour
  *        sh:cg:<kind>      the kind's generation
  *
@@ -39,6 +40,9 @@
 #include "services_int.h"
 
 static const char *const kind_names[] = { "stream", "user", "unread" };
+
+/* redis.key-prefix (<= 32) + "cv:unread:" + a UUID, and room to spare. */
+#define KEY_MAX 96
 
 struct sh__cache {
     int64_t ttl_ms;
@@ -119,17 +123,17 @@ void sh__cache_fini(sh_hub_t *hub)
     hub->cache = NULL;
 }
 
-static bool keys(enum sh__cache_kind kind, const char *id, char *val,
-                 char *ver, char *gen)
+static bool keys(sh_hub_t *hub, enum sh__cache_kind kind, const char *id,
+                 char *val, char *ver, char *gen)
 {
-    const char *k = kind_names[kind];
+    const char *k = kind_names[kind], *p = sh__cluster_prefix(hub);
 
     /* Ids are UUIDs: anything else is not cached (nor looked up). */
     if (id == NULL || !sh__uuid_valid(id))
         return false;
-    snprintf(val, 64, "sh:c:%s:%s", k, id);
-    snprintf(ver, 64, "sh:cv:%s:%s", k, id);
-    snprintf(gen, 64, "sh:cg:%s", k);
+    snprintf(val, KEY_MAX, "%sc:%s:%s", p, k, id);
+    snprintf(ver, KEY_MAX, "%scv:%s:%s", p, k, id);
+    snprintf(gen, KEY_MAX, "%scg:%s", p, k);
     return true;
 }
 
@@ -148,14 +152,14 @@ bool sh__cache_get(sh_hub_t *hub, enum sh__cache_kind kind, const char *id,
                    char **text, size_t *len, struct sh__cache_ticket *t)
 {
     struct sh__cache *ca;
-    char val[64], ver[64], gen[64];
+    char val[KEY_MAX], ver[KEY_MAX], gen[KEY_MAX];
     redisReply *rep = NULL;
     bool hit = false;
 
     *text = NULL;
     *len = 0;
     t->valid = false;
-    if (!usable(hub) || !keys(kind, id, val, ver, gen))
+    if (!usable(hub) || !keys(hub, kind, id, val, ver, gen))
         return false;
     ca = hub->cache;
     if (sh__redis_eval(sh__cluster_redis(hub), &get_script, 3, 3,
@@ -190,10 +194,10 @@ void sh__cache_put(sh_hub_t *hub, enum sh__cache_kind kind, const char *id,
                    const struct sh__cache_ticket *t, const char *text,
                    size_t len)
 {
-    char val[64], ver[64], gen[64], ttl[24];
+    char val[KEY_MAX], ver[KEY_MAX], gen[KEY_MAX], ttl[24];
 
     if (!t->valid || text == NULL || !usable(hub) ||
-        !keys(kind, id, val, ver, gen))
+        !keys(hub, kind, id, val, ver, gen))
         return;
     snprintf(ttl, sizeof ttl, "%lld", (long long)hub->cache->ttl_ms);
     (void)sh__redis_eval(sh__cluster_redis(hub), &put_script, 3, 6,
@@ -219,9 +223,9 @@ static void failed(sh_hub_t *hub, enum sh__cache_kind kind, const char *err)
 void sh__cache_invalidate(sh_hub_t *hub, enum sh__cache_kind kind,
                           const char *id)
 {
-    char val[64], ver[64], gen[64], err[SH_ERRBUF_SIZE];
+    char val[KEY_MAX], ver[KEY_MAX], gen[KEY_MAX], err[SH_ERRBUF_SIZE];
 
-    if (hub == NULL || hub->cache == NULL || !keys(kind, id, val, ver, gen))
+    if (hub == NULL || hub->cache == NULL || !keys(hub, kind, id, val, ver, gen))
         return;
     if (sh__redis_eval(sh__cluster_redis(hub), &del_script, 2, 2,
                        (const char *[]){ val, ver }, NULL, NULL, err,
@@ -231,11 +235,12 @@ void sh__cache_invalidate(sh_hub_t *hub, enum sh__cache_kind kind,
 
 void sh__cache_invalidate_all(sh_hub_t *hub, enum sh__cache_kind kind)
 {
-    char key[32], err[SH_ERRBUF_SIZE];
+    char key[KEY_MAX], err[SH_ERRBUF_SIZE];
 
     if (hub == NULL || hub->cache == NULL)
         return;
-    snprintf(key, sizeof key, "sh:cg:%s", kind_names[kind]);
+    snprintf(key, sizeof key, "%scg:%s", sh__cluster_prefix(hub),
+             kind_names[kind]);
     if (sh__redis_cmd(sh__cluster_redis(hub), 2,
                       (const char *[]){ "INCR", key }, NULL, NULL, err,
                       sizeof err) != SH_OK)

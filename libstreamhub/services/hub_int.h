@@ -113,6 +113,14 @@ struct sh__redis *sh__cluster_redis(sh_hub_t *hub);
 /* redis.rate-limit-down is closed: shared limits refuse while redis
  * fails (else they fall back to this node's buckets). */
 bool sh__cluster_rl_closed(sh_hub_t *hub);
+/* Share limiter @l (core/ratelimit_int.h) over the cluster under
+ * "<redis.key-prefix>rl:<name>", failing as redis.rate-limit-down says.
+ * False without a cluster (then @l stays local).  Before @l is used. */
+struct sh__limiter;
+bool sh__cluster_share_limiter(sh_hub_t *hub, struct sh__limiter *l,
+                               const char *name);
+/* redis.key-prefix (borrowed), or NULL without a cluster. */
+const char *sh__cluster_prefix(sh_hub_t *hub);
 /* This node's id (borrowed), or NULL without a cluster. */
 const char *sh__cluster_node(sh_hub_t *hub);
 /* A number that changes whenever this node's counts in redis may have

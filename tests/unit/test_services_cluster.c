@@ -37,8 +37,9 @@ struct fx {
     struct sh__redis *admin;       /* the test's own connection */
 };
 
-static sh_hub_t *open_hub(const char *db, const char *redis,
-                          const char *rate_limit)
+static sh_hub_t *open_hub_prefixed(const char *db, const char *redis,
+                                   const char *rate_limit,
+                                   const char *prefix)
 {
     sh_config_t *c = NULL;
     sh_hub_t *hub = NULL;
@@ -58,12 +59,20 @@ static sh_hub_t *open_hub(const char *db, const char *redis,
                                    err, sizeof err), SH_OK);
     assert_int_equal(sh_config_set(c, "log-level", "error", err, sizeof err),
                      SH_OK);
+    assert_int_equal(sh_config_set(c, "redis.key-prefix", prefix, err,
+                                   sizeof err), SH_OK);
     if (sh_hub_open(c, &hub, err, sizeof err) != SH_OK) {
         print_error("hub: %s\n", err);
         sh_config_free(c);
         fail();
     }
     return hub;
+}
+
+static sh_hub_t *open_hub(const char *db, const char *redis,
+                          const char *rate_limit)
+{
+    return open_hub_prefixed(db, redis, rate_limit, "sh:");
 }
 
 static int setup(void **state)
@@ -127,6 +136,24 @@ static void test_online_is_seen_from_the_other_hub(void **state)
     sh__online_leave(f->a, u);
     assert_false(sh__online(f->a, u));
     assert_false(sh__online(f->b, u));
+}
+
+/* Another deployment on the same redis (another key prefix) is another
+ * cluster. */
+static void test_a_key_prefix_is_a_cluster_of_its_own(void **state)
+{
+    struct fx *f = *state;
+    char u[SH__UUID_LEN + 1];
+    sh_hub_t *other = open_hub_prefixed(f->db, redis_uri, "3", "other:");
+
+    fresh_id(u);
+    assert_int_equal(sh__online_join(f->a, u, 1), SH_OK);
+    assert_true(sh__online(f->b, u));
+    assert_false(sh__online(other, u));
+    assert_int_equal(sh__online_join(other, u, 1), SH_OK);
+    sh__online_leave(other, u);
+    sh__online_leave(f->a, u);
+    sh_hub_close(other);
 }
 
 static void test_connection_cap_holds_across_hubs(void **state)
@@ -539,6 +566,8 @@ int main(void)
             test_online_is_seen_from_the_other_hub, setup, teardown),
         cmocka_unit_test_setup_teardown(
             test_connection_cap_holds_across_hubs, setup, teardown),
+        cmocka_unit_test_setup_teardown(
+            test_a_key_prefix_is_a_cluster_of_its_own, setup, teardown),
         cmocka_unit_test_setup_teardown(
             test_viewer_counts_add_up_across_hubs, setup, teardown),
         cmocka_unit_test_setup_teardown(
