@@ -211,3 +211,26 @@ test('the REST register/login limit per address is shared by the nodes', async (
   assert.equal(r.status, 429, JSON.stringify(r.body));
   assert.equal(r.body.error.code, 'rate_limited');
 });
+
+test('bus = redis:// alone makes the nodes share their state too', async () => {
+  const d = mkdtempSync(path.join(tmpdir(), 'streamhub-cluster-bus-'));
+  // A cluster of their own on the same redis (its own key prefix).
+  const args = ['--bus', redis.uri, '--redis.node-ttl-ms', '1000',
+    '--redis.key-prefix', 'bus-only:'];
+  const p = await startServer({ dir: d, args });
+  const q = await startServer({ dir: d, args });
+  try {
+    const u = await register(q.url, 'cb');
+    const { n, r } = await authed(p, u);
+    assert.equal(r.ok, true, JSON.stringify(r));
+    assert.equal(await online(q, u.user.id), true);
+    await n.close();
+    await eventually(() => online(q, u.user.id), false);
+  } finally {
+    for (const s of [p, q]) {
+      const r = await s.stop();
+      assert.equal(r.code, 0, `exit ${JSON.stringify(r)}: ${s.stderr()}`);
+    }
+    rmSync(d, { recursive: true, force: true });
+  }
+});
