@@ -325,8 +325,8 @@ static void refresh_touched(sh_hub_t *hub, const redisReply *keys)
             strncmp(k->str, vp, plen) != 0)
             continue;
         if (sum_key(hub->cluster, k->str, &total, NULL, 0) == SH_OK)
-            (void)sh__streams_viewers_store(hub, k->str + plen, total,
-                                            NULL, 0);
+            (void)sh__streams_viewers_sync(hub, k->str + plen, total,
+                                           NULL, 0);
     }
 }
 

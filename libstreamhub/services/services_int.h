@@ -252,6 +252,14 @@ struct sh__stats *sh__streams_stats(sh_hub_t *hub);
 sh_err_t sh__streams_viewers_store(sh_hub_t *hub, const char *stream_id,
                                    int64_t count, char *errbuf,
                                    size_t errbuf_len);
+/* In a cluster: store @total, the sum over the live nodes just read from
+ * redis, then read the sum again and store it again until they agree (a
+ * few rounds at most; then the counts are written again later), so that
+ * the stored count ends at the latest sum whatever order the nodes'
+ * writes reach the store in.  Errors as sh__streams_viewers_store(). */
+sh_err_t sh__streams_viewers_sync(sh_hub_t *hub, const char *stream_id,
+                                  int64_t total, char *errbuf,
+                                  size_t errbuf_len);
 /* Store a stream's pending chat counts and forget its ring (the stream
  * ended). */
 void sh__stats_forget(sh_hub_t *hub, const char *stream_id);

@@ -1026,11 +1026,43 @@ SH_API sh_err_t sh_stream_set_viewers(sh_hub_t *hub, const char *stream_id,
             sh__cluster_resync_later(hub);
             return rc;
         }
-        if (count > INT32_MAX)
-            count = INT32_MAX;
+        return sh__streams_viewers_sync(hub, stream_id, count, errbuf,
+                                        errbuf_len);
     }
     return sh__streams_viewers_store(hub, stream_id, count, errbuf,
                                      errbuf_len);
+}
+
+sh_err_t sh__streams_viewers_sync(sh_hub_t *hub, const char *stream_id,
+                                  int64_t total, char *errbuf,
+                                  size_t errbuf_len)
+{
+    sh_err_t rc;
+
+    /* Nodes store the sums they computed in whatever order their writes
+     * reach the store, so an older sum may land last.  Each writer reads
+     * the sum again after its write and writes again until they agree:
+     * the last write of all is then of the latest sum. */
+    for (int round = 0; round < 4; round++) {
+        int64_t now = 0;
+
+        if (total > INT32_MAX)
+            total = INT32_MAX;
+        rc = sh__streams_viewers_store(hub, stream_id, total, errbuf,
+                                       errbuf_len);
+        if (rc != SH_OK)
+            return rc;
+        if (sh__cluster_total(hub, SH__COUNT_VIEWERS, stream_id, &now, NULL,
+                              0) != SH_OK)
+            break;
+        if (now == total)
+            return SH_OK;
+        total = now;
+    }
+    /* Redis failed, or the count keeps moving: the gateway writes its
+     * counts again at its next tick. */
+    sh__cluster_resync_later(hub);
+    return SH_OK;
 }
 
 sh_err_t sh__streams_viewers_store(sh_hub_t *hub, const char *stream_id,

@@ -195,6 +195,28 @@ test('the hot-read cache: a write on one node is read at once on the other', asy
   assert.equal(await get(b), 'renamed');
 });
 
+test('redis restarted empty: the nodes write their counts again', async () => {
+  const s = await liveStream(a, 'cz');
+  const zoe = await register(a.url, 'czu');
+  const { n, r } = await authed(a, zoe);
+  assert.equal(r.ok, true, JSON.stringify(r));
+  const v = await Native.open(a.wsUrl);
+  await v.send('subscribe', { channel: `stream:${s.id}` });
+  const w = await Native.open(b.wsUrl);
+  await w.send('subscribe', { channel: `chat:${s.id}` });
+  await eventually(() => viewers(b, s.id), 2);
+  assert.equal(await online(b, zoe.user.id), true);
+  await redis.restart();        // no persistence: every key is gone
+  // Each node finds itself unregistered at its next heartbeat and
+  // writes its counts again: b sees a's user and both viewers.
+  await eventually(() => online(b, zoe.user.id), true, 15000);
+  await w.close();
+  await eventually(() => viewers(a, s.id), 1, 15000);
+  await n.close();
+  await v.close();
+  await eventually(() => online(b, zoe.user.id), false);
+});
+
 test('the REST register/login limit per address is shared by the nodes', async () => {
   // 10 a minute per client address, over both nodes: spend what is left
   // of it on node a, then node b has nothing left either (a token takes

@@ -238,6 +238,22 @@ static void test_viewer_counts_add_up_across_hubs(void **state)
     assert_int_equal(viewers(f->b, sid), 3);
 }
 
+/* Two nodes store the sums they computed in any order: a writer whose
+ * sum is already old when it reaches the store must not leave it there. */
+static void test_a_late_stale_viewer_sum_does_not_stick(void **state)
+{
+    struct fx *f = *state;
+    char sid[SH__UUID_LEN + 1], uid[SH__UUID_LEN + 1];
+
+    live_stream(f->a, sid, uid);
+    assert_int_equal(sh_stream_set_viewers(f->a, sid, 1, NULL, 0), SH_OK);
+    assert_int_equal(sh_stream_set_viewers(f->b, sid, 2, NULL, 0), SH_OK);
+    assert_int_equal(viewers(f->a, sid), 3);
+    /* A's write of the sum it computed before B's change lands last. */
+    assert_int_equal(sh__streams_viewers_sync(f->a, sid, 1, NULL, 0), SH_OK);
+    assert_int_equal(viewers(f->b, sid), 3);
+}
+
 /* Write a ghost node into redis: heartbeat deadline @ttl_ms from the
  * server's now, @n in @key's hash. */
 static void ghost(struct fx *f, const char *node, const char *key,
@@ -570,6 +586,8 @@ int main(void)
             test_a_key_prefix_is_a_cluster_of_its_own, setup, teardown),
         cmocka_unit_test_setup_teardown(
             test_viewer_counts_add_up_across_hubs, setup, teardown),
+        cmocka_unit_test_setup_teardown(
+            test_a_late_stale_viewer_sum_does_not_stick, setup, teardown),
         cmocka_unit_test_setup_teardown(
             test_a_node_that_stops_heart_beating_drops_out, setup,
             teardown),
