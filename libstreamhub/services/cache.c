@@ -52,7 +52,7 @@ struct sh__cache {
 
 /* KEYS: value, version, generation.  Returns {1, text} on a hit, else
  * {0, ticket}. */
-static struct sh__redis_script get_script = {
+static const struct sh__redis_script get_script = {
     "local v = redis.call('GET', KEYS[1])\n"
     "local g = redis.call('GET', KEYS[3]) or '0'\n"
     "if v then\n"
@@ -61,27 +61,24 @@ static struct sh__redis_script get_script = {
     "    return {1, string.sub(v, nl + 1)}\n"
     "  end\n"
     "end\n"
-    "return {0, (redis.call('GET', KEYS[2]) or '0') .. ':' .. g}\n",
-    ""
+    "return {0, (redis.call('GET', KEYS[2]) or '0') .. ':' .. g}\n"
 };
 
 /* KEYS: value, version, generation.  ARGV: ticket, text, ttl ms. */
-static struct sh__redis_script put_script = {
+static const struct sh__redis_script put_script = {
     "local g = redis.call('GET', KEYS[3]) or '0'\n"
     "local now = (redis.call('GET', KEYS[2]) or '0') .. ':' .. g\n"
     "if now ~= ARGV[1] then return 0 end\n"
     "redis.call('SET', KEYS[1], g .. '\\n' .. ARGV[2], 'PX', ARGV[3])\n"
-    "return 1\n",
-    ""
+    "return 1\n"
 };
 
 /* KEYS: value, version. */
-static struct sh__redis_script del_script = {
+static const struct sh__redis_script del_script = {
     "redis.call('DEL', KEYS[1])\n"
     "redis.call('INCR', KEYS[2])\n"
     "redis.call('EXPIRE', KEYS[2], 3600)\n"
-    "return 1\n",
-    ""
+    "return 1\n"
 };
 
 sh_err_t sh__cache_init(sh_hub_t *hub, char *errbuf, size_t errbuf_len)
@@ -225,7 +222,8 @@ void sh__cache_invalidate(sh_hub_t *hub, enum sh__cache_kind kind,
 {
     char val[KEY_MAX], ver[KEY_MAX], gen[KEY_MAX], err[SH_ERRBUF_SIZE];
 
-    if (hub == NULL || hub->cache == NULL || !keys(hub, kind, id, val, ver, gen))
+    if (hub == NULL || hub->cache == NULL ||
+        !keys(hub, kind, id, val, ver, gen))
         return;
     if (sh__redis_eval(sh__cluster_redis(hub), &del_script, 2, 2,
                        (const char *[]){ val, ver }, NULL, NULL, err,

@@ -109,31 +109,29 @@ struct sh__cluster {
 /* KEYS: sh:nodes.  ARGV: node, ttl_ms, prefix.  Returns {1 if the node was not
  * registered (first beat, or reaped), keys touched by reaping}.  Reaps
  * at most 16 dead nodes a beat. */
-static struct sh__redis_script beat_script = {
+static const struct sh__redis_script beat_script = {
     LUA_NOW LUA_DROP_NODE
     "local new = redis.call('ZADD', KEYS[1], now + tonumber(ARGV[2]), "
     "ARGV[1])\n"
     "local touched = {}\n"
     "for _, n in ipairs(redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now, "
     "'LIMIT', 0, 16)) do drop_node(ARGV[3], n, touched) end\n"
-    "return {new, touched}\n",
-    ""
+    "return {new, touched}\n"
 };
 
 /* KEYS: sh:nodes.  ARGV: node, prefix.  Returns the keys it had a field
  * in. */
-static struct sh__redis_script leave_script = {
+static const struct sh__redis_script leave_script = {
     LUA_DROP_NODE
     "local touched = {}\n"
     "drop_node(ARGV[2], ARGV[1], touched)\n"
-    "return touched\n",
-    ""
+    "return touched\n"
 };
 
 /* KEYS: the hash, sh:nodes, sh:nk:<node>.  ARGV: node, 'incr' or 'set',
  * value, cap (0: none).  An increment that would take the live sum over
  * the cap changes nothing and returns {-1, sum}; else {mine, sum}. */
-static struct sh__redis_script count_script = {
+static const struct sh__redis_script count_script = {
     LUA_NOW LUA_LIVE_SUM
     "local v = tonumber(ARGV[3])\n"
     "local mine = tonumber(redis.call('HGET', KEYS[1], ARGV[1]) or '0')\n"
@@ -152,13 +150,12 @@ static struct sh__redis_script count_script = {
     "  redis.call('HSET', KEYS[1], ARGV[1], new)\n"
     "  redis.call('SADD', KEYS[3], KEYS[1])\n"
     "end\n"
-    "return {new, live_sum(ARGV[1])}\n",
-    ""
+    "return {new, live_sum(ARGV[1])}\n"
 };
 
 /* KEYS: the hash, sh:nodes.  Returns the live sum. */
-static struct sh__redis_script sum_script = {
-    LUA_NOW LUA_LIVE_SUM "return live_sum(nil)\n", ""
+static const struct sh__redis_script sum_script = {
+    LUA_NOW LUA_LIVE_SUM "return live_sum(nil)\n"
 };
 
 /* ---- helpers ------------------------------------------------------------ */

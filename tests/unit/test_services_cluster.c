@@ -259,14 +259,14 @@ static void test_a_late_stale_viewer_sum_does_not_stick(void **state)
 static void ghost(struct fx *f, const char *node, const char *key,
                   const char *n, int ttl_ms)
 {
-    static struct sh__redis_script s = {
+    static const struct sh__redis_script s = {
         "local t = redis.call('TIME')\n"
         "local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / "
         "1000)\n"
         "redis.call('ZADD', 'sh:nodes', now + tonumber(ARGV[3]), ARGV[1])\n"
         "redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])\n"
         "redis.call('SADD', 'sh:nk:' .. ARGV[1], KEYS[1])\n"
-        "return 1\n", ""
+        "return 1\n"
     };
     char ttl[16], err[SH_ERRBUF_SIZE];
 
@@ -462,10 +462,11 @@ static double metric(sh_hub_t *hub, const char *series)
     return v;
 }
 
-#define STREAM_HIT "streamhub_cache_requests_total{cache=\"stream\",result=\"hit\"}"
-#define STREAM_MISS "streamhub_cache_requests_total{cache=\"stream\",result=\"miss\"}"
-#define USER_HIT "streamhub_cache_requests_total{cache=\"user\",result=\"hit\"}"
-#define UNREAD_HIT "streamhub_cache_requests_total{cache=\"unread\",result=\"hit\"}"
+#define CACHE_REQ "streamhub_cache_requests_total"
+#define STREAM_HIT CACHE_REQ "{cache=\"stream\",result=\"hit\"}"
+#define STREAM_MISS CACHE_REQ "{cache=\"stream\",result=\"miss\"}"
+#define USER_HIT CACHE_REQ "{cache=\"user\",result=\"hit\"}"
+#define UNREAD_HIT CACHE_REQ "{cache=\"unread\",result=\"hit\"}"
 
 static void test_cached_stream_is_never_stale_after_a_write(void **state)
 {
