@@ -4,7 +4,7 @@
 // a node killed with SIGKILL drops out within seconds, the cap of
 // connections per user and the chat rate limit hold across the nodes.
 // The bus stays local here: no event crosses nodes in these tests.
-import { test, before, after } from 'node:test';
+import { test, before, after, beforeEach } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -35,6 +35,12 @@ before(async () => {
   dir = mkdtempSync(path.join(tmpdir(), 'streamhub-cluster-'));
   a = await node();
   b = await node();
+});
+
+// Every test registers users, which the shared limit of register/login
+// per address (10 a minute) counts: each test starts with a full bucket.
+beforeEach(async () => {
+  await redis.command(['DEL', 'sh:rl:rest-auth:127.0.0.1']);
 });
 
 after(async () => {
@@ -215,6 +221,26 @@ test('redis restarted empty: the nodes write their counts again', async () => {
   await n.close();
   await v.close();
   await eventually(() => online(b, zoe.user.id), false);
+});
+
+test('redis down: the nodes fail open, then count together again', async () => {
+  const s = await liveStream(a, 'cd');
+  const yan = await register(a.url, 'cdu');
+  await redis.kill();
+  // Counted on its node only (that node's own cap still holds).
+  const { n, r } = await authed(a, yan);
+  assert.equal(r.ok, true, JSON.stringify(r));
+  assert.equal(await online(a, yan.user.id), true);
+  assert.equal(await online(b, yan.user.id), false);
+  // redis.rate-limit-down = local: the node's own bucket.
+  const c = await api(b.url, 'POST', `/api/v1/streams/${s.id}/chat`,
+    { body: { text: 'while down' }, token: yan.token });
+  assert.equal(c.status, 201, JSON.stringify(c.body));
+  await redis.start();
+  // Once redis answers, the heartbeat writes the counts again.
+  await eventually(() => online(b, yan.user.id), true, 15000);
+  await n.close();
+  await eventually(() => online(b, yan.user.id), false);
 });
 
 test('the REST register/login limit per address is shared by the nodes', async () => {
