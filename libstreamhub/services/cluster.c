@@ -396,6 +396,13 @@ static void *beat_main(void *arg)
 
 /* ---- the area ----------------------------------------------------------- */
 
+/* /metrics: 1 while the pool is up (its last connect or command did not
+ * fail, or its backoff passed), else 0. */
+static double redis_up(void *arg)
+{
+    return sh__redis_up(((struct sh__cluster *)arg)->redis) ? 1 : 0;
+}
+
 /* The redis URI of the cluster: `redis`, else a redis:// bus, else none. */
 static const char *cluster_uri(const sh_config_t *conf)
 {
@@ -446,6 +453,11 @@ sh_err_t sh__cluster_init(sh_hub_t *hub, char *errbuf, size_t errbuf_len)
     pthread_mutex_init(&cl->hb_mu, NULL);
     pthread_cond_init(&cl->hb_cv, NULL);
     hub->cluster = cl;
+    /* Read at render time only, while the hub (and cl) is open. */
+    (void)sh__metrics_add_callback(hub->metrics, "streamhub_redis_state_up",
+                                   "1 while the redis of the shared state "
+                                   "answers, 0 while calls fail fast.",
+                                   redis_up, cl);
     return SH_OK;
 }
 

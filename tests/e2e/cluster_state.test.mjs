@@ -189,6 +189,7 @@ test('the hot-read cache: a write on one node is read at once on the other', asy
   assert.equal(await get(b), 'cx');            // from the cache
   const m = await api(b.url, 'GET', '/metrics');
   assert.match(m.body, /streamhub_cache_requests_total\{cache="stream",result="hit"\} [1-9]/);
+  assert.match(m.body, /^streamhub_redis_state_up 1$/m);
   const up = await api(a.url, 'POST', '/graphql', {
     token: s.user.token,
     body: {
