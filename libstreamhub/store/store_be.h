@@ -31,6 +31,8 @@ extern const size_t sh__sqlite_migrations_count;
 struct sh__store_target {
     char *path;            /* owned: the SQLite file, or ":memory:" */
     bool memory;
+    bool readonly;         /* the read pool (store-read): never migrate or
+                              write */
     int64_t busy_timeout_ms;
 };
 
@@ -69,6 +71,9 @@ struct sh__conn {
     bool in_tx;                /* between begin and commit/rollback */
 };
 
+/* Slots of the recent-write marks (sh__store_wrote): a power of two. */
+#define SH__STORE_MARKS 4096u
+
 /* The pool.  @locks mu guards free_list, nfree, closing.
  *
  * Invariants:
@@ -88,6 +93,21 @@ struct sh__store {
     pthread_mutex_t mu;
     pthread_cond_t cv;
     atomic_uint_fast64_t exec_count;
+    /* The read pool (store-read) is a second instance of this struct:
+     * the primary owns it in @replica (NULL: reads go to the primary) and
+     * it points back through @primary (NULL in the primary).  Read-only
+     * after open. */
+    struct sh__store *replica;
+    struct sh__store *primary;
+    int64_t window_ms;             /* store-read.write-window-ms */
+    int64_t retry_ms;              /* store-read.retry-ms */
+    /* Primary only: monotonic ms until which the replica is skipped after
+     * a failure (0: up). */
+    atomic_int_fast64_t down_until;
+    /* Primary only: per slot (a hash of a key), the monotonic ms of the
+     * last write marked there.  Lock-free and bounded: two keys sharing a
+     * slot only send more reads to the primary. */
+    atomic_int_fast64_t marks[SH__STORE_MARKS];
 };
 
 #endif
