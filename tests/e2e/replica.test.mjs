@@ -6,12 +6,17 @@
 // at the store's own file it is plain plumbing; pointed at a copy taken
 // earlier it is a replica whose replay stopped at the copy, which makes
 // routing visible: a read answered by the copy shows the past.
+//
+// On PostgreSQL the replica is a real streaming replica (svc_pg_replica.mjs,
+// pg_basebackup -R) whose replay the test pauses with pg_wal_replay_pause():
+// a read that it answers shows the past until replay resumes.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { copyFileSync, existsSync, mkdtempSync, rmSync, truncateSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { startServer, api, register } from './harness.mjs';
+import { startPgReplicaPair } from './svc_pg_replica.mjs';
 
 async function gql(srv, query, variables, token) {
   const r = await api(srv.url, 'POST', '/graphql', { token, body: { query, variables } });
@@ -94,5 +99,76 @@ test('reads go to store-read but for own writes; a failed replica falls back', a
     await srv.stop();
   } finally {
     rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+// Poll @fn until it returns true, or fail after @ms.
+async function until(what, fn, ms = 20000) {
+  const end = Date.now() + ms;
+  while (!(await fn())) {
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+test('PostgreSQL streaming replica: own writes at once, others lag, replica killed', async () => {
+  const pair = await startPgReplicaPair();
+  try {
+    const args = ['--store', pair.primary.uri(), '--store-read', pair.replica.uri(),
+      '--store-read.retry-ms', '500'];
+    const a = await startServer({ args });        // where the users write
+    const b = await startServer({ args });        // a node that wrote nothing
+    const alice = await register(a.url, 'pa');
+    const bob = await register(a.url, 'pb');
+    const carol = await register(a.url, 'pc');
+    await pair.caughtUp();
+    const followers = async (srv) => (await gql(srv, COUNTS, { id: bob.user.id })).user;
+    assert.equal((await followers(b)).followerCount, 0);
+
+    // The replica stops replaying: whatever is written now, it does not see.
+    pair.replica.psql('SELECT pg_wal_replay_pause()');
+
+    // Own writes, read back at once on the node that made them.
+    const f = await gql(a, FOLLOW, { id: bob.user.id }, alice.token);
+    assert.equal(f.follow.followerCount, 1, 'the payload reads the primary');
+    let u = await followers(a);
+    assert.equal(u.followerCount, 1);
+    assert.deepEqual(u.followers.edges.map((e) => e.node.id), [alice.user.id]);
+    const st = await api(a.url, 'POST', '/api/v1/streams',
+      { token: bob.token, body: { title: 'replica' } });
+    assert.equal(st.status, 201, JSON.stringify(st.body));
+    const sent = await gql(a, 'mutation($s: ID!) { sendMessage(streamId: $s, text: "hi") { id text } }',
+      { s: st.body.id }, alice.token);
+    assert.equal(sent.sendMessage.text, 'hi');
+    const h = await gql(a, 'query($s: ID!) { chatHistory(streamId: $s) { edges { node { id } } } }',
+      { s: st.body.id });
+    assert.deepEqual(h.chatHistory.edges.map((e) => e.node.id), [sent.sendMessage.id]);
+
+    // The other node reads from the paused replica: the follow is not there.
+    u = await followers(b);
+    assert.equal(u.followerCount, 0, 'served by the paused replica');
+    assert.deepEqual(u.followers.edges, []);
+    assert.equal(pair.primary.psql(
+      `SELECT count(*) FROM follows WHERE followed_id = '${bob.user.id}'`), '1');
+
+    // Replay resumes: the other node catches up through the replica.
+    pair.replica.psql('SELECT pg_wal_replay_resume()');
+    await until('the replica to show the follow',
+      async () => (await followers(b)).followerCount === 1);
+
+    // Paused again, a second follow; then the replica is killed and the
+    // same read on the other node is answered by the primary.
+    pair.replica.psql('SELECT pg_wal_replay_pause()');
+    await gql(a, FOLLOW, { id: bob.user.id }, carol.token);
+    assert.equal((await followers(b)).followerCount, 1, 'still the paused replica');
+    await pair.replica.stop('SIGKILL');
+    u = await followers(b);
+    assert.equal(u.followerCount, 2, 'answered by the primary');
+    assert.deepEqual(u.followers.edges.map((e) => e.node.id).sort(),
+      [alice.user.id, carol.user.id].sort());
+    await a.stop();
+    await b.stop();
+  } finally {
+    await pair.stop();
   }
 });
