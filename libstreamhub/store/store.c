@@ -153,7 +153,8 @@ static sh_err_t pool_open(const sh_config_t *conf, const struct sh__log *log,
     st->window_ms = sh__config_int(conf, "store-read.write-window-ms");
     st->retry_ms = sh__config_int(conf, "store-read.retry-ms");
     atomic_init(&st->exec_count, 0);
-    atomic_init(&st->maintain_at_ms, 0);
+    /* Partitions are the primary's to make: never on the read pool. */
+    atomic_init(&st->maintain_at_ms, readonly ? INT_FAST64_MAX : 0);
     atomic_init(&st->down_until, 0);
     for (size_t i = 0; i < SH__STORE_MARKS; i++)
         atomic_init(&st->marks[i], 0);
