@@ -111,8 +111,8 @@ static int64_t mono_ms(void)
 /* ---- `?` to `$n` ------------------------------------------------------ */
 
 /* Convert @in; *@nparams gets the highest parameter number.  NULL when out
- * of memory. */
-static char *convert(const char *in, int *nparams)
+ * of memory; else the caller frees it. */
+char *sh__pg_placeholders(const char *in, int *nparams)
 {
     size_t n = strlen(in);
     /* each `?` grows by at most "$NNNNN" - "?" */
@@ -236,7 +236,7 @@ static struct pg_stmt *cache_add(struct pg_conn *pc, const struct sh__sql *q)
         pc->slots = ns;
         pc->cap = ncap;
     }
-    text = convert(src, &np);
+    text = sh__pg_placeholders(src, &np);
     if (text == NULL)
         return NULL;
     s = slot_for(pc->slots, pc->cap, q);

@@ -65,6 +65,11 @@ extern const struct sh__store_backend sh__pg_backend;
 /* Test hook: statements prepared and cached on @c (a SQLite connection). */
 size_t sh__sqlite_cached(const struct sh__conn *c);
 
+/* PostgreSQL: @in with each `?` (or SQLite's `?NNN`) outside literals,
+ * quoted identifiers and comments turned into `$n`; *@nparams gets the
+ * highest n.  malloc'd (the caller frees it), NULL when out of memory. */
+char *sh__pg_placeholders(const char *in, int *nparams);
+
 /* A row as the backend hands it to the callback. */
 struct sh__row {
     const struct sh__store_backend *be;
