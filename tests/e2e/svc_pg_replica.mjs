@@ -1,31 +1,19 @@
 // tests/e2e/svc_pg_replica.mjs: a throwaway PostgreSQL primary and its
 // streaming replica for e2e tests.
 //
-// startPgReplicaPair() makes a temporary directory, initdb's a primary
-// (wal_level=replica) on a free loopback port, creates the database
-// `streamhub`, then makes the replica with `pg_basebackup -R` (which writes
-// standby.signal and primary_conninfo) and starts it on another free port
-// as a hot standby.  Each server is started with pg_ctl -w (it waits until
-// the server accepts connections) and stopped by the PID in its
-// postmaster.pid; the directory goes at stop().  As root the servers run as
-// the `postgres` user (PostgreSQL refuses root), through runuser.
+// startPgReplicaPair() starts a primary with svc_pg.mjs (its initdb
+// defaults allow streaming replication from loopback: wal_level=replica,
+// trust for replication), then makes the replica with `pg_basebackup -R`
+// (which writes standby.signal and primary_conninfo) in a temporary
+// directory of its own and starts it on another free port as a hot
+// standby, with pg_ctl -w (it waits until the server accepts connections).  Each server is stopped by the PID in its postmaster.pid;
+// the directories go at stop().  As root the servers run as the
+// `postgres` user (PostgreSQL refuses root), through runuser.
 import { execFileSync, spawnSync } from 'node:child_process';
-import { chmodSync, existsSync, mkdtempSync, readdirSync,
-  readFileSync, appendFileSync, rmSync } from 'node:fs';
-import { createServer } from 'node:net';
+import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-
-// The newest installed server binaries (Debian's layout), or PG_BIN.
-export function pgBin() {
-  if (process.env.PG_BIN) return process.env.PG_BIN;
-  const root = '/usr/lib/postgresql';
-  const v = existsSync(root) ? readdirSync(root)
-    .filter((d) => existsSync(path.join(root, d, 'bin', 'initdb')))
-    .sort((a, b) => Number(a) - Number(b)) : [];
-  if (!v.length) throw new Error('PostgreSQL server binaries not found');
-  return path.join(root, v[v.length - 1], 'bin');
-}
+import { freePort, pgBin, startPg } from './svc_pg.mjs';
 
 const asRoot = process.getuid?.() === 0;
 
@@ -38,17 +26,6 @@ function run(bin, args) {
   if (r.status !== 0)
     throw new Error(`${bin} ${args.join(' ')}: ${r.status} ${r.stderr}${r.stdout}`);
   return r.stdout;
-}
-
-export async function freePort() {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const { port } = s.address();
-      s.close(() => resolve(port));
-    });
-  });
 }
 
 function pidOf(dir) {
@@ -96,30 +73,20 @@ function server(dir, port, sock, log) {
 }
 
 export async function startPgReplicaPair() {
-  const tmp = mkdtempSync(path.join(tmpdir(), 'streamhub-pg-'));
+  const primary = await startPg();
+  const tmp = mkdtempSync(path.join(tmpdir(), 'streamhub-pg-replica-'));
   chmodSync(tmp, 0o755);
   const sock = path.join(tmp, 'run');
-  const pdir = path.join(tmp, 'primary');
-  const rdir = path.join(tmp, 'replica');
+  const rdir = path.join(tmp, 'data');
   execFileSync('mkdir', [sock]);
-  if (asRoot) {
-    execFileSync('chown', ['postgres:', tmp, sock]);
-  }
-  const primary = server(pdir, await freePort(), sock, path.join(tmp, 'primary.log'));
+  if (asRoot) execFileSync('chown', ['postgres:', tmp, sock]);
   const replica = server(rdir, await freePort(), sock, path.join(tmp, 'replica.log'));
   const stopAll = async () => {
     await replica.stop().catch(() => {});
-    await primary.stop().catch(() => {});
     rmSync(tmp, { recursive: true, force: true });
+    await primary.stop();
   };
   try {
-    run('initdb', ['-D', pdir, '-U', 'postgres', '-A', 'trust', '-E', 'UTF8', '-N',
-      '--no-locale']);
-    // initdb's trust lines cover replication from loopback already.
-    appendFileSync(path.join(pdir, 'postgresql.conf'),
-      '\nwal_level = replica\nmax_wal_senders = 4\nhot_standby = on\n');
-    primary.start();
-    primary.psql('CREATE DATABASE streamhub', 'postgres');
     run('pg_basebackup', ['-h', '127.0.0.1', '-p', String(primary.port),
       '-U', 'postgres', '-D', rdir, '-R', '-X', 'stream', '-c', 'fast',
       '--no-sync']);
