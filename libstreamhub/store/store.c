@@ -19,6 +19,7 @@
  * they use its statement cache too; SQLite takes the write lock at BEGIN
  * (IMMEDIATE) so that two writers never deadlock upgrading a read lock.
  */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -232,7 +233,21 @@ sh_err_t sh__store_open(const sh_config_t *conf, const struct sh__log *log,
         /* After the primary: its migrations made the schema the replica
          * (or the same SQLite file) reads. */
         rc = pool_open(conf, log, read_uri, true, &rd, errbuf, errbuf_len);
+        if (rc == SH_OK && rd->be != st->be) {
+            /* The statements' dialect is the primary's. */
+            sh__errbuf(errbuf, errbuf_len, "store-read: a %s store cannot "
+                       "read from %s", st->be->name, rd->be->name);
+            pool_close(rd);
+            rc = SH_EINVAL;
+        }
         if (rc != SH_OK) {
+            char why[SH_ERRBUF_SIZE];
+
+            /* Opened at start or never: a replica that cannot be reached
+             * now is a configuration to fix, not an outage to ride. */
+            snprintf(why, sizeof why, "%s", errbuf != NULL ? errbuf : "");
+            if (strncmp(why, "store-read", 10) != 0)
+                sh__errbuf(errbuf, errbuf_len, "store-read: %s", why);
             pool_close(st);
             return rc;
         }
