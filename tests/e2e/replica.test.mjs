@@ -121,6 +121,7 @@ test('PostgreSQL streaming replica: own writes at once, others lag, replica kill
     const alice = await register(a.url, 'pa');
     const bob = await register(a.url, 'pb');
     const carol = await register(a.url, 'pc');
+    const dave = await register(b.url, 'pd');     // node a never wrote dave
     await pair.caughtUp();
     const followers = async (srv) => (await gql(srv, COUNTS, { id: bob.user.id })).user;
     assert.equal((await followers(b)).followerCount, 0);
@@ -143,6 +144,16 @@ test('PostgreSQL streaming replica: own writes at once, others lag, replica kill
     const h = await gql(a, 'query($s: ID!) { chatHistory(streamId: $s) { edges { node { id } } } }',
       { s: st.body.id });
     assert.deepEqual(h.chatHistory.edges.map((e) => e.node.id), [sent.sendMessage.id]);
+
+    // A mutation's payload reads the primary even where its own write did
+    // not touch: carol follows dave through the other node, then dave's
+    // message on this one shows that follow in its author.
+    await gql(b, FOLLOW, { id: dave.user.id }, carol.token);
+    const m = await gql(a, 'mutation($s: ID!) { sendMessage(streamId: $s, text: "yo") ' +
+      '{ author { id followerCount } } }', { s: st.body.id }, dave.token);
+    assert.equal(m.sendMessage.author.followerCount, 1, 'the payload reads the primary');
+    assert.equal((await gql(a, COUNTS, { id: dave.user.id })).user.followerCount, 0,
+      'a query about dave on this node reads the paused replica');
 
     // The other node reads from the paused replica: the follow is not there.
     u = await followers(b);
