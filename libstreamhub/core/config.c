@@ -172,6 +172,17 @@ static sh_err_t validate(const struct sh__conf_key *k, const char *value,
             sh__errbuf(errbuf, errbuf_len, "store: sqlite: needs a path");
             return SH_EINVAL;
         }
+        if (strcmp(k->name, "store-read") == 0 && value[0] != '\0' &&
+            ((strncmp(value, "sqlite:", 7) != 0 &&
+              strncmp(value, "postgres://", 11) != 0 &&
+              strncmp(value, "postgresql://", 13) != 0) ||
+             strcmp(value, "sqlite:") == 0 ||
+             strcmp(value, "sqlite::memory:") == 0)) {
+            sh__errbuf(errbuf, errbuf_len,
+                       "store-read: '%s' is not empty, sqlite:PATH or a "
+                       "postgres:// URI", value);
+            return SH_EINVAL;
+        }
         if (strcmp(k->name, "bus") == 0 && strcmp(value, "local") != 0 &&
             strncmp(value, "redis://", 8) != 0) {
             sh__errbuf(errbuf, errbuf_len,

@@ -17,6 +17,17 @@ const struct sh__conf_key sh__conf_keys[] = {
       "Address and port of every door (port 0: any free port)."),
     S("store", "sqlite:streamhub.db",
       "sqlite:PATH, sqlite::memory:, or a postgres:// or postgresql:// URI."),
+    S("store-read", "",
+      "Where reads that may lag go: a postgres:// URI of a streaming "
+      "replica (or, on SQLite, sqlite:PATH of the store's own file, opened "
+      "read-only); empty: every read goes to store.  Writes, the reads of "
+      "a call that writes (a mutation's payload), the reads that rules "
+      "and credentials rest on, and reads of what this node wrote in the "
+      "last store-read.write-window-ms (a user's own follow, chat "
+      "message, edit) go to store; other reads (users, streams, lists, "
+      "counts, history, notifications, search) go here.  When a read "
+      "fails here it is answered by store, which takes every read for "
+      "store-read.retry-ms."),
     S("bus", "local", "local, or redis://[:password@]host:port[/db]."),
     E("log-level", "info", "debug|info|warn|error",
       "Least severe level logged."),
@@ -91,6 +102,13 @@ const struct sh__conf_key sh__conf_keys[] = {
     I("redis.cache-ttl-seconds", "30", 0, 86400,
       "Lifetime of a cached stream, user or unread count in redis (the "
       "writes that change one delete it first); 0: no cache."),
+    I("store-read.write-window-ms", "2000", 0, 600000,
+      "After a write through this node, reads of the users, streams and "
+      "channels it touched stay on store for this long: a user sees their "
+      "own writes while the replica's lag is under it."),
+    I("store-read.retry-ms", "1000", 0, 600000,
+      "After a read failed on store-read, every read goes to store for "
+      "this long before store-read is tried again."),
     I("bus.history-size", "1000", 0, 1000000,
       "Events kept per channel for recovery."),
     I("bus.history-ttl-seconds", "600", 1, 604800,

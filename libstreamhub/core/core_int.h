@@ -135,7 +135,9 @@ int sh__dispatch_fd(const struct sh__dispatch *d);
  * queuing a job. */
 void sh__dispatch_wake(struct sh__dispatch *d);
 struct event_base;   /* libevent's; hub.h attaches a hub to one */
-/* Run jobs on @base's loop from now on.  @base must be thread-aware. */
+/* Run jobs on @base's loop from now on, a bounded batch per loop turn
+ * (the rest wait for the next turn, in order), so that a burst of jobs
+ * never holds the loop.  @base must be thread-aware. */
 sh_err_t sh__dispatch_attach(struct sh__dispatch *d, struct event_base *base);
 bool sh__dispatch_attached(const struct sh__dispatch *d);
 

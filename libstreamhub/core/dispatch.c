@@ -11,6 +11,13 @@
  * lock, so that jobs may post further jobs (they run on the next turn) and a
  * slow job never holds the lock.  Reading before taking keeps invariant 1 of
  * core_int.h: a post that races with run() leaves the fd readable.
+ *
+ * On a loop (attached), one readable event runs at most DISPATCH_BUDGET
+ * jobs: the rest go back to the head of the queue, in order, and the fd is
+ * made readable again, so that the loop serves its sockets and timers
+ * between batches.  Going live to a million followers queues a delivery
+ * job per subscribed follower at once; run in one turn, they would stall
+ * every connection of the loop until the last had run.
  */
 #include <errno.h>
 #include <poll.h>
@@ -28,6 +35,9 @@ struct job {
     sh__job_fn fn;
     void *arg;
 };
+
+/* Jobs run per readable event of an attached dispatcher. */
+#define DISPATCH_BUDGET 1024
 
 struct sh__dispatch {
     pthread_mutex_t lock;
@@ -54,7 +64,7 @@ sh_err_t sh__dispatch_new(struct sh__dispatch **out)
     return SH_OK;
 }
 
-static struct job *take_all(struct sh__dispatch *d)
+static struct job *take_all(struct sh__dispatch *d, struct job **tail)
 {
     struct job *j;
     uint64_t n;
@@ -64,9 +74,29 @@ static struct job *take_all(struct sh__dispatch *d)
         ;
     pthread_mutex_lock(&d->lock);
     j = d->head;
+    if (tail != NULL)
+        *tail = d->tail;
     d->head = d->tail = NULL;
     pthread_mutex_unlock(&d->lock);
     return j;
+}
+
+/* Put @head..@tail, jobs taken and not run, back before what was posted
+ * since, and make the fd readable again (invariant 1).  A closing
+ * dispatcher runs them at free, canceled, like any queued job. */
+static void put_back(struct sh__dispatch *d, struct job *head,
+                     struct job *tail)
+{
+    uint64_t one = 1;
+
+    pthread_mutex_lock(&d->lock);
+    tail->next = d->head;
+    d->head = head;
+    if (d->tail == NULL)
+        d->tail = tail;
+    pthread_mutex_unlock(&d->lock);
+    while (write(d->efd, &one, sizeof one) < 0 && errno == EINTR)
+        ;
 }
 
 static int run_list(struct job *j, bool canceled)
@@ -92,7 +122,7 @@ void sh__dispatch_free(struct sh__dispatch *d)
     pthread_mutex_unlock(&d->lock);
     if (d->ev != NULL)
         event_free(d->ev);
-    run_list(take_all(d), true);
+    run_list(take_all(d, NULL), true);
     close(d->efd);
     pthread_mutex_destroy(&d->lock);
     free(d);
@@ -131,7 +161,7 @@ sh_err_t sh__dispatch_post(struct sh__dispatch *d, sh__job_fn fn, void *arg)
 
 int sh__dispatch_run(struct sh__dispatch *d)
 {
-    return run_list(take_all(d), false);
+    return run_list(take_all(d, NULL), false);
 }
 
 void sh__dispatch_wait(struct sh__dispatch *d, int timeout_ms)
@@ -157,9 +187,22 @@ int sh__dispatch_fd(const struct sh__dispatch *d)
 
 static void on_readable(evutil_socket_t fd, short what, void *arg)
 {
+    struct sh__dispatch *d = arg;
+    struct job *tail = NULL, *j = take_all(d, &tail), *last = NULL, *rest;
+    int n = 0;
+
     (void)fd;
     (void)what;
-    sh__dispatch_run(arg);
+    for (rest = j; rest != NULL && n < DISPATCH_BUDGET; n++) {
+        last = rest;
+        rest = rest->next;
+    }
+    if (rest != NULL) {
+        /* Cut this batch off the rest, which goes back first. */
+        last->next = NULL;
+        put_back(d, rest, tail);
+    }
+    run_list(j, false);
 }
 
 sh_err_t sh__dispatch_attach(struct sh__dispatch *d, struct event_base *base)

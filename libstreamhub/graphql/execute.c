@@ -1305,9 +1305,16 @@ sh_err_t sh__gql_run(sh_hub_t *hub, struct sh__gql_engine *eng,
         const struct sh__gql_type *root = sh__gql_schema_root(ex.s, ex.op->op);
         struct groups gs = { 0 };
         json_object *rootv = json_object_new_object();
+        /* A mutation's payload shows its own write: no replica reads. */
+        bool pin = ex.op->op == SH__GQL_MUTATION;
+
+        if (pin)
+            sh__reads_primary_begin();
         collect(&ex, root, ex.op->selset, &gs);
         if (exec_selset(&ex, root, rootv, &gs, NULL, &data) == NULLED)
             data = NULL;
+        if (pin)
+            sh__reads_primary_end();
         json_object_put(rootv);
         free(gs.g);
     }

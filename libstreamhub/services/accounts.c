@@ -486,6 +486,11 @@ SH_API sh_err_t sh_auth_register(sh_hub_t *hub, const char *username,
         goto out;
     }
     rc = login_finish(hub->accounts, c, &u, out, errbuf, errbuf_len);
+    if (rc == SH_OK) {
+        /* The new user reads themselves next (me, by name). */
+        sh__store_wrote(hub->store, u.id);
+        sh__store_wrote(hub->store, name_lc);
+    }
 out:
     sh__store_release(c);
     sodium_memzero(hash, sizeof hash);
@@ -855,7 +860,8 @@ static sh_err_t user_get(sh_hub_t *hub, const char *viewer_id,
      * user row never changes once written. */
     if (q == &q_user_by_id && user_cached(hub, key, &u, &t))
         goto found;
-    rc = sh__store_acquire(hub->store, &c);
+    /* @key: an id or a username (fresh after a registration here). */
+    rc = sh__store_acquire_read(hub->store, key, &c);
     if (rc != SH_OK) {
         sh__errbuf(errbuf, errbuf_len, "the hub is closing");
         return rc;

@@ -851,6 +851,8 @@ SH_API sh_err_t sh_chat_send(sh_hub_t *hub, const char *actor_id,
 
     if (hub != NULL && hub->chat != NULL)
         (void)counted(hub, rc);
+    if (rc == SH_OK)
+        sh__store_wrote(hub->store, stream_id);
     return rc;
 }
 
@@ -987,7 +989,9 @@ SH_API sh_err_t sh_chat_history(sh_hub_t *hub, const char *stream_id,
     p[0] = sh__v_text(stream_id);
     p[1] = sh__v_int(before);
     p[2] = sh__v_int(page + 1);
-    rc = sh__store_acquire(hub->store, &c);
+    /* The replica, unless a message was sent here to this stream within
+     * store-read.write-window-ms (the sender sees it in the history). */
+    rc = sh__store_acquire_read(hub->store, stream_id, &c);
     if (rc != SH_OK)
         goto out;
     rc = sh__store_exec(c, &q_history, p, 3, hist_row, &hc, NULL, errbuf,
@@ -1166,6 +1170,7 @@ SH_API sh_err_t sh_chat_delete(sh_hub_t *hub, const char *actor_id,
     sh__store_release(c);
     if (rc != SH_OK)
         return rc;
+    sh__store_wrote(hub->store, fc.stream);
     (void)sh__chat_redact_bus(hub, fc.channel, message_id, NULL, 0);
 
     snprintf(chan_name, sizeof chan_name, "chat:%s", fc.stream);

@@ -35,6 +35,16 @@ bool sh__jbool(const json_object *obj, const char *key);
  * Borrowed until @obj is freed.  NULL when @obj is NULL. */
 const char *sh__jtext(json_object *obj, size_t *len);
 
+/* ---- read routing (store-read) ------------------------------------------ */
+
+/* Between these two calls, every read of the calling thread goes to the
+ * primary store, never to the replica of `store-read`: the GraphQL
+ * executor brackets a mutation's selection with them, so that the payload
+ * a mutation answers shows its own write.  Pairs nest.  @locality the
+ * calling thread only (the bracket never spans threads or callbacks). */
+void sh__reads_primary_begin(void);
+void sh__reads_primary_end(void);
+
 /* ---- metrics ------------------------------------------------------------ */
 
 /* Messages waiting in the write-behind queue (metrics). */

@@ -133,6 +133,9 @@ out:
         json_object_put(notif);
         return rc;
     }
+    /* Both users' lists and counts changed: read them on the primary. */
+    sh__store_wrote(hub->store, actor_id);
+    sh__store_wrote(hub->store, user_id);
     if (changes > 0) {
         sh__notify_publish(hub, user_id, notif);
         sh__chat_follow_changed(hub, actor_id, user_id, true);
@@ -168,6 +171,8 @@ SH_API sh_err_t sh_unfollow(sh_hub_t *hub, const char *actor_id,
     sh__store_release(c);
     if (rc != SH_OK)
         return rc;
+    sh__store_wrote(hub->store, actor_id);
+    sh__store_wrote(hub->store, user_id);
     if (changes > 0)
         sh__chat_follow_changed(hub, actor_id, user_id, false);
     if (removed != NULL)
@@ -182,17 +187,12 @@ static int flag_row(void *arg, const struct sh__row *row)
     return 1;
 }
 
-sh_err_t sh__is_following(sh_hub_t *hub, const char *follower_id,
-                          const char *followed_id, bool *out)
+/* @primary: a rule rests on the answer (the chat's followers-only mode),
+ * so it must not lag; else a plain read (store_int.h). */
+static sh_err_t follow_check(sh_hub_t *hub, const char *follower_id,
+                             const char *followed_id, bool primary,
+                             bool *out, char *errbuf, size_t errbuf_len)
 {
-    return sh_follow_check(hub, follower_id, followed_id, out, NULL, 0);
-}
-
-SH_API sh_err_t sh_follow_check(sh_hub_t *hub, const char *follower_id,
-                                const char *followed_id, bool *out,
-                                char *errbuf, size_t errbuf_len)
-{
-    SH__HUB_CALL(hub);
     struct sh__conn *c;
     struct sh__val p[2];
     bool found = false;
@@ -208,7 +208,9 @@ SH_API sh_err_t sh_follow_check(sh_hub_t *hub, const char *follower_id,
     }
     if (!sh__uuid_valid(follower_id) || !sh__uuid_valid(followed_id))
         return SH_OK;
-    if ((rc = sh__store_acquire(hub->store, &c)) != SH_OK)
+    rc = primary ? sh__store_acquire(hub->store, &c)
+                 : sh__store_acquire_read(hub->store, follower_id, &c);
+    if (rc != SH_OK)
         return rc;
     p[0] = sh__v_text(follower_id);
     p[1] = sh__v_text(followed_id);
@@ -218,6 +220,22 @@ SH_API sh_err_t sh_follow_check(sh_hub_t *hub, const char *follower_id,
     if (rc == SH_OK)
         *out = found;
     return rc;
+}
+
+sh_err_t sh__is_following(sh_hub_t *hub, const char *follower_id,
+                          const char *followed_id, bool *out)
+{
+    return follow_check(hub, follower_id, followed_id, true, out, NULL, 0);
+}
+
+SH_API sh_err_t sh_follow_check(sh_hub_t *hub, const char *follower_id,
+                                const char *followed_id, bool *out,
+                                char *errbuf, size_t errbuf_len)
+{
+    SH__HUB_CALL(hub);
+
+    return follow_check(hub, follower_id, followed_id, false, out, errbuf,
+                        errbuf_len);
 }
 
 struct counts {
@@ -250,7 +268,7 @@ SH_API sh_err_t sh_follow_counts(sh_hub_t *hub, const char *user_id,
         *following = 0;
     if ((rc = sh__hub_live(hub)) != SH_OK)
         return rc;
-    if ((rc = sh__store_acquire(hub->store, &c)) != SH_OK)
+    if ((rc = sh__store_acquire_read(hub->store, user_id, &c)) != SH_OK)
         return rc;
     rc = sh__user_roles_c(c, user_id, &roles, errbuf, errbuf_len);
     if (rc == SH_OK) {
@@ -374,7 +392,7 @@ SH_API sh_err_t sh_follow_counts_many(sh_hub_t *hub,
     for (size_t i = 0; i < m.n; i++)
         m.a[i] = m.b[i] = -1;
     if (m.n > 0) {
-        if ((rc = sh__store_acquire(hub->store, &c)) != SH_OK) {
+        if ((rc = sh__acquire_read_many(hub, m.ids, m.n, &c)) != SH_OK) {
             sh__errbuf(errbuf, errbuf_len, "the hub is closing");
             goto out;
         }
@@ -461,7 +479,7 @@ static sh_err_t list(sh_hub_t *hub, const struct sh__sql *q,
         return rc;
     if (!sh__page_init(&x.page, n))
         return SH_ENOMEM;
-    if ((rc = sh__store_acquire(hub->store, &c)) != SH_OK) {
+    if ((rc = sh__store_acquire_read(hub->store, user_id, &c)) != SH_OK) {
         sh__page_drop(&x.page);
         return rc;
     }

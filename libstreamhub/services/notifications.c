@@ -255,7 +255,7 @@ SH_API sh_err_t sh_notification_list(sh_hub_t *hub, const char *actor_id,
     rc = sh__cursor_ti_decode(after, &have, &ct, cid, errbuf, errbuf_len);
     if (rc != SH_OK)
         return rc;
-    if ((rc = sh__store_acquire(hub->store, &c)) != SH_OK)
+    if ((rc = sh__store_acquire_read(hub->store, actor_id, &c)) != SH_OK)
         return rc;
     rc = sh__actor_c(c, actor_id, NULL, errbuf, errbuf_len);
     if (rc != SH_OK)
@@ -327,7 +327,7 @@ SH_API sh_err_t sh_notification_unread_count(sh_hub_t *hub,
             return SH_OK;
         }
     }
-    if ((rc = sh__store_acquire(hub->store, &c)) != SH_OK)
+    if ((rc = sh__store_acquire_read(hub->store, actor_id, &c)) != SH_OK)
         return rc;
     rc = sh__actor_c(c, actor_id, NULL, errbuf, errbuf_len);
     if (rc == SH_OK) {
@@ -405,6 +405,8 @@ SH_API sh_err_t sh_notification_mark_read(sh_hub_t *hub,
     }
     sh__store_release(c);
     json_object_put(arr);
+    if (rc == SH_OK)
+        sh__store_wrote(hub->store, actor_id);
     if (rc == SH_OK && ch > 0)
         sh__cache_invalidate(hub, SH__CACHE_UNREAD, actor_id);
     if (rc == SH_OK && changed != NULL)

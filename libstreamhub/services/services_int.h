@@ -151,6 +151,11 @@ sh_err_t sh__user_name_c(struct sh__conn *c, const char *user_id,
  * SH_EUNAUTHENTICATED (a token outliving its user).  @roles may be NULL. */
 sh_err_t sh__actor_c(struct sh__conn *c, const char *actor_id,
                      unsigned *roles, char *errbuf, size_t errbuf_len);
+/* A connection for a read of the users or streams @ids (@n of them):
+ * the primary when any of them is fresh (sh__store_fresh), else as
+ * sh__store_acquire_read(). */
+sh_err_t sh__acquire_read_many(sh_hub_t *hub, const char *const *ids,
+                               size_t n, struct sh__conn **out);
 /* @username (case-insensitive) -> id.  SH_ENOTFOUND, SH_EINVAL. */
 sh_err_t sh__user_by_username(sh_hub_t *hub, const char *username,
                               char id[SH__UUID_LEN + 1]);

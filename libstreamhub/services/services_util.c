@@ -568,6 +568,25 @@ sh_err_t sh__user_roles_c(struct sh__conn *c, const char *user_id,
     return rc;
 }
 
+sh_err_t sh__acquire_read_many(sh_hub_t *hub, const char *const *ids,
+                               size_t n, struct sh__conn **out)
+{
+    for (size_t i = 0; i < n; i++)
+        if (sh__store_fresh(hub->store, ids[i]))
+            return sh__store_acquire(hub->store, out);
+    return sh__store_acquire_read(hub->store, NULL, out);
+}
+
+void sh__reads_primary_begin(void)
+{
+    sh__store_pin_primary(true);
+}
+
+void sh__reads_primary_end(void)
+{
+    sh__store_pin_primary(false);
+}
+
 sh_err_t sh__user_roles(sh_hub_t *hub, const char *user_id, unsigned *roles)
 {
     struct sh__conn *c;

@@ -502,6 +502,8 @@ out:
     sh__store_release(c);
     json_object_put(data);
     if (rc == SH_OK) {
+        sh__store_wrote(hub->store, id);
+        sh__store_wrote(hub->store, actor_id);
         /* Every follower's unread count grew: one step for them all. */
         if (fan.n > 0)
             sh__cache_invalidate_all(hub, SH__CACHE_UNREAD);
@@ -564,6 +566,7 @@ out:
         json_object_put(obj);
         return rc;
     }
+    sh__store_wrote(hub->store, stream_id);
     sh__cache_invalidate(hub, SH__CACHE_STREAM, stream_id);
     vent_forget(hub, stream_id);
     sh__chat_stream_changed(hub, stream_id, false);
@@ -621,6 +624,7 @@ out:
         json_object_put(obj);
         return rc;
     }
+    sh__store_wrote(hub->store, stream_id);
     sh__cache_invalidate(hub, SH__CACHE_STREAM, stream_id);
     publish_stream(hub, "stream.updated", obj, false);
     return out_stream(obj, out);
@@ -652,7 +656,7 @@ SH_API sh_err_t sh_stream_get(sh_hub_t *hub, const char *stream_id,
         json_object_put(obj);       /* not ours: read the store */
         obj = NULL;
     }
-    if ((rc = sh__store_acquire(hub->store, &c)) != SH_OK)
+    if ((rc = sh__store_acquire_read(hub->store, stream_id, &c)) != SH_OK)
         return rc;
     rc = stream_load(c, stream_id, &obj, errbuf, errbuf_len);
     sh__store_release(c);
@@ -823,7 +827,8 @@ SH_API sh_err_t sh_stream_live_list(sh_hub_t *hub, int first,
     }
     if (!sh__page_init(&x.page, n))
         return SH_ENOMEM;
-    if ((rc = sh__store_acquire(hub->store, &c)) != SH_OK) {
+    /* A listing of everyone's streams: the replica (store_int.h). */
+    if ((rc = sh__store_acquire_read(hub->store, NULL, &c)) != SH_OK) {
         sh__page_drop(&x.page);
         return rc;
     }
@@ -935,7 +940,8 @@ SH_API sh_err_t sh_stream_search(sh_hub_t *hub, const char *query,
             *out = (sh_stream_list_t *)(void *)l;
         return rc;
     }
-    if ((rc = sh__store_acquire(hub->store, &c)) != SH_OK) {
+    /* A listing of everyone's streams: the replica (store_int.h). */
+    if ((rc = sh__store_acquire_read(hub->store, NULL, &c)) != SH_OK) {
         sh__page_drop(&x.page);
         return rc;
     }

@@ -110,7 +110,7 @@ SH_API sh_err_t sh_user_get_many(sh_hub_t *hub, const char *viewer_id,
         nu = w;
     }
     if (nu > 0) {
-        rc = sh__store_acquire(hub->store, &c);
+        rc = sh__acquire_read_many(hub, uniq, nu, &c);
         if (rc != SH_OK) {
             sh__errbuf(errbuf, errbuf_len, "the hub is closing");
             goto out;

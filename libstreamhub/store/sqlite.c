@@ -418,9 +418,12 @@ static sh_err_t sqlite_open(struct sh__store *st,
         sh__errbuf(errbuf, errbuf_len, "store: out of memory");
         return SH_ENOMEM;
     }
-    /* NOMUTEX: a connection is used by one thread at a time (the pool). */
-    src = sqlite3_open_v2(t->path, &sc->db, SQLITE_OPEN_READWRITE |
-                          SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL);
+    /* NOMUTEX: a connection is used by one thread at a time (the pool).
+     * The read pool (store-read) opens the file read-only: its reads can
+     * then never write, and the file must exist (the primary made it). */
+    src = sqlite3_open_v2(t->path, &sc->db, (t->readonly
+                          ? SQLITE_OPEN_READONLY : SQLITE_OPEN_READWRITE |
+                          SQLITE_OPEN_CREATE) | SQLITE_OPEN_NOMUTEX, NULL);
     if (src != SQLITE_OK) {
         sh__errbuf(errbuf, errbuf_len, "store: cannot open '%.120s': %s",
                    t->path, sc->db != NULL ? sqlite3_errmsg(sc->db)
@@ -431,7 +434,8 @@ static sh_err_t sqlite_open(struct sh__store *st,
     sqlite3_extended_result_codes(sc->db, 1);
     sqlite3_busy_timeout(sc->db, (int)t->busy_timeout_ms);
     /* journal_mode=WAL answers "memory" for :memory:, which is fine. */
-    rc = run_script(sc->db, "PRAGMA journal_mode=WAL; "
+    rc = run_script(sc->db, t->readonly ? "PRAGMA foreign_keys=ON"
+                    : "PRAGMA journal_mode=WAL; "
                     "PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON",
                     "configuring the connection", errbuf, errbuf_len);
     if (rc != SH_OK) {

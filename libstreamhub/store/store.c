@@ -8,10 +8,18 @@
  * connection (separate :memory: connections do not share data), so its pool
  * has exactly one.
  *
+ * `store-read` names a second pool of the same kind (store_be.h), opened
+ * after the primary and never migrated, for the reads that may lag: see
+ * store_int.h for which reads go where.  A read that fails there (and
+ * handed no row yet) is run again on the primary, and the read pool is
+ * skipped for store-read.retry-ms, so that a replica that is down costs one
+ * failed attempt per interval, not one per read.
+ *
  * Transactions are plain statements run through the backend's exec, so that
  * they use its statement cache too; SQLite takes the write lock at BEGIN
  * (IMMEDIATE) so that two writers never deadlock upgrading a read lock.
  */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -99,25 +107,31 @@ static void close_conns(struct sh__store *st)
     st->nconns = 0;
 }
 
-sh_err_t sh__store_open(const sh_config_t *conf, const struct sh__log *log,
-                        struct sh__store **out, char *errbuf,
-                        size_t errbuf_len)
+/* Open one pool on @uri: the primary, or with @readonly the read pool
+ * (no migrations: they are the primary's to run; SQLite opens the file
+ * read-only). */
+static sh_err_t pool_open(const sh_config_t *conf, const struct sh__log *log,
+                          const char *uri, bool readonly,
+                          struct sh__store **out, char *errbuf,
+                          size_t errbuf_len)
 {
     struct sh__store_target t;
     struct sh__store *st = NULL;
     size_t n;
     sh_err_t rc;
 
-    if (out != NULL)
-        *out = NULL;
-    if (conf == NULL || out == NULL) {
-        sh__errbuf(errbuf, errbuf_len, "store: configuration and out must "
-                   "not be NULL");
-        return SH_EINVAL;
-    }
-    rc = parse_uri(sh__config_str(conf, "store"), &t, errbuf, errbuf_len);
+    *out = NULL;
+    rc = parse_uri(uri, &t, errbuf, errbuf_len);
     if (rc != SH_OK)
         return rc;
+    if (readonly && t.memory) {
+        /* A second :memory: database would be another, empty one. */
+        sh__errbuf(errbuf, errbuf_len, "store-read: sqlite::memory: cannot "
+                   "be read by a second pool");
+        free(t.path);
+        return SH_EINVAL;
+    }
+    t.readonly = readonly;
     t.busy_timeout_ms = sh__config_int(conf, "store.busy-timeout-ms");
     t.prepared_statements = sh__config_bool(conf,
                                             "store.prepared-statements");
@@ -137,10 +151,17 @@ sh_err_t sh__store_open(const sh_config_t *conf, const struct sh__log *log,
     st->be = t.postgres ? &sh__pg_backend : &sh__sqlite_backend;
     st->log = log;
     st->nconns = n;
+    st->window_ms = sh__config_int(conf, "store-read.write-window-ms");
+    st->retry_ms = sh__config_int(conf, "store-read.retry-ms");
     atomic_init(&st->exec_count, 0);
-    atomic_init(&st->maintain_at_ms, 0);
+    /* Partitions are the primary's to make: never on the read pool. */
+    atomic_init(&st->maintain_at_ms, readonly ? INT_FAST64_MAX : 0);
+    atomic_init(&st->down_until, 0);
+    for (size_t i = 0; i < SH__STORE_MARKS; i++)
+        atomic_init(&st->marks[i], 0);
     for (size_t i = 0; i < n; i++) {
-        rc = st->be->open(st, &t, i == 0, &st->conns[i], errbuf, errbuf_len);
+        rc = st->be->open(st, &t, i == 0 && !readonly, &st->conns[i], errbuf,
+                          errbuf_len);
         if (rc != SH_OK)
             goto fail;
         st->conns[i]->st = st;
@@ -158,8 +179,9 @@ sh_err_t sh__store_open(const sh_config_t *conf, const struct sh__log *log,
         goto fail;
     }
     if (log != NULL)
-        sh__log_kv(log, SH_LOG_DEBUG, "store opened", "backend", st->be->name,
-                   "path", t.postgres ? "(uri)" : t.path, (char *)NULL);
+        sh__log_kv(log, SH_LOG_DEBUG, readonly ? "store-read opened"
+                   : "store opened", "backend", st->be->name, "path",
+                   t.postgres ? "(uri)" : t.path, (char *)NULL);
     free(t.path);
     *out = st;
     return SH_OK;
@@ -171,7 +193,7 @@ fail:
     return rc;
 }
 
-void sh__store_close(struct sh__store *st)
+static void pool_close(struct sh__store *st)
 {
     if (st == NULL)
         return;
@@ -185,6 +207,63 @@ void sh__store_close(struct sh__store *st)
     pthread_cond_destroy(&st->cv);
     pthread_mutex_destroy(&st->mu);
     free(st);
+}
+
+sh_err_t sh__store_open(const sh_config_t *conf, const struct sh__log *log,
+                        struct sh__store **out, char *errbuf,
+                        size_t errbuf_len)
+{
+    struct sh__store *st = NULL, *rd = NULL;
+    const char *read_uri;
+    sh_err_t rc;
+
+    if (out != NULL)
+        *out = NULL;
+    if (conf == NULL || out == NULL) {
+        sh__errbuf(errbuf, errbuf_len, "store: configuration and out must "
+                   "not be NULL");
+        return SH_EINVAL;
+    }
+    rc = pool_open(conf, log, sh__config_str(conf, "store"), false, &st,
+                   errbuf, errbuf_len);
+    if (rc != SH_OK)
+        return rc;
+    read_uri = sh__config_str(conf, "store-read");
+    if (read_uri != NULL && *read_uri != '\0') {
+        /* After the primary: its migrations made the schema the replica
+         * (or the same SQLite file) reads. */
+        rc = pool_open(conf, log, read_uri, true, &rd, errbuf, errbuf_len);
+        if (rc == SH_OK && rd->be != st->be) {
+            /* The statements' dialect is the primary's. */
+            sh__errbuf(errbuf, errbuf_len, "store-read: a %s store cannot "
+                       "read from %s", st->be->name, rd->be->name);
+            pool_close(rd);
+            rc = SH_EINVAL;
+        }
+        if (rc != SH_OK) {
+            char why[SH_ERRBUF_SIZE];
+
+            /* Opened at start or never: a replica that cannot be reached
+             * now is a configuration to fix, not an outage to ride. */
+            snprintf(why, sizeof why, "%s", errbuf != NULL ? errbuf : "");
+            if (strncmp(why, "store-read", 10) != 0)
+                sh__errbuf(errbuf, errbuf_len, "store-read: %s", why);
+            pool_close(st);
+            return rc;
+        }
+        rd->primary = st;
+        st->replica = rd;
+    }
+    *out = st;
+    return SH_OK;
+}
+
+void sh__store_close(struct sh__store *st)
+{
+    if (st == NULL)
+        return;
+    pool_close(st->replica);
+    pool_close(st);
 }
 
 sh_err_t sh__store_acquire(struct sh__store *st, struct sh__conn **out)
@@ -226,16 +305,139 @@ void sh__store_release(struct sh__conn *c)
     pthread_mutex_unlock(&st->mu);
 }
 
+/* The slot of @key in the recent-write marks (FNV-1a). */
+static size_t mark_slot(const char *key)
+{
+    uint32_t h = 2166136261u;
+
+    for (const unsigned char *p = (const unsigned char *)key; *p; p++)
+        h = (h ^ *p) * 16777619u;
+    return h & (SH__STORE_MARKS - 1);
+}
+
+void sh__store_wrote(struct sh__store *st, const char *key)
+{
+    atomic_int_fast64_t *m;
+    int_fast64_t now, old;
+
+    if (st == NULL || st->replica == NULL || key == NULL)
+        return;
+    m = &st->marks[mark_slot(key)];
+    now = sh__mono_ms();
+    old = atomic_load(m);
+    /* Only forward: a slower writer never shortens another's window. */
+    while (old < now && !atomic_compare_exchange_weak(m, &old, now))
+        ;
+}
+
+bool sh__store_fresh(const struct sh__store *st, const char *key)
+{
+    if (st == NULL || st->replica == NULL || key == NULL)
+        return false;
+    return sh__mono_ms() - atomic_load(&st->marks[mark_slot(key)]) <
+           st->window_ms;
+}
+
+/* Pins of the calling thread (sh__store_pin_primary). */
+static _Thread_local unsigned pinned;
+
+void sh__store_pin_primary(bool on)
+{
+    if (on)
+        pinned++;
+    else if (pinned > 0)
+        pinned--;
+}
+
+sh_err_t sh__store_acquire_read(struct sh__store *st, const char *key,
+                                struct sh__conn **out)
+{
+    if (st->replica == NULL || pinned > 0 || sh__store_fresh(st, key) ||
+        sh__mono_ms() < atomic_load(&st->down_until))
+        return sh__store_acquire(st, out);
+    return sh__store_acquire(st->replica, out);
+}
+
+bool sh__store_on_replica(const struct sh__conn *c)
+{
+    return c != NULL && c->st->primary != NULL;
+}
+
+/* Rows handed to the caller's callback, so that a statement that failed
+ * on the replica after some rows is not run again (they would repeat). */
+struct counted {
+    sh__row_cb cb;
+    void *arg;
+    uint64_t rows;
+};
+
+static int counted_cb(void *arg, const struct sh__row *row)
+{
+    struct counted *k = arg;
+
+    k->rows++;
+    return k->cb(k->arg, row);
+}
+
+/* @c's replica failed a read: skip the replica for store-read.retry-ms
+ * (logging once per outage, on the transition) and run the read on the
+ * primary instead. */
+static sh_err_t replica_fallback(struct sh__conn *c, const struct sh__sql *q,
+                                 const struct sh__val *params,
+                                 size_t nparams, sh__row_cb cb,
+                                 void *cb_arg, const char *why,
+                                 char *errbuf, size_t errbuf_len)
+{
+    struct sh__store *pri = c->st->primary;
+    struct sh__conn *pc = NULL;
+    int_fast64_t now = sh__mono_ms(), was = atomic_load(&pri->down_until);
+    sh_err_t rc;
+
+    if (was <= now &&
+        atomic_compare_exchange_strong(&pri->down_until, &was,
+                                       now + pri->retry_ms) &&
+        pri->log != NULL)
+        sh__log_kv(pri->log, SH_LOG_WARN, "store-read failed: reads go to "
+                   "the primary for a while", "error", why, (char *)NULL);
+    /* The caller holds a replica connection only: no caller holds a
+     * primary one while waiting for the read pool, so this cannot
+     * deadlock. */
+    rc = sh__store_acquire(pri, &pc);
+    if (rc != SH_OK)
+        return rc;
+    atomic_fetch_add_explicit(&pri->exec_count, 1, memory_order_relaxed);
+    rc = pri->be->exec(pc, q, params, nparams, cb, cb_arg, NULL, errbuf,
+                       errbuf_len);
+    sh__store_release(pc);
+    return rc;
+}
+
 sh_err_t sh__store_exec(struct sh__conn *c, const struct sh__sql *q,
                         const struct sh__val *params, size_t nparams,
                         sh__row_cb cb, void *cb_arg, int64_t *changes,
                         char *errbuf, size_t errbuf_len)
 {
+    struct counted k = { cb, cb_arg, 0 };
+    char why[SH_ERRBUF_SIZE] = "";
+    sh_err_t rc;
+
     if (changes != NULL)
         *changes = 0;
     atomic_fetch_add_explicit(&c->st->exec_count, 1, memory_order_relaxed);
-    return c->st->be->exec(c, q, params, nparams, cb, cb_arg, changes,
-                           errbuf, errbuf_len);
+    if (c->st->primary == NULL || c->in_tx)
+        return c->st->be->exec(c, q, params, nparams, cb, cb_arg, changes,
+                               errbuf, errbuf_len);
+    /* A replica connection: reads only, answered by the primary when the
+     * replica fails (down, restarting, a query cancelled by recovery). */
+    rc = c->st->be->exec(c, q, params, nparams, cb != NULL ? counted_cb
+                         : NULL, &k, changes, why, sizeof why);
+    if (rc != SH_ESTORE || k.rows != 0) {
+        if (rc != SH_OK)
+            sh__errbuf(errbuf, errbuf_len, "%s", why);
+        return rc;
+    }
+    return replica_fallback(c, q, params, nparams, cb, cb_arg, why, errbuf,
+                            errbuf_len);
 }
 
 sh_err_t sh__store_begin(struct sh__conn *c, char *errbuf, size_t errbuf_len)
@@ -291,5 +493,10 @@ const char *sh__store_backend(const struct sh__store *st)
 
 uint64_t sh__store_exec_count(const struct sh__store *st)
 {
-    return atomic_load_explicit(&st->exec_count, memory_order_relaxed);
+    uint64_t n = atomic_load_explicit(&st->exec_count, memory_order_relaxed);
+
+    if (st->replica != NULL)
+        n += atomic_load_explicit(&st->replica->exec_count,
+                                  memory_order_relaxed);
+    return n;
 }

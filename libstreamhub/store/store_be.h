@@ -35,6 +35,8 @@ struct sh__store_target {
                               PostgreSQL URI */
     bool memory;
     bool postgres;
+    bool readonly;         /* the read pool (store-read): never migrate or
+                              write */
     int64_t busy_timeout_ms;
     bool prepared_statements;  /* PostgreSQL: named statements */
     int64_t partitions_ahead;  /* PostgreSQL: notification months ahead */
@@ -82,6 +84,9 @@ struct sh__conn {
     bool in_tx;                /* between begin and commit/rollback */
 };
 
+/* Slots of the recent-write marks (sh__store_wrote): a power of two. */
+#define SH__STORE_MARKS 4096u
+
 /* The pool.  @locks mu guards free_list, nfree, closing.
  *
  * Invariants:
@@ -104,6 +109,21 @@ struct sh__store {
     /* PostgreSQL: monotonic ms of the next partition maintenance; the
      * caller that swaps it forward runs it. */
     atomic_int_fast64_t maintain_at_ms;
+    /* The read pool (store-read) is a second instance of this struct:
+     * the primary owns it in @replica (NULL: reads go to the primary) and
+     * it points back through @primary (NULL in the primary).  Read-only
+     * after open. */
+    struct sh__store *replica;
+    struct sh__store *primary;
+    int64_t window_ms;             /* store-read.write-window-ms */
+    int64_t retry_ms;              /* store-read.retry-ms */
+    /* Primary only: monotonic ms until which the replica is skipped after
+     * a failure (0: up). */
+    atomic_int_fast64_t down_until;
+    /* Primary only: per slot (a hash of a key), the monotonic ms of the
+     * last write marked there.  Lock-free and bounded: two keys sharing a
+     * slot only send more reads to the primary. */
+    atomic_int_fast64_t marks[SH__STORE_MARKS];
 };
 
 #endif

@@ -1,6 +1,9 @@
 /* tests/contract/test_streams.c: streams (streams.h): start, stop, update,
  * get, live lists, search, viewer counts and the going-live fan-out,
  * through the public API only, on the store of STREAMHUB_TEST_STORE. */
+#include <event2/event.h>
+#include <event2/thread.h>
+
 #include "social_fixture.h"
 
 #define NOID "00000000-0000-4000-8000-000000000000"
@@ -456,6 +459,89 @@ static void test_going_live_notifies_followers(void **state)
                      SH_OK);
 }
 
+/* ---- a loop serves its sockets between deliveries ---------------------- */
+
+#define TURN_SUBS 3000
+
+struct turns {
+    int delivered;
+    int finals;
+    int at_tick;           /* delivered when the loop's own event ran */
+    struct event *tick;
+};
+
+static void turn_cb(void *arg, const sh_event_t *ev, sh_err_t status)
+{
+    struct turns *t = arg;
+
+    (void)ev;
+    if (status != SH_OK) {
+        t->finals++;
+        return;
+    }
+    /* The loop has other work from the first delivery on: a socket of
+     * another client, say. */
+    if (t->delivered++ == 0)
+        event_active(t->tick, EV_READ, 0);
+}
+
+static void tick_cb(evutil_socket_t fd, short what, void *arg)
+{
+    struct turns *t = arg;
+
+    (void)fd;
+    (void)what;
+    t->at_tick = t->delivered;
+}
+
+/* Going live to many followers queues a delivery per subscribed follower
+ * on the hub's loop at once (here: one event on each of TURN_SUBS
+ * channels with a subscriber, queued before the loop runs).  The loop
+ * runs them in batches and serves its other events in between: the
+ * loop's own event runs before the last delivery. */
+static void test_deliveries_leave_the_loop_turns(void **state)
+{
+    char err[SH_ERRBUF_SIZE], ch[64];
+    static sh_subscription_t *subs[TURN_SUBS];
+    struct turns t = { 0, 0, -1, NULL };
+    struct event_base *base;
+    sh_hub_t *hub;
+
+    (void)state;
+    assert_int_equal(evthread_use_pthreads(), 0);
+    base = event_base_new();
+    assert_non_null(base);
+    t.tick = event_new(base, -1, 0, tick_cb, &t);
+    assert_non_null(t.tick);
+    hub = sfx_open();
+    assert_int_equal(sh_hub_attach(hub, base, err, sizeof err), SH_OK);
+    for (int i = 0; i < TURN_SUBS; i++) {
+        snprintf(ch, sizeof ch, "app:turns%d", i);
+        assert_int_equal(sh_subscribe(hub, ch, NULL, turn_cb, &t, &subs[i],
+                                      NULL, err, sizeof err), SH_OK);
+    }
+    for (int i = 0; i < TURN_SUBS; i++) {
+        snprintf(ch, sizeof ch, "app:turns%d", i);
+        assert_int_equal(sh_publish(hub, ch, "app.x", "1", 1, NULL, err,
+                                    sizeof err), SH_OK);
+    }
+    for (int k = 0; k < 100000 && t.delivered < TURN_SUBS; k++)
+        event_base_loop(base, EVLOOP_ONCE | EVLOOP_NONBLOCK);
+    assert_int_equal(t.delivered, TURN_SUBS);
+    assert_true(t.at_tick >= 1);
+    assert_true(t.at_tick < TURN_SUBS);
+    for (int i = 0; i < TURN_SUBS; i++)
+        sh_unsubscribe(subs[i]);
+    for (int k = 0; k < 100000 && t.finals < TURN_SUBS; k++)
+        event_base_loop(base, EVLOOP_ONCE | EVLOOP_NONBLOCK);
+    assert_int_equal(t.finals, TURN_SUBS);
+    for (int i = 0; i < TURN_SUBS; i++)
+        sh_subscription_free(subs[i]);
+    sh_hub_close(hub);
+    event_free(t.tick);
+    event_base_free(base);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -466,6 +552,7 @@ int main(void)
         cmocka_unit_test(test_search),
         cmocka_unit_test(test_viewers_coalesced),
         cmocka_unit_test(test_going_live_notifies_followers),
+        cmocka_unit_test(test_deliveries_leave_the_loop_turns),
     };
 
     return cmocka_run_group_tests(tests, setup, sfx_teardown);
