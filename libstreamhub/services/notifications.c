@@ -329,6 +329,7 @@ SH_API sh_err_t sh_notification_unread_count(sh_hub_t *hub,
     }
     if ((rc = sh__store_acquire_read(hub->store, actor_id, &c)) != SH_OK)
         return rc;
+    sh__cache_from(c, &t);
     rc = sh__actor_c(c, actor_id, NULL, errbuf, errbuf_len);
     if (rc == SH_OK) {
         p[0] = sh__v_text(actor_id);

@@ -237,6 +237,16 @@ void sh__cache_fini(sh_hub_t *hub);
  * A miss (or redis failing): false, and *@t the ticket for the fill. */
 bool sh__cache_get(sh_hub_t *hub, enum sh__cache_kind kind, const char *id,
                    char **text, size_t *len, struct sh__cache_ticket *t);
+/* A ticket is good only for what the primary said: a replica may lag
+ * behind a write whose invalidation has already run on any node, and its
+ * answer would then stay cached for the whole TTL.  Call right after the
+ * store read's acquire. */
+static inline void sh__cache_from(const struct sh__conn *c,
+                                  struct sh__cache_ticket *t)
+{
+    if (sh__store_on_replica(c))
+        t->valid = false;
+}
 /* Fill @id's entry with @text read from the store after the get that
  * gave @t; nothing when the entry was invalidated since. */
 void sh__cache_put(sh_hub_t *hub, enum sh__cache_kind kind, const char *id,

@@ -658,6 +658,7 @@ SH_API sh_err_t sh_stream_get(sh_hub_t *hub, const char *stream_id,
     }
     if ((rc = sh__store_acquire_read(hub->store, stream_id, &c)) != SH_OK)
         return rc;
+    sh__cache_from(c, &t);
     rc = stream_load(c, stream_id, &obj, errbuf, errbuf_len);
     sh__store_release(c);
     if (rc != SH_OK)

@@ -141,7 +141,7 @@ sh_err_t sh__store_acquire_read(struct sh__store *st, const char *key,
  * to the primary; pins nest (a per-thread count).  @locality the calling
  * thread */
 void sh__store_pin_primary(bool on);
-/* Whether @c came from the read pool (tests, logs). */
+/* Whether @c came from the read pool (the cache, tests, logs). */
 bool sh__store_on_replica(const struct sh__conn *c);
 
 /* Run @q with @params; call @cb for each row (may be NULL).  @changes (may
