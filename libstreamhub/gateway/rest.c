@@ -610,7 +610,7 @@ static bool field_str(struct sh__req *req, json_object *body,
 static bool auth_limit(struct sh__req *req)
 {
     struct sh_gateway *gw = req->conn->gw;
-    const char *peer = req->conn->ip_key;
+    const char *peer = req->ip_key;
     int64_t retry_ms = 0;
 
     if (gw->auth_limiter == NULL) {
