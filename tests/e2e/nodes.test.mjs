@@ -11,7 +11,9 @@ import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import WebSocket from 'ws';
 import { startServer, BIN, API_KEY, JWT_SECRET } from './harness.mjs';
+import { startNginx } from './svc_nginx.mjs';
 
 // A loopback port nobody listens on now.
 function freePort() {
@@ -189,4 +191,51 @@ test('a trusted proxy\'s X-Forwarded-For names the client: limits and logs follo
   const health = log.filter((e) => e.path === '/healthz');
   assert.deepEqual(health.map((e) => e.peer), ['2001:db8::5', '127.0.0.1']);
   assert.ok(log.every((e) => e.proxy === '127.0.0.1'));
+});
+
+test('nginx (deploy/nginx/streamhub.conf) in front of two nodes: both serve, the client address crosses it', async () => {
+  const trust = ['--trusted-proxies', '127.0.0.1'];
+  const a = await startServer({ logLevel: 'info', args: trust });
+  const b = await startServer({ logLevel: 'info', args: trust });
+  const ngx = await startNginx({ upstreams: [a.address, b.address] });
+
+  // Requests from 127.0.0.5 (not a trusted proxy), each claiming another
+  // address: round robin spreads them; the nodes see the real client.
+  const seen = new Set();
+  for (let i = 0; i < 10; i++) {
+    const r = await new Promise((resolve, reject) => {
+      const req = http.get({ host: '127.0.0.1', port: ngx.port, path: '/healthz',
+                             agent: false, localAddress: '127.0.0.5',
+                             headers: { 'x-forwarded-for': `198.51.100.${i}` } },
+                           (res) => { res.resume(); res.on('end', () => resolve(res)); });
+      req.on('error', reject);
+    });
+    assert.equal(r.statusCode, 200);
+    seen.add(nodeOf(r));
+  }
+  assert.equal(seen.size, 2, 'no sticky sessions: both nodes answer');
+
+  // Both WebSocket doors upgrade through it.
+  const first = (url, proto, hello) => new Promise((resolve, reject) => {
+    const ws = new WebSocket(url, proto, { localAddress: '127.0.0.5' });
+    ws.once('open', () => ws.send(JSON.stringify(hello)));
+    ws.once('message', (d) => { resolve(JSON.parse(d.toString())); ws.close(); });
+    ws.once('error', reject);
+  });
+  const pong = await first(`${ngx.wsUrl}/ws`, 'streamhub.v1', { id: 1, op: 'ping' });
+  assert.equal(pong.ok, true);
+  const ack = await first(`${ngx.wsUrl}/graphql`, 'graphql-transport-ws',
+                          { type: 'connection_init' });
+  assert.equal(ack.type, 'connection_ack');
+
+  await ngx.stop();
+  await a.stop();
+  await b.stop();
+  const log = (a.stderr() + b.stderr()).split('\n')
+    .filter((l) => l.includes('"msg":"request"')).map((l) => JSON.parse(l));
+  assert.ok(log.length >= 12);
+  for (const e of log) {
+    assert.equal(e.peer, '127.0.0.5');
+    assert.equal(e.proxy, '127.0.0.1');
+  }
 });
