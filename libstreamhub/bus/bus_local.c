@@ -90,7 +90,7 @@
 
 #include <sodium.h>
 
-#include "bus_int.h"
+#include "bus_be.h"
 
 /* An epoch is the bus instance's random prefix (12 hex characters, drawn
  * once when the bus starts) and the channel instance's number on this bus
@@ -138,6 +138,8 @@ struct chan {
     size_t hcap, hhead, hlen;
     struct sh_subscription *subs;   /* live subscriptions */
     size_t nsubs;
+    /* A remote backend's: the epoch of the last event delivered. */
+    char repoch[SH_EPOCH_SIZE];
 };
 
 struct sh_subscription {
@@ -160,11 +162,20 @@ struct sh_subscription {
      * (read without the lock, so atomic). */
     atomic_bool stop;
     bool held;                  /* immutable: the owner keeps it (inv. 10) */
+    /* Remote backend, @locks chan->lock: events are queued but not
+     * delivered until the recovery window is spliced in (do_subscribe);
+     * watching: it holds one of the backend's watches of its channel. */
+    bool buffering;
+    bool watching;
     bool ended;                 /* @locks bus->lock: a tombstone */
     bool released;              /* @locks bus->lock: the owner let go */
 };
 
 struct sh__bus {
+    /* A remote backend (bus_be.h), or NULL for the local numbering and
+     * history; be_state is NULL once the backend is freed. */
+    const struct sh__bus_backend *be;
+    void *be_state;
     const struct sh__log *log;
     struct sh__dispatch *dispatch;
     size_t history_size;
@@ -193,6 +204,8 @@ struct sh__bus {
 };
 
 static void drain(void *arg, bool canceled);
+static sh_err_t remote_floor(struct sh__bus *bus, const char *channel,
+                             uint64_t *floor);
 
 /* ---- channels and the map -------------------------------------------- */
 
@@ -497,6 +510,17 @@ static void sub_unlink(struct sh_subscription *s)
     s->linked = false;
     c->nsubs--;
     c->last_mono = sh__mono_ms();
+    if (s->watching) {
+        s->watching = false;
+        if (s->bus->be_state != NULL)
+            s->bus->be->unwatch(s->bus->be_state, c->name);
+    }
+    if (s->bus->be != NULL && c->nsubs == 0) {
+        /* Nobody hears the channel now: the next subscriber starts over
+         * from what Redis says. */
+        c->repoch[0] = '\0';
+        c->top = 0;
+    }
 }
 
 /* @locks chan->lock */
@@ -581,11 +605,14 @@ static bool sub_push(struct sh__bus *bus, struct sh_subscription *s,
         return false;
     if (!queue_reserve(bus, s, 1)) {
         sub_close(s, SH_EBUSY);
-        schedule(bus, s);
+        if (!s->buffering)      /* else its subscribe call finishes it */
+            schedule(bus, s);
         return false;
     }
     s->q[(s->qhead + s->qlen) % s->qcap] = ev;
     s->qlen++;
+    if (s->buffering)
+        return true;            /* delivered once spliced (do_subscribe) */
     if (!s->scheduled && posts->n < POSTS_MAX) {
         s->scheduled = true;    /* claimed: posted by posts_flush() */
         posts->s[posts->n++] = s;
@@ -726,13 +753,10 @@ sh_err_t sh__bus_new(const sh_config_t *conf, const struct sh__log *log,
     const char *kind = sh__config_str(conf, "bus");
     struct sh__bus *bus;
 
+    bool redis = strncmp(kind, "redis://", 8) == 0;
+
     *out = NULL;
-    if (strncmp(kind, "redis://", 8) == 0) {
-        sh__errbuf(errbuf, errbuf_len, "bus: the redis backend is not "
-                   "available in this build");
-        return SH_ENOTSUP;
-    }
-    if (strcmp(kind, "local") != 0) {
+    if (!redis && strcmp(kind, "local") != 0) {
         sh__errbuf(errbuf, errbuf_len, "bus: expected local or redis://..., "
                    "not \"%.64s\"", kind);
         return SH_EINVAL;
@@ -769,6 +793,20 @@ sh_err_t sh__bus_new(const sh_config_t *conf, const struct sh__log *log,
     atomic_init(&bus->floor_limit, UINT64_MAX);  /* no store: no limit */
     pthread_mutex_init(&bus->floor_mu, NULL);
     pthread_mutex_init(&bus->lock, NULL);
+    if (redis) {
+        sh_err_t rc;
+
+        /* Numbering and history live in Redis: channels here hold
+         * subscribers only. */
+        bus->history_size = 0;
+        rc = sh__bus_redis_new(bus, conf, log, kind, remote_floor,
+                               &bus->be_state, errbuf, errbuf_len);
+        if (rc != SH_OK) {
+            bus_unref(bus);
+            return rc;
+        }
+        bus->be = &sh__bus_redis_backend;
+    }
     *out = bus;
     return SH_OK;
 nomem:
@@ -842,7 +880,8 @@ void sh__bus_free(struct sh__bus *bus)
 
     if (bus == NULL)
         return;
-    give_back(bus);
+    if (bus->be == NULL)
+        give_back(bus);
     pthread_mutex_lock(&bus->lock);
     bus->closing = true;        /* no new pins from now on */
     for (size_t b = 0; b < bus->nbuckets; b++) {
@@ -860,6 +899,14 @@ void sh__bus_free(struct sh__bus *bus)
         }
     }
     pthread_mutex_unlock(&bus->lock);
+    /* Every subscription is unlinked (no watch left): stop the backend's
+     * thread, so that nothing delivers from here on. */
+    if (bus->be_state != NULL) {
+        void *be = bus->be_state;
+
+        bus->be_state = NULL;
+        bus->be->free(be);
+    }
     /* A final callback that could not be posted runs here rather than
      * never: exactly once beats the right thread. */
     while (orphans != NULL) {
@@ -1043,6 +1090,10 @@ static void release_locked(struct sh__bus *bus, struct chan *c,
     }
 }
 
+static size_t remote_publish_many(struct sh__bus *bus, const char *type,
+                                  const struct sh__bus_item *items, size_t n,
+                                  char *errbuf, size_t errbuf_len);
+
 /* Channels pinned per hold of bus->lock in sh__bus_publish_many(): long
  * enough to amortise the lock, short enough not to stall other callers. */
 #define MANY_CHUNK 256
@@ -1057,6 +1108,8 @@ size_t sh__bus_publish_many(struct sh__bus *bus, const char *type,
     size_t done = 0;
 
     assert(type != NULL && (items != NULL || n == 0));
+    if (bus->be != NULL)
+        return remote_publish_many(bus, type, items, n, errbuf, errbuf_len);
     posts.n = 0;
     for (size_t base = 0; base < n; base += MANY_CHUNK) {
         size_t k = n - base < MANY_CHUNK ? n - base : MANY_CHUNK;
@@ -1117,6 +1170,350 @@ size_t sh__bus_publish_many(struct sh__bus *bus, const char *type,
     return done;
 }
 
+/* ---- a remote backend (bus_be.h) --------------------------------------- */
+
+#define TEXT_FLAGS (JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE)
+
+void sh__bus_window_clear(struct sh__bus_window *w)
+{
+    for (size_t i = 0; i < w->n; i++)
+        sh__event_unref(w->evs[i]);
+    free(w->evs);
+    w->evs = NULL;
+    w->n = 0;
+}
+
+static bool is_own(const struct sh__bus *bus, const char *channel)
+{
+    return bus->reserve != NULL && bus->own_prefix[0] != '\0' &&
+           strncmp(channel, bus->own_prefix, strlen(bus->own_prefix)) == 0;
+}
+
+/* Where a channel's new epoch starts: an own channel above its durable
+ * reservation, which own_cover() keeps above every offset handed out;
+ * another channel at 0 (a new epoch alone tells its instances apart). */
+static sh_err_t remote_floor(struct sh__bus *bus, const char *channel,
+                             uint64_t *floor)
+{
+    *floor = 0;
+    if (!is_own(bus, channel))
+        return SH_OK;
+    return bus->reserve(bus->reserve_arg, channel, 0, floor);
+}
+
+/* Raise own channel @channel's durable reservation to at least @offset
+ * (first learning it, then in blocks of chat.offset-block), so that an
+ * epoch made after Redis lost the channel starts above every offset the
+ * store may hold.  A no-op for other channels. */
+static sh_err_t own_cover(struct sh__bus *bus, const char *channel,
+                          uint64_t offset)
+{
+    struct chan *c;
+    uint64_t have, upto = 0;
+    sh_err_t rc = SH_OK;
+
+    if (!is_own(bus, channel))
+        return SH_OK;
+    c = chan_pin(bus, channel, true, &rc);
+    if (c == NULL)
+        return rc;
+    pthread_mutex_lock(&c->lock);
+    have = c->reserved;
+    pthread_mutex_unlock(&c->lock);
+    for (int i = 0; offset > have && i < 3; i++) {
+        uint64_t n = !c->loaded && i == 0 ? 0
+                                          : offset - have + bus->block_max;
+
+        rc = bus->reserve(bus->reserve_arg, channel, n, &upto);
+        if (rc != SH_OK)
+            break;
+        if (upto > have)
+            have = upto;
+        pthread_mutex_lock(&c->lock);
+        c->loaded = true;
+        if (have > c->reserved)
+            c->reserved = have;
+        pthread_mutex_unlock(&c->lock);
+    }
+    if (rc == SH_OK && offset > have)
+        rc = SH_ESTORE;
+    chan_unpin(bus, c);
+    return rc;
+}
+
+/* End every subscription of @c: it may have missed events (the backend
+ * lost them or the channel's epoch changed).  A buffering one is only
+ * closed: its subscribe call finishes it.  @locks c->lock */
+static void remote_fail_locked(struct sh__bus *bus, struct chan *c)
+{
+    while (c->subs != NULL) {
+        struct sh_subscription *s = c->subs;
+
+        sub_close(s, SH_EBUS);
+        if (!s->buffering)
+            schedule(bus, s);
+    }
+}
+
+void sh__bus_deliver(struct sh__bus *bus, struct sh_event *ev)
+{
+    struct posts posts;
+    struct chan *c;
+    sh_err_t rc;
+
+    posts.n = 0;
+    c = chan_pin(bus, ev->channel, false, &rc);
+    if (c == NULL)
+        return;                 /* no one here listens */
+    pthread_mutex_lock(&c->lock);
+    if (c->repoch[0] != '\0' && strcmp(c->repoch, ev->epoch) != 0)
+        remote_fail_locked(bus, c);
+    if (c->nsubs > 0 &&
+        (strcmp(c->repoch, ev->epoch) != 0 || ev->offset > c->top)) {
+        snprintf(c->repoch, sizeof c->repoch, "%s", ev->epoch);
+        chan_commit(bus, c, ev, sh__mono_ms(), &posts);
+    }
+    pthread_mutex_unlock(&c->lock);
+    posts_flush(bus, c, &posts);
+    chan_unpin(bus, c);
+}
+
+void sh__bus_fail(struct sh__bus *bus)
+{
+    pthread_mutex_lock(&bus->lock);
+    for (size_t b = 0; b < bus->nbuckets; b++) {
+        for (struct chan *c = bus->buckets[b]; c != NULL; c = c->next) {
+            pthread_mutex_lock(&c->lock);
+            remote_fail_locked(bus, c);
+            pthread_mutex_unlock(&c->lock);
+        }
+    }
+    pthread_mutex_unlock(&bus->lock);
+}
+
+static sh_err_t remote_publish(struct sh__bus *bus, const char *channel,
+                               const char *type, const char *head,
+                               size_t head_len, const char *tail,
+                               size_t tail_len, bool splice,
+                               uint64_t *offset_out, char *errbuf,
+                               size_t errbuf_len)
+{
+    char epoch[SH_EPOCH_SIZE];
+    uint64_t off = 0;
+    sh_err_t rc;
+
+    if (offset_out != NULL)
+        *offset_out = 0;
+    rc = sh__channel_check(channel, errbuf, errbuf_len);
+    if (rc != SH_OK)
+        return rc;
+    rc = bus->be->publish(bus->be_state, channel, type, sh__now_ms(), head,
+                          head_len, tail, tail_len, splice, epoch, &off,
+                          errbuf, errbuf_len);
+    if (rc == SH_OK)
+        rc = own_cover(bus, channel, off);
+    if (rc == SH_OK && offset_out != NULL)
+        *offset_out = off;
+    return rc;
+}
+
+/* do_publish() on a remote backend: data that needs its offset is built
+ * between a claim and its release; other data is sent as text. */
+static sh_err_t remote_do_publish(struct sh__bus *bus, const char *channel,
+                                  const char *type, sh__bus_build_fn build,
+                                  void *arg, struct given *given,
+                                  uint64_t *offset_out,
+                                  struct sh_event **ev_out, char *errbuf,
+                                  size_t errbuf_len)
+{
+    struct sh__bus_claim cl;
+    json_object *data;
+    struct sh_event *ev;
+    sh_err_t rc;
+
+    if (ev_out != NULL)
+        *ev_out = NULL;
+    if (given != NULL && given->head != NULL)
+        return remote_publish(bus, channel, type, given->head,
+                              given->head_len, given->tail, given->tail_len,
+                              true, offset_out, errbuf, errbuf_len);
+    if (given != NULL) {
+        const char *text;
+
+        data = given->data;
+        given->data = NULL;
+        text = data != NULL ? json_object_to_json_string_ext(data,
+                                                             TEXT_FLAGS)
+                            : "null";
+        if (text == NULL) {
+            json_object_put(data);
+            sh__errbuf(errbuf, errbuf_len, "bus: out of memory");
+            return SH_ENOMEM;
+        }
+        rc = remote_publish(bus, channel, type, text, strlen(text), "", 0,
+                            false, offset_out, errbuf, errbuf_len);
+        json_object_put(data);
+        return rc;
+    }
+    /* The claim makes an event we do not use: the built one replaces it. */
+    rc = sh__bus_claim_spliced(bus, channel, type, "null", 4, "", 0, &cl,
+                               errbuf, errbuf_len);
+    if (rc != SH_OK)
+        return rc;
+    data = build(arg, cl.offset, cl.ev->ts_ms);
+    ev = data != NULL ? sh__event_new(channel, cl.ev->epoch, cl.offset,
+                                      cl.ev->ts_ms, type, data)
+                      : NULL;
+    if (ev == NULL) {
+        sh__bus_release(bus, &cl, false);
+        sh__errbuf(errbuf, errbuf_len, "bus: out of memory");
+        return SH_ENOMEM;
+    }
+    sh__event_unref(cl.ev);
+    cl.ev = ev;
+    if (offset_out != NULL)
+        *offset_out = cl.offset;
+    if (ev_out != NULL)
+        *ev_out = sh__event_ref(ev);
+    sh__bus_release(bus, &cl, true);
+    return SH_OK;
+}
+
+static size_t remote_publish_many(struct sh__bus *bus, const char *type,
+                                  const struct sh__bus_item *items, size_t n,
+                                  char *errbuf, size_t errbuf_len)
+{
+    sh_err_t first = SH_OK;
+    char err[SH_ERRBUF_SIZE];
+    size_t done = 0;
+
+    for (size_t i = 0; i < n; i++) {
+        sh_err_t rc = remote_publish(bus, items[i].channel, type,
+                                     items[i].data, items[i].len, "", 0,
+                                     false, NULL, err, sizeof err);
+        if (rc == SH_OK) {
+            done++;
+        } else if (first == SH_OK) {
+            first = rc;
+            sh__errbuf(errbuf, errbuf_len, "bus: %zu events not published: "
+                       "%s", n - done, err);
+        }
+        if (rc == SH_EBUS)
+            break;              /* down: the rest would fail the same way */
+    }
+    return done;
+}
+
+/* do_subscribe() on a remote backend, @s made and @c pinned: watch the
+ * channel (its events reach this node from now on), join buffering, read
+ * the window, then splice: the window's events, then those queued
+ * meanwhile that are newer than the window's position. */
+static sh_err_t remote_subscribe(struct sh__bus *bus, struct chan *c,
+                                 struct sh_subscription *s,
+                                 const sh_position_t *since,
+                                 struct sh_subscription **out,
+                                 sh_subscribe_result_t *result, char *errbuf,
+                                 size_t errbuf_len)
+{
+    struct sh__bus_window w;
+    sh_subscribe_result_t res;
+    struct sh_event **q = NULL;
+    size_t n = 0, cap;
+    sh_err_t rc;
+
+    memset(&res, 0, sizeof res);
+    memset(&w, 0, sizeof w);
+    rc = bus->be->watch(bus->be_state, c->name, errbuf, errbuf_len);
+    if (rc != SH_OK) {
+        free(s);
+        chan_unpin(bus, c);
+        return rc;
+    }
+    pthread_mutex_lock(&c->lock);
+    s->watching = true;
+    s->buffering = true;
+    s->next = c->subs;
+    if (c->subs != NULL)
+        c->subs->prev = s;
+    c->subs = s;
+    s->linked = true;
+    c->nsubs++;
+    pthread_mutex_unlock(&c->lock);
+
+    rc = bus->be->window(bus->be_state, c->name, since, since != NULL, &w,
+                         errbuf, errbuf_len);
+    pthread_mutex_lock(&c->lock);
+    if (rc == SH_OK && s->closing) {
+        rc = SH_EBUS;
+        sh__errbuf(errbuf, errbuf_len, "bus: redis lost while subscribing");
+    }
+    if (rc == SH_OK) {
+        size_t keep = 0, hn = w.recovered ? w.n : 0;
+
+        for (size_t i = 0; i < s->qlen; i++) {
+            if (s->q[(s->qhead + i) % s->qcap]->offset > w.current.offset)
+                keep++;
+        }
+        if (hn + keep > bus->queue_max) {
+            hn = 0;             /* too far behind: not recovered */
+            w.recovered = false;
+        }
+        cap = hn + keep < QUEUE_MIN ? QUEUE_MIN : hn + keep;
+        if (keep <= bus->queue_max)
+            q = malloc(cap * sizeof *q);
+        if (q == NULL) {
+            rc = SH_ENOMEM;
+            sh__errbuf(errbuf, errbuf_len, "bus: out of memory");
+        }
+        if (rc == SH_OK) {
+            for (size_t i = 0; i < hn; i++) {
+                q[n++] = w.evs[i];
+                w.evs[i] = NULL;
+            }
+            for (size_t i = 0; i < s->qlen; i++) {
+                struct sh_event *ev = s->q[(s->qhead + i) % s->qcap];
+
+                if (ev->offset > w.current.offset)
+                    q[n++] = ev;
+                else
+                    sh__event_unref(ev);
+            }
+            free(s->q);
+            s->q = q;
+            s->qcap = cap;
+            s->qhead = 0;
+            s->qlen = n;
+            s->buffering = false;
+            if (c->repoch[0] == '\0')
+                snprintf(c->repoch, sizeof c->repoch, "%s",
+                         w.current.epoch);
+            res.current = w.current;
+            res.recovered = since != NULL && w.recovered;
+            if (s->qlen > 0)
+                schedule(bus, s);
+        }
+    }
+    if (rc != SH_OK) {
+        /* Never scheduled while buffering: still ours to free. */
+        sub_unlink(s);
+        queue_clear(s);
+        pthread_mutex_unlock(&c->lock);
+        sh__bus_window_clear(&w);
+        free(s->q);
+        free(s->spare);
+        free(s);
+        chan_unpin(bus, c);
+        return rc;
+    }
+    pthread_mutex_unlock(&c->lock);
+    sh__bus_window_clear(&w);
+    if (result != NULL)
+        *result = res;
+    if (out != NULL)
+        *out = s;
+    return SH_OK;
+}
+
 static sh_err_t do_publish(struct sh__bus *bus, const char *channel,
                            const char *type, sh__bus_build_fn build,
                            void *arg, struct given *given,
@@ -1131,6 +1528,13 @@ static sh_err_t do_publish(struct sh__bus *bus, const char *channel,
     uint64_t offset;
     int64_t ts, now;
 
+    if (bus->be != NULL) {
+        rc = remote_do_publish(bus, channel, type, build, arg, given,
+                               offset_out, ev_out, errbuf, errbuf_len);
+        if (given != NULL)
+            json_object_put(given->data);
+        return rc;
+    }
     posts.n = 0;
     rc = sh__channel_check(channel, errbuf, errbuf_len);
     if (rc != SH_OK)
@@ -1253,6 +1657,18 @@ sh_err_t sh__bus_set_reserver(struct sh__bus *bus, sh__bus_reserve_fn fn,
 
     assert(fn != NULL && own_prefix != NULL && block > 0 &&
            strlen(own_prefix) < sizeof bus->own_prefix);
+    if (bus->be != NULL) {
+        /* Redis numbers the channels: only own channels' floors (for a
+         * new epoch) come from the store. */
+        pthread_mutex_lock(&bus->lock);
+        bus->reserve = fn;
+        bus->giveback = giveback;
+        bus->reserve_arg = arg;
+        snprintf(bus->own_prefix, sizeof bus->own_prefix, "%s", own_prefix);
+        bus->block_max = block;
+        pthread_mutex_unlock(&bus->lock);
+        return SH_OK;
+    }
     rc = fn(arg, SH__BUS_FLOOR_KEY, SH__BUS_FLOOR_BLOCK, &upto);
     if (rc == SH_OK && upto < SH__BUS_FLOOR_BLOCK)
         rc = SH_EBUS;
@@ -1299,6 +1715,35 @@ sh_err_t sh__bus_claim_spliced(struct sh__bus *bus, const char *channel,
                    rc == SH_ECANCELED ? "closing" : "out of memory");
         return rc;
     }
+    if (bus->be != NULL) {
+        char epoch[SH_EPOCH_SIZE];
+
+        rc = bus->be->claim(bus->be_state, channel, epoch, &offset, errbuf,
+                            errbuf_len);
+        if (rc == SH_OK) {
+            rc = own_cover(bus, channel, offset);
+            if (rc != SH_OK)
+                bus->be->release(bus->be_state, channel, epoch, offset,
+                                 NULL);
+        }
+        ev = rc == SH_OK ? sh__event_new_spliced(c->name, epoch, offset,
+                                                 sh__now_ms(), type, head,
+                                                 head_len, tail, tail_len)
+                         : NULL;
+        if (rc == SH_OK && ev == NULL) {
+            bus->be->release(bus->be_state, channel, epoch, offset, NULL);
+            rc = SH_ENOMEM;
+            sh__errbuf(errbuf, errbuf_len, "bus: out of memory");
+        }
+        if (rc != SH_OK) {
+            chan_unpin(bus, c);
+            return rc;
+        }
+        out->chan = c;
+        out->ev = ev;
+        out->offset = offset;
+        return SH_OK;
+    }
     pthread_mutex_lock(&c->lock);
     rc = claim(bus, c, &offset);
     pthread_mutex_unlock(&c->lock);
@@ -1335,11 +1780,17 @@ void sh__bus_release(struct sh__bus *bus, struct sh__bus_claim *cl,
     if (c == NULL)
         return;
     posts.n = 0;
-    pthread_mutex_lock(&c->lock);
-    release_locked(bus, c, cl->offset, publish ? cl->ev : NULL,
-                   sh__mono_ms(), &posts);
-    pthread_mutex_unlock(&c->lock);
-    posts_flush(bus, c, &posts);
+    if (bus->be != NULL) {
+        if (bus->be_state != NULL)
+            bus->be->release(bus->be_state, c->name, cl->ev->epoch,
+                             cl->offset, publish ? cl->ev : NULL);
+    } else {
+        pthread_mutex_lock(&c->lock);
+        release_locked(bus, c, cl->offset, publish ? cl->ev : NULL,
+                       sh__mono_ms(), &posts);
+        pthread_mutex_unlock(&c->lock);
+        posts_flush(bus, c, &posts);
+    }
     sh__event_unref(cl->ev);
     chan_unpin(bus, c);
     memset(cl, 0, sizeof *cl);
@@ -1354,6 +1805,8 @@ int sh__bus_rewrite(struct sh__bus *bus, const char *channel,
 
     if (rc != SH_OK)
         return -(int)rc;
+    if (bus->be != NULL)
+        return bus->be->rewrite(bus->be_state, channel, fn, arg);
     c = chan_pin(bus, channel, false, &rc);
     if (c == NULL)
         return rc == SH_OK ? 0 : -(int)rc;
@@ -1423,6 +1876,9 @@ static sh_err_t do_subscribe(struct sh__bus *bus, const char *channel,
     s->held = held;
     s->cb = cb;
     s->arg = arg;
+    if (bus->be != NULL)
+        return remote_subscribe(bus, c, s, since, out, result, errbuf,
+                                errbuf_len);
 
     pthread_mutex_lock(&c->lock);
     hist_trim(bus, c, sh__mono_ms());
@@ -1559,6 +2015,16 @@ sh_err_t sh__bus_position(struct sh__bus *bus, const char *channel,
     rc = sh__channel_check(channel, NULL, 0);
     if (rc != SH_OK)
         return rc;
+    if (bus->be != NULL) {
+        struct sh__bus_window w;
+
+        rc = bus->be->window(bus->be_state, channel, NULL, false, &w, NULL,
+                             0);
+        if (rc == SH_OK)
+            *out = w.current;
+        sh__bus_window_clear(&w);
+        return rc;
+    }
     c = chan_pin(bus, channel, true, &rc);
     if (c == NULL)
         return rc;

@@ -74,6 +74,17 @@ const struct sh__conf_key sh__conf_keys[] = {
       "such channel is dropped at the next sweep (a client that resumes on "
       "one gets recovered: false), so that subscribing to ever new names "
       "cannot grow memory."),
+    S("bus.redis-key-prefix", "sh:",
+      "bus = redis: prefix of every Redis key and PUBLISH channel of the "
+      "bus, so that several deployments (or tests) can share one Redis."),
+    I("bus.redis-timeout-ms", "3000", 100, 600000,
+      "bus = redis: deadline of every Redis request and of the health "
+      "PING sent each second; past it the node counts Redis as down "
+      "(/readyz 503, publishes refused with SH_EBUS) and reconnects."),
+    I("bus.redis-claim-timeout-ms", "10000", 100, 3600000,
+      "bus = redis: a claimed offset (a chat message being stored) not "
+      "released within this long, by a node that died or stalled, becomes "
+      "a gap, so that later events of the channel are not held back."),
     I("bus.subscriber-queue", "4096", 16, 1048576,
       "Events queued per subscriber before its oldest is dropped."),
     I("chat.max-message-length", "500", 1, 2000,

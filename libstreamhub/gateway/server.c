@@ -680,6 +680,8 @@ const char *sh__err_code(sh_err_t err, int *status)
     case SH_ETOOBIG: st = 413; code = "too_large"; break;
     case SH_ERATELIMITED: case SH_ESLOWMODE: case SH_EBUSY:
         st = 429; code = "rate_limited"; break;
+    /* The bus is down (bus = redis): refused, retry later or elsewhere. */
+    case SH_EBUS: st = 503; code = "internal"; break;
     default: st = 500; code = "internal"; break;
     }
     if (status != NULL)

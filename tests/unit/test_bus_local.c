@@ -1168,11 +1168,13 @@ static void test_bus_config(void **state)
     assert_int_equal(sh_config_new(&c), SH_OK);
     sh__log_init(&lg, c);
     assert_int_equal(sh__dispatch_new(&d), SH_OK);
-    assert_int_equal(sh_config_set(c, "bus", "redis://127.0.0.1:6379", err,
+    /* A Redis URI without a port is refused when the bus starts. */
+    assert_int_equal(sh_config_set(c, "bus", "redis://127.0.0.1", err,
                                    sizeof err), SH_OK);
     assert_int_equal(sh__bus_new(c, &lg, d, &bus, err, sizeof err),
-                     SH_ENOTSUP);
+                     SH_EINVAL);
     assert_null(bus);
+    assert_non_null(strstr(err, "redis://"));
     /* Other values are refused by the configuration itself. */
     assert_int_equal(sh_config_set(c, "bus", "carrier-pigeon", err,
                                    sizeof err), SH_EINVAL);
