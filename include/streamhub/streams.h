@@ -140,9 +140,16 @@ SH_API sh_err_t sh_stream_search(sh_hub_t *hub, const char *query,
  * is published by the next call after that second, or by
  * sh_stream_flush_viewers(), which the caller runs on a one-second tick.
  *
+ * In a cluster (the `redis` key, or a redis:// bus) @count is this hub's
+ * viewers only: the stream's count is the sum over the live hubs of the
+ * cluster (each hub's share is dropped when it stops, or a
+ * redis.node-ttl-ms after it stopped heart-beating), and may block on
+ * redis (redis.timeout-ms).
+ *
  * @count  0..2147483647 viewers.
  * Errors: SH_EINVAL (count), SH_ENOTFOUND (no such live stream),
- * SH_ESTORE.  Threads: any.  Since: 0.1
+ * SH_ESTORE, SH_EBUS (in a cluster, redis failed: nothing changed).
+ * Threads: any.  Since: 0.1
  */
 SH_API sh_err_t sh_stream_set_viewers(sh_hub_t *hub, const char *stream_id,
                                       int64_t count, char *errbuf,

@@ -191,6 +191,12 @@ static sh_err_t validate(const struct sh__conf_key *k, const char *value,
                 return rc;
             }
         }
+        if (strcmp(k->name, "redis") == 0 && value[0] != '\0' &&
+            strncmp(value, "redis://", 8) != 0) {
+            sh__errbuf(errbuf, errbuf_len,
+                       "redis: expected empty or a redis:// URI");
+            return SH_EINVAL;
+        }
         if (strcmp(k->name, "listen") == 0) {
             const char *colon = strrchr(value, ':');
             int64_t port;

@@ -64,6 +64,29 @@ const struct sh__conf_key sh__conf_keys[] = {
     I("store.pool-size", "4", 1, 64, "Store connections (workers)."),
     I("store.busy-timeout-ms", "5000", 0, 600000,
       "SQLite: wait this long for a lock before failing."),
+    S("redis", "",
+      "State shared by the nodes of a cluster (presence and viewer counts, "
+      "User.online, ws.max-connections-per-user, rate limits, the hot-read "
+      "cache): redis://[[user]:password@]host[:port][/db].  Empty: the bus "
+      "URI when bus is redis://, else none (every count is this node's)."),
+    I("redis.pool-size", "8", 1, 256,
+      "Blocking connections to the redis server, shared by the threads "
+      "that wait on it (workers)."),
+    I("redis.connect-timeout-ms", "1000", 1, 60000,
+      "Deadline of a connect (with AUTH, SELECT and a PING) to redis."),
+    I("redis.timeout-ms", "1000", 1, 60000,
+      "Deadline of one redis command.  After a failure every call fails at "
+      "once (50 ms doubling to 2 s) until a reconnect succeeds."),
+    I("redis.node-ttl-ms", "5000", 1000, 600000,
+      "A node refreshes its heartbeat every third of this; the counts of a "
+      "node whose heartbeat is older (killed, cut off) no longer count."),
+    E("redis.rate-limit-down", "local", "local|closed",
+      "Rate limits while redis is unreachable: local (fail open to this "
+      "node's own buckets, so each node allows the full rate) or closed "
+      "(refuse, rate_limited)."),
+    I("redis.cache-ttl-seconds", "30", 0, 86400,
+      "Lifetime of a cached stream, user or unread count in redis (the "
+      "writes that change one delete it first); 0: no cache."),
     I("bus.history-size", "1000", 0, 1000000,
       "Events kept per channel for recovery."),
     I("bus.history-ttl-seconds", "600", 1, 604800,

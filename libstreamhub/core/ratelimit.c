@@ -25,6 +25,7 @@
 #include <sodium.h>
 
 #include "core/ratelimit_int.h"
+#include "core/redis_int.h"
 
 #define EPS 1e-9
 /* Entries looked at from the idle end when a stripe is full. */
@@ -116,6 +117,9 @@ struct stripe {
 
 struct sh__limiter {
     double capacity, refill;
+    struct sh__redis *redis;       /* borrowed; NULL: local buckets only */
+    char name[64];                 /* shared: "sh:rl:<name>:" keys */
+    bool fail_closed;
     size_t per_cap;                /* entries per stripe */
     size_t nstripes;               /* power of two */
     unsigned char hkey[crypto_shorthash_KEYBYTES];
@@ -256,6 +260,96 @@ static struct ent *find(struct stripe *st, uint64_t h, const void *key,
     return e;
 }
 
+/* ---- shared buckets (redis) ------------------------------------------ */
+
+/* KEYS: the bucket.  ARGV: capacity, refill per second, cost (negative:
+ * give back).  Returns {1 taken or 0, wait ms (-1: never)}.  The same
+ * arithmetic as sh__bucket_take(), on the server's clock. */
+static struct sh__redis_script bucket_script = {
+    "local t = redis.call('TIME')\n"
+    "local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)\n"
+    "local cap, rate, cost = tonumber(ARGV[1]), tonumber(ARGV[2]), "
+    "tonumber(ARGV[3])\n"
+    "local b = redis.call('HMGET', KEYS[1], 'tokens', 'ts')\n"
+    "local tokens, ts = tonumber(b[1]), tonumber(b[2])\n"
+    "if tokens == nil or ts == nil then tokens = cap; ts = now end\n"
+    "if now > ts then\n"
+    "  tokens = tokens + (now - ts) / 1000 * rate; ts = now\n"
+    "end\n"
+    "if tokens > cap then tokens = cap end\n"
+    "if tokens < 0 then tokens = 0 end\n"
+    "local ok, wait = 0, 0\n"
+    "if cost < 0 then\n"
+    "  tokens = math.min(cap, tokens - cost); ok = 1\n"
+    "elseif cost == 0 then ok = 1\n"
+    "elseif tokens + 1e-9 >= cost then\n"
+    "  tokens = math.max(0, tokens - cost); ok = 1\n"
+    "elseif cost > cap + 1e-9 or rate <= 0 then wait = -1\n"
+    "else\n"
+    "  wait = math.ceil((cost - tokens) / rate * 1000)\n"
+    "  if wait < 1 then wait = 1 end\n"
+    "end\n"
+    "redis.call('HSET', KEYS[1], 'tokens', string.format('%.17g', tokens), "
+    "'ts', ts)\n"
+    "local ttl = 86400000\n"
+    "if rate > 0 then ttl = math.ceil((cap - tokens) / rate * 1000) + 1000 "
+    "end\n"
+    "redis.call('PEXPIRE', KEYS[1], ttl)\n"
+    "return {ok, wait}\n",
+    ""
+};
+
+bool sh__limiter_share(struct sh__limiter *l, struct sh__redis *redis,
+                       const char *name, bool fail_closed)
+{
+    size_t n = name != NULL ? strlen(name) : 0;
+
+    if (l == NULL || redis == NULL || n == 0 || n >= sizeof l->name)
+        return false;
+    memcpy(l->name, name, n + 1);
+    l->fail_closed = fail_closed;
+    l->redis = redis;
+    return true;
+}
+
+/* Run the shared bucket of @key with @cost.  Returns 1 taken, 0 refused
+ * (*@retry_after_ms set), -1 redis failed. */
+static int shared_take(struct sh__limiter *l, const void *key,
+                       size_t keylen, double cost, int64_t *retry_after_ms)
+{
+    char k[8 + sizeof l->name + SH__LIMITER_KEY_MAX];
+    char cap[32], rate[32], c[32];
+    size_t plen = (size_t)snprintf(k, sizeof k, "sh:rl:%s:", l->name);
+    const char *argv[4] = { k, cap, rate, c };
+    size_t lens[4];
+    redisReply *rep = NULL;
+    int res = -1;
+
+    memcpy(k + plen, key, keylen);
+    snprintf(cap, sizeof cap, "%.17g", l->capacity);
+    snprintf(rate, sizeof rate, "%.17g", l->refill);
+    snprintf(c, sizeof c, "%.17g", cost);
+    lens[0] = plen + keylen;
+    lens[1] = strlen(cap);
+    lens[2] = strlen(rate);
+    lens[3] = strlen(c);
+    if (sh__redis_eval(l->redis, &bucket_script, 1, 4, argv, lens, &rep,
+                       NULL, 0) != SH_OK)
+        return -1;
+    if (rep->type == REDIS_REPLY_ARRAY && rep->elements == 2 &&
+        rep->element[0]->type == REDIS_REPLY_INTEGER &&
+        rep->element[1]->type == REDIS_REPLY_INTEGER) {
+        res = rep->element[0]->integer == 1 ? 1 : 0;
+        if (retry_after_ms != NULL)
+            *retry_after_ms = res == 1 ? 0
+                              : rep->element[1]->integer < 0
+                                  ? INT64_MAX
+                                  : (int64_t)rep->element[1]->integer;
+    }
+    freeReplyObject(rep);
+    return res;
+}
+
 bool sh__limiter_take(struct sh__limiter *l, const void *key, size_t keylen,
                       double cost, int64_t now_ms, int64_t *retry_after_ms)
 {
@@ -269,6 +363,18 @@ bool sh__limiter_take(struct sh__limiter *l, const void *key, size_t keylen,
         if (retry_after_ms != NULL)
             *retry_after_ms = 1000;
         return false;
+    }
+    if (l->redis != NULL && !isnan(cost)) {
+        int r = shared_take(l, key, keylen, cost > 0 ? cost : 0,
+                            retry_after_ms);
+        if (r >= 0)
+            return r == 1;
+        if (l->fail_closed) {
+            if (retry_after_ms != NULL)
+                *retry_after_ms = 1000;
+            return false;
+        }
+        /* Fail open: this node's own bucket. */
     }
     st = stripe_of(l, key, keylen, &h);
     pthread_mutex_lock(&st->mu);
@@ -312,6 +418,10 @@ void sh__limiter_give(struct sh__limiter *l, const void *key, size_t keylen,
 
     if (l == NULL || key == NULL || keylen == 0 ||
         keylen > SH__LIMITER_KEY_MAX || !(cost > 0))
+        return;
+    /* Where the take fell back to the local bucket this gives to the
+     * shared one: at most one token too many, while redis fails. */
+    if (l->redis != NULL && shared_take(l, key, keylen, -cost, NULL) >= 0)
         return;
     st = stripe_of(l, key, keylen, &h);
     pthread_mutex_lock(&st->mu);

@@ -63,6 +63,21 @@ bool sh__limiter_take(struct sh__limiter *l, const void *key, size_t keylen,
  * more tokens than were there. */
 void sh__limiter_give(struct sh__limiter *l, const void *key, size_t keylen,
                       double cost);
+struct sh__redis;
+/* Share @l's buckets with every node of a cluster: from now on take and
+ * give run one Lua token bucket in redis (key "sh:rl:<name>:<key>", a
+ * hash of tokens and the time of the last refill, by the server's clock:
+ * @now_ms is ignored), with @l's capacity and refill, so that the nodes
+ * together allow what one node would.  The hash expires once it would
+ * have refilled.  While redis fails (core/redis.c: fail fast), a take
+ * falls back to @l's own bucket (@fail_closed false: each node then
+ * allows the full rate) or is refused with retry 1000 ms (@fail_closed
+ * true).  A shared limiter waits on redis (redis.timeout-ms at most):
+ * never share one that a loop thread uses.  @redis is borrowed and must
+ * outlive @l; @name (1..63 bytes) is copied.  Call once, before @l is
+ * used by several threads.  Returns false on a bad argument. */
+bool sh__limiter_share(struct sh__limiter *l, struct sh__redis *redis,
+                       const char *name, bool fail_closed);
 /* Buckets held now (for tests and metrics). */
 size_t sh__limiter_count(struct sh__limiter *l);
 /* NULL is a no-op. */

@@ -84,6 +84,7 @@ struct sh__fanout {
     size_t max_streams, max_per_conn;
     unsigned char pkey[crypto_shorthash_KEYBYTES];
     struct event *tick;            /* one second: flush viewer counts */
+    unsigned epoch;                /* sh__cluster_epoch() last seen */
     bool flushing;                 /* a flush job is on a worker */
 };
 
@@ -172,6 +173,21 @@ static void tick_cb(evutil_socket_t fd, short what, void *arg)
      * back goes out only at a later sh_stream_flush_viewers(). */
     if (f->flushing)
         return;
+    /* In a cluster, this node's counts in redis may be gone (it was
+     * reaped, or a write failed): report every stream again. */
+    if (sh__cluster_epoch(f->gw->hub) != f->epoch) {
+        f->epoch = sh__cluster_epoch(f->gw->hub);
+        for (size_t b = 0; b < PRESENCE_BUCKETS; b++) {
+            for (struct presence *p = f->presence[b]; p != NULL;
+                 p = p->hnext) {
+                if (!p->dirty) {
+                    p->dirty = true;
+                    p->dnext = f->dirty;
+                    f->dirty = p;
+                }
+            }
+        }
+    }
     for (struct presence *p = f->dirty; p != NULL; p = p->dnext)
         n++;
     j = calloc(1, sizeof *j);

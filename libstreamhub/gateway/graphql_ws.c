@@ -685,12 +685,35 @@ oom:
     sh__ws_close(c, 4500, "Internal server error");
 }
 
+/* The connection count of an authenticated init is known
+ * (sh__ws_count_user): acknowledge, or refuse with 4429. */
+static void init_counted(struct sh__conn *c, bool ok, void *arg)
+{
+    struct sh__ws *ws = c->ws;
+    struct gqlws *g = ws->gql;
+
+    (void)arg;
+    if (!ok) {
+        ws->user_id[0] = '\0';
+        sh__series_add(c->gw->s_rate_limited, 1);
+        sh__ws_close(c, 4429, "Too many connections for this user");
+        return;
+    }
+    ws->authed = true;
+    /* No grace: the client reconnects with a fresh token and resumes by
+     * offset. */
+    sh__ws_arm_expiry(c, ws->exp_s, 0, 4403);
+    g->acked = true;
+    send_type(c, "connection_ack", NULL, NULL);
+}
+
 static void on_init(struct sh__conn *c, struct gqlws *g, json_object *msg)
 {
     struct sh__ws *ws = c->ws;
     json_object *payload = NULL;
     const char *token = NULL;
     sh_principal_t *p = NULL;
+    enum sh__count_res cr;
 
     if (g->init_seen) {
         sh__ws_close(c, 4429, "Too many initialisation requests");
@@ -743,21 +766,15 @@ static void on_init(struct sh__conn *c, struct gqlws *g, json_object *msg)
         }
         snprintf(ws->user_id, sizeof ws->user_id, "%s",
                  sh_principal_user_id(p));
-        if (!sh__ws_count_user(c)) {
-            sh_principal_free(p);
-            sh__series_add(c->gw->s_rate_limited, 1);
-            sh__ws_close(c, 4429, "Too many connections for this user");
-            return;
-        }
         snprintf(ws->username, sizeof ws->username, "%s",
                  sh_principal_username(p));
         ws->roles = sh_principal_roles(p);
         ws->exp_s = sh_principal_exp(p);
-        ws->authed = true;
         sh_principal_free(p);
-        /* No grace: the client reconnects with a fresh token and resumes
-         * by offset. */
-        sh__ws_arm_expiry(c, ws->exp_s, 0, 4403);
+        cr = sh__ws_count_user(c, init_counted, NULL, NULL);
+        if (cr != SH__COUNT_PENDING)
+            init_counted(c, cr == SH__COUNT_OK, NULL);
+        return;
     }
     g->acked = true;
     send_type(c, "connection_ack", NULL, NULL);

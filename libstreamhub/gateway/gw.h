@@ -258,6 +258,9 @@ struct sh__ws {
     struct event *close_timer;     /* grace after our close frame */
     bool close_sent;
     bool counted_user;             /* in gw->user_conns */
+    bool online;                   /* sh__online_join()ed: leave at free */
+    bool count_pending;            /* the cluster's cap is being checked:
+                                    * no input is read meanwhile */
     void *gql;                     /* graphql_ws.c's state */
 };
 
@@ -270,9 +273,18 @@ void sh__ws_flush_cb(evutil_socket_t fd, short what, void *arg);
 void sh__ws_send_text(struct sh__conn *c, const char *text, size_t len);
 /* Send @obj's JSON text (a reference taken). */
 void sh__ws_send_json(struct sh__conn *c, json_object *obj);
-/* Count @c as one of its user's connections; false when the user is at
- * ws.max-connections-per-user. */
-bool sh__ws_count_user(struct sh__conn *c);
+/* Count @c (its ws->user_id set) as one of its user's connections, under
+ * ws.max-connections-per-user.  Without a cluster this is done at once:
+ * returns SH__COUNT_OK or SH__COUNT_REFUSED.  With a cluster the node's
+ * own cap is checked at once (SH__COUNT_REFUSED), then the cluster's on a
+ * worker (redis): returns SH__COUNT_PENDING, reading from @c stops, and
+ * @k runs later on the loop with the outcome, then reading resumes; @k
+ * does not run when @c was closed meanwhile (@arg is then released by
+ * @arg_free, which may be NULL, as it is after @k). */
+enum sh__count_res { SH__COUNT_OK, SH__COUNT_REFUSED, SH__COUNT_PENDING };
+typedef void (*sh__count_k)(struct sh__conn *c, bool ok, void *arg);
+enum sh__count_res sh__ws_count_user(struct sh__conn *c, sh__count_k k,
+                                     void *arg, void (*arg_free)(void *));
 /* Arm the token-expiry close (4401 for native, 4403 for graphql-ws) at
  * exp + grace. */
 void sh__ws_arm_expiry(struct sh__conn *c, int64_t exp_s, int grace_s,

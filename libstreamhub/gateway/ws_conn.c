@@ -56,14 +56,34 @@ struct sh__usercount {
     size_t n;
 };
 
-bool sh__ws_count_user(struct sh__conn *c)
+/* Take @c out of gw->user_conns. */
+static void uncount_local(struct sh__conn *c)
+{
+    struct sh_gateway *gw = c->gw;
+    struct sh__usercount **pp = &gw->user_conns;
+
+    if (!c->ws->counted_user)
+        return;
+    c->ws->counted_user = false;
+    for (; *pp != NULL; pp = &(*pp)->next) {
+        struct sh__usercount *u = *pp;
+        if (strcmp(u->user_id, c->ws->user_id) != 0)
+            continue;
+        if (--u->n == 0) {
+            *pp = u->next;
+            free(u);
+        }
+        return;
+    }
+}
+
+/* Count @c in gw->user_conns under the node's cap. */
+static bool count_local(struct sh__conn *c)
 {
     struct sh_gateway *gw = c->gw;
     struct sh__ws *ws = c->ws;
     struct sh__usercount *u;
 
-    if (ws->counted_user)
-        return true;
     for (u = gw->user_conns; u != NULL; u = u->next) {
         if (strcmp(u->user_id, ws->user_id) == 0)
             break;
@@ -78,31 +98,143 @@ bool sh__ws_count_user(struct sh__conn *c)
     }
     if (u->n >= gw->ws_max_per_user)
         return false;
-    if (!sh__online_add(gw->hub, ws->user_id, 1))  /* User.online */
-        return false;
     u->n++;
     ws->counted_user = true;
     return true;
 }
 
-static void uncount_user(struct sh__conn *c)
+/* A worker's part of counting a connection in the cluster, or of taking
+ * it back (leave). */
+struct count_job {
+    struct sh__conn *c;            /* a reference; NULL for a leave */
+    sh_hub_t *hub;
+    char user_id[64];
+    int64_t cap;
+    sh_err_t rc;
+    sh__count_k k;
+    void *arg;
+    void (*arg_free)(void *);
+};
+
+static void count_work(void *arg)
+{
+    struct count_job *j = arg;
+
+    if (j->c == NULL)
+        sh__online_leave(j->hub, j->user_id);
+    else
+        j->rc = sh__online_join(j->hub, j->user_id, j->cap);
+}
+
+static void leave_done(void *arg, bool canceled)
+{
+    struct count_job *j = arg;
+
+    /* Not run (shutting down): this node's count at least; the hub's
+     * clean stop removes its counts from redis. */
+    if (canceled)
+        (void)sh__online_add(j->hub, j->user_id, -1);
+    free(j);
+}
+
+/* Take back a connection of @user_id counted by sh__online_join(). */
+static void online_leave(struct sh_gateway *gw, const char *user_id)
+{
+    struct count_job *j;
+
+    if (gw->hub->cluster == NULL) {
+        sh__online_add(gw->hub, user_id, -1);
+        return;
+    }
+    j = calloc(1, sizeof *j);
+    if (j != NULL) {
+        j->hub = gw->hub;
+        snprintf(j->user_id, sizeof j->user_id, "%s", user_id);
+        if (sh__workers_submit(gw->workers, count_work, leave_done, j) ==
+            SH_OK)
+            return;
+        free(j);
+    }
+    (void)sh__online_add(gw->hub, user_id, -1);
+}
+
+static void count_done(void *arg, bool canceled)
+{
+    struct count_job *j = arg;
+    struct sh__conn *c = j->c;
+    struct sh__ws *ws = c->ws;
+    bool alive = !canceled && ws != NULL && c->state == SH__CONN_WS &&
+                 !ws->close_sent;
+
+    if (ws != NULL)
+        ws->count_pending = false;
+    if (!canceled && j->rc == SH_OK && !alive) {
+        /* Counted for a connection that is gone: take it back. */
+        online_leave(c->gw, j->user_id);
+    } else if (alive && j->rc == SH_OK) {
+        ws->online = true;
+    } else if (ws != NULL) {
+        uncount_local(c);
+    }
+    if (alive)
+        j->k(c, j->rc == SH_OK, j->arg);
+    if (j->arg_free != NULL)
+        j->arg_free(j->arg);
+    if (alive)
+        sh__conn_resume(c);
+    sh__conn_unref(c);
+    free(j);
+}
+
+enum sh__count_res sh__ws_count_user(struct sh__conn *c, sh__count_k k,
+                                     void *arg, void (*arg_free)(void *))
 {
     struct sh_gateway *gw = c->gw;
-    struct sh__usercount **pp = &gw->user_conns;
+    struct sh__ws *ws = c->ws;
+    struct count_job *j;
 
-    if (!c->ws->counted_user)
-        return;
-    c->ws->counted_user = false;
-    sh__online_add(gw->hub, c->ws->user_id, -1);
-    for (; *pp != NULL; pp = &(*pp)->next) {
-        struct sh__usercount *u = *pp;
-        if (strcmp(u->user_id, c->ws->user_id) != 0)
-            continue;
-        if (--u->n == 0) {
-            *pp = u->next;
-            free(u);
+    if (ws->counted_user || ws->count_pending || !count_local(c))
+        return SH__COUNT_REFUSED;
+    if (gw->hub->cluster == NULL) {
+        /* One node: User.online at once, as the cap was. */
+        if (!sh__online_add(gw->hub, ws->user_id, 1)) {
+            uncount_local(c);
+            return SH__COUNT_REFUSED;
         }
-        return;
+        ws->online = true;
+        return SH__COUNT_OK;
+    }
+    j = calloc(1, sizeof *j);
+    if (j == NULL) {
+        uncount_local(c);
+        return SH__COUNT_REFUSED;
+    }
+    j->c = c;
+    j->hub = gw->hub;
+    snprintf(j->user_id, sizeof j->user_id, "%s", ws->user_id);
+    j->cap = (int64_t)gw->ws_max_per_user;
+    j->k = k;
+    j->arg = arg;
+    j->arg_free = arg_free;
+    sh__conn_ref(c);
+    if (sh__workers_submit(gw->workers, count_work, count_done, j) !=
+        SH_OK) {
+        sh__conn_unref(c);
+        free(j);
+        uncount_local(c);
+        return SH__COUNT_REFUSED;
+    }
+    ws->count_pending = true;
+    sh__conn_pause(c);
+    return SH__COUNT_PENDING;
+}
+
+static void uncount_user(struct sh__conn *c)
+{
+    uncount_local(c);
+    if (c->ws->online) {
+        c->ws->online = false;
+        online_leave(c->gw, c->ws->user_id);
     }
 }
 
@@ -456,6 +588,54 @@ static void send_error(struct sh__conn *c, json_object *id, const char *code,
     sh__ws_send_json(c, o);
 }
 
+/* The end of a successful auth or refresh: arm the expiry, answer. */
+static void auth_reply(struct sh__conn *c, json_object *id)
+{
+    struct sh__ws *ws = c->ws;
+    json_object *res, *user;
+    char client[32];
+
+    evtimer_del(ws->auth_timer);
+    sh__ws_arm_expiry(c, ws->exp_s, EXPIRY_GRACE_S,
+                      SH__WS_CLOSE_UNAUTHENTICATED);
+    res = json_object_new_object();
+    user = json_object_new_object();
+    json_object_object_add(user, "id", json_object_new_string(ws->user_id));
+    json_object_object_add(user, "username",
+                           json_object_new_string(ws->username));
+    json_object_object_add(res, "user", user);
+    snprintf(client, sizeof client, "%" PRIu64, c->id);
+    json_object_object_add(res, "client", json_object_new_string(client));
+    json_object_object_add(res, "expiresAt",
+                           json_object_new_int64(ws->exp_s));
+    sh__ws_send_json(c, reply_ok(id, res));
+}
+
+/* The connection count of a first auth is known (sh__ws_count_user). */
+static void auth_counted(struct sh__conn *c, bool ok, void *arg)
+{
+    struct sh__ws *ws = c->ws;
+    json_object *id = arg;
+
+    if (!ok) {
+        ws->user_id[0] = '\0';
+        ws->username[0] = '\0';
+        ws->roles = 0;
+        ws->exp_s = 0;
+        sh__series_add(c->gw->s_rate_limited, 1);
+        send_error(c, id, "rate_limited",
+                   "too many connections for this user", 0);
+        return;
+    }
+    ws->authed = true;
+    auth_reply(c, id);
+}
+
+static void put_json(void *arg)
+{
+    json_object_put(arg);
+}
+
 static void op_auth(struct sh__conn *c, const struct sh__native_cmd *cmd)
 {
     struct sh__ws *ws = c->ws;
@@ -463,8 +643,7 @@ static void op_auth(struct sh__conn *c, const struct sh__native_cmd *cmd)
     const char *token = cmd->token;
     bool refresh = cmd->op == SH__OP_REFRESH;
     sh_principal_t *p = NULL;
-    json_object *res, *user;
-    char client[32];
+    enum sh__count_res cr;
 
     if (sh_auth_verify(c->gw->hub, token, strlen(token), &p) != SH_OK) {
         send_error(c, id, "unauthenticated", "invalid or expired token", 0);
@@ -481,38 +660,25 @@ static void op_auth(struct sh__conn *c, const struct sh__native_cmd *cmd)
         send_error(c, id, "unauthenticated", "authenticate first", 0);
         return;
     }
-    if (!ws->authed) {
-        snprintf(ws->user_id, sizeof ws->user_id, "%s",
-                 sh_principal_user_id(p));
-        if (!sh__ws_count_user(c)) {
-            ws->user_id[0] = '\0';
-            sh_principal_free(p);
-            sh__series_add(c->gw->s_rate_limited, 1);
-            send_error(c, id, "rate_limited",
-                       "too many connections for this user", 0);
-            return;
-        }
-        snprintf(ws->username, sizeof ws->username, "%s",
-                 sh_principal_username(p));
-        ws->roles = sh_principal_roles(p);
-        ws->authed = true;
+    if (ws->authed) {
+        ws->exp_s = sh_principal_exp(p);
+        sh_principal_free(p);
+        auth_reply(c, id);
+        return;
     }
+    snprintf(ws->user_id, sizeof ws->user_id, "%s", sh_principal_user_id(p));
+    snprintf(ws->username, sizeof ws->username, "%s",
+             sh_principal_username(p));
+    ws->roles = sh_principal_roles(p);
     ws->exp_s = sh_principal_exp(p);
     sh_principal_free(p);
-    evtimer_del(ws->auth_timer);
-    sh__ws_arm_expiry(c, ws->exp_s, EXPIRY_GRACE_S,
-                      SH__WS_CLOSE_UNAUTHENTICATED);
-    res = json_object_new_object();
-    user = json_object_new_object();
-    json_object_object_add(user, "id", json_object_new_string(ws->user_id));
-    json_object_object_add(user, "username",
-                           json_object_new_string(ws->username));
-    json_object_object_add(res, "user", user);
-    snprintf(client, sizeof client, "%" PRIu64, c->id);
-    json_object_object_add(res, "client", json_object_new_string(client));
-    json_object_object_add(res, "expiresAt",
-                           json_object_new_int64(ws->exp_s));
-    sh__ws_send_json(c, reply_ok(id, res));
+    /* The reply waits for the count (the cluster's, on a worker): the
+     * id is kept until then. */
+    cr = sh__ws_count_user(c, auth_counted, json_object_get(id), put_json);
+    if (cr == SH__COUNT_PENDING)
+        return;
+    auth_counted(c, cr == SH__COUNT_OK, id);
+    json_object_put(id);
 }
 
 /* A native member's delivery: the shared frame, by reference. */
@@ -863,6 +1029,11 @@ void sh__ws_on_read(struct sh__conn *c)
 
         if (n == 0)
             return;
+        /* A count in the cluster decides the auth this input follows. */
+        if (c->ws->count_pending) {
+            sh__conn_pause(c);
+            return;
+        }
         /* Every message may be answered: while the answers wait in the
          * output over the send buffer, read no more (server.c,
          * backpressure).  The drain resumes reading. */

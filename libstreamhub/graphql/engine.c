@@ -12,6 +12,7 @@
  * fields: @auth sets auth, @rateLimit(limit, window) makes a limiter of
  * capacity `limit` refilled at limit/window tokens a second.
  */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -63,7 +64,8 @@ static int64_t dir_int(const struct sh__gql_directive *d, const char *name)
     return 0;
 }
 
-static sh_err_t field_info_build(struct sh__gql_field_info *fi,
+static sh_err_t field_info_build(sh_hub_t *hub,
+                                 struct sh__gql_field_info *fi,
                                  const struct sh__gql_type *t,
                                  const struct sh__gql_field *f,
                                  char *errbuf, size_t errbuf_len)
@@ -84,12 +86,19 @@ static sh_err_t field_info_build(struct sh__gql_field_info *fi,
                                           LIMITER_KEYS);
             if (fi->limiter == NULL)
                 return SH_ENOMEM;
+            /* A cluster shares the buckets (fields run on workers). */
+            if (sh__cluster_redis(hub) != NULL) {
+                char name[64];
+                snprintf(name, sizeof name, "gql:%s.%s", t->name, f->name);
+                (void)sh__limiter_share(fi->limiter, sh__cluster_redis(hub),
+                                        name, sh__cluster_rl_closed(hub));
+            }
         }
     }
     return SH_OK;
 }
 
-static sh_err_t engine_new(const sh_config_t *conf,
+static sh_err_t engine_new(sh_hub_t *hub, const sh_config_t *conf,
                            struct sh__gql_engine **out, char *errbuf,
                            size_t errbuf_len)
 {
@@ -127,7 +136,8 @@ static sh_err_t engine_new(const sh_config_t *conf,
             return SH_ENOMEM;
         }
         for (size_t f = 0; f < t->nfields; f++) {
-            rc = field_info_build(&eng->types[i].fields[f], t, &t->fields[f],
+            rc = field_info_build(hub, &eng->types[i].fields[f], t,
+                                  &t->fields[f],
                                   errbuf, errbuf_len);
             if (rc != SH_OK) {
                 engine_free(eng);
@@ -179,7 +189,7 @@ sh_err_t sh__gql_engine_get(sh_hub_t *hub, struct sh__gql_engine **out,
         *out = eng;
         return SH_OK;
     }
-    rc = engine_new(hub->conf, &eng, errbuf, errbuf_len);
+    rc = engine_new(hub, hub->conf, &eng, errbuf, errbuf_len);
     if (rc != SH_OK)
         return rc;
     if (!atomic_compare_exchange_strong(&hub->graphql, &expected, eng)) {

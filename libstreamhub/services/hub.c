@@ -21,10 +21,13 @@ struct area {
 
 /* Service areas, in dependency order. */
 static const struct area areas[] = {
+    { "cluster", sh__cluster_init, sh__cluster_fini },
     { "online", sh__online_init, sh__online_fini },
     { "accounts", sh__accounts_init, sh__accounts_fini },
     { "streams", sh__streams_init, sh__streams_fini },
     { "chat", sh__chat_init, sh__chat_fini },
+    /* Last: the heartbeat may call every area above; stopped first. */
+    { "cluster-heartbeat", sh__cluster_start, sh__cluster_stop },
 };
 
 #define NAREAS (sizeof areas / sizeof areas[0])

@@ -26,6 +26,8 @@ struct sh__chat;       /* services/chat*.c: rules, moderation cache, queue */
 struct sh__notify;     /* services/notifications.c */
 struct sh__gql_engine; /* graphql/engine.c (the area above the services) */
 struct sh__online;     /* services/online.c: users with a connection */
+struct sh__cluster;    /* services/cluster.c: state shared in redis */
+struct sh__redis;      /* core/redis_int.h */
 
 struct sh_hub {
     sh_config_t *conf;              /* owned; read-only after open */
@@ -40,6 +42,7 @@ struct sh_hub {
     struct sh__chat *chat;
     struct sh__notify *notify;
     struct sh__online *online;
+    struct sh__cluster *cluster;    /* NULL: one node, counts local */
     atomic_bool closing;            /* set first by sh_hub_close() */
     /* Public calls in flight (SH__HUB_CALL): sh_hub_close() waits until
      * none is left before it frees what they use. */
@@ -73,6 +76,65 @@ bool sh__online_add(sh_hub_t *hub, const char *user_id, int delta);
 /* True while @user_id has an open authenticated connection on a gateway
  * of @hub (User.online).  @locality any */
 bool sh__online(sh_hub_t *hub, const char *user_id);
+
+/* services/cluster.c: state shared by the nodes of a cluster in redis
+ * (see the top of cluster.c).  hub->cluster is NULL without a redis URI:
+ * then every caller keeps its local behaviour.  Every call may wait on
+ * redis: never on a loop thread.  @locality any but a loop */
+sh_err_t sh__cluster_init(sh_hub_t *hub, char *errbuf, size_t errbuf_len);
+void sh__cluster_fini(sh_hub_t *hub);
+/* The heartbeat: started after every other area, stopped (with this
+ * node's counts removed from redis) before any other area closes. */
+sh_err_t sh__cluster_start(sh_hub_t *hub, char *errbuf, size_t errbuf_len);
+void sh__cluster_stop(sh_hub_t *hub);
+
+enum sh__count_kind {
+    SH__COUNT_CONNS,      /* a user's authenticated connections */
+    SH__COUNT_VIEWERS     /* a stream's viewers */
+};
+/* Change this node's count of @kind for @id: add @value (@set false) or
+ * set it to @value.  With @cap > 0, an increase that would take the sum
+ * over every live node past @cap changes nothing: SH_ERATELIMITED (*@total
+ * gets the sum).  *@mine gets this node's count after the change, *@total
+ * the sum over live nodes (either may be NULL).  Errors: SH_EBUS (redis:
+ * @errbuf), SH_EINVAL (no cluster, a bad id). */
+sh_err_t sh__cluster_count(sh_hub_t *hub, enum sh__count_kind kind,
+                           const char *id, bool set, int64_t value,
+                           int64_t cap, int64_t *mine, int64_t *total,
+                           char *errbuf, size_t errbuf_len);
+/* The sum of @kind for @id over every live node.  Errors as above. */
+sh_err_t sh__cluster_total(sh_hub_t *hub, enum sh__count_kind kind,
+                           const char *id, int64_t *total, char *errbuf,
+                           size_t errbuf_len);
+/* The pool (borrowed until the hub closes), or NULL without a cluster. */
+struct sh__redis *sh__cluster_redis(sh_hub_t *hub);
+/* redis.rate-limit-down is closed: shared limits refuse while redis
+ * fails (else they fall back to this node's buckets). */
+bool sh__cluster_rl_closed(sh_hub_t *hub);
+/* This node's id (borrowed), or NULL without a cluster. */
+const char *sh__cluster_node(sh_hub_t *hub);
+/* A number that changes whenever this node's counts in redis may have
+ * been lost (re-registered after a lapse, a write that failed): the
+ * gateway then writes its viewer counts again in full.  0 without a
+ * cluster. */
+unsigned sh__cluster_epoch(sh_hub_t *hub);
+/* Raise the epoch and have the next heartbeat write the online counts
+ * again (a write to redis failed). */
+void sh__cluster_resync_later(sh_hub_t *hub);
+
+/* services/online.c, with a cluster: write every local count to redis
+ * again (after this node was reaped).  Called by the heartbeat. */
+void sh__online_resync(sh_hub_t *hub);
+/* Count one more authenticated connection of @user_id here and, with a
+ * cluster, in redis, refused past @cap (> 0) connections across the
+ * cluster.  Returns SH_OK (counted), SH_ERATELIMITED (at the cap: nothing
+ * counted), SH_ENOMEM, SH_EINVAL.  Redis unreachable: counted here only
+ * (fail open; the gateway's own cap per node still holds) and written to
+ * redis again by the heartbeat once it answers.  Without a cluster it is
+ * sh__online_add(+1).  Each SH_OK is paired with one sh__online_leave().
+ * With a cluster both may wait on redis: worker threads only. */
+sh_err_t sh__online_join(sh_hub_t *hub, const char *user_id, int64_t cap);
+void sh__online_leave(sh_hub_t *hub, const char *user_id);
 
 /* services/ready.c: readiness (GET /readyz): a store round trip (SELECT 1)
  * and a bus position query, both always run.  Returns SH_OK; SH_ESTORE when

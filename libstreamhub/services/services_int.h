@@ -214,6 +214,14 @@ struct sh__stats;
 sh_err_t sh__stats_new(struct sh__stats **out);
 void sh__stats_free(struct sh__stats *st);
 struct sh__stats *sh__streams_stats(sh_hub_t *hub);
+/* Store @count (the whole cluster's) as the viewer count of live stream
+ * @stream_id and publish stream.viewers (coalesced to one a second), as
+ * sh_stream_set_viewers() does without a cluster; also while the hub is
+ * closing (a leaving node refreshes the counts it held).  Errors:
+ * SH_ENOTFOUND (not live), SH_ESTORE.  @locality any but a loop */
+sh_err_t sh__streams_viewers_store(sh_hub_t *hub, const char *stream_id,
+                                   int64_t count, char *errbuf,
+                                   size_t errbuf_len);
 /* Store a stream's pending chat counts and forget its ring (the stream
  * ended). */
 void sh__stats_forget(sh_hub_t *hub, const char *stream_id);

@@ -982,7 +982,41 @@ SH_API sh_err_t sh_stream_set_viewers(sh_hub_t *hub, const char *stream_id,
                                       size_t errbuf_len)
 {
     SH__HUB_CALL(hub);
-    struct sh__streams *st;
+    sh_err_t rc;
+
+    if ((rc = sh__hub_live(hub)) != SH_OK)
+        return rc;
+    if (count < 0 || count > INT32_MAX) {
+        sh__errbuf(errbuf, errbuf_len, "count: %lld is out of range",
+                   (long long)count);
+        return SH_EINVAL;
+    }
+    if (!sh__uuid_valid(stream_id)) {
+        sh__errbuf(errbuf, errbuf_len, "no such live stream");
+        return SH_ENOTFOUND;
+    }
+    if (hub->cluster != NULL) {
+        /* @count is this node's; the stream's is the sum over the live
+         * nodes.  Redis unreachable: the stored count stays as it is,
+         * and the gateway writes its counts again later. */
+        rc = sh__cluster_count(hub, SH__COUNT_VIEWERS, stream_id, true,
+                               count, 0, NULL, &count, errbuf, errbuf_len);
+        if (rc != SH_OK) {
+            sh__cluster_resync_later(hub);
+            return rc;
+        }
+        if (count > INT32_MAX)
+            count = INT32_MAX;
+    }
+    return sh__streams_viewers_store(hub, stream_id, count, errbuf,
+                                     errbuf_len);
+}
+
+sh_err_t sh__streams_viewers_store(sh_hub_t *hub, const char *stream_id,
+                                   int64_t count, char *errbuf,
+                                   size_t errbuf_len)
+{
+    struct sh__streams *st = hub->streams;
     struct sh__conn *c;
     struct sh__val p[4];
     struct vent **pp, *e;
@@ -990,14 +1024,6 @@ SH_API sh_err_t sh_stream_set_viewers(sh_hub_t *hub, const char *stream_id,
     bool publish = false;
     sh_err_t rc;
 
-    if ((rc = sh__hub_live(hub)) != SH_OK)
-        return rc;
-    st = hub->streams;
-    if (count < 0 || count > INT32_MAX) {
-        sh__errbuf(errbuf, errbuf_len, "count: %lld is out of range",
-                   (long long)count);
-        return SH_EINVAL;
-    }
     if (!sh__uuid_valid(stream_id)) {
         sh__errbuf(errbuf, errbuf_len, "no such live stream");
         return SH_ENOTFOUND;
