@@ -1,5 +1,5 @@
 // tests/e2e/cluster.test.mjs: two and three streamhubd nodes acting as one
-// service: one Redis bus (redis-server started here on a free loopback
+// service: one Redis bus (svc_redis.mjs: redis-server on a free loopback
 // port), one store (one SQLite file in WAL mode shared by the processes
 // on this machine), Debian's nginx in front (svc_nginx.mjs, the site of
 // deploy/nginx/streamhub.conf).  Clients are pinned to a node where the
@@ -13,63 +13,13 @@
 // missed, in order, then live events.
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
-import net from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import WebSocket from 'ws';
 import { startServer, api, register, Native } from './harness.mjs';
 import { startNginx } from './svc_nginx.mjs';
-
-const REDIS = process.env.STREAMHUB_REDIS_SERVER ?? 'redis-server';
-
-function freePort() {
-  return new Promise((resolve, reject) => {
-    const s = net.createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const { port } = s.address();
-      s.close(() => resolve(port));
-    });
-  });
-}
-
-// A throwaway redis-server without persistence; stop() by PID.
-async function startRedis() {
-  const dir = mkdtempSync(path.join(tmpdir(), 'streamhub-redis-'));
-  const port = await freePort();
-  const child = spawn(REDIS, ['--port', String(port), '--bind', '127.0.0.1',
-                              '--save', '', '--appendonly', 'no',
-                              '--dir', dir],
-                      { stdio: ['ignore', 'pipe', 'pipe'] });
-  let out = '';
-  child.stdout.on('data', (d) => { out += d; });
-  child.stderr.on('data', (d) => { out += d; });
-  const exited = new Promise((resolve) => child.on('exit', resolve));
-  await new Promise((resolve, reject) => {
-    const t = setTimeout(() => reject(new Error(`redis did not start: ${out}`)), 10000);
-    exited.then(() => { clearTimeout(t); reject(new Error(`redis exited: ${out}`)); });
-    const poll = () => {
-      const s = net.connect(port, '127.0.0.1');
-      s.once('connect', () => s.write('PING\r\n'));
-      s.once('data', (d) => {
-        s.destroy();
-        if (d.toString().startsWith('+PONG')) { clearTimeout(t); resolve(); }
-        else setTimeout(poll, 50);
-      });
-      s.once('error', () => { s.destroy(); setTimeout(poll, 50); });
-    };
-    poll();
-  });
-  const stop = async () => {
-    if (child.exitCode === null && child.signalCode === null)
-      process.kill(child.pid, 'SIGTERM');
-    await exited;
-    rmSync(dir, { recursive: true, force: true });
-  };
-  return { url: `redis://127.0.0.1:${port}`, port, stop };
-}
+import { startRedis } from './svc_redis.mjs';
 
 const clusters = [];
 after(async () => {
@@ -98,7 +48,7 @@ async function startCluster(n) {
   for (let i = 0; i < n; i++) {
     nodes.push(await startServer({
       dir,    // one streamhub.db for every node
-      args: ['--bus', redis.url, '--trusted-proxies', '127.0.0.1'],
+      args: ['--bus', redis.uri, '--trusted-proxies', '127.0.0.1'],
     }));
   }
   c.ngx = await startNginx({ upstreams: nodes.map((x) => x.address) });
@@ -333,7 +283,7 @@ function gqlChat(wsUrl, streamId, since) {
     ws.once('open', () => ws.send(JSON.stringify({ type: 'connection_init' })));
     ws.once('unexpected-response', (req, res) => reject(new Error(`HTTP ${res.statusCode}`)));
   });
-  s.wait = (n, ms = 10000) => new Promise((resolve, reject) => {
+  s.wait = (n, ms = 10000, what = '') => new Promise((resolve, reject) => {
     const check = () => {
       const msgs = s.events.filter((e) => e.kind === 'MESSAGE');
       if (msgs.length >= n) { resolve(msgs); return true; }
@@ -341,7 +291,8 @@ function gqlChat(wsUrl, streamId, since) {
       return false;
     };
     if (check()) return;
-    const t = setTimeout(() => reject(new Error(`timeout: ${JSON.stringify(s.events)}`)), ms);
+    const t = setTimeout(() => reject(new Error(
+      `timeout waiting for ${n} messages ${what}: ${JSON.stringify(s.events)}`)), ms);
     s.waiters.push(() => { if (check()) { clearTimeout(t); return true; } return false; });
   });
   return s;
@@ -355,13 +306,15 @@ test('three nodes: SIGTERM drains a node with 1001, its clients resume elsewhere
   const sender = await register(n2.url, 'dx');
   const { c: tx } = await viewer(n2.wsUrl, sender.token, `chat:${sid}`);
   const native = await viewer(n1.wsUrl, null, `chat:${sid}`);
-  const g = gqlChat(n1.wsUrl, sid);
+  // graphql-ws confirms no subscription: resuming from offset 0 makes
+  // the server replay whatever it published before the subscription took.
+  const g = gqlChat(n1.wsUrl, sid, { offset: 0 });
   await g.acked;
 
   const texts = Array.from({ length: 30 }, (_, i) => `d${i}`);
   const before = await sendAll(sid, [tx], texts.slice(0, 10));
   await native.c.waitEvents(10, (e) => e.event?.type === 'chat.message');
-  const gBefore = await g.wait(10);
+  const gBefore = await g.wait(10, 10000, 'before the drain');
   const nPos = position(native.c, native.sub);
   const gPos = { epoch: gBefore.at(-1).epoch, offset: gBefore.at(-1).offset };
 
@@ -376,7 +329,7 @@ test('three nodes: SIGTERM drains a node with 1001, its clients resume elsewhere
   const gBack = gqlChat(cl.ngx.wsUrl, sid, gPos);
   await gBack.acked;
   // The missed ones first, so the live ones below follow them.
-  await gBack.wait(10);
+  await gBack.wait(10, 10000, 'resumed');
   const after = await sendAll(sid, [tx], texts.slice(20));
   const all = [...before, ...during, ...after];
   assertOneSequence(all);
@@ -385,7 +338,7 @@ test('three nodes: SIGTERM drains a node with 1001, its clients resume elsewhere
                  ...await nBack.c.waitEvents(20, (e) => e.event?.type === 'chat.message')];
   assert.deepEqual(nSeen.map((e) => e.offset), all);
   assert.deepEqual(nSeen.map((e) => e.event.data.text), texts);
-  const gSeen = [...gBefore, ...await gBack.wait(20)];
+  const gSeen = [...gBefore, ...await gBack.wait(20, 10000, 'resumed and live')];
   assert.deepEqual(gSeen.map((e) => e.offset), all);
   assert.deepEqual(gSeen.map((e) => e.message.text), texts);
   await nBack.c.close();
