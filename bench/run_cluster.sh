@@ -15,7 +15,7 @@
 # One process holds at most the open-files limit of sockets (20,000 here),
 # so the subscribers come from several ws_load processes (sub mode, at
 # most 16,000 each) and the broadcasts from one more (pub mode): B spaced
-# broadcasts for publish-to-receive latency (p50, p99 over every delivery,
+# broadcasts (1 s apart) for publish-to-receive latency (p50, p99 over every delivery,
 # CLOCK_MONOTONIC being one clock for all the processes), then M back to
 # back for deliveries per second (first publish to last delivery).  Each
 # node's RSS before and after its subscribers connected, divided by them:
@@ -30,9 +30,11 @@ build=build
 clients=50000
 broadcasts=20
 messages=50
+interval=1000     # ms between latency broadcasts: one fan-out to 50,000
+                  # takes most of a second here, and they must not overlap
 while [ $# -gt 0 ]; do
   case "$1" in
-    --quick) clients=3000; broadcasts=5; messages=10 ;;
+    --quick) clients=3000; broadcasts=5; messages=10; interval=250 ;;
     --clients) clients=$2; shift ;;
     --builddir) build=$2; shift ;;
     *) echo "usage: $0 [--quick] [--clients N] [--builddir DIR]" >&2; exit 2 ;;
@@ -124,7 +126,8 @@ run_phase() {
   emit "$name" rss_per_connection "$((total / n))" bytes
 
   "$load" --mode pub --target "$name" --port "${ports[0]}" --api-key "$KEY" \
-    --broadcasts "$broadcasts" --messages "$messages" >"$dir/pub.jsonl" 2>"$dir/pub.err" \
+    --broadcasts "$broadcasts" --messages "$messages" --interval-ms "$interval" \
+    >"$dir/pub.jsonl" 2>"$dir/pub.err" \
     || { echo "$name: publisher failed: $(cat "$dir/pub.err")" >&2; return 1; }
   local failed=0
   for ((k = 0; k < nprocs; k++)); do
