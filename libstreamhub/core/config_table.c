@@ -64,6 +64,17 @@ const struct sh__conf_key sh__conf_keys[] = {
     I("store.pool-size", "4", 1, 64, "Store connections (workers)."),
     I("store.busy-timeout-ms", "5000", 0, 600000,
       "SQLite: wait this long for a lock before failing."),
+    B("store.prepared-statements", "true",
+      "PostgreSQL: prepare each statement once per connection (named "
+      "statements). Set false behind pgbouncer in transaction pooling "
+      "mode: then only unnamed statements are used and nothing is kept "
+      "in the session."),
+    I("store.notifications-months-ahead", "3", 1, 24,
+      "PostgreSQL: monthly partitions of notifications created ahead of "
+      "the current month (at start and hourly)."),
+    I("store.notifications-retention-months", "0", 0, 1200,
+      "PostgreSQL: drop notification partitions older than this many "
+      "months before the current one; 0 keeps them all."),
     S("redis", "",
       "State shared by the nodes of a cluster (presence and viewer counts, "
       "User.online, ws.max-connections-per-user, rate limits, the hot-read "

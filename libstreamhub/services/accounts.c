@@ -470,7 +470,10 @@ SH_API sh_err_t sh_auth_register(sh_hub_t *hub, const char *username,
     rc = sh__store_exec(c, &q_insert_user, p, 6, NULL, NULL, NULL, errbuf,
                         errbuf_len);
     if (rc == SH_ECONFLICT) {
-        /* Say which one, without the other's details. */
+        /* Say which one, without the other's details.  Outside the
+         * transaction: PostgreSQL refuses every statement of a transaction
+         * after one failed. */
+        sh__store_rollback(c);
         p[0] = sh__v_text(name_lc);
         if (sh__store_exec(c, &q_username_taken, p, 1, found_cb, &taken,
                            NULL, NULL, 0) != SH_OK)

@@ -54,7 +54,7 @@ static const struct sh__sql q_mark_ids = {
     "AND id IN (SELECT value FROM json_each(?))",
     NULL,
     "UPDATE notifications SET read = 1 WHERE user_id = ? AND read = 0 "
-    "AND id IN (SELECT jsonb_array_elements_text(?::jsonb))"
+    "AND id::text IN (SELECT jsonb_array_elements_text(?::jsonb))"
 };
 static const struct sh__sql q_users_by_names = {
     "SELECT id FROM users WHERE username_lc IN "

@@ -78,7 +78,7 @@ static const struct sh__sql q_fanout = {
     "WITH f AS MATERIALIZED (SELECT follower_id FROM follows "
     "WHERE followed_id = ?) "
     "INSERT INTO notifications (id, user_id, type, data, read, created_at) "
-    "SELECT gen_random_uuid()::text, follower_id, 'STREAM_LIVE', ?, 0, ? "
+    "SELECT gen_random_uuid(), follower_id, 'STREAM_LIVE', ?, 0, ? "
     "FROM f RETURNING id, user_id",
     "INSERT INTO notifications (id, user_id, type, data, read, created_at) "
     "SELECT " FANOUT_UUID_SQLITE ", follower_id, 'STREAM_LIVE', ?2, 0, ?3 "
@@ -110,8 +110,11 @@ static const struct sh__sql q_live_count = {
     "SELECT count(*) FROM streams WHERE status = 'LIVE' "
     "AND (? = 0 OR category = ?)", NULL, NULL
 };
-/* Search: the SQLite text uses the FTS5 table of 0001_init.sql; the
- * portable text (PostgreSQL) a text search over the same two columns. */
+/* Search: the SQLite text uses the FTS5 table of 0001_init.sql, the
+ * PostgreSQL one the generated tsvector column (GIN) of pg/0001_init.sql;
+ * the portable text searches the same two columns without an index.  The
+ * query is fts_query()'s quoted words, which plainto_tsquery() reads as
+ * plain words: no user text is ever tsquery syntax. */
 #define SEARCH_ORDER \
     " AND (? = 0 OR (CASE WHEN s.status = 'LIVE' THEN 1 ELSE 0 END) < ? OR " \
     "((CASE WHEN s.status = 'LIVE' THEN 1 ELSE 0 END) = ? AND " \
@@ -126,13 +129,16 @@ static const struct sh__sql q_search = {
     "SELECT " STREAM_COLS " FROM streams s JOIN users u "
     "ON u.id = s.broadcaster_id WHERE s.rowid IN (SELECT rowid FROM "
     "streams_fts WHERE streams_fts MATCH ?)" SEARCH_ORDER,
-    NULL
+    "SELECT " STREAM_COLS " FROM streams s JOIN users u "
+    "ON u.id = s.broadcaster_id WHERE s.search @@ "
+    "plainto_tsquery('simple', ?)" SEARCH_ORDER
 };
 static const struct sh__sql q_search_count = {
     "SELECT count(*) FROM streams s WHERE to_tsvector('simple', s.title || "
     "' ' || coalesce(s.category, '')) @@ plainto_tsquery('simple', ?)",
     "SELECT count(*) FROM streams_fts WHERE streams_fts MATCH ?",
-    NULL
+    "SELECT count(*) FROM streams s WHERE s.search @@ "
+    "plainto_tsquery('simple', ?)"
 };
 
 /* ---- the Stream JSON --------------------------------------------------- */

@@ -1,10 +1,10 @@
 /* libstreamhub/store/store.c: the store interface over its backends.
  *
  * The `store` key names the backend: `sqlite:PATH`, `sqlite::memory:`, or
- * a `postgres://`/`postgresql://` URI (refused with SH_ENOTSUP until that
- * backend is built).  The store keeps a fixed pool of store.pool-size
- * connections opened up front, handed out by sh__store_acquire() under a
- * mutex and condition variable.  An in-memory SQLite database lives in one
+ * a `postgres://`/`postgresql://` URI (postgres.c).  The store keeps a fixed
+ * pool of store.pool-size connections opened up front, shared by every
+ * thread of the hub (the gateway's workers among them) and handed out by
+ * sh__store_acquire() under a mutex and condition variable.  An in-memory SQLite database lives in one
  * connection (separate :memory: connections do not share data), so its pool
  * has exactly one.
  *
@@ -61,9 +61,13 @@ static sh_err_t parse_uri(const char *uri, struct sh__store_target *t,
         return SH_EINVAL;
     }
     if (has_prefix(uri, "postgres://") || has_prefix(uri, "postgresql://")) {
-        sh__errbuf(errbuf, errbuf_len,
-                   "store: PostgreSQL backend not built yet");
-        return SH_ENOTSUP;
+        t->postgres = true;
+        t->path = strdup(uri);
+        if (t->path == NULL) {
+            sh__errbuf(errbuf, errbuf_len, "store: out of memory");
+            return SH_ENOMEM;
+        }
+        return SH_OK;
     }
     if (!has_prefix(uri, "sqlite:")) {
         sh__errbuf(errbuf, errbuf_len, "store: unknown backend in '%.64s' "
@@ -115,6 +119,12 @@ sh_err_t sh__store_open(const sh_config_t *conf, const struct sh__log *log,
     if (rc != SH_OK)
         return rc;
     t.busy_timeout_ms = sh__config_int(conf, "store.busy-timeout-ms");
+    t.prepared_statements = sh__config_bool(conf,
+                                            "store.prepared-statements");
+    t.partitions_ahead = sh__config_int(conf,
+                                        "store.notifications-months-ahead");
+    t.retention_months = sh__config_int(conf,
+                                        "store.notifications-retention-months");
     n = t.memory ? 1 : (size_t)sh__config_int(conf, "store.pool-size");
     st = calloc(1, sizeof *st);
     if (st != NULL)
@@ -124,10 +134,11 @@ sh_err_t sh__store_open(const sh_config_t *conf, const struct sh__log *log,
         rc = SH_ENOMEM;
         goto fail;
     }
-    st->be = &sh__sqlite_backend;
+    st->be = t.postgres ? &sh__pg_backend : &sh__sqlite_backend;
     st->log = log;
     st->nconns = n;
     atomic_init(&st->exec_count, 0);
+    atomic_init(&st->maintain_at_ms, 0);
     for (size_t i = 0; i < n; i++) {
         rc = st->be->open(st, &t, i == 0, &st->conns[i], errbuf, errbuf_len);
         if (rc != SH_OK)
@@ -148,7 +159,7 @@ sh_err_t sh__store_open(const sh_config_t *conf, const struct sh__log *log,
     }
     if (log != NULL)
         sh__log_kv(log, SH_LOG_DEBUG, "store opened", "backend", st->be->name,
-                   "path", t.path, (char *)NULL);
+                   "path", t.postgres ? "(uri)" : t.path, (char *)NULL);
     free(t.path);
     *out = st;
     return SH_OK;

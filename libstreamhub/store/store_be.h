@@ -26,12 +26,19 @@ struct sh__migration {
 
 extern const struct sh__migration sh__sqlite_migrations[];
 extern const size_t sh__sqlite_migrations_count;
+extern const struct sh__migration sh__pg_migrations[];
+extern const size_t sh__pg_migrations_count;
 
 /* What the store URI named. */
 struct sh__store_target {
-    char *path;            /* owned: the SQLite file, or ":memory:" */
+    char *path;            /* owned: the SQLite file, ":memory:", or the
+                              PostgreSQL URI */
     bool memory;
+    bool postgres;
     int64_t busy_timeout_ms;
+    bool prepared_statements;  /* PostgreSQL: named statements */
+    int64_t partitions_ahead;  /* PostgreSQL: notification months ahead */
+    int64_t retention_months;  /* PostgreSQL: 0 keeps every month */
 };
 
 struct sh__store_backend {
@@ -51,9 +58,15 @@ struct sh__store_backend {
 };
 
 extern const struct sh__store_backend sh__sqlite_backend;
+extern const struct sh__store_backend sh__pg_backend;
 
 /* Test hook: statements prepared and cached on @c (a SQLite connection). */
 size_t sh__sqlite_cached(const struct sh__conn *c);
+
+/* PostgreSQL: @in with each `?` (or SQLite's `?NNN`) outside literals,
+ * quoted identifiers and comments turned into `$n`; *@nparams gets the
+ * highest n.  malloc'd (the caller frees it), NULL when out of memory. */
+char *sh__pg_placeholders(const char *in, int *nparams);
 
 /* A row as the backend hands it to the callback. */
 struct sh__row {
@@ -88,6 +101,9 @@ struct sh__store {
     pthread_mutex_t mu;
     pthread_cond_t cv;
     atomic_uint_fast64_t exec_count;
+    /* PostgreSQL: monotonic ms of the next partition maintenance; the
+     * caller that swaps it forward runs it. */
+    atomic_int_fast64_t maintain_at_ms;
 };
 
 #endif

@@ -1,10 +1,11 @@
 /* tests/contract/chat_fixture.h: a hub with a few users and a live stream,
  * for the chat and moderation contract tests.  Public API only.
  *
- * The store comes from STREAMHUB_TEST_STORE (default sqlite::memory:), so
- * that every backend runs the same tests.  Tests that need a store that
- * outlives the hub (flush on close) use a temporary SQLite file when the
- * variable names no PostgreSQL URI.
+ * The store and bus come from STREAMHUB_TEST_STORE and STREAMHUB_TEST_BUS
+ * (matrix_fixture.h), so that every backend pair runs the same tests;
+ * fx_store_env() gives an empty store per call.  Tests that need a store
+ * that outlives the hub (flush on close) use a temporary SQLite file on
+ * SQLite, and open the same PostgreSQL schema again otherwise.
  */
 #ifndef CHAT_FIXTURE_H
 #define CHAT_FIXTURE_H
@@ -28,6 +29,8 @@
 #include "streamhub/moderation.h"
 #include "streamhub/streams.h"
 
+#include "matrix_fixture.h"
+
 #define FX_USERS 4
 
 struct fx {
@@ -38,16 +41,15 @@ struct fx {
     char path[256];              /* temporary SQLite file, or "" */
 };
 
+/* A store for one new hub (on PostgreSQL: a new empty schema). */
 static inline const char *fx_store_env(void)
 {
-    const char *s = getenv("STREAMHUB_TEST_STORE");
-
-    return s != NULL && s[0] != '\0' ? s : "sqlite::memory:";
+    return mx_store();
 }
 
 static inline int fx_store_is_sqlite(void)
 {
-    return strncmp(fx_store_env(), "sqlite:", 7) == 0;
+    return !mx_is_pg();
 }
 
 /* Open a hub on @store with extra key/value pairs (NULL-terminated). */
@@ -64,6 +66,8 @@ static inline sh_hub_t *fx_open(const char *store, ...)
                      SH_OK);
     assert_int_equal(sh_config_set(conf, "log-level", "error", err,
                                    sizeof err), SH_OK);
+    if (sh_config_set(conf, "bus", mx_bus(), err, sizeof err) != SH_OK)
+        fail_msg("bus %s: %s", mx_bus(), err);
     va_start(ap, store);
     while ((k = va_arg(ap, const char *)) != NULL) {
         v = va_arg(ap, const char *);
@@ -138,6 +142,8 @@ static inline struct fx *fx_new(const char *store, ...)
                      SH_OK);
     assert_int_equal(sh_config_set(conf, "log-level", "error", err,
                                    sizeof err), SH_OK);
+    if (sh_config_set(conf, "bus", mx_bus(), err, sizeof err) != SH_OK)
+        fail_msg("bus %s: %s", mx_bus(), err);
     va_start(ap, store);
     while ((k = va_arg(ap, const char *)) != NULL) {
         v = va_arg(ap, const char *);

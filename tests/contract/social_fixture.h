@@ -2,9 +2,10 @@
  * and an event recorder, for the follows, streams, notifications, raids,
  * subscriptions and stats contract tests.  Public API only.
  *
- * The store comes from STREAMHUB_TEST_STORE (default sqlite::memory:), so
- * that every backend runs the same tests; usernames carry a random prefix
- * so that runs sharing one database do not collide.  Users are registered
+ * The store and bus come from STREAMHUB_TEST_STORE and STREAMHUB_TEST_BUS
+ * (matrix_fixture.h), so that every backend pair runs the same tests;
+ * each hub gets an empty store.  Usernames carry a random prefix all the
+ * same.  Users are registered
  * once per test group (a password hash each), and each test uses its own
  * users so that the order of the tests does not matter.
  */
@@ -31,6 +32,8 @@
 #include "streamhub/notifications.h"
 #include "streamhub/streams.h"
 
+#include "matrix_fixture.h"
+
 #define SFX_MAX_USERS 40
 #define SFX_MAX_EVENTS 256
 
@@ -53,9 +56,7 @@ struct rec {
 
 static inline const char *sfx_store(void)
 {
-    const char *s = getenv("STREAMHUB_TEST_STORE");
-
-    return s != NULL && s[0] != '\0' ? s : "sqlite::memory:";
+    return mx_store();
 }
 
 static inline sh_hub_t *sfx_open(void)
@@ -67,6 +68,8 @@ static inline sh_hub_t *sfx_open(void)
     assert_int_equal(sh_config_new(&conf), SH_OK);
     assert_int_equal(sh_config_set(conf, "store", sfx_store(), err,
                                    sizeof err), SH_OK);
+    if (sh_config_set(conf, "bus", mx_bus(), err, sizeof err) != SH_OK)
+        fail_msg("bus %s: %s", mx_bus(), err);
     assert_int_equal(sh_config_set(conf, "log-level", "error", err,
                                    sizeof err), SH_OK);
     assert_int_equal(sh_config_set(conf, "jwt-secret",
