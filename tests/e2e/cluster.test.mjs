@@ -1,7 +1,7 @@
 // tests/e2e/cluster.test.mjs: two and three streamhubd nodes acting as one
 // service: one Redis bus (svc_redis.mjs: redis-server on a free loopback
-// port), one store (one SQLite file in WAL mode shared by the processes
-// on this machine), Debian's nginx in front (svc_nginx.mjs, the site of
+// port), one PostgreSQL store (svc_pg.mjs: one server for the file, a
+// fresh database for each cluster), Debian's nginx in front (svc_nginx.mjs, the site of
 // deploy/nginx/streamhub.conf).  Clients are pinned to a node where the
 // test needs to know which node serves them (its own address), and go
 // through nginx when they reconnect after a node went away, as real
@@ -11,28 +11,30 @@
 // across all nodes, increasing by one per event; a subscriber resuming on
 // any node with the epoch and offset it last saw gets exactly what it
 // missed, in order, then live events.
-import { test, after } from 'node:test';
+import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import path from 'node:path';
 import WebSocket from 'ws';
 import { startServer, api, register, Native } from './harness.mjs';
 import { startNginx } from './svc_nginx.mjs';
 import { startRedis } from './svc_redis.mjs';
+import { startPg } from './svc_pg.mjs';
 
+let pg;
+before(async () => { pg = await startPg(); });
 const clusters = [];
 after(async () => {
   for (const c of clusters.splice(0)) await c.stop();
+  await pg?.stop();
 });
 
 // @n nodes on one Redis and one store, nginx in front of them all.
 async function startCluster(n) {
   const redis = await startRedis();
-  const dir = mkdtempSync(path.join(tmpdir(), 'streamhub-cluster-'));
+  const db = `cluster${clusters.length + 1}`;
+  pg.psql(`CREATE DATABASE ${db}`, 'postgres');
   const nodes = [];
   const c = {
-    redis, dir, nodes, ngx: null,
+    redis, nodes, ngx: null,
     async stop() {
       if (c.ngx) await c.ngx.stop();
       const errors = [];
@@ -40,15 +42,14 @@ async function startCluster(n) {
         try { await node.stop(); } catch (e) { errors.push(e.message); }
       }
       await redis.stop();
-      rmSync(dir, { recursive: true, force: true });
       if (errors.length) throw new Error(errors.join('\n'));
     },
   };
   clusters.push(c);
   for (let i = 0; i < n; i++) {
     nodes.push(await startServer({
-      dir,    // one streamhub.db for every node
-      args: ['--bus', redis.uri, '--trusted-proxies', '127.0.0.1'],
+      args: ['--store', pg.uri(db), '--store.pool-size', '2',
+             '--bus', redis.uri, '--trusted-proxies', '127.0.0.1'],
     }));
   }
   c.ngx = await startNginx({ upstreams: nodes.map((x) => x.address) });
