@@ -299,50 +299,122 @@ function gqlChat(wsUrl, streamId, since) {
   return s;
 }
 
-test('three nodes: SIGTERM drains a node with 1001, its clients resume elsewhere with nothing missed', async () => {
+// Open WebSockets per node (each node's /metrics, asked directly).
+async function wsCounts(nodes) {
+  return Promise.all(nodes.map(async (n) => {
+    const t = await (await fetch(`${n.url}/metrics`)).text();
+    const m = /^streamhub_websocket_connections (\d+)/m.exec(t);
+    return m ? Number(m[1]) : 0;
+  }));
+}
+
+// The node a WebSocket just opened through nginx landed on: the one whose
+// count rose over @before.  Resolves { index, counts }.
+function landed(nodes, before) {
+  return until(async () => {
+    const counts = await wsCounts(nodes);
+    const index = counts.findIndex((v, k) => v > before[k]);
+    return index >= 0 ? { index, counts } : null;
+  }, 10000, 'a new WebSocket on some node');
+}
+
+test('three nodes behind nginx: SIGTERM drains a node with 1001 through the proxy, its clients resume elsewhere with nothing missed', async () => {
   const cl = await startCluster(3);
-  const [n1, n2] = cl.nodes;
-  const streamer = await register(n2.url, 'ds');
-  const sid = await startStream(n2.url, streamer.token, 'drain one');
-  const sender = await register(n2.url, 'dx');
-  const { c: tx } = await viewer(n2.wsUrl, sender.token, `chat:${sid}`);
-  const native = await viewer(n1.wsUrl, null, `chat:${sid}`);
-  // graphql-ws confirms no subscription: resuming from offset 0 makes
-  // the server replay whatever it published before the subscription took.
-  const g = gqlChat(n1.wsUrl, sid, { offset: 0 });
-  await g.acked;
+  const streamer = await register(cl.ngx.url, 'ds');
+  const sid = await startStream(cl.ngx.url, streamer.token, 'drain one');
 
+  // Viewers through nginx, native and graphql-ws in turn, until the node
+  // of the first one holds one of each kind (round robin: by the fourth).
+  const clients = [];
+  let counts = await wsCounts(cl.nodes);
+  let victim = null;
+  for (let i = 0; i < 12; i++) {
+    const kind = i % 2 === 0 ? 'native' : 'graphql';
+    let h;
+    if (kind === 'native') {
+      h = await viewer(cl.ngx.wsUrl, null, `chat:${sid}`);
+    } else {
+      // graphql-ws confirms no subscription: resuming from offset 0 makes
+      // the server replay what it published before the subscription took.
+      h = gqlChat(cl.ngx.wsUrl, sid, { offset: 0 });
+      await h.acked;
+    }
+    const r = await landed(cl.nodes, counts);
+    counts = r.counts;
+    clients.push({ kind, node: r.index, h });
+    victim ??= r.index;
+    const on = clients.filter((c) => c.node === victim);
+    if (on.some((c) => c.kind === 'native') && on.some((c) => c.kind === 'graphql'))
+      break;
+  }
+  const drained = clients.filter((c) => c.node === victim);
+  const staying = clients.filter((c) => c.node !== victim);
+  assert.ok(drained.some((c) => c.kind === 'native') &&
+            drained.some((c) => c.kind === 'graphql'),
+            `nginx never put both kinds on one node: ${JSON.stringify(clients.map((c) => [c.kind, c.node]))}`);
+  assert.ok(staying.length > 0);
+
+  // The sender sits on another node, directly.
+  const home = cl.nodes[(victim + 1) % 3];
+  const sender = await register(home.url, 'dx');
+  const { c: tx } = await viewer(home.wsUrl, sender.token, `chat:${sid}`);
   const texts = Array.from({ length: 30 }, (_, i) => `d${i}`);
+  const messagesOf = async (c, n, what) => (c.kind === 'native'
+    ? c.h.c.waitEvents(n, (e) => e.event?.type === 'chat.message', 10000)
+    : c.h.wait(n, 10000, what));
   const before = await sendAll(sid, [tx], texts.slice(0, 10));
-  await native.c.waitEvents(10, (e) => e.event?.type === 'chat.message');
-  const gBefore = await g.wait(10, 10000, 'before the drain');
-  const nPos = position(native.c, native.sub);
-  const gPos = { epoch: gBefore.at(-1).epoch, offset: gBefore.at(-1).offset };
+  const seenBefore = [];
+  for (const c of drained) seenBefore.push(await messagesOf(c, 10, 'before the drain'));
+  const positions = drained.map((c, i) => (c.kind === 'native'
+    ? position(c.h.c, c.h.sub)
+    : { epoch: seenBefore[i].at(-1).epoch, offset: seenBefore[i].at(-1).offset }));
 
-  const stopped = n1.stop('SIGTERM');
-  assert.equal((await native.c.closed).code, 1001);
-  assert.equal(await g.closed, 1001);
+  // SIGTERM: 1001 reaches the clients through nginx; the node exits 0.
+  const stopped = cl.nodes[victim].stop('SIGTERM');
+  for (const c of drained) {
+    const code = c.kind === 'native' ? (await c.h.c.closed).code : await c.h.closed;
+    assert.equal(code, 1001, `${c.kind} client`);
+  }
   assert.equal((await stopped).code, 0);
   const during = await sendAll(sid, [tx], texts.slice(10, 20));
 
-  const nBack = await viewer(cl.ngx.wsUrl, null, `chat:${sid}`, nPos);
-  assert.equal(nBack.sub.recovered, true, JSON.stringify(nBack.sub));
-  const gBack = gqlChat(cl.ngx.wsUrl, sid, gPos);
-  await gBack.acked;
-  // The missed ones first, so the live ones below follow them.
-  await gBack.wait(10, 10000, 'resumed');
+  // Back through nginx with their positions: the drained node refuses
+  // connections, so nginx takes them to the others.
+  const back = [];
+  for (let i = 0; i < drained.length; i++) {
+    const c = drained[i];
+    if (c.kind === 'native') {
+      const r = await viewer(cl.ngx.wsUrl, null, `chat:${sid}`, positions[i]);
+      assert.equal(r.sub.recovered, true, JSON.stringify(r.sub));
+      back.push({ kind: 'native', h: r });
+    } else {
+      const g = gqlChat(cl.ngx.wsUrl, sid, positions[i]);
+      await g.acked;
+      back.push({ kind: 'graphql', h: g });
+    }
+  }
+  // Each has the missed ones first, so the live ones below follow them.
+  for (const b of back) await messagesOf(b, 10, 'resumed');
   const after = await sendAll(sid, [tx], texts.slice(20));
   const all = [...before, ...during, ...after];
   assertOneSequence(all);
 
-  const nSeen = [...chatOf(native.c),
-                 ...await nBack.c.waitEvents(20, (e) => e.event?.type === 'chat.message')];
-  assert.deepEqual(nSeen.map((e) => e.offset), all);
-  assert.deepEqual(nSeen.map((e) => e.event.data.text), texts);
-  const gSeen = [...gBefore, ...await gBack.wait(20, 10000, 'resumed and live')];
-  assert.deepEqual(gSeen.map((e) => e.offset), all);
-  assert.deepEqual(gSeen.map((e) => e.message.text), texts);
-  await nBack.c.close();
-  gBack.ws.close();
+  const offsetsAndTexts = (evs, kind) => (kind === 'native'
+    ? evs.map((e) => [e.offset, e.event.data.text])
+    : evs.map((e) => [e.offset, e.message.text]));
+  const want = all.map((o, i) => [o, texts[i]]);
+  for (let i = 0; i < drained.length; i++) {
+    const seen = [...seenBefore[i], ...await messagesOf(back[i], 20, 'resumed and live')];
+    assert.deepEqual(offsetsAndTexts(seen, drained[i].kind), want, `drained ${drained[i].kind}`);
+  }
+  // The others never noticed.
+  for (const c of staying) {
+    const seen = await messagesOf(c, 30, 'on a node that stayed');
+    assert.deepEqual(offsetsAndTexts(seen, c.kind), want, `staying ${c.kind}`);
+    const open = c.kind === 'native' ? c.h.c.ws.readyState : c.h.ws.readyState;
+    assert.equal(open, WebSocket.OPEN);
+  }
+  for (const b of back) (b.kind === 'native' ? b.h.c.ws : b.h.ws).close();
+  for (const c of staying) (c.kind === 'native' ? c.h.c.ws : c.h.ws).close();
   await tx.close();
 });
