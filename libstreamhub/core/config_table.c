@@ -80,6 +80,10 @@ const struct sh__conf_key sh__conf_keys[] = {
       "User.online, ws.max-connections-per-user, rate limits, the hot-read "
       "cache): redis://[[user]:password@]host[:port][/db].  Empty: the bus "
       "URI when bus is redis://, else none (every count is this node's)."),
+    S("redis.key-prefix", "sh:",
+      "Prefix (at most 32 bytes) of the keys of the shared state in redis, "
+      "so that several deployments can share one server; the bus has its "
+      "own, bus.redis-key-prefix."),
     I("redis.pool-size", "8", 1, 256,
       "Blocking connections to the redis server, shared by the threads "
       "that wait on it (workers)."),

@@ -118,7 +118,7 @@ struct stripe {
 struct sh__limiter {
     double capacity, refill;
     struct sh__redis *redis;       /* borrowed; NULL: local buckets only */
-    char name[64];                 /* shared: "sh:rl:<name>:" keys */
+    char name[128];                /* shared: "<name>:<key>" keys */
     bool fail_closed;
     size_t per_cap;                /* entries per stripe */
     size_t nstripes;               /* power of two */
@@ -265,7 +265,7 @@ static struct ent *find(struct stripe *st, uint64_t h, const void *key,
 /* KEYS: the bucket.  ARGV: capacity, refill per second, cost (negative:
  * give back).  Returns {1 taken or 0, wait ms (-1: never)}.  The same
  * arithmetic as sh__bucket_take(), on the server's clock. */
-static struct sh__redis_script bucket_script = {
+static const struct sh__redis_script bucket_script = {
     "local t = redis.call('TIME')\n"
     "local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)\n"
     "local cap, rate, cost = tonumber(ARGV[1]), tonumber(ARGV[2]), "
@@ -295,8 +295,7 @@ static struct sh__redis_script bucket_script = {
     "if rate > 0 then ttl = math.ceil((cap - tokens) / rate * 1000) + 1000 "
     "end\n"
     "redis.call('PEXPIRE', KEYS[1], ttl)\n"
-    "return {ok, wait}\n",
-    ""
+    "return {ok, wait}\n"
 };
 
 bool sh__limiter_share(struct sh__limiter *l, struct sh__redis *redis,
@@ -319,7 +318,7 @@ static int shared_take(struct sh__limiter *l, const void *key,
 {
     char k[8 + sizeof l->name + SH__LIMITER_KEY_MAX];
     char cap[32], rate[32], c[32];
-    size_t plen = (size_t)snprintf(k, sizeof k, "sh:rl:%s:", l->name);
+    size_t plen = (size_t)snprintf(k, sizeof k, "%s:", l->name);
     const char *argv[4] = { k, cap, rate, c };
     size_t lens[4];
     redisReply *rep = NULL;

@@ -65,7 +65,7 @@ void sh__limiter_give(struct sh__limiter *l, const void *key, size_t keylen,
                       double cost);
 struct sh__redis;
 /* Share @l's buckets with every node of a cluster: from now on take and
- * give run one Lua token bucket in redis (key "sh:rl:<name>:<key>", a
+ * give run one Lua token bucket in redis (key "<name>:<key>", a
  * hash of tokens and the time of the last refill, by the server's clock:
  * @now_ms is ignored), with @l's capacity and refill, so that the nodes
  * together allow what one node would.  The hash expires once it would
@@ -74,7 +74,8 @@ struct sh__redis;
  * allows the full rate) or is refused with retry 1000 ms (@fail_closed
  * true).  A shared limiter waits on redis (redis.timeout-ms at most):
  * never share one that a loop thread uses.  @redis is borrowed and must
- * outlive @l; @name (1..63 bytes) is copied.  Call once, before @l is
+ * outlive @l; @name (1..127 bytes: the key prefix, such as
+ * "sh:rl:chat") is copied.  Call once, before @l is
  * used by several threads.  Returns false on a bad argument. */
 bool sh__limiter_share(struct sh__limiter *l, struct sh__redis *redis,
                        const char *name, bool fail_closed);

@@ -70,19 +70,19 @@ sh_err_t sh__redis_cmd(struct sh__redis *r, int argc, const char **argv,
                        char *errbuf, size_t errbuf_len);
 
 /* A Lua script run by EVALSHA, loaded with EVAL when the server does not
- * have it (NOSCRIPT: a restart, SCRIPT FLUSH).  Define it static const
- * with its source and call sh__redis_script_sha() once, or let
- * sh__redis_eval() do it. */
+ * have it (NOSCRIPT: a restart, SCRIPT FLUSH).  Define it static const;
+ * nothing in it changes, so threads share it freely. */
 struct sh__redis_script {
     const char *src;
-    char sha[41];              /* lowercase hex SHA-1 of src, or "" */
 };
-/* Fill @s->sha (idempotent; racing threads write the same bytes). */
-void sh__redis_script_sha(struct sh__redis_script *s);
+/* The lowercase hex SHA-1 of @s->src into @sha (41 bytes); "" when it
+ * cannot be computed (then EVAL is used every time: still correct). */
+void sh__redis_script_sha(const struct sh__redis_script *s, char sha[41]);
 /* Run @s with @nkeys keys then @nargs - @nkeys arguments in @argv
  * (@lens as in sh__redis_cmd()).  Results and errors as sh__redis_cmd();
  * a script's error reply is SH_EBUS with its text in @errbuf. */
-sh_err_t sh__redis_eval(struct sh__redis *r, struct sh__redis_script *s,
+sh_err_t sh__redis_eval(struct sh__redis *r,
+                        const struct sh__redis_script *s,
                         int nkeys, int nargs, const char **argv,
                         const size_t *lens, redisReply **out,
                         char *errbuf, size_t errbuf_len);

@@ -69,6 +69,7 @@ struct call {
     int status;                    /* success status */
     json_object *result;           /* success body, owned */
     int64_t retry_ms;
+    struct sh__limiter *auth_limiter;  /* shared (cluster), or NULL */
     char errbuf[256];
 };
 
@@ -606,7 +607,9 @@ static bool field_str(struct sh__req *req, json_object *body,
 }
 
 /* Take the route's first answer of the per-IP auth limiter.  The limiter
- * is made on first use (loop thread only); the gateway frees it. */
+ * is made on first use (loop thread only); the gateway frees it.  In a
+ * cluster the limiter is shared in redis, so the take waits on redis: it
+ * is left to the worker (auth_limit_shared) and this only makes it. */
 static bool auth_limit(struct sh__req *req)
 {
     struct sh_gateway *gw = req->conn->gw;
@@ -620,7 +623,11 @@ static bool auth_limit(struct sh__req *req)
             sh__respond_error(req, 500, "internal", "out of memory", 0);
             return false;
         }
+        (void)sh__cluster_share_limiter(gw->hub, gw->auth_limiter,
+                                        "rest-auth");
     }
+    if (sh__cluster_redis(gw->hub) != NULL)
+        return true;
     if (sh__limiter_take(gw->auth_limiter, peer, strlen(peer), 1,
                          sh__mono_ms(), &retry_ms))
         return true;
@@ -653,9 +660,27 @@ static void auth_body(struct call *c, const sh_auth_t *a)
     c->result = payload;
 }
 
+/* In a cluster, the per-IP auth limit, on the worker (c->id holds the
+ * client's address key).  False when refused: c->rc says so. */
+static bool auth_limit_shared(struct call *c)
+{
+    if (c->auth_limiter == NULL || c->id == NULL)
+        return true;
+    if (sh__limiter_take(c->auth_limiter, c->id, strlen(c->id), 1,
+                         sh__mono_ms(), &c->retry_ms))
+        return true;
+    c->rc = SH_ERATELIMITED;
+    snprintf(c->errbuf, sizeof c->errbuf,
+             "too many register or login attempts");
+    return false;
+}
+
 static void run_register(struct call *c)
 {
     sh_auth_t *a = NULL;
+
+    if (!auth_limit_shared(c))
+        return;
 
     c->rc = sh_auth_register(c->hub, c->s1, c->s2, c->s3, &a, c->errbuf,
                              sizeof c->errbuf);
@@ -668,6 +693,9 @@ static void run_register(struct call *c)
 static void run_login(struct call *c)
 {
     sh_auth_t *a = NULL;
+
+    if (!auth_limit_shared(c))
+        return;
 
     c->rc = sh_auth_login(c->hub, c->s1, c->s3, &a, c->errbuf,
                           sizeof c->errbuf);
@@ -889,6 +917,16 @@ static void route_auth(struct sh__req *req, bool is_register)
         return;
     }
     json_object_put(body);
+    /* The client's address key, for the shared auth limit. */
+    if (sh__cluster_redis(c->hub) != NULL) {
+        c->auth_limiter = req->conn->gw->auth_limiter;
+        c->id = strdup(req->conn->ip_key);
+        if (c->id == NULL) {
+            call_free(c);
+            sh__respond_error(req, 500, "internal", "out of memory", 0);
+            return;
+        }
+    }
     offload(c);
 }
 

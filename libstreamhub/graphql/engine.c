@@ -88,10 +88,9 @@ static sh_err_t field_info_build(sh_hub_t *hub,
                 return SH_ENOMEM;
             /* A cluster shares the buckets (fields run on workers). */
             if (sh__cluster_redis(hub) != NULL) {
-                char name[64];
+                char name[96];
                 snprintf(name, sizeof name, "gql:%s.%s", t->name, f->name);
-                (void)sh__limiter_share(fi->limiter, sh__cluster_redis(hub),
-                                        name, sh__cluster_rl_closed(hub));
+                (void)sh__cluster_share_limiter(hub, fi->limiter, name);
             }
         }
     }

@@ -788,10 +788,61 @@ SH_API sh_err_t sh_auth_verify(sh_hub_t *hub, const char *token, size_t len,
     return SH_OK;
 }
 
+/* The cached row of user @id into *@u (its hash left empty): true on a
+ * hit; on a miss *@t is the ticket for user_cache_put(). */
+static bool user_cached(sh_hub_t *hub, const char *id, struct user_row *u,
+                        struct sh__cache_ticket *t)
+{
+    json_object *o;
+    char *text = NULL;
+    size_t len = 0;
+    const char *name, *email, *uid;
+    bool ok = false;
+
+    if (!sh__cache_get(hub, SH__CACHE_USER, id, &text, &len, t))
+        return false;
+    o = json_tokener_parse(text);
+    free(text);
+    uid = sh__jstr(o, "id");
+    name = sh__jstr(o, "username");
+    email = sh__jstr(o, "email");
+    if (uid != NULL && name != NULL && email != NULL &&
+        strcmp(uid, id) == 0 && strlen(name) < sizeof u->username &&
+        strlen(email) < sizeof u->email) {
+        memcpy(u->id, uid, strlen(uid) + 1);
+        memcpy(u->username, name, strlen(name) + 1);
+        memcpy(u->email, email, strlen(email) + 1);
+        u->roles = (unsigned)sh__jint(o, "roles");
+        u->created_at = sh__jint(o, "createdAt");
+        u->found = true;
+        ok = true;
+    }
+    json_object_put(o);
+    return ok;
+}
+
+static void user_cache_put(sh_hub_t *hub, const struct user_row *u,
+                           const struct sh__cache_ticket *t)
+{
+    json_object *o = json_object_new_object();
+    const char *txt;
+    size_t len = 0;
+
+    if (o != NULL && sh__jset_str(o, "id", u->id) &&
+        sh__jset_str(o, "username", u->username) &&
+        sh__jset_str(o, "email", u->email) &&
+        sh__jset_int(o, "roles", (int64_t)u->roles) &&
+        sh__jset_int(o, "createdAt", u->created_at) &&
+        (txt = sh__jtext(o, &len)) != NULL)
+        sh__cache_put(hub, SH__CACHE_USER, u->id, t, txt, len);
+    json_object_put(o);
+}
+
 static sh_err_t user_get(sh_hub_t *hub, const char *viewer_id,
                          const struct sh__sql *q, const char *key,
                          sh_user_t **out, char *errbuf, size_t errbuf_len)
 {
+    struct sh__cache_ticket t;
     struct user_row u;
     struct sh__conn *c = NULL;
     struct sh__val p[1];
@@ -799,6 +850,11 @@ static sh_err_t user_get(sh_hub_t *hub, const char *viewer_id,
     sh_err_t rc;
 
     memset(&u, 0, sizeof u);
+    t.valid = false;
+    /* By id, the row (never its password hash) may be in the cache: a
+     * user row never changes once written. */
+    if (q == &q_user_by_id && user_cached(hub, key, &u, &t))
+        goto found;
     rc = sh__store_acquire(hub->store, &c);
     if (rc != SH_OK) {
         sh__errbuf(errbuf, errbuf_len, "the hub is closing");
@@ -814,6 +870,9 @@ static sh_err_t user_get(sh_hub_t *hub, const char *viewer_id,
         sh__errbuf(errbuf, errbuf_len, "no such user");
         return SH_ENOTFOUND;
     }
+    if (t.valid)
+        user_cache_put(hub, &u, &t);
+found:
     h = calloc(1, sizeof *h);
     if (h != NULL)
         h->obj = user_json(&u, viewer_id != NULL &&

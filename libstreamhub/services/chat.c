@@ -1394,9 +1394,8 @@ sh_err_t sh__chat_init(sh_hub_t *hub, char *errbuf, size_t errbuf_len)
     window = (double)sh__config_int(hub->conf, "chat.rate-window-seconds");
     chat->limiter = sh__limiter_new(cap, cap / window, 1u << 20);
     /* A cluster shares each author's bucket: sends run on workers. */
-    if (chat->limiter != NULL && sh__cluster_redis(hub) != NULL)
-        (void)sh__limiter_share(chat->limiter, sh__cluster_redis(hub),
-                                "chat", sh__cluster_rl_closed(hub));
+    if (chat->limiter != NULL)
+        (void)sh__cluster_share_limiter(hub, chat->limiter, "chat");
     if (chat->limiter == NULL) {
         pthread_cond_destroy(&chat->drained);
         pthread_mutex_destroy(&chat->mod_mu);

@@ -13,12 +13,14 @@
  * stored viewer counts of the streams it touched.  A clean stop removes
  * the node's fields at once.
  *
- * Keys (all under "sh:"):
+ * Keys (under redis.key-prefix, "sh:" by default; the bus's keys are
+ * "<bus.redis-key-prefix><channel>", and no channel kind is one of ours):
  *   sh:nodes            ZSET  node id -> heartbeat deadline (ms, server)
  *   sh:nk:<node>        SET   the hashes where <node> has a field
  *   sh:conns:<user>     HASH  node id -> authenticated connections
  *   sh:viewers:<stream> HASH  node id -> viewers
- * (rate limits and the cache: ratelimit.c and cache.c.)
+ *   sh:rl:<limiter>:<key>     rate limits (core/ratelimit.c)
+ *   sh:c:, sh:cv:, sh:cg:     the cache (cache.c)
  *
  * Every change is one Lua script (one round trip, atomic): the check of
  * the shared connection cap and its increment cannot interleave with
@@ -43,15 +45,20 @@
 #include <string.h>
 #include <time.h>
 
+#include "core/ratelimit_int.h"
 #include "core/redis_int.h"
 #include "services_int.h"
 
 #define KEY_MAX 160
 
+#define PREFIX_MAX 32
+
 struct sh__cluster {
     struct sh__redis *redis;           /* owned */
     char node[SH__UUID_LEN + 1];
-    char nk[8 + SH__UUID_LEN + 1];     /* sh:nk:<node> */
+    char prefix[PREFIX_MAX + 1];       /* redis.key-prefix */
+    char nodes[PREFIX_MAX + 8];        /* <prefix>nodes */
+    char nk[PREFIX_MAX + 4 + SH__UUID_LEN + 1];    /* <prefix>nk:<node> */
     int64_t ttl_ms;
     atomic_uint epoch;
     atomic_bool registered;            /* the last heartbeat succeeded */
@@ -89,8 +96,8 @@ struct sh__cluster {
 
 /* Drop node @n's fields everywhere; append the keys to @touched. */
 #define LUA_DROP_NODE                                                    \
-    "local function drop_node(n, touched)\n"                             \
-    "  local nk = 'sh:nk:' .. n\n"                                       \
+    "local function drop_node(prefix, n, touched)\n"                     \
+    "  local nk = prefix .. 'nk:' .. n\n"                                \
     "  for _, k in ipairs(redis.call('SMEMBERS', nk)) do\n"              \
     "    redis.call('HDEL', k, n)\n"                                     \
     "    touched[#touched + 1] = k\n"                                    \
@@ -99,33 +106,32 @@ struct sh__cluster {
     "  redis.call('ZREM', KEYS[1], n)\n"                                 \
     "end\n"
 
-/* KEYS: sh:nodes.  ARGV: node, ttl_ms.  Returns {1 if the node was not
+/* KEYS: sh:nodes.  ARGV: node, ttl_ms, prefix.  Returns {1 if the node was not
  * registered (first beat, or reaped), keys touched by reaping}.  Reaps
  * at most 16 dead nodes a beat. */
-static struct sh__redis_script beat_script = {
+static const struct sh__redis_script beat_script = {
     LUA_NOW LUA_DROP_NODE
     "local new = redis.call('ZADD', KEYS[1], now + tonumber(ARGV[2]), "
     "ARGV[1])\n"
     "local touched = {}\n"
     "for _, n in ipairs(redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now, "
-    "'LIMIT', 0, 16)) do drop_node(n, touched) end\n"
-    "return {new, touched}\n",
-    ""
+    "'LIMIT', 0, 16)) do drop_node(ARGV[3], n, touched) end\n"
+    "return {new, touched}\n"
 };
 
-/* KEYS: sh:nodes.  ARGV: node.  Returns the keys it had a field in. */
-static struct sh__redis_script leave_script = {
+/* KEYS: sh:nodes.  ARGV: node, prefix.  Returns the keys it had a field
+ * in. */
+static const struct sh__redis_script leave_script = {
     LUA_DROP_NODE
     "local touched = {}\n"
-    "drop_node(ARGV[1], touched)\n"
-    "return touched\n",
-    ""
+    "drop_node(ARGV[2], ARGV[1], touched)\n"
+    "return touched\n"
 };
 
 /* KEYS: the hash, sh:nodes, sh:nk:<node>.  ARGV: node, 'incr' or 'set',
  * value, cap (0: none).  An increment that would take the live sum over
  * the cap changes nothing and returns {-1, sum}; else {mine, sum}. */
-static struct sh__redis_script count_script = {
+static const struct sh__redis_script count_script = {
     LUA_NOW LUA_LIVE_SUM
     "local v = tonumber(ARGV[3])\n"
     "local mine = tonumber(redis.call('HGET', KEYS[1], ARGV[1]) or '0')\n"
@@ -144,28 +150,32 @@ static struct sh__redis_script count_script = {
     "  redis.call('HSET', KEYS[1], ARGV[1], new)\n"
     "  redis.call('SADD', KEYS[3], KEYS[1])\n"
     "end\n"
-    "return {new, live_sum(ARGV[1])}\n",
-    ""
+    "return {new, live_sum(ARGV[1])}\n"
 };
 
 /* KEYS: the hash, sh:nodes.  Returns the live sum. */
-static struct sh__redis_script sum_script = {
-    LUA_NOW LUA_LIVE_SUM "return live_sum(nil)\n", ""
+static const struct sh__redis_script sum_script = {
+    LUA_NOW LUA_LIVE_SUM "return live_sum(nil)\n"
 };
 
 /* ---- helpers ------------------------------------------------------------ */
 
-static const char *kind_prefix(enum sh__count_kind kind)
+static const char *kind_name(enum sh__count_kind kind)
 {
-    return kind == SH__COUNT_CONNS ? "sh:conns:" : "sh:viewers:";
+    return kind == SH__COUNT_CONNS ? "conns:" : "viewers:";
 }
 
-static bool make_key(char *buf, size_t len, enum sh__count_kind kind,
-                     const char *id)
+static bool make_key(const struct sh__cluster *cl, char *buf, size_t len,
+                     enum sh__count_kind kind, const char *id)
 {
-    int n = snprintf(buf, len, "%s%s", kind_prefix(kind), id);
+    int n = snprintf(buf, len, "%s%s%s", cl->prefix, kind_name(kind), id);
 
     return n > 0 && (size_t)n < len;
+}
+
+const char *sh__cluster_prefix(sh_hub_t *hub)
+{
+    return hub != NULL && hub->cluster != NULL ? hub->cluster->prefix : NULL;
 }
 
 struct sh__redis *sh__cluster_redis(sh_hub_t *hub)
@@ -178,6 +188,21 @@ bool sh__cluster_rl_closed(sh_hub_t *hub)
     return hub != NULL &&
            strcmp(sh__config_str(hub->conf, "redis.rate-limit-down"),
                   "closed") == 0;
+}
+
+bool sh__cluster_share_limiter(sh_hub_t *hub, struct sh__limiter *l,
+                               const char *name)
+{
+    char full[128];
+    int n;
+
+    if (hub == NULL || hub->cluster == NULL || l == NULL || name == NULL)
+        return false;
+    n = snprintf(full, sizeof full, "%srl:%s", hub->cluster->prefix, name);
+    if (n < 0 || (size_t)n >= sizeof full)
+        return false;
+    return sh__limiter_share(l, hub->cluster->redis, full,
+                             sh__cluster_rl_closed(hub));
 }
 
 const char *sh__cluster_node(sh_hub_t *hub)
@@ -214,14 +239,15 @@ sh_err_t sh__cluster_count(sh_hub_t *hub, enum sh__count_kind kind,
         *mine = 0;
     if (total != NULL)
         *total = 0;
-    if (cl == NULL || id == NULL || !make_key(key, sizeof key, kind, id)) {
+    if (cl == NULL || id == NULL ||
+        !make_key(cl, key, sizeof key, kind, id)) {
         sh__errbuf(errbuf, errbuf_len, "no cluster, or a bad id");
         return SH_EINVAL;
     }
     snprintf(v, sizeof v, "%lld", (long long)value);
     snprintf(capv, sizeof capv, "%lld", (long long)(cap > 0 ? cap : 0));
     rc = sh__redis_eval(cl->redis, &count_script, 3, 7,
-                        (const char *[]){ key, "sh:nodes", cl->nk, cl->node,
+                        (const char *[]){ key, cl->nodes, cl->nk, cl->node,
                                           set ? "set" : "incr", v, capv },
                         NULL, &rep, errbuf, errbuf_len);
     if (rc != SH_OK)
@@ -253,7 +279,7 @@ static sh_err_t sum_key(struct sh__cluster *cl, const char *key,
 
     *total = 0;
     rc = sh__redis_eval(cl->redis, &sum_script, 2, 2,
-                        (const char *[]){ key, "sh:nodes" }, NULL, &rep,
+                        (const char *[]){ key, cl->nodes }, NULL, &rep,
                         errbuf, errbuf_len);
     if (rc != SH_OK)
         return rc;
@@ -270,7 +296,7 @@ sh_err_t sh__cluster_total(sh_hub_t *hub, enum sh__count_kind kind,
 
     *total = 0;
     if (hub == NULL || hub->cluster == NULL || id == NULL ||
-        !make_key(key, sizeof key, kind, id)) {
+        !make_key(hub->cluster, key, sizeof key, kind, id)) {
         sh__errbuf(errbuf, errbuf_len, "no cluster, or a bad id");
         return SH_EINVAL;
     }
@@ -281,20 +307,23 @@ sh_err_t sh__cluster_total(sh_hub_t *hub, enum sh__count_kind kind,
  * each stream among them (the other kinds are read live). */
 static void refresh_touched(sh_hub_t *hub, const redisReply *keys)
 {
-    const size_t plen = strlen("sh:viewers:");
+    char vp[PREFIX_MAX + 16];
+    size_t plen;
 
     if (keys == NULL || keys->type != REDIS_REPLY_ARRAY)
         return;
+    snprintf(vp, sizeof vp, "%sviewers:", hub->cluster->prefix);
+    plen = strlen(vp);
     for (size_t i = 0; i < keys->elements; i++) {
         const redisReply *k = keys->element[i];
         int64_t total;
 
         if (k->type != REDIS_REPLY_STRING || k->len <= plen ||
-            strncmp(k->str, "sh:viewers:", plen) != 0)
+            strncmp(k->str, vp, plen) != 0)
             continue;
         if (sum_key(hub->cluster, k->str, &total, NULL, 0) == SH_OK)
-            (void)sh__streams_viewers_store(hub, k->str + plen, total,
-                                            NULL, 0);
+            (void)sh__streams_viewers_sync(hub, k->str + plen, total,
+                                           NULL, 0);
     }
 }
 
@@ -307,9 +336,10 @@ static sh_err_t beat(sh_hub_t *hub)
     sh_err_t rc;
 
     snprintf(ttl, sizeof ttl, "%lld", (long long)cl->ttl_ms);
-    rc = sh__redis_eval(cl->redis, &beat_script, 1, 3,
-                        (const char *[]){ "sh:nodes", cl->node, ttl }, NULL,
-                        &rep, err, sizeof err);
+    rc = sh__redis_eval(cl->redis, &beat_script, 1, 4,
+                        (const char *[]){ cl->nodes, cl->node, ttl,
+                                          cl->prefix },
+                        NULL, &rep, err, sizeof err);
     if (rc != SH_OK) {
         if (atomic_exchange(&cl->registered, false))
             sh__log_kv(&hub->log, SH_LOG_WARN, "cluster heartbeat failed",
@@ -382,11 +412,17 @@ static const char *cluster_uri(const sh_config_t *conf)
 sh_err_t sh__cluster_init(sh_hub_t *hub, char *errbuf, size_t errbuf_len)
 {
     const char *uri = cluster_uri(hub->conf);
+    const char *prefix = sh__config_str(hub->conf, "redis.key-prefix");
     struct sh__cluster *cl;
     sh_err_t rc;
 
     if (uri == NULL)
         return SH_OK;               /* one node: every count is local */
+    if (strlen(prefix) > PREFIX_MAX) {
+        sh__errbuf(errbuf, errbuf_len, "redis.key-prefix: at most %d bytes",
+                   PREFIX_MAX);
+        return SH_EINVAL;
+    }
     cl = calloc(1, sizeof *cl);
     if (cl == NULL) {
         sh__errbuf(errbuf, errbuf_len, "out of memory");
@@ -403,7 +439,9 @@ sh_err_t sh__cluster_init(sh_hub_t *hub, char *errbuf, size_t errbuf_len)
         return rc;
     }
     sh__uuid4(cl->node);
-    snprintf(cl->nk, sizeof cl->nk, "sh:nk:%s", cl->node);
+    snprintf(cl->prefix, sizeof cl->prefix, "%s", prefix);
+    snprintf(cl->nodes, sizeof cl->nodes, "%snodes", prefix);
+    snprintf(cl->nk, sizeof cl->nk, "%snk:%s", prefix, cl->node);
     cl->ttl_ms = sh__config_int(hub->conf, "redis.node-ttl-ms");
     pthread_mutex_init(&cl->hb_mu, NULL);
     pthread_cond_init(&cl->hb_cv, NULL);
@@ -447,9 +485,9 @@ void sh__cluster_stop(sh_hub_t *hub)
     pthread_join(cl->hb, NULL);
     cl->hb_started = false;
     /* A clean stop: our counts go now, not a TTL later. */
-    if (sh__redis_eval(cl->redis, &leave_script, 1, 2,
-                       (const char *[]){ "sh:nodes", cl->node }, NULL, &rep,
-                       NULL, 0) == SH_OK) {
+    if (sh__redis_eval(cl->redis, &leave_script, 1, 3,
+                       (const char *[]){ cl->nodes, cl->node, cl->prefix },
+                       NULL, &rep, NULL, 0) == SH_OK) {
         refresh_touched(hub, rep);
         freeReplyObject(rep);
     }

@@ -22,6 +22,7 @@ struct area {
 /* Service areas, in dependency order. */
 static const struct area areas[] = {
     { "cluster", sh__cluster_init, sh__cluster_fini },
+    { "cache", sh__cache_init, sh__cache_fini },
     { "online", sh__online_init, sh__online_fini },
     { "accounts", sh__accounts_init, sh__accounts_fini },
     { "streams", sh__streams_init, sh__streams_fini },

@@ -28,6 +28,7 @@ struct sh__gql_engine; /* graphql/engine.c (the area above the services) */
 struct sh__online;     /* services/online.c: users with a connection */
 struct sh__cluster;    /* services/cluster.c: state shared in redis */
 struct sh__redis;      /* core/redis_int.h */
+struct sh__cache;      /* services/cache.c: hot reads in redis */
 
 struct sh_hub {
     sh_config_t *conf;              /* owned; read-only after open */
@@ -43,6 +44,7 @@ struct sh_hub {
     struct sh__notify *notify;
     struct sh__online *online;
     struct sh__cluster *cluster;    /* NULL: one node, counts local */
+    struct sh__cache *cache;        /* NULL: no cache */
     atomic_bool closing;            /* set first by sh_hub_close() */
     /* Public calls in flight (SH__HUB_CALL): sh_hub_close() waits until
      * none is left before it frees what they use. */
@@ -111,6 +113,14 @@ struct sh__redis *sh__cluster_redis(sh_hub_t *hub);
 /* redis.rate-limit-down is closed: shared limits refuse while redis
  * fails (else they fall back to this node's buckets). */
 bool sh__cluster_rl_closed(sh_hub_t *hub);
+/* Share limiter @l (core/ratelimit_int.h) over the cluster under
+ * "<redis.key-prefix>rl:<name>", failing as redis.rate-limit-down says.
+ * False without a cluster (then @l stays local).  Before @l is used. */
+struct sh__limiter;
+bool sh__cluster_share_limiter(sh_hub_t *hub, struct sh__limiter *l,
+                               const char *name);
+/* redis.key-prefix (borrowed), or NULL without a cluster. */
+const char *sh__cluster_prefix(sh_hub_t *hub);
 /* This node's id (borrowed), or NULL without a cluster. */
 const char *sh__cluster_node(sh_hub_t *hub);
 /* A number that changes whenever this node's counts in redis may have

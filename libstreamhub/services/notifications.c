@@ -152,6 +152,8 @@ void sh__notify_publish(sh_hub_t *hub, const char *user_id,
 
     if (notif == NULL)
         return;
+    /* Stored (committed) before it is published: its unread count grew. */
+    sh__cache_invalidate(hub, SH__CACHE_UNREAD, user_id);
     /* Ids are UUIDs; a longer one is not ours to publish under. */
     if (strlen(user_id) > SH_CHANNEL_MAX - 5) {
         json_object_put(notif);
@@ -300,9 +302,12 @@ SH_API sh_err_t sh_notification_unread_count(sh_hub_t *hub,
                                              size_t errbuf_len)
 {
     SH__HUB_CALL(hub);
+    struct sh__cache_ticket t;
     struct sh__conn *c;
     struct sh__val p[1];
     int64_t n = 0;
+    char *text = NULL;
+    size_t len = 0;
     sh_err_t rc;
 
     if (out != NULL)
@@ -311,6 +316,17 @@ SH_API sh_err_t sh_notification_unread_count(sh_hub_t *hub,
         return rc;
     if (out == NULL)
         return SH_EINVAL;
+    /* Only a count the store gave for an existing actor is cached. */
+    if (sh__cache_get(hub, SH__CACHE_UNREAD, actor_id, &text, &len, &t)) {
+        char *end = NULL;
+        long long v = strtoll(text, &end, 10);
+        bool good = end != text && *end == '\0' && v >= 0;
+        free(text);
+        if (good) {
+            *out = v;
+            return SH_OK;
+        }
+    }
     if ((rc = sh__store_acquire(hub->store, &c)) != SH_OK)
         return rc;
     rc = sh__actor_c(c, actor_id, NULL, errbuf, errbuf_len);
@@ -320,8 +336,12 @@ SH_API sh_err_t sh_notification_unread_count(sh_hub_t *hub,
                             errbuf_len);
     }
     sh__store_release(c);
-    if (rc == SH_OK)
+    if (rc == SH_OK) {
+        char num[24];
         *out = n;
+        snprintf(num, sizeof num, "%lld", (long long)n);
+        sh__cache_put(hub, SH__CACHE_UNREAD, actor_id, &t, num, strlen(num));
+    }
     return rc;
 }
 
@@ -385,6 +405,8 @@ SH_API sh_err_t sh_notification_mark_read(sh_hub_t *hub,
     }
     sh__store_release(c);
     json_object_put(arr);
+    if (rc == SH_OK && ch > 0)
+        sh__cache_invalidate(hub, SH__CACHE_UNREAD, actor_id);
     if (rc == SH_OK && changed != NULL)
         *changed = ch;
     return rc;

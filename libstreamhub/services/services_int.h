@@ -213,6 +213,36 @@ void sh__streams_fini(sh_hub_t *hub);
 struct sh__stats;
 sh_err_t sh__stats_new(struct sh__stats **out);
 void sh__stats_free(struct sh__stats *st);
+/* services/cache.c: hot reads cached in redis (see there).  Without a
+ * cluster, or with redis.cache-ttl-seconds 0, every get is a miss and
+ * the rest does nothing.  @locality any but a loop */
+enum sh__cache_kind {
+    SH__CACHE_STREAM,     /* sh_stream_get: the Stream JSON */
+    SH__CACHE_USER,       /* sh_user_get: the user row, no secret */
+    SH__CACHE_UNREAD      /* sh_notification_unread_count */
+};
+/* A miss's permission to fill: refused if the key was invalidated since. */
+struct sh__cache_ticket {
+    bool valid;
+    char token[48];
+};
+sh_err_t sh__cache_init(sh_hub_t *hub, char *errbuf, size_t errbuf_len);
+void sh__cache_fini(sh_hub_t *hub);
+/* A hit: true, *@text (NUL-terminated, @len bytes) the caller's to free().
+ * A miss (or redis failing): false, and *@t the ticket for the fill. */
+bool sh__cache_get(sh_hub_t *hub, enum sh__cache_kind kind, const char *id,
+                   char **text, size_t *len, struct sh__cache_ticket *t);
+/* Fill @id's entry with @text read from the store after the get that
+ * gave @t; nothing when the entry was invalidated since. */
+void sh__cache_put(sh_hub_t *hub, enum sh__cache_kind kind, const char *id,
+                   const struct sh__cache_ticket *t, const char *text,
+                   size_t len);
+/* After a write's commit, before its response: drop @id's entry, or
+ * every entry of @kind. */
+void sh__cache_invalidate(sh_hub_t *hub, enum sh__cache_kind kind,
+                          const char *id);
+void sh__cache_invalidate_all(sh_hub_t *hub, enum sh__cache_kind kind);
+
 struct sh__stats *sh__streams_stats(sh_hub_t *hub);
 /* Store @count (the whole cluster's) as the viewer count of live stream
  * @stream_id and publish stream.viewers (coalesced to one a second), as
@@ -222,6 +252,14 @@ struct sh__stats *sh__streams_stats(sh_hub_t *hub);
 sh_err_t sh__streams_viewers_store(sh_hub_t *hub, const char *stream_id,
                                    int64_t count, char *errbuf,
                                    size_t errbuf_len);
+/* In a cluster: store @total, the sum over the live nodes just read from
+ * redis, then read the sum again and store it again until they agree (a
+ * few rounds at most; then the counts are written again later), so that
+ * the stored count ends at the latest sum whatever order the nodes'
+ * writes reach the store in.  Errors as sh__streams_viewers_store(). */
+sh_err_t sh__streams_viewers_sync(sh_hub_t *hub, const char *stream_id,
+                                  int64_t total, char *errbuf,
+                                  size_t errbuf_len);
 /* Store a stream's pending chat counts and forget its ring (the stream
  * ended). */
 void sh__stats_forget(sh_hub_t *hub, const char *stream_id);

@@ -502,6 +502,9 @@ out:
     sh__store_release(c);
     json_object_put(data);
     if (rc == SH_OK) {
+        /* Every follower's unread count grew: one step for them all. */
+        if (fan.n > 0)
+            sh__cache_invalidate_all(hub, SH__CACHE_UNREAD);
         sh__chat_stream_changed(hub, id, true);
         publish_stream(hub, "stream.live", obj, true);
         fan_publish(hub, &fan, obj, now);
@@ -561,6 +564,7 @@ out:
         json_object_put(obj);
         return rc;
     }
+    sh__cache_invalidate(hub, SH__CACHE_STREAM, stream_id);
     vent_forget(hub, stream_id);
     sh__chat_stream_changed(hub, stream_id, false);
     publish_stream(hub, "stream.offline", obj, true);
@@ -617,6 +621,7 @@ out:
         json_object_put(obj);
         return rc;
     }
+    sh__cache_invalidate(hub, SH__CACHE_STREAM, stream_id);
     publish_stream(hub, "stream.updated", obj, false);
     return out_stream(obj, out);
 }
@@ -627,7 +632,10 @@ SH_API sh_err_t sh_stream_get(sh_hub_t *hub, const char *stream_id,
 {
     SH__HUB_CALL(hub);
     json_object *obj = NULL;
+    struct sh__cache_ticket t;
     struct sh__conn *c;
+    char *text = NULL;
+    size_t len = 0;
     sh_err_t rc;
 
     if (out != NULL)
@@ -636,12 +644,25 @@ SH_API sh_err_t sh_stream_get(sh_hub_t *hub, const char *stream_id,
         return rc;
     if (out == NULL)
         return SH_EINVAL;
+    if (sh__cache_get(hub, SH__CACHE_STREAM, stream_id, &text, &len, &t)) {
+        obj = json_tokener_parse(text);
+        free(text);
+        if (obj != NULL && json_object_is_type(obj, json_type_object))
+            return out_stream(obj, out);
+        json_object_put(obj);       /* not ours: read the store */
+        obj = NULL;
+    }
     if ((rc = sh__store_acquire(hub->store, &c)) != SH_OK)
         return rc;
     rc = stream_load(c, stream_id, &obj, errbuf, errbuf_len);
     sh__store_release(c);
     if (rc != SH_OK)
         return rc;
+    if (t.valid) {
+        const char *txt = sh__jtext(obj, &len);
+        if (txt != NULL)
+            sh__cache_put(hub, SH__CACHE_STREAM, stream_id, &t, txt, len);
+    }
     return out_stream(obj, out);
 }
 
@@ -1011,11 +1032,43 @@ SH_API sh_err_t sh_stream_set_viewers(sh_hub_t *hub, const char *stream_id,
             sh__cluster_resync_later(hub);
             return rc;
         }
-        if (count > INT32_MAX)
-            count = INT32_MAX;
+        return sh__streams_viewers_sync(hub, stream_id, count, errbuf,
+                                        errbuf_len);
     }
     return sh__streams_viewers_store(hub, stream_id, count, errbuf,
                                      errbuf_len);
+}
+
+sh_err_t sh__streams_viewers_sync(sh_hub_t *hub, const char *stream_id,
+                                  int64_t total, char *errbuf,
+                                  size_t errbuf_len)
+{
+    sh_err_t rc;
+
+    /* Nodes store the sums they computed in whatever order their writes
+     * reach the store, so an older sum may land last.  Each writer reads
+     * the sum again after its write and writes again until they agree:
+     * the last write of all is then of the latest sum. */
+    for (int round = 0; round < 4; round++) {
+        int64_t now = 0;
+
+        if (total > INT32_MAX)
+            total = INT32_MAX;
+        rc = sh__streams_viewers_store(hub, stream_id, total, errbuf,
+                                       errbuf_len);
+        if (rc != SH_OK)
+            return rc;
+        if (sh__cluster_total(hub, SH__COUNT_VIEWERS, stream_id, &now, NULL,
+                              0) != SH_OK)
+            break;
+        if (now == total)
+            return SH_OK;
+        total = now;
+    }
+    /* Redis failed, or the count keeps moving: the gateway writes its
+     * counts again at its next tick. */
+    sh__cluster_resync_later(hub);
+    return SH_OK;
 }
 
 sh_err_t sh__streams_viewers_store(sh_hub_t *hub, const char *stream_id,
@@ -1049,6 +1102,7 @@ sh_err_t sh__streams_viewers_store(sh_hub_t *hub, const char *stream_id,
         sh__errbuf(errbuf, errbuf_len, "no such live stream");
         return SH_ENOTFOUND;
     }
+    sh__cache_invalidate(hub, SH__CACHE_STREAM, stream_id);
     if (st == NULL)
         return SH_OK;
     now = sh__mono_ms();

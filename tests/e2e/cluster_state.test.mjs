@@ -4,7 +4,7 @@
 // a node killed with SIGKILL drops out within seconds, the cap of
 // connections per user and the chat rate limit hold across the nodes.
 // The bus stays local here: no event crosses nodes in these tests.
-import { test, before, after } from 'node:test';
+import { test, before, after, beforeEach } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -35,6 +35,12 @@ before(async () => {
   dir = mkdtempSync(path.join(tmpdir(), 'streamhub-cluster-'));
   a = await node();
   b = await node();
+});
+
+// Every test registers users, which the shared limit of register/login
+// per address (10 a minute) counts: each test starts with a full bucket.
+beforeEach(async () => {
+  await redis.command(['DEL', 'sh:rl:rest-auth:127.0.0.1']);
 });
 
 after(async () => {
@@ -174,4 +180,105 @@ test('a node killed with SIGKILL drops out within seconds', async () => {
   n.ws.terminate();
   w.ws.terminate();
   await v.close();
+});
+
+test('the hot-read cache: a write on one node is read at once on the other', async () => {
+  const s = await liveStream(a, 'cx');
+  const get = async (srv) => (await api(srv.url, 'GET', `/api/v1/streams/${s.id}`)).body.title;
+  assert.equal(await get(b), 'cx');
+  assert.equal(await get(b), 'cx');            // from the cache
+  const m = await api(b.url, 'GET', '/metrics');
+  assert.match(m.body, /streamhub_cache_requests_total\{cache="stream",result="hit"\} [1-9]/);
+  const up = await api(a.url, 'POST', '/graphql', {
+    token: s.user.token,
+    body: {
+      query: 'mutation($s: ID!) { updateStream(streamId: $s, title: "renamed") { title } }',
+      variables: { s: s.id },
+    },
+  });
+  assert.equal(up.status, 200, JSON.stringify(up.body));
+  assert.equal(up.body.data.updateStream.title, 'renamed', JSON.stringify(up.body));
+  assert.equal(await get(b), 'renamed');
+});
+
+test('redis restarted empty: the nodes write their counts again', async () => {
+  const s = await liveStream(a, 'cz');
+  const zoe = await register(a.url, 'czu');
+  const { n, r } = await authed(a, zoe);
+  assert.equal(r.ok, true, JSON.stringify(r));
+  const v = await Native.open(a.wsUrl);
+  await v.send('subscribe', { channel: `stream:${s.id}` });
+  const w = await Native.open(b.wsUrl);
+  await w.send('subscribe', { channel: `chat:${s.id}` });
+  await eventually(() => viewers(b, s.id), 2);
+  assert.equal(await online(b, zoe.user.id), true);
+  await redis.restart();        // no persistence: every key is gone
+  // Each node finds itself unregistered at its next heartbeat and
+  // writes its counts again: b sees a's user and both viewers.
+  await eventually(() => online(b, zoe.user.id), true, 15000);
+  await w.close();
+  await eventually(() => viewers(a, s.id), 1, 15000);
+  await n.close();
+  await v.close();
+  await eventually(() => online(b, zoe.user.id), false);
+});
+
+test('redis down: the nodes fail open, then count together again', async () => {
+  const s = await liveStream(a, 'cd');
+  const yan = await register(a.url, 'cdu');
+  await redis.kill();
+  // Counted on its node only (that node's own cap still holds).
+  const { n, r } = await authed(a, yan);
+  assert.equal(r.ok, true, JSON.stringify(r));
+  assert.equal(await online(a, yan.user.id), true);
+  assert.equal(await online(b, yan.user.id), false);
+  // redis.rate-limit-down = local: the node's own bucket.
+  const c = await api(b.url, 'POST', `/api/v1/streams/${s.id}/chat`,
+    { body: { text: 'while down' }, token: yan.token });
+  assert.equal(c.status, 201, JSON.stringify(c.body));
+  await redis.start();
+  // Once redis answers, the heartbeat writes the counts again.
+  await eventually(() => online(b, yan.user.id), true, 15000);
+  await n.close();
+  await eventually(() => online(b, yan.user.id), false);
+});
+
+test('the REST register/login limit per address is shared by the nodes', async () => {
+  // 10 a minute per client address, over both nodes: spend what is left
+  // of it on node a, then node b has nothing left either (a token takes
+  // 6 s to come back).
+  const body = { username: 'nobody_here', password: 'wrong-password' };
+  let r;
+  for (let i = 0; i < 20; i++) {
+    r = await api(a.url, 'POST', '/api/v1/auth/login', { body });
+    if (r.status === 429) break;
+    assert.equal(r.status, 401, JSON.stringify(r.body));
+  }
+  assert.equal(r.status, 429, JSON.stringify(r.body));
+  r = await api(b.url, 'POST', '/api/v1/auth/login', { body });
+  assert.equal(r.status, 429, JSON.stringify(r.body));
+  assert.equal(r.body.error.code, 'rate_limited');
+});
+
+test('bus = redis:// alone makes the nodes share their state too', async () => {
+  const d = mkdtempSync(path.join(tmpdir(), 'streamhub-cluster-bus-'));
+  // A cluster of their own on the same redis (its own key prefix).
+  const args = ['--bus', redis.uri, '--redis.node-ttl-ms', '1000',
+    '--redis.key-prefix', 'bus-only:'];
+  const p = await startServer({ dir: d, args });
+  const q = await startServer({ dir: d, args });
+  try {
+    const u = await register(q.url, 'cb');
+    const { n, r } = await authed(p, u);
+    assert.equal(r.ok, true, JSON.stringify(r));
+    assert.equal(await online(q, u.user.id), true);
+    await n.close();
+    await eventually(() => online(q, u.user.id), false);
+  } finally {
+    for (const s of [p, q]) {
+      const r = await s.stop();
+      assert.equal(r.code, 0, `exit ${JSON.stringify(r)}: ${s.stderr()}`);
+    }
+    rmSync(d, { recursive: true, force: true });
+  }
 });

@@ -24,7 +24,10 @@
 #include "services/hub_int.h"
 #include "streamhub/auth.h"
 #include "streamhub/chat.h"
+#include "streamhub/follows.h"
+#include "streamhub/notifications.h"
 #include "streamhub/streams.h"
+#include "services/services_int.h"
 
 static const char *redis_uri;
 
@@ -34,8 +37,9 @@ struct fx {
     struct sh__redis *admin;       /* the test's own connection */
 };
 
-static sh_hub_t *open_hub(const char *db, const char *redis,
-                          const char *rate_limit)
+static sh_hub_t *open_hub_prefixed(const char *db, const char *redis,
+                                   const char *rate_limit,
+                                   const char *prefix)
 {
     sh_config_t *c = NULL;
     sh_hub_t *hub = NULL;
@@ -55,12 +59,20 @@ static sh_hub_t *open_hub(const char *db, const char *redis,
                                    err, sizeof err), SH_OK);
     assert_int_equal(sh_config_set(c, "log-level", "error", err, sizeof err),
                      SH_OK);
+    assert_int_equal(sh_config_set(c, "redis.key-prefix", prefix, err,
+                                   sizeof err), SH_OK);
     if (sh_hub_open(c, &hub, err, sizeof err) != SH_OK) {
         print_error("hub: %s\n", err);
         sh_config_free(c);
         fail();
     }
     return hub;
+}
+
+static sh_hub_t *open_hub(const char *db, const char *redis,
+                          const char *rate_limit)
+{
+    return open_hub_prefixed(db, redis, rate_limit, "sh:");
 }
 
 static int setup(void **state)
@@ -126,6 +138,24 @@ static void test_online_is_seen_from_the_other_hub(void **state)
     assert_false(sh__online(f->b, u));
 }
 
+/* Another deployment on the same redis (another key prefix) is another
+ * cluster. */
+static void test_a_key_prefix_is_a_cluster_of_its_own(void **state)
+{
+    struct fx *f = *state;
+    char u[SH__UUID_LEN + 1];
+    sh_hub_t *other = open_hub_prefixed(f->db, redis_uri, "3", "other:");
+
+    fresh_id(u);
+    assert_int_equal(sh__online_join(f->a, u, 1), SH_OK);
+    assert_true(sh__online(f->b, u));
+    assert_false(sh__online(other, u));
+    assert_int_equal(sh__online_join(other, u, 1), SH_OK);
+    sh__online_leave(other, u);
+    sh__online_leave(f->a, u);
+    sh_hub_close(other);
+}
+
 static void test_connection_cap_holds_across_hubs(void **state)
 {
     struct fx *f = *state;
@@ -147,12 +177,11 @@ static void test_connection_cap_holds_across_hubs(void **state)
     assert_false(sh__online(f->a, u));
 }
 
-/* A user and a live stream, made through hub @hub; the stream id out. */
-static void live_stream(sh_hub_t *hub, char *stream_id, char *user_id)
+/* A new user, made through hub @hub; its id into @user_id. */
+static void new_user(sh_hub_t *hub, char *user_id)
 {
     char name[26], email[64], err[SH_ERRBUF_SIZE];
     sh_auth_t *a = NULL;
-    sh_stream_t *s = NULL;
     char rnd[SH__UUID_LEN + 1];
 
     sh__uuid4(rnd);
@@ -166,6 +195,15 @@ static void live_stream(sh_hub_t *hub, char *stream_id, char *user_id)
     snprintf(user_id, SH__UUID_LEN + 1, "%s",
              sh_user_id(sh_auth_user(a)));
     sh_auth_free(a);
+}
+
+/* A user and a live stream, made through hub @hub; the stream id out. */
+static void live_stream(sh_hub_t *hub, char *stream_id, char *user_id)
+{
+    char err[SH_ERRBUF_SIZE];
+    sh_stream_t *s = NULL;
+
+    new_user(hub, user_id);
     assert_int_equal(sh_stream_start(hub, user_id, "t", NULL, &s, err,
                                      sizeof err), SH_OK);
     snprintf(stream_id, SH__UUID_LEN + 1, "%s", sh_stream_id(s));
@@ -200,19 +238,35 @@ static void test_viewer_counts_add_up_across_hubs(void **state)
     assert_int_equal(viewers(f->b, sid), 3);
 }
 
+/* Two nodes store the sums they computed in any order: a writer whose
+ * sum is already old when it reaches the store must not leave it there. */
+static void test_a_late_stale_viewer_sum_does_not_stick(void **state)
+{
+    struct fx *f = *state;
+    char sid[SH__UUID_LEN + 1], uid[SH__UUID_LEN + 1];
+
+    live_stream(f->a, sid, uid);
+    assert_int_equal(sh_stream_set_viewers(f->a, sid, 1, NULL, 0), SH_OK);
+    assert_int_equal(sh_stream_set_viewers(f->b, sid, 2, NULL, 0), SH_OK);
+    assert_int_equal(viewers(f->a, sid), 3);
+    /* A's write of the sum it computed before B's change lands last. */
+    assert_int_equal(sh__streams_viewers_sync(f->a, sid, 1, NULL, 0), SH_OK);
+    assert_int_equal(viewers(f->b, sid), 3);
+}
+
 /* Write a ghost node into redis: heartbeat deadline @ttl_ms from the
  * server's now, @n in @key's hash. */
 static void ghost(struct fx *f, const char *node, const char *key,
                   const char *n, int ttl_ms)
 {
-    static struct sh__redis_script s = {
+    static const struct sh__redis_script s = {
         "local t = redis.call('TIME')\n"
         "local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / "
         "1000)\n"
         "redis.call('ZADD', 'sh:nodes', now + tonumber(ARGV[3]), ARGV[1])\n"
         "redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])\n"
         "redis.call('SADD', 'sh:nk:' .. ARGV[1], KEYS[1])\n"
-        "return 1\n", ""
+        "return 1\n"
     };
     char ttl[16], err[SH_ERRBUF_SIZE];
 
@@ -391,6 +445,137 @@ static void test_a_hub_opens_and_counts_locally_without_redis(void **state)
     sh_hub_close(lone);
 }
 
+
+/* The value of @series (a full Prometheus series name with labels) in
+ * @hub's /metrics text; 0 when absent. */
+static double metric(sh_hub_t *hub, const char *series)
+{
+    char *text = NULL, *at;
+    size_t len = 0;
+    double v = 0;
+
+    assert_int_equal(sh__metrics_render(hub->metrics, &text, &len), SH_OK);
+    at = strstr(text, series);
+    if (at != NULL)
+        v = strtod(at + strlen(series), NULL);
+    free(text);
+    return v;
+}
+
+#define CACHE_REQ "streamhub_cache_requests_total"
+#define STREAM_HIT CACHE_REQ "{cache=\"stream\",result=\"hit\"}"
+#define STREAM_MISS CACHE_REQ "{cache=\"stream\",result=\"miss\"}"
+#define USER_HIT CACHE_REQ "{cache=\"user\",result=\"hit\"}"
+#define UNREAD_HIT CACHE_REQ "{cache=\"unread\",result=\"hit\"}"
+
+static void test_cached_stream_is_never_stale_after_a_write(void **state)
+{
+    struct fx *f = *state;
+    char sid[SH__UUID_LEN + 1], uid[SH__UUID_LEN + 1];
+    char err[SH_ERRBUF_SIZE];
+    sh_stream_t *s = NULL;
+    double hits, misses;
+
+    live_stream(f->a, sid, uid);
+    misses = metric(f->b, STREAM_MISS);
+    hits = metric(f->b, STREAM_HIT);
+    assert_int_equal(sh_stream_get(f->b, sid, &s, err, sizeof err), SH_OK);
+    assert_string_equal(sh_stream_title(s), "t");
+    sh_stream_free(s);
+    assert_int_equal(sh_stream_get(f->b, sid, &s, err, sizeof err), SH_OK);
+    assert_string_equal(sh_stream_title(s), "t");
+    sh_stream_free(s);
+    assert_true(metric(f->b, STREAM_MISS) == misses + 1);
+    assert_true(metric(f->b, STREAM_HIT) == hits + 1);
+    /* A write on the other hub: the next read anywhere sees it. */
+    assert_int_equal(sh_stream_update(f->a, uid, sid, "renamed", NULL, NULL,
+                                      err, sizeof err), SH_OK);
+    assert_int_equal(sh_stream_get(f->b, sid, &s, err, sizeof err), SH_OK);
+    assert_string_equal(sh_stream_title(s), "renamed");
+    sh_stream_free(s);
+    assert_int_equal(sh_stream_set_viewers(f->a, sid, 4, NULL, 0), SH_OK);
+    assert_int_equal(viewers(f->b, sid), 4);
+    assert_int_equal(sh_stream_stop(f->a, uid, sid, NULL, err, sizeof err),
+                     SH_OK);
+    assert_int_equal(sh_stream_get(f->b, sid, &s, err, sizeof err), SH_OK);
+    assert_false(sh_stream_is_live(s));
+    sh_stream_free(s);
+}
+
+static void test_cached_user_and_unread_count(void **state)
+{
+    struct fx *f = *state;
+    char b[SH__UUID_LEN + 1], fan[SH__UUID_LEN + 1];
+    char err[SH_ERRBUF_SIZE];
+    sh_user_t *u = NULL;
+    sh_stream_t *s = NULL;
+    int64_t n = -1;
+    double hits;
+
+    new_user(f->a, b);
+    new_user(f->a, fan);
+    hits = metric(f->b, USER_HIT);
+    for (int i = 0; i < 2; i++) {
+        assert_int_equal(sh_user_get(f->b, NULL, b, &u, err, sizeof err),
+                         SH_OK);
+        assert_string_equal(sh_user_id(u), b);
+        sh_user_free(u);
+    }
+    assert_true(metric(f->b, USER_HIT) == hits + 1);
+    /* Unread counts: cached, then changed by a follow (one key), a go
+     * live (every follower) and a mark-read, each seen at once. */
+    hits = metric(f->b, UNREAD_HIT);
+    for (int i = 0; i < 2; i++) {
+        assert_int_equal(sh_notification_unread_count(f->b, fan, &n, err,
+                                                      sizeof err), SH_OK);
+        assert_int_equal(n, 0);
+    }
+    assert_true(metric(f->b, UNREAD_HIT) == hits + 1);
+    assert_int_equal(sh_notification_unread_count(f->b, b, &n, err,
+                                                  sizeof err), SH_OK);
+    assert_int_equal(n, 0);
+    assert_int_equal(sh_follow(f->a, fan, b, NULL, err, sizeof err), SH_OK);
+    assert_int_equal(sh_notification_unread_count(f->b, b, &n, err,
+                                                  sizeof err), SH_OK);
+    assert_int_equal(n, 1);
+    assert_int_equal(sh_stream_start(f->a, b, "live", NULL, &s, err,
+                                     sizeof err), SH_OK);
+    sh_stream_free(s);
+    assert_int_equal(sh_notification_unread_count(f->b, fan, &n, err,
+                                                  sizeof err), SH_OK);
+    assert_int_equal(n, 1);
+    assert_int_equal(sh_notification_mark_read(f->a, fan, NULL, 0, NULL,
+                                               err, sizeof err), SH_OK);
+    assert_int_equal(sh_notification_unread_count(f->b, fan, &n, err,
+                                                  sizeof err), SH_OK);
+    assert_int_equal(n, 0);
+}
+
+/* A reader that missed, read the store, and fills only after a write
+ * invalidated the key must not put its old value back. */
+static void test_a_fill_after_an_invalidation_is_refused(void **state)
+{
+    struct fx *f = *state;
+    struct sh__cache_ticket t;
+    char id[SH__UUID_LEN + 1], *text = NULL;
+    size_t len = 0;
+
+    sh__uuid4(id);
+    assert_false(sh__cache_get(f->a, SH__CACHE_UNREAD, id, &text, &len, &t));
+    assert_true(t.valid);
+    sh__cache_invalidate(f->b, SH__CACHE_UNREAD, id);
+    sh__cache_put(f->a, SH__CACHE_UNREAD, id, &t, "7", 1);
+    assert_false(sh__cache_get(f->a, SH__CACHE_UNREAD, id, &text, &len, &t));
+    /* With a fresh ticket the fill is kept. */
+    sh__cache_put(f->a, SH__CACHE_UNREAD, id, &t, "8", 1);
+    assert_true(sh__cache_get(f->b, SH__CACHE_UNREAD, id, &text, &len, &t));
+    assert_string_equal(text, "8");
+    free(text);
+    /* A generation bump (a write touching every key) drops it too. */
+    sh__cache_invalidate_all(f->a, SH__CACHE_UNREAD);
+    assert_false(sh__cache_get(f->b, SH__CACHE_UNREAD, id, &text, &len, &t));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -399,7 +584,11 @@ int main(void)
         cmocka_unit_test_setup_teardown(
             test_connection_cap_holds_across_hubs, setup, teardown),
         cmocka_unit_test_setup_teardown(
+            test_a_key_prefix_is_a_cluster_of_its_own, setup, teardown),
+        cmocka_unit_test_setup_teardown(
             test_viewer_counts_add_up_across_hubs, setup, teardown),
+        cmocka_unit_test_setup_teardown(
+            test_a_late_stale_viewer_sum_does_not_stick, setup, teardown),
         cmocka_unit_test_setup_teardown(
             test_a_node_that_stops_heart_beating_drops_out, setup,
             teardown),
@@ -414,6 +603,13 @@ int main(void)
         cmocka_unit_test_setup_teardown(
             test_a_hub_opens_and_counts_locally_without_redis, setup,
             teardown),
+        cmocka_unit_test_setup_teardown(
+            test_cached_stream_is_never_stale_after_a_write, setup,
+            teardown),
+        cmocka_unit_test_setup_teardown(
+            test_cached_user_and_unread_count, setup, teardown),
+        cmocka_unit_test_setup_teardown(
+            test_a_fill_after_an_invalidation_is_refused, setup, teardown),
     };
 
     redis_uri = getenv("STREAMHUB_TEST_REDIS_URI");
