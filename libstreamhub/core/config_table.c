@@ -61,7 +61,9 @@ const struct sh__conf_key sh__conf_keys[] = {
       "which is safe because only API-key holders and admins publish "
       "to them: put nothing there that every client may not read, or "
       "choose apikey."),
-    I("store.pool-size", "4", 1, 64, "Store connections (workers)."),
+    I("store.pool-size", "4", 1, 64,
+      "Store connections, opened at start and shared by every thread of "
+      "the hub (workers, chat writer); sqlite::memory: uses one."),
     I("store.busy-timeout-ms", "5000", 0, 600000,
       "SQLite: wait this long for a lock before failing."),
     B("store.prepared-statements", "true",

@@ -26,13 +26,18 @@
  * connection died returns SH_ESTORE saying so, and the connection is
  * marked broken; the next statement on it reconnects, with a backoff per
  * connection (100 ms doubling to 2 s) so that a down server is not
- * hammered, and fails fast while the backoff runs.  A statement is
- * retried once on a fresh connection only when it cannot have changed
- * anything: a SELECT or BEGIN outside a transaction.  Anything else (a
- * write, a COMMIT, a statement inside a transaction) may have committed
- * before the connection died, so it is never retried here: the caller
- * gets SH_ESTORE and its own rules decide (the chat write-behind retries
- * its batch, which is idempotent by ON CONFLICT DO NOTHING).
+ * hammered, and fails fast while the backoff runs.  Before a statement
+ * outside a transaction, whatever the server sent meanwhile is read
+ * without waiting: a session the server ended while it sat in the pool
+ * (pg_terminate_backend, idle_session_timeout, a shutdown) is seen closed
+ * there and replaced before anything is sent.  A statement whose session
+ * died under it is retried once on a fresh one only when it cannot have
+ * changed anything: it was never sent, or it is a SELECT or BEGIN outside
+ * a transaction.  Anything else (a write, a COMMIT, a statement inside a
+ * transaction) may have committed before the connection died, so it is
+ * never retried here: the caller gets SH_ESTORE and its own rules decide
+ * (the chat write-behind retries its batch, which is idempotent by ON
+ * CONFLICT DO NOTHING).
  *
  * Migrations run on the first connection, all pending ones in one
  * transaction that first takes a transaction-level advisory lock (works
@@ -645,10 +650,12 @@ static sh_err_t bind_all(const struct pg_stmt *s,
     return SH_OK;
 }
 
-/* Run @s once; *@res gets the result (or NULL). */
+/* Run @s once; *@res gets the result (or NULL), *@sent whether the
+ * statement itself went to the server. */
 static sh_err_t run_once(struct pg_conn *pc, struct pg_stmt *s,
                          const struct sh__val *params, size_t nparams,
-                         PGresult **res, char *errbuf, size_t errbuf_len)
+                         PGresult **res, bool *sent, char *errbuf,
+                         size_t errbuf_len)
 {
     const char *small[64];
     const char **vals = small;
@@ -657,6 +664,7 @@ static sh_err_t run_once(struct pg_conn *pc, struct pg_stmt *s,
     sh_err_t rc;
 
     *res = NULL;
+    *sent = false;
     rc = describe(pc, s, errbuf, errbuf_len);
     if (rc != SH_OK)
         return rc;
@@ -669,6 +677,7 @@ static sh_err_t run_once(struct pg_conn *pc, struct pg_stmt *s,
     }
     rc = bind_all(s, params, nparams, vals, &buf, errbuf, errbuf_len);
     if (rc == SH_OK) {
+        *sent = true;
         if (pc->named) {
             snprintf(name, sizeof name, "sh%u", s->id);
             *res = PQexecPrepared(pc->pg, name, (int)nparams, vals, NULL,
@@ -698,10 +707,16 @@ static sh_err_t pg_exec(struct sh__conn *c, const struct sh__sql *q,
     struct pg_row pr;
     struct pg_stmt *s;
     PGresult *res = NULL;
+    bool sent = false;
     sh_err_t rc;
 
     if (changes != NULL)
         *changes = 0;
+    /* A session the server closed while it sat in the pool: its goodbye
+     * and end of file wait in the socket, read here without blocking. */
+    if (!c->in_tx && !pc->broken && pc->pg != NULL &&
+        (PQconsumeInput(pc->pg) == 0 || PQstatus(pc->pg) == CONNECTION_BAD))
+        pc->broken = true;
     if (pc->broken || pc->pg == NULL) {
         if (c->in_tx) {
             /* The transaction died with the session: nothing to run, and
@@ -734,14 +749,15 @@ static sh_err_t pg_exec(struct sh__conn *c, const struct sh__sql *q,
                            "maintenance failed", "error", why, (char *)NULL);
         }
     }
-    rc = run_once(pc, s, params, nparams, &res, errbuf, errbuf_len);
-    if (rc == SH_ESTORE && pc->broken && !c->in_tx && s->readonly) {
+    rc = run_once(pc, s, params, nparams, &res, &sent, errbuf, errbuf_len);
+    if (rc == SH_ESTORE && pc->broken && !c->in_tx &&
+        (s->readonly || !sent)) {
         /* Nothing this statement did can have lasted: one retry on a
          * fresh session. */
         PQclear(res);
         res = NULL;
         if ((rc = heal(pc, true, errbuf, errbuf_len)) == SH_OK)
-            rc = run_once(pc, s, params, nparams, &res, errbuf,
+            rc = run_once(pc, s, params, nparams, &res, &sent, errbuf,
                           errbuf_len);
     }
     if (rc != SH_OK) {

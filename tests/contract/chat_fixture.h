@@ -1,11 +1,11 @@
 /* tests/contract/chat_fixture.h: a hub with a few users and a live stream,
  * for the chat and moderation contract tests.  Public API only.
  *
- * The store and bus come from STREAMHUB_TEST_STORE and STREAMHUB_TEST_BUS
- * (matrix_fixture.h), so that every backend pair runs the same tests;
- * fx_store_env() gives an empty store per call.  Tests that need a store
- * that outlives the hub (flush on close) use a temporary SQLite file on
- * SQLite, and open the same PostgreSQL schema again otherwise.
+ * The store comes from STREAMHUB_TEST_STORE (matrix_fixture.h), so that
+ * every store x bus pair runs the same tests; fx_store_env() gives an
+ * empty store per call.  Tests that need a store that outlives the hub
+ * (flush on close) use a temporary SQLite file on SQLite, and open the
+ * same PostgreSQL schema again otherwise.
  */
 #ifndef CHAT_FIXTURE_H
 #define CHAT_FIXTURE_H
@@ -66,8 +66,6 @@ static inline sh_hub_t *fx_open(const char *store, ...)
                      SH_OK);
     assert_int_equal(sh_config_set(conf, "log-level", "error", err,
                                    sizeof err), SH_OK);
-    if (sh_config_set(conf, "bus", mx_bus(), err, sizeof err) != SH_OK)
-        fail_msg("bus %s: %s", mx_bus(), err);
     va_start(ap, store);
     while ((k = va_arg(ap, const char *)) != NULL) {
         v = va_arg(ap, const char *);
@@ -142,8 +140,6 @@ static inline struct fx *fx_new(const char *store, ...)
                      SH_OK);
     assert_int_equal(sh_config_set(conf, "log-level", "error", err,
                                    sizeof err), SH_OK);
-    if (sh_config_set(conf, "bus", mx_bus(), err, sizeof err) != SH_OK)
-        fail_msg("bus %s: %s", mx_bus(), err);
     va_start(ap, store);
     while ((k = va_arg(ap, const char *)) != NULL) {
         v = va_arg(ap, const char *);

@@ -1,11 +1,11 @@
-/* tests/contract/matrix_fixture.h: the store and bus of a contract test
- * run, for the store x bus matrix of tests/contract/meson.build.
+/* tests/contract/matrix_fixture.h: the store of a contract test run, for
+ * the store x bus matrix of tests/contract/meson.build (the bus is read
+ * from STREAMHUB_TEST_BUS alike, by the bus's own fixture).
  *
- * STREAMHUB_TEST_STORE names the store (default sqlite::memory:) and
- * STREAMHUB_TEST_BUS the bus (default local).  A value `$NAME` means the
- * value of the environment variable NAME (scripts/with-services.sh sets
- * STREAMHUB_TEST_PG_URI and STREAMHUB_TEST_REDIS_URI); when NAME is unset
- * the test exits 77 (skipped, which CI turns into a failure).
+ * STREAMHUB_TEST_STORE names the store (default sqlite::memory:).  A value
+ * `$NAME` means the value of the environment variable NAME
+ * (scripts/with-services.sh sets STREAMHUB_TEST_PG_URI); when NAME is
+ * unset the test exits 77 (skipped, which CI turns into a failure).
  *
  * Every hub a test opens on PostgreSQL gets a fresh, empty schema (tests
  * count rows): mx_store() creates a uniquely named schema through libpq
@@ -60,11 +60,6 @@ static inline bool mx_is_pg(void)
 
     return strncmp(s, "postgres://", 11) == 0 ||
            strncmp(s, "postgresql://", 13) == 0;
-}
-
-static inline const char *mx_bus(void)
-{
-    return mx_env("STREAMHUB_TEST_BUS", "local");
 }
 
 static void mx_drop_all(void)

@@ -2,12 +2,11 @@
  * and an event recorder, for the follows, streams, notifications, raids,
  * subscriptions and stats contract tests.  Public API only.
  *
- * The store and bus come from STREAMHUB_TEST_STORE and STREAMHUB_TEST_BUS
- * (matrix_fixture.h), so that every backend pair runs the same tests;
- * each hub gets an empty store.  Usernames carry a random prefix all the
- * same.  Users are registered
- * once per test group (a password hash each), and each test uses its own
- * users so that the order of the tests does not matter.
+ * The store comes from STREAMHUB_TEST_STORE (matrix_fixture.h), so that
+ * every store x bus pair runs the same tests; each hub gets an empty
+ * store.  Usernames carry a random prefix all the same.  Users are
+ * registered once per test group (a password hash each), and each test
+ * uses its own users so that the order of the tests does not matter.
  */
 #ifndef SOCIAL_FIXTURE_H
 #define SOCIAL_FIXTURE_H
@@ -68,8 +67,6 @@ static inline sh_hub_t *sfx_open(void)
     assert_int_equal(sh_config_new(&conf), SH_OK);
     assert_int_equal(sh_config_set(conf, "store", sfx_store(), err,
                                    sizeof err), SH_OK);
-    if (sh_config_set(conf, "bus", mx_bus(), err, sizeof err) != SH_OK)
-        fail_msg("bus %s: %s", mx_bus(), err);
     assert_int_equal(sh_config_set(conf, "log-level", "error", err,
                                    sizeof err), SH_OK);
     assert_int_equal(sh_config_set(conf, "jwt-secret",
