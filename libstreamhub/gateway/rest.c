@@ -920,7 +920,7 @@ static void route_auth(struct sh__req *req, bool is_register)
     /* The client's address key, for the shared auth limit. */
     if (sh__cluster_redis(c->hub) != NULL) {
         c->auth_limiter = req->conn->gw->auth_limiter;
-        c->id = strdup(req->conn->ip_key);
+        c->id = strdup(req->ip_key);
         if (c->id == NULL) {
             call_free(c);
             sh__respond_error(req, 500, "internal", "out of memory", 0);

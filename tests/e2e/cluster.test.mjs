@@ -13,6 +13,7 @@
 // missed, in order, then live events.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
+import http from 'node:http';
 import WebSocket from 'ws';
 import { startServer, api, register, Native } from './harness.mjs';
 import { startNginx } from './svc_nginx.mjs';
@@ -200,6 +201,32 @@ test('two nodes: a notification reaches a follower connected to the other node',
   assert.equal(nf[0].channel, `user:${streamer.user.id}`);
   await f.close();
   await s.close();
+});
+
+// A login with a wrong password through nginx from @localAddress (a
+// loopback address of its own: another client).  Resolves the status:
+// 401 when let through, 429 when the per-address limit refused it.
+function loginFrom(port, localAddress) {
+  return new Promise((resolve, reject) => {
+    const req = http.request({
+      host: '127.0.0.1', port, path: '/api/v1/auth/login', method: 'POST',
+      agent: false, localAddress, headers: { 'content-type': 'application/json' },
+    }, (res) => { res.resume(); res.on('end', () => resolve(res.statusCode)); });
+    req.on('error', reject);
+    req.end(JSON.stringify({ username: 'nobody_here', password: 'wrong-password' }));
+  });
+}
+
+test('two nodes behind nginx: the per-address login limit counts each client across nodes, not the proxy', async () => {
+  const cl = await startCluster(2);
+  // Ten a minute per client address over the whole cluster: the first
+  // client's attempts, spread over both nodes by nginx, run out...
+  const a = [];
+  for (let i = 0; i < 12; i++) a.push(await loginFrom(cl.ngx.port, '127.0.0.21'));
+  assert.deepEqual(a.slice(0, 10), Array(10).fill(401), `client a: ${a}`);
+  assert.ok(a.slice(10).includes(429), `client a never limited: ${a}`);
+  // ...while another client behind the same proxy is still let in.
+  assert.equal(await loginFrom(cl.ngx.port, '127.0.0.22'), 401);
 });
 
 // The last chat offset a client saw, and the epoch of its subscription.
