@@ -13,6 +13,17 @@
  * the last delivery.  idle mode: N connections (optionally authenticated),
  * then the target's RSS delta divided by N (--pid).
  *
+ * Across processes (bench/run_cluster.sh: one process holds at most the
+ * open-files limit of sockets, so 50,000 subscribers take several): sub
+ * mode connects N subscribers spread round robin over --ports (the nodes
+ * of a cluster), prints a "ready" line, then counts what arrives until all
+ * B + M broadcasts reached every subscriber (or nothing came for 10 s) and
+ * writes each latency-phase delivery's publish-to-receive time (uint32
+ * microseconds, native order) to --out; pub mode only publishes: B spaced
+ * broadcasts, a pause, then M back to back, and prints when that burst
+ * began.  CLOCK_MONOTONIC is one clock for every process on the machine,
+ * so publish and receive times compare across processes.
+ *
  * Prints one JSON object per line: {"bench","target","metric","value",
  * "unit"}, with the load generator's own CPU time beside the figures, so
  * that it is never the bottleneck unnoticed.
@@ -41,7 +52,7 @@
 
 static struct {
     const char *host, *target, *ws_path, *pub_path, *protocol, *sub_msg,
-        *api_key, *auth_msg, *mode;
+        *api_key, *auth_msg, *mode, *ports, *out;
     int port, clients, threads, broadcasts, interval_ms, messages, pid;
     int payload;
 } opt = {
@@ -78,6 +89,7 @@ struct worker {
     int *nlat;                 /* per broadcast */
     uint64_t delivered;        /* throughput phase */
     int64_t last_rx_ns;
+    int64_t first_rx_ns;       /* throughput phase, 0 before */
 };
 
 static atomic_int ready_count, failed_count;
@@ -132,6 +144,8 @@ static void on_text(struct client *c, const char *p, size_t n)
                 (uint32_t)((rx - sent) / 1000);
     } else {
         w->delivered++;
+        if (w->first_rx_ns == 0)
+            w->first_rx_ns = rx;
         w->last_rx_ns = rx;
     }
     atomic_fetch_add_explicit(&total_delivered, 1, memory_order_relaxed);
@@ -222,14 +236,16 @@ static void *worker_main(void *arg)
     return NULL;
 }
 
-static void connect_client(struct worker *w, struct client *c)
+static int ports[64], nports;
+
+static void connect_client(struct worker *w, struct client *c, int port)
 {
     struct sockaddr_in sa = { .sin_family = AF_INET };
     char req[512];
     int n;
 
     c->w = w;
-    sa.sin_port = htons((uint16_t)opt.port);
+    sa.sin_port = htons((uint16_t)port);
     inet_pton(AF_INET, opt.host, &sa.sin_addr);
     c->bev = bufferevent_socket_new(w->base, -1,
                                     BEV_OPT_CLOSE_ON_FREE |
@@ -241,7 +257,7 @@ static void connect_client(struct worker *w, struct client *c)
                  "Connection: Upgrade\r\nSec-WebSocket-Key: "
                  "dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n"
                  "%s%s%s\r\n",
-                 opt.ws_path, opt.host, opt.port,
+                 opt.ws_path, opt.host, port,
                  opt.protocol[0] != '\0' ? "Sec-WebSocket-Protocol: " : "",
                  opt.protocol, opt.protocol[0] != '\0' ? "\r\n" : "");
     bufferevent_write(c->bev, req, (size_t)n);
@@ -279,7 +295,8 @@ static void publish(long seq)
     memset(pad, 'x', sizeof pad);
     pad[opt.payload < (int)sizeof pad ? opt.payload : (int)sizeof pad - 1] =
         '\0';
-    if (strcmp(opt.target, "streamhub") == 0)
+    /* StreamHub's publish API names the channel in the body. */
+    if (strcmp(opt.pub_path, "/api/v1/publish") == 0)
         bl = snprintf(body, sizeof body,
                       "{\"channel\":\"app:bench\",\"data\":{\"seq\":%ld,"
                       "\"t\":%" PRId64 ",\"pad\":\"%s\"}}",
@@ -367,6 +384,15 @@ static void emit(const char *bench, const char *metric, double v,
     fflush(stdout);
 }
 
+/* emit() for a clock reading: %.6g would round nanoseconds away. */
+static void emit_ns(const char *bench, const char *metric, int64_t v)
+{
+    printf("{\"bench\":\"%s\",\"target\":\"%s\",\"metric\":\"%s\","
+           "\"value\":%" PRId64 ",\"unit\":\"ns\"}\n",
+           bench, opt.target, metric, v);
+    fflush(stdout);
+}
+
 static void wait_ready(void)
 {
     int64_t deadline = now_ns() + 120 * 1000000000LL;
@@ -384,6 +410,89 @@ static void wait_ready(void)
     }
 }
 
+/* sub mode, after every subscriber is ready (see the top). */
+static int sub_main(struct worker *ws)
+{
+    uint64_t want = (uint64_t)opt.clients *
+                    (uint64_t)(opt.broadcasts + opt.messages);
+    uint64_t seen = 0, lat_n = 0, got = 0;
+    int64_t idle_since = now_ns(), first = 0, last = 0;
+    FILE *f = NULL;
+
+    emit("ws_cluster", "ready", opt.clients, "count");
+    /* Until everything arrived, or 10 s without a delivery once one came
+     * (600 s in all at most: the publisher may start late). */
+    for (int64_t end = now_ns() + 600 * 1000000000LL; now_ns() < end;) {
+        uint64_t d = atomic_load(&total_delivered);
+        if (d >= want)
+            break;
+        if (d != seen) {
+            seen = d;
+            idle_since = now_ns();
+        } else if (d > 0 && now_ns() - idle_since > 10 * 1000000000LL) {
+            break;
+        }
+        usleep(10000);
+    }
+    if (opt.out != NULL && (f = fopen(opt.out, "wb")) == NULL) {
+        perror(opt.out);
+        return 1;
+    }
+    for (int i = 0; i < opt.threads; i++) {
+        struct worker *w = &ws[i];
+        for (int b = 0; b < opt.broadcasts; b++) {
+            int k = w->nlat[b] < w->n ? w->nlat[b] : w->n;
+            if (f != NULL)
+                fwrite(&w->lat[(size_t)b * (size_t)w->n], sizeof *w->lat,
+                       (size_t)k, f);
+            lat_n += (uint64_t)k;
+        }
+        got += w->delivered;
+        if (w->first_rx_ns != 0 && (first == 0 || w->first_rx_ns < first))
+            first = w->first_rx_ns;
+        if (w->last_rx_ns > last)
+            last = w->last_rx_ns;
+    }
+    if (f != NULL)
+        fclose(f);
+    emit("ws_cluster", "latency_deliveries", (double)lat_n, "count");
+    emit("ws_cluster", "latency_deliveries_expected",
+         (double)opt.clients * opt.broadcasts, "count");
+    emit("ws_cluster", "deliveries", (double)got, "count");
+    emit("ws_cluster", "deliveries_expected",
+         (double)opt.clients * opt.messages, "count");
+    emit_ns("ws_cluster", "first_rx_ns", first);
+    emit_ns("ws_cluster", "last_rx_ns", last);
+    emit("ws_cluster", "loadgen_cpu", cpu_seconds(), "s");
+    fflush(stdout);
+    _exit(got == (uint64_t)opt.clients * (uint64_t)opt.messages &&
+                  lat_n == (uint64_t)opt.clients * (uint64_t)opt.broadcasts
+              ? 0 : 3);
+}
+
+/* pub mode (see the top). */
+static int pub_main(void)
+{
+    int64_t t0, t1;
+
+    pub_fd = pub_connect();
+    for (int b = 0; b < opt.broadcasts; b++) {
+        publish(b);
+        usleep((useconds_t)opt.interval_ms * 1000);
+    }
+    /* The spaced broadcasts' deliveries end before the burst begins. */
+    usleep(2000000);
+    t0 = now_ns();
+    for (int m = 0; m < opt.messages; m++)
+        publish(opt.broadcasts + m);
+    t1 = now_ns();
+    emit_ns("ws_cluster", "burst_start_ns", t0);
+    emit("ws_cluster", "burst_publish_seconds", (double)(t1 - t0) / 1e9,
+         "s");
+    emit("ws_cluster", "publisher_cpu", cpu_seconds(), "s");
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     static const struct option longopts[] = {
@@ -395,7 +504,8 @@ int main(int argc, char **argv)
         { "threads", 1, NULL, 't' },   { "broadcasts", 1, NULL, 'b' },
         { "interval-ms", 1, NULL, 'i' }, { "messages", 1, NULL, 'm' },
         { "payload", 1, NULL, 'l' },   { "mode", 1, NULL, 'M' },
-        { "pid", 1, NULL, 'd' },       { NULL, 0, NULL, 0 },
+        { "pid", 1, NULL, 'd' },       { "ports", 1, NULL, 'o' },
+        { "out", 1, NULL, 'O' },       { NULL, 0, NULL, 0 },
     };
     struct worker *ws;
     int ch;
@@ -419,15 +529,33 @@ int main(int argc, char **argv)
         case 'l': opt.payload = atoi(optarg); break;
         case 'M': opt.mode = optarg; break;
         case 'd': opt.pid = atoi(optarg); break;
+        case 'o': opt.ports = optarg; break;
+        case 'O': opt.out = optarg; break;
         default:
             fprintf(stderr, "usage: ws_load --port P [--target NAME] "
                             "[--clients N] [--threads T] [--mode "
-                            "fanout|idle] ...\n");
+                            "fanout|idle|sub|pub] [--ports P1,P2,...] "
+                            "[--out FILE] ...\n");
             return 2;
         }
     }
     if (opt.clients < 1 || opt.threads < 1 || opt.broadcasts < 0)
         return 2;
+    nports = 0;
+    if (opt.ports != NULL) {
+        for (const char *p = opt.ports; *p != '\0' && nports < 64;) {
+            ports[nports++] = atoi(p);
+            p = strchr(p, ',');
+            if (p == NULL)
+                break;
+            p++;
+        }
+    }
+    if (nports == 0)
+        ports[nports++] = opt.port;
+    opt.port = ports[0];       /* the publisher's */
+    if (strcmp(opt.mode, "pub") == 0)
+        return pub_main();
     evthread_use_pthreads();
     long rss0 = opt.pid > 0 ? rss_kib(opt.pid) : -1;
     ws = calloc((size_t)opt.threads, sizeof *ws);
@@ -444,7 +572,7 @@ int main(int argc, char **argv)
     /* Connect in batches so the listen backlog never overflows. */
     for (int k = 0; k < opt.clients; k++) {
         struct worker *w = &ws[k % opt.threads];
-        connect_client(w, &w->clients[k / opt.threads]);
+        connect_client(w, &w->clients[k / opt.threads], ports[k % nports]);
         if (k % 500 == 499)
             while (atomic_load(&ready_count) + atomic_load(&failed_count) <
                    k - 1000)
@@ -462,6 +590,8 @@ int main(int argc, char **argv)
         fflush(stdout);
         _exit(0);
     }
+    if (strcmp(opt.mode, "sub") == 0)
+        return sub_main(ws);
     pub_fd = pub_connect();
     usleep(200000);
     double cpu0 = cpu_seconds();

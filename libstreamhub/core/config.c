@@ -12,6 +12,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "cidr_int.h"
 #include "core_int.h"
 
 struct sh_config {
@@ -188,6 +189,18 @@ static sh_err_t validate(const struct sh__conf_key *k, const char *value,
             sh__errbuf(errbuf, errbuf_len,
                        "bus: '%s' is not local or a redis:// URI", value);
             return SH_EINVAL;
+        }
+        if (strcmp(k->name, "trusted-proxies") == 0) {
+            struct sh__cidr *list;
+            size_t n;
+            char why[128];
+            sh_err_t rc = sh__cidr_list_parse(value, &list, &n, why,
+                                              sizeof why);
+            free(list);
+            if (rc != SH_OK) {
+                sh__errbuf(errbuf, errbuf_len, "trusted-proxies: %s", why);
+                return rc;
+            }
         }
         if (strcmp(k->name, "redis") == 0 && value[0] != '\0' &&
             strncmp(value, "redis://", 8) != 0) {

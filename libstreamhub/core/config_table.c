@@ -15,6 +15,19 @@
 const struct sh__conf_key sh__conf_keys[] = {
     S("listen", "127.0.0.1:8080",
       "Address and port of every door (port 0: any free port)."),
+    B("listen-reuseport", "false",
+      "Bind the listener with SO_REUSEPORT, so that several streamhubd "
+      "processes on one machine share one port (the kernel spreads new "
+      "connections over them), each with its own open-files limit; every "
+      "process sharing the port must set it."),
+    S("trusted-proxies", "",
+      "Comma-separated IP addresses or CIDR blocks of the reverse proxies "
+      "(nginx) in front of this node.  Only for a TCP peer inside them is "
+      "the client address taken from X-Forwarded-For (the rightmost hop "
+      "not inside them; all hops trusted: the leftmost) or, without it, "
+      "X-Real-IP; it feeds the per-IP rate limits and the logs.  A header "
+      "that cannot be read leaves the peer's own address.  Empty: no "
+      "header is believed."),
     S("store", "sqlite:streamhub.db",
       "sqlite:PATH, sqlite::memory:, or a postgres:// or postgresql:// URI."),
     S("store-read", "",

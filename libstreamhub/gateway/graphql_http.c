@@ -592,7 +592,7 @@ bool sh__graphql_http(struct sh__req *req)
         snprintf(j->user_id, sizeof j->user_id, "%s", req->user_id);
         j->roles = req->roles;
     }
-    snprintf(j->client_key, sizeof j->client_key, "%s", req->conn->ip_key);
+    snprintf(j->client_key, sizeof j->client_key, "%s", req->ip_key);
     json_object_put(p);
     if (!sh__req_offload(req, gql_work, gql_done, j))
         job_free(j);

@@ -45,6 +45,10 @@ struct sh__req {
     char trace_id[33];         /* from a valid traceparent, or "" */
     int64_t start_us;          /* monotonic, for the latency histogram */
     const char *route;         /* route label for metrics (static) */
+    /* The client: the TCP peer's, or from a trusted proxy's headers
+     * (trusted-proxies); what per-IP limits and the logs use. */
+    char peer[64];             /* client address, no port */
+    char ip_key[64];           /* per-IP limits' key (sh__ip_key) */
     /* Filled by sh__req_auth(): the verified bearer, if any. */
     bool authed;
     char user_id[64];
@@ -79,8 +83,12 @@ struct sh__conn {
     enum sh__conn_state state;
     int refs;                      /* open (1) + requests in flight */
     uint64_t id;
+    /* The TCP peer until an upgrade; then the client of the upgrade
+     * request (its sh__req's, from a trusted proxy's headers). */
     char peer[64];                 /* client address, no port */
     char ip_key[64];               /* per-IP limits' key (sh__ip_key) */
+    char proxy[64];                /* the TCP peer when it is a trusted
+                                      proxy, else "" */
     struct sh__slot *head, *tail;  /* response queue */
     struct event *timer;           /* header / idle timeout */
     bool closing;                  /* close once the queue is written */
@@ -121,6 +129,8 @@ struct sh_gateway {
     struct event *flush_ev;        /* writes them, after the turn's work */
     uint64_t next_conn_id;
     struct sh__limiter *ip_limiter;    /* http.rate-limit-per-ip */
+    struct sh__cidr *trusted;          /* trusted-proxies, owned */
+    size_t ntrusted;
     struct sh__limiter *rl_limiter;    /* @rateLimit and chat limits */
     struct sh__limiter *auth_limiter;  /* REST register/login per IP,
                                         * made on first use (rest.c) */

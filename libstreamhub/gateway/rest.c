@@ -613,7 +613,7 @@ static bool field_str(struct sh__req *req, json_object *body,
 static bool auth_limit(struct sh__req *req)
 {
     struct sh_gateway *gw = req->conn->gw;
-    const char *peer = req->conn->ip_key;
+    const char *peer = req->ip_key;
     int64_t retry_ms = 0;
 
     if (gw->auth_limiter == NULL) {
@@ -920,7 +920,7 @@ static void route_auth(struct sh__req *req, bool is_register)
     /* The client's address key, for the shared auth limit. */
     if (sh__cluster_redis(c->hub) != NULL) {
         c->auth_limiter = req->conn->gw->auth_limiter;
-        c->id = strdup(req->conn->ip_key);
+        c->id = strdup(req->ip_key);
         if (c->id == NULL) {
             call_free(c);
             sh__respond_error(req, 500, "internal", "out of memory", 0);

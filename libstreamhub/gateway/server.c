@@ -36,6 +36,7 @@
 #include <openssl/ssl.h>
 #include <sodium.h>
 
+#include "core/cidr_int.h"
 #include "streamhub/auth.h"
 #include "gw.h"
 
@@ -261,6 +262,8 @@ static void accept_cb(struct evconnlistener *l, evutil_socket_t fd,
         inet_ntop(AF_INET6, &((struct sockaddr_in6 *)sa)->sin6_addr, c->peer,
                   sizeof c->peer);
     sh__ip_key(sa, c->ip_key, sizeof c->ip_key);
+    if (gw->ntrusted > 0 && sh__cidr_match(gw->trusted, gw->ntrusted, sa))
+        snprintf(c->proxy, sizeof c->proxy, "%s", c->peer);
     if (gw->ssl_ctx != NULL) {
         SSL *ssl = SSL_new(gw->ssl_ctx);
         c->bev = ssl == NULL ? NULL
@@ -298,6 +301,79 @@ static void accept_cb(struct evconnlistener *l, evutil_socket_t fd,
 }
 
 /* ---- requests ---------------------------------------------------- */
+
+/* The client address of @req (trusted-proxies).  A TCP peer outside the
+ * trusted blocks is the client, whatever its headers say: anyone can send
+ * them.  Behind a trusted proxy, X-Forwarded-For lists the hops, each
+ * proxy appending the address it was reached from, so only the right end
+ * is vouched for: walk it from the right past trusted hops; the first
+ * untrusted hop is the client (all trusted: the leftmost).  Without that
+ * header, X-Real-IP.  A hop that cannot be read (garbage, "unknown") stops
+ * the walk and the peer's own address stays: nothing past it can be
+ * attributed. */
+static void client_address(struct sh__req *req)
+{
+    const struct sh__conn *c = req->conn;
+    const struct sh_gateway *gw = c->gw;
+    const struct sh__http_request *hr = req->hr;
+    const struct sh__http_header *real;
+    struct sockaddr_storage hop, client;
+    bool have = false, any_xff = false, stop = false, found = false;
+    char text[INET6_ADDRSTRLEN];
+
+    snprintf(req->peer, sizeof req->peer, "%s", c->peer);
+    snprintf(req->ip_key, sizeof req->ip_key, "%s", c->ip_key);
+    if (c->proxy[0] == '\0')
+        return;
+    /* Several X-Forwarded-For fields are one list in field order: the
+     * last field holds the right end. */
+    for (size_t i = hr->nheaders; i-- > 0 && !stop && !found;) {
+        const struct sh__http_header *h = &hr->headers[i];
+        size_t e = h->value_len, b;
+
+        if (strcasecmp(h->name, "X-Forwarded-For") != 0)
+            continue;
+        any_xff = true;
+        for (;;) {
+            for (b = e; b > 0 && h->value[b - 1] != ','; b--)
+                ;
+            if (!sh__ip_parse(h->value + b, e - b, &hop)) {
+                stop = true;
+                break;
+            }
+            client = hop;
+            have = true;
+            if (!sh__cidr_match(gw->trusted, gw->ntrusted,
+                                (const struct sockaddr *)&hop)) {
+                found = true;
+                break;
+            }
+            if (b == 0)
+                break;
+            e = b - 1;
+        }
+    }
+    if (stop)
+        return;
+    if (!any_xff) {
+        real = sh__http_request_header(hr, "X-Real-IP", NULL);
+        if (real == NULL || !sh__ip_parse(real->value, real->value_len,
+                                          &client))
+            return;
+        have = true;
+    }
+    if (!have)
+        return;
+    if (client.ss_family == AF_INET)
+        inet_ntop(AF_INET, &((struct sockaddr_in *)&client)->sin_addr, text,
+                  sizeof text);
+    else
+        inet_ntop(AF_INET6, &((struct sockaddr_in6 *)&client)->sin6_addr,
+                  text, sizeof text);
+    snprintf(req->peer, sizeof req->peer, "%s", text);
+    sh__ip_key((const struct sockaddr *)&client, req->ip_key,
+               sizeof req->ip_key);
+}
 
 const char *sh__req_header(const struct sh__req *req, const char *name)
 {
@@ -511,7 +587,10 @@ static void access_log(struct sh__req *req, int status, size_t len)
     json_object_set_serializer(ms, json_object_double_to_json_string,
                                (void *)"%.3f", NULL);
     json_object_object_add(f, "duration_ms", ms);
-    json_object_object_add(f, "peer", json_object_new_string(req->conn->peer));
+    json_object_object_add(f, "peer", json_object_new_string(req->peer));
+    if (req->conn->proxy[0] != '\0')
+        json_object_object_add(f, "proxy",
+                               json_object_new_string(req->conn->proxy));
     sh__log(&gw->hub->log, SH_LOG_INFO, "request", f);
 }
 
@@ -727,6 +806,7 @@ static void handle_request(struct sh__conn *c, struct sh__http_request *hr)
     snprintf(req->request_id, sizeof req->request_id, "%s%024" PRIx64,
              gw->id_prefix, ++gw->next_request);
     parse_traceparent(sh__req_header(req, "traceparent"), req->trace_id);
+    client_address(req);
     q = memchr(hr->target, '?', hr->target_len);
     req->query = q != NULL ? q + 1 : "";
     req->path = pct_decode(hr->target,
@@ -739,7 +819,7 @@ static void handle_request(struct sh__conn *c, struct sh__http_request *hr)
         sh__respond_error(req, 400, "bad_request", "bad request target", 0);
         return;
     }
-    if (!sh__limiter_take(gw->ip_limiter, c->ip_key, strlen(c->ip_key), 1,
+    if (!sh__limiter_take(gw->ip_limiter, req->ip_key, strlen(req->ip_key), 1,
                           sh__mono_ms(), &retry_ms)) {
         sh__respond_rate_limited(req, "too many requests",
                                  (int)((retry_ms + 999) / 1000));
@@ -792,6 +872,9 @@ static void handle_request(struct sh__conn *c, struct sh__http_request *hr)
             return;
         }
         n = sh__ws_handshake_response(&hs, buf, sizeof buf);
+        /* The WebSocket is this client's for its life. */
+        snprintf(c->peer, sizeof c->peer, "%s", req->peer);
+        snprintf(c->ip_key, sizeof c->ip_key, "%s", req->ip_key);
         access_log(req, 101, 0);
         req->slot->out = evbuffer_new();
         if (req->slot->out == NULL || n == 0) {
@@ -1130,6 +1213,17 @@ static sh_err_t read_config(struct sh_gateway *gw, char *errbuf,
         sh__errbuf(errbuf, errbuf_len, "out of memory");
         return SH_ENOMEM;
     }
+    /* Checked by sh_config_set() already; parsed once here. */
+    {
+        char why[128];
+        sh_err_t rc = sh__cidr_list_parse(
+            sh__config_str(conf, "trusted-proxies"), &gw->trusted,
+            &gw->ntrusted, why, sizeof why);
+        if (rc != SH_OK) {
+            sh__errbuf(errbuf, errbuf_len, "trusted-proxies: %s", why);
+            return rc;
+        }
+    }
     return SH_OK;
 }
 
@@ -1192,6 +1286,7 @@ SH_API sh_err_t sh_gateway_start(sh_hub_t *hub, struct event_base *base,
     int sslen = sizeof ss;
     socklen_t blen = sizeof ss;
     const char *listen_at, *cert, *key;
+    unsigned lflags;
     unsigned char rnd[4];
     char host[64];
     sh_err_t rc;
@@ -1256,10 +1351,14 @@ SH_API sh_err_t sh_gateway_start(sh_hub_t *hub, struct event_base *base,
     rc = resolve_listen(listen_at, &ss, &sslen, errbuf, errbuf_len);
     if (rc != SH_OK)
         goto fail;
-    gw->listener = evconnlistener_new_bind(
-        base, accept_cb, gw,
-        LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE | LEV_OPT_CLOSE_ON_EXEC,
-        4096, (struct sockaddr *)&ss, sslen);
+    lflags = LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE |
+             LEV_OPT_CLOSE_ON_EXEC;
+    /* listen-reuseport: several processes bind one port; the kernel
+     * spreads new connections over their listeners. */
+    if (sh__config_bool(hub->conf, "listen-reuseport"))
+        lflags |= LEV_OPT_REUSEABLE_PORT;
+    gw->listener = evconnlistener_new_bind(base, accept_cb, gw, lflags, 4096,
+                                           (struct sockaddr *)&ss, sslen);
     if (gw->listener == NULL) {
         sh__errbuf(errbuf, errbuf_len, "listen: cannot bind %s: %s",
                    listen_at, strerror(errno));
@@ -1304,8 +1403,15 @@ SH_API void sh_gateway_shutdown(sh_gateway_t *gw, int timeout_ms,
     gw->shutting_down = true;
     gw->done_cb = done;
     gw->done_arg = arg;
-    if (gw->listener != NULL)
-        evconnlistener_disable(gw->listener);
+    /* Close the listening socket, not only stop accepting: a connection
+     * that reached a listener left open would wait in its backlog until
+     * the process exits, while closed, the port refuses it at once (a
+     * proxy retries another node) or, under listen-reuseport, the kernel
+     * hands it to another process on the port. */
+    if (gw->listener != NULL) {
+        evconnlistener_free(gw->listener);
+        gw->listener = NULL;
+    }
     for (struct sh__conn *c = gw->conns, *next; c != NULL; c = next) {
         next = c->next;
         if (c->state == SH__CONN_WS) {
@@ -1352,6 +1458,7 @@ SH_API void sh_gateway_free(sh_gateway_t *gw)
     if (gw->ssl_ctx != NULL)
         SSL_CTX_free(gw->ssl_ctx);
     sh__limiter_free(gw->ip_limiter);
+    free(gw->trusted);
     sh__limiter_free(gw->rl_limiter);
     sh__limiter_free(gw->auth_limiter);
     sh__graphql_http_free(gw);
