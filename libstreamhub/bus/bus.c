@@ -699,7 +699,9 @@ void sh__bus_free(struct sh__bus *bus)
             while (c->subs != NULL) {
                 struct sh_subscription *s = c->subs;
                 sub_close(s, SH_ECANCELED);
-                if (!schedule(bus, s)) {
+                /* A buffering one is finished by its subscribe call or
+                 * sh__bus_sub_resume(). */
+                if (!s->buffering && !schedule(bus, s)) {
                     s->next = orphans;   /* unlinked: the link is free */
                     orphans = s;
                 }
@@ -1024,7 +1026,7 @@ size_t sh__bus_publish_many(struct sh__bus *bus, const char *type,
  * meanwhile that are newer than the window's position. */
 static sh_err_t join(struct sh__bus *bus, struct sh__bus_chan *c,
                      struct sh_subscription *s, const sh_position_t *since,
-                     struct sh_subscription **out,
+                     bool paused, struct sh_subscription **out,
                      sh_subscribe_result_t *result, char *errbuf,
                      size_t errbuf_len)
 {
@@ -1101,7 +1103,7 @@ static sh_err_t join(struct sh__bus *bus, struct sh__bus_chan *c,
             s->qcap = cap;
             s->qhead = 0;
             s->qlen = n;
-            s->buffering = false;
+            s->buffering = paused;  /* sh__bus_sub_resume() ends it */
             if (c->repoch[0] != '\0' &&
                 strcmp(c->repoch, w.current.epoch) != 0) {
                 /* The epoch changed under the others: they missed what
@@ -1120,7 +1122,7 @@ static sh_err_t join(struct sh__bus *bus, struct sh__bus_chan *c,
             snprintf(c->repoch, sizeof c->repoch, "%s", w.current.epoch);
             res.current = w.current;
             res.recovered = since != NULL && w.recovered;
-            if (s->qlen > 0)
+            if (s->qlen > 0 && !paused)
                 schedule(bus, s);
         }
     }
@@ -1286,7 +1288,7 @@ int sh__bus_rewrite(struct sh__bus *bus, const char *channel,
 
 static sh_err_t do_subscribe(struct sh__bus *bus, const char *channel,
                              const sh_position_t *since, sh_event_cb cb,
-                             void *arg, bool held,
+                             void *arg, bool held, bool paused,
                              struct sh_subscription **out,
                              sh_subscribe_result_t *result, char *errbuf,
                              size_t errbuf_len)
@@ -1325,7 +1327,8 @@ static sh_err_t do_subscribe(struct sh__bus *bus, const char *channel,
     s->held = held;
     s->cb = cb;
     s->arg = arg;
-    return join(bus, c, s, since, out, result, errbuf, errbuf_len);
+    return join(bus, c, s, since, paused, out, result, errbuf,
+                errbuf_len);
 }
 
 sh_err_t sh__bus_subscribe(struct sh__bus *bus, const char *channel,
@@ -1334,8 +1337,8 @@ sh_err_t sh__bus_subscribe(struct sh__bus *bus, const char *channel,
                            sh_subscribe_result_t *result, char *errbuf,
                            size_t errbuf_len)
 {
-    return do_subscribe(bus, channel, since, cb, arg, false, out, result,
-                        errbuf, errbuf_len);
+    return do_subscribe(bus, channel, since, cb, arg, false, false, out,
+                        result, errbuf, errbuf_len);
 }
 
 sh_err_t sh__bus_subscribe_held(struct sh__bus *bus, const char *channel,
@@ -1344,8 +1347,36 @@ sh_err_t sh__bus_subscribe_held(struct sh__bus *bus, const char *channel,
                                 sh_subscribe_result_t *result, char *errbuf,
                                 size_t errbuf_len)
 {
-    return do_subscribe(bus, channel, since, cb, arg, out != NULL, out,
+    return do_subscribe(bus, channel, since, cb, arg, out != NULL, false,
+                        out, result, errbuf, errbuf_len);
+}
+
+sh_err_t sh__bus_subscribe_paused(struct sh__bus *bus, const char *channel,
+                                  const sh_position_t *since,
+                                  sh_event_cb cb, void *arg,
+                                  struct sh_subscription **out,
+                                  sh_subscribe_result_t *result,
+                                  char *errbuf, size_t errbuf_len)
+{
+    assert(out != NULL);
+    return do_subscribe(bus, channel, since, cb, arg, false, true, out,
                         result, errbuf, errbuf_len);
+}
+
+void sh__bus_sub_resume(struct sh_subscription *s)
+{
+    struct sh__bus_chan *c = s->chan;
+
+    pthread_mutex_lock(&c->lock);
+    s->buffering = false;
+    if (s->qlen > 0 || s->closing)
+        schedule(s->bus, s);
+    pthread_mutex_unlock(&c->lock);
+}
+
+bool sh__bus_remote(const struct sh__bus *bus)
+{
+    return bus->be->watch != NULL;
 }
 
 /* End @s unless it has ended.  @locks c->lock */
@@ -1353,7 +1384,8 @@ static void sub_cancel(struct sh_subscription *s)
 {
     if (!s->final_done && !s->closing) {
         sub_close(s, SH_ECANCELED);
-        schedule(s->bus, s);
+        if (!s->buffering)      /* else sh__bus_sub_resume() does */
+            schedule(s->bus, s);
     }
 }
 

@@ -1,6 +1,6 @@
 /* libstreamhub/bus/bus_redis.c: the Redis bus (`bus = redis://...`).
  *
- * Several nodes share one Redis; each keeps its own subscribers (bus_local.c,
+ * Several nodes share one Redis; each keeps its own subscribers (bus.c,
  * through bus_be.h) and this file moves events between nodes.
  *
  * Loop.  The backend owns one thread running a libevent loop with two
@@ -46,7 +46,7 @@
  * change of mind while one is in flight is applied when its answer comes.
  * A new local subscriber waits until Redis confirmed the SUBSCRIBE, joins
  * the channel buffering, then reads the history: the bus splices the two by
- * offset (bus_local.c), so resuming on any node gives the missed events in
+ * offset (bus.c), so resuming on any node gives the missed events in
  * order and then live ones, once each.
  *
  * Faults.  The loop PINGs every second; no answer within the timeout (a
