@@ -713,6 +713,9 @@ static void op_unsubscribe(struct sh__conn *c,
         *pp = s->next;
         ws->nsubs--;
         sh__fanout_leave(s->member);
+        if (s->id != NULL)          /* its subscribe is answered too */
+            send_error(c, s->id, "conflict",
+                       "unsubscribed before the subscription was made", 0);
         json_object_put(s->id);
         free(s->channel);
         free(s);

@@ -214,6 +214,12 @@ test('Redis frozen (SIGSTOP): a subscribe waiting on Redis stalls no other clien
   assert.equal(h.status, 200);
   assert.equal((await other.send('ping')).ok, true);
   assert.equal(answer, null, 'the subscribe was answered before the others');
+  // Unsubscribing before the subscription was made answers both commands.
+  const quitter = await Native.open(n.a.wsUrl);
+  const early = quitter.send('subscribe', { channel: chan });
+  assert.equal((await quitter.send('unsubscribe', { channel: chan })).ok, true);
+  assert.equal((await early).error.code, 'conflict');
+  await quitter.close();
   // Past bus.redis-timeout-ms the subscriber is told: an error, not a
   // subscription that would never see an event.
   const r = await subscribing;
