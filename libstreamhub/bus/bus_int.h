@@ -7,8 +7,9 @@
  * connections (DESIGN.md: "the bus handing each event once to each loop's
  * queue").
  *
- * Backends: local (bus_local.c, the default) and redis (bus_redis.c,
- * behind bus_be.h), picked by the `bus` key behind the same calls.
+ * Backends: local (bus_local.c, the default) and redis (bus_redis.c),
+ * behind bus_be.h and the shared part (bus.c), picked by the `bus` key
+ * behind the same calls.
  */
 #ifndef SH_BUS_INT_H
 #define SH_BUS_INT_H
@@ -211,6 +212,25 @@ sh_err_t sh__bus_subscribe_held(struct sh__bus *bus, const char *channel,
                                 void *arg, struct sh_subscription **out,
                                 sh_subscribe_result_t *result, char *errbuf,
                                 size_t errbuf_len);
+/* Subscribe as sh__bus_subscribe() does, on a thread that may wait on
+ * the backend (a worker), leaving the subscription paused: events are
+ * queued, in order, but no callback runs, final included, until
+ * sh__bus_sub_resume(), so that a loop can answer its client with
+ * @result before the first event.  On error nothing was made.  Ending a
+ * paused subscription (sh__bus_unsubscribe, the bus closing) takes
+ * effect at resume. */
+sh_err_t sh__bus_subscribe_paused(struct sh__bus *bus, const char *channel,
+                                  const sh_position_t *since,
+                                  sh_event_cb cb, void *arg,
+                                  struct sh_subscription **out,
+                                  sh_subscribe_result_t *result,
+                                  char *errbuf, size_t errbuf_len);
+/* Let a paused subscription's callbacks run (from the callback thread or
+ * any thread).  Once per sh__bus_subscribe_paused(). */
+void sh__bus_sub_resume(struct sh_subscription *sub);
+/* True when subscribing and reading a position may wait on a remote
+ * backend (bus = redis): a loop thread must not call them then. */
+bool sh__bus_remote(const struct sh__bus *bus);
 /* End @sub unless ended already.  A subscription that is not held may be
  * freed once its final callback has returned: only its callback's thread
  * may then call this. */

@@ -1,6 +1,6 @@
 /* libstreamhub/bus/bus_redis.c: the Redis bus (`bus = redis://...`).
  *
- * Several nodes share one Redis; each keeps its own subscribers (bus_local.c,
+ * Several nodes share one Redis; each keeps its own subscribers (bus.c,
  * through bus_be.h) and this file moves events between nodes.
  *
  * Loop.  The backend owns one thread running a libevent loop with two
@@ -46,7 +46,7 @@
  * change of mind while one is in flight is applied when its answer comes.
  * A new local subscriber waits until Redis confirmed the SUBSCRIBE, joins
  * the channel buffering, then reads the history: the bus splices the two by
- * offset (bus_local.c), so resuming on any node gives the missed events in
+ * offset (bus.c), so resuming on any node gives the missed events in
  * order and then live ones, once each.
  *
  * Faults.  The loop PINGs every second; no answer within the timeout (a
@@ -1609,14 +1609,15 @@ static int rb_rewrite(void *be, const char *channel, sh__bus_rewrite_fn fn,
 }
 
 const struct sh__bus_backend sh__bus_redis_backend = {
-    "redis",
-    rb_free,
-    rb_publish,
-    rb_publish_many,
-    rb_claim,
-    rb_release,
-    rb_watch,
-    rb_unwatch,
-    rb_window,
-    rb_rewrite,
+    .name = "redis",
+    .cover_own = true,
+    .free = rb_free,
+    .publish = rb_publish,
+    .publish_many = rb_publish_many,
+    .claim = rb_claim,
+    .release = rb_release,
+    .watch = rb_watch,
+    .unwatch = rb_unwatch,
+    .window = rb_window,
+    .rewrite = rb_rewrite,
 };

@@ -20,6 +20,13 @@
  *     of that stream's `chat:` or `stream:` channel, for at most
  *     max_per_conn streams (a member past it, or past the node's
  *     max_streams, is not counted: its stream_id is "").
+ *  5. On a remote bus (sh__bus_remote) the loop never waits on it: a join
+ *     that needs the bus subscribes on a worker (paused, so that no event
+ *     precedes the answer) and completes on the loop (join_done), calling
+ *     the member's sh__join_fn.  Until then the member is pending (not in
+ *     any members list, presence not counted; a pending shared channel
+ *     keeps its joiners in waiters), and leaving only marks it left:
+ *     join_done frees it.
  *  4. The presence table holds an entry per stream counted or with a
  *     count not yet reported; an entry is on the dirty list iff dirty.
  *     Join and leave are O(1): a keyed hash (SipHash, a random key: the
@@ -50,6 +57,8 @@ struct chan {
     char epoch[SH_EPOCH_SIZE];
     struct sh__fanout *f;
     bool dead;                     /* left the table, awaiting final cb */
+    bool pending;                  /* subscribing on a worker (inv. 5) */
+    struct sh__member *waiters;    /* joined while pending, via next */
 };
 
 struct sh__member {
@@ -64,6 +73,9 @@ struct sh__member {
     sh__member_fn fn;
     void *arg;
     bool left;
+    bool pending;                   /* invariant 5 */
+    sh__join_fn done;               /* answers a pending join */
+    void *done_arg;
 };
 
 struct presence {
@@ -327,7 +339,11 @@ static void chan_event(void *arg, const sh_event_t *ev, sh_err_t status)
         chan_free(ch);
         return;
     }
-    if (status == SH_EBUSY) {
+    if (status == SH_EBUSY && sh__bus_remote(ch->f->gw->hub->bus)) {
+        /* Resubscribing would wait on Redis here (invariant 5): the
+         * members' clients resume from their positions instead. */
+        status = SH_EBUS;
+    } else if (status == SH_EBUSY) {
         /* The loop fell behind the bus: resubscribe from the last event
          * delivered, so that the history fills the gap. */
         sh_position_t since;
@@ -406,18 +422,203 @@ const char *sh__member_stream(const struct sh__member *m)
     return m->stream_id;
 }
 
+/* Count @m's presence now that it is in (invariant 3). */
+static void member_count(struct sh__member *m, struct sh__conn *c)
+{
+    struct sh__fanout *f = m->f;
+
+    if (m->stream_id[0] != '\0' && !conn_watches(c, m->stream_id, m)) {
+        if (c->npresence < f->max_per_conn &&
+            presence_add(f, m->stream_id, +1))
+            c->npresence++;
+        else
+            m->stream_id[0] = '\0';  /* not counted (invariant 3) */
+    }
+}
+
+static void chan_add(struct chan *ch, struct sh__member *m)
+{
+    m->chan = ch;
+    m->prev = NULL;
+    m->next = ch->members;
+    if (ch->members != NULL)
+        ch->members->prev = m;
+    ch->members = m;
+    ch->nmembers++;
+}
+
+/* A join on a worker (invariant 5): @m's own subscription, or @ch's. */
+struct join_job {
+    struct sh__fanout *f;
+    struct sh__member *m;          /* own subscription; else NULL */
+    struct chan *ch;               /* shared subscription; else NULL */
+    char *channel;
+    sh_position_t since;
+    bool has_since;
+    struct sh_subscription *sub;   /* paused until join_done */
+    sh_subscribe_result_t res;
+    sh_err_t rc;
+    char err[SH_ERRBUF_SIZE];
+};
+
+static void join_work(void *arg)
+{
+    struct join_job *j = arg;
+
+    if (j->m != NULL)
+        j->rc = sh__bus_subscribe_paused(j->f->gw->hub->bus, j->channel,
+                                         j->has_since ? &j->since : NULL,
+                                         own_event, j->m, &j->sub, &j->res,
+                                         j->err, sizeof j->err);
+    else
+        j->rc = sh__bus_subscribe_paused(j->f->gw->hub->bus, j->channel,
+                                         NULL, chan_event, j->ch, &j->sub,
+                                         &j->res, j->err, sizeof j->err);
+}
+
+/* Tell a pending member that its join failed and free it. */
+static void member_fail(struct sh__member *m, sh_err_t rc, const char *err)
+{
+    if (!m->left)
+        m->done(m->done_arg, rc, NULL, err);
+    member_free(m);
+}
+
+static void join_own_done(struct join_job *j, bool canceled)
+{
+    struct sh__member *m = j->m;
+    sh_subscribe_result_t r = j->res;
+
+    m->pending = false;
+    if (j->rc != SH_OK) {
+        member_fail(m, j->rc, j->err);
+        return;
+    }
+    if (m->left || canceled) {
+        if (!m->left)
+            m->done(m->done_arg, SH_ECANCELED, NULL, "closing");
+        m->left = true;
+        sh__bus_sub_resume(j->sub);
+        sh__bus_unsubscribe(j->sub);    /* own_event's final frees m */
+        return;
+    }
+    m->own = j->sub;
+    m->last_offset = r.recovered ? j->since.offset : r.current.offset;
+    member_count(m, m->conn);
+    m->done(m->done_arg, SH_OK, &r, NULL);
+    sh__bus_sub_resume(j->sub);         /* events after the answer */
+}
+
+static void join_chan_done(struct join_job *j, bool canceled)
+{
+    struct chan *ch = j->ch;
+    struct sh__member *w = ch->waiters;
+    sh_subscribe_result_t r;
+
+    ch->pending = false;
+    ch->waiters = NULL;
+    if (j->rc != SH_OK || canceled) {
+        sh_err_t rc = j->rc != SH_OK ? j->rc : SH_ECANCELED;
+
+        chan_unlink(ch);
+        while (w != NULL) {
+            struct sh__member *m = w;
+
+            w = m->next;
+            m->pending = false;
+            member_fail(m, rc, j->rc != SH_OK ? j->err : "closing");
+        }
+        if (j->sub == NULL) {
+            chan_free(ch);
+        } else {
+            sh__bus_sub_resume(j->sub);
+            sh__bus_unsubscribe(j->sub);    /* final cb frees ch */
+        }
+        return;
+    }
+    ch->sub = j->sub;
+    ch->top = j->res.current.offset;
+    memcpy(ch->epoch, j->res.current.epoch, sizeof ch->epoch);
+    memset(&r, 0, sizeof r);
+    r.current = j->res.current;
+    while (w != NULL) {
+        struct sh__member *m = w;
+
+        w = m->next;
+        m->pending = false;
+        if (m->left) {
+            member_free(m);
+            continue;
+        }
+        m->last_offset = r.current.offset;
+        chan_add(ch, m);
+        member_count(m, m->conn);
+        m->done(m->done_arg, SH_OK, &r, NULL);
+    }
+    if (ch->nmembers == 0)
+        chan_unlink(ch);
+    sh__bus_sub_resume(ch->sub);
+    if (ch->nmembers == 0)
+        sh__bus_unsubscribe(ch->sub);   /* final cb frees ch */
+}
+
+static void join_done(void *arg, bool canceled)
+{
+    struct join_job *j = arg;
+
+    if (j->m != NULL)
+        join_own_done(j, canceled);
+    else
+        join_chan_done(j, canceled);
+    free(j->channel);
+    free(j);
+}
+
+/* Subscribe for @m (own) or @ch on a worker.  Errors: SH_ENOMEM,
+ * SH_ECANCELED. */
+static sh_err_t join_submit(struct sh__fanout *f, struct sh__member *m,
+                            struct chan *ch, const char *channel,
+                            const sh_position_t *since)
+{
+    struct join_job *j = calloc(1, sizeof *j);
+    sh_err_t rc;
+
+    if (j == NULL || (j->channel = strdup(channel)) == NULL) {
+        free(j);
+        return SH_ENOMEM;
+    }
+    j->f = f;
+    j->m = m;
+    j->ch = ch;
+    j->rc = SH_ECANCELED;           /* unless join_work runs */
+    snprintf(j->err, sizeof j->err, "closing");
+    if (since != NULL) {
+        j->since = *since;
+        j->has_since = true;
+    }
+    rc = sh__workers_submit(f->gw->workers, join_work, join_done, j);
+    if (rc != SH_OK) {
+        free(j->channel);
+        free(j);
+    }
+    return rc;
+}
+
 sh_err_t sh__fanout_join(struct sh__fanout *f, struct sh__conn *c,
                          const char *channel, const sh_position_t *since,
-                         sh__member_fn fn, void *arg,
-                         struct sh__member **out, sh_subscribe_result_t *res,
+                         sh__member_fn fn, void *arg, sh__join_fn done,
+                         void *done_arg, struct sh__member **out,
+                         sh_subscribe_result_t *res, bool *later,
                          char *errbuf, size_t errbuf_len)
 {
+    bool remote = sh__bus_remote(f->gw->hub->bus);
     struct sh__member *m;
     struct chan *ch;
     const char *sid;
     sh_err_t rc;
 
     *out = NULL;
+    *later = false;
     rc = sh__channel_check(channel, errbuf, errbuf_len);
     if (rc != SH_OK)
         return rc;
@@ -430,10 +631,23 @@ sh_err_t sh__fanout_join(struct sh__fanout *f, struct sh__conn *c,
     m->conn = c;
     m->fn = fn;
     m->arg = arg;
+    m->done = done;
+    m->done_arg = done_arg;
     sid = stream_of(channel);
     if (sid != NULL && sh__uuid_valid(sid))
         snprintf(m->stream_id, sizeof m->stream_id, "%s", sid);
     if (since != NULL && since->epoch[0] != '\0') {
+        if (remote) {
+            rc = join_submit(f, m, NULL, channel, since);
+            if (rc != SH_OK) {
+                member_free(m);
+                return rc;
+            }
+            m->pending = true;
+            *later = true;
+            *out = m;
+            return SH_OK;
+        }
         rc = sh__bus_subscribe(f->gw->hub->bus, channel, since, own_event, m,
                                &m->own, res, errbuf, errbuf_len);
         if (rc != SH_OK) {
@@ -454,20 +668,36 @@ sh_err_t sh__fanout_join(struct sh__fanout *f, struct sh__conn *c,
                 return SH_ENOMEM;
             }
             ch->f = f;
-            rc = sh__bus_subscribe(f->gw->hub->bus, channel, NULL,
-                                   chan_event, ch, &ch->sub, res, errbuf,
-                                   errbuf_len);
-            if (rc != SH_OK) {
-                chan_free(ch);
-                member_free(m);
-                return rc;
+            if (remote) {
+                rc = join_submit(f, NULL, ch, channel, NULL);
+                if (rc != SH_OK) {
+                    chan_free(ch);
+                    member_free(m);
+                    return rc;
+                }
+                ch->pending = true;
+            } else {
+                rc = sh__bus_subscribe(f->gw->hub->bus, channel, NULL,
+                                       chan_event, ch, &ch->sub, res,
+                                       errbuf, errbuf_len);
+                if (rc != SH_OK) {
+                    chan_free(ch);
+                    member_free(m);
+                    return rc;
+                }
+                ch->top = res->current.offset;
+                memcpy(ch->epoch, res->current.epoch, sizeof ch->epoch);
             }
-            ch->top = res->current.offset;
-            memcpy(ch->epoch, res->current.epoch, sizeof ch->epoch);
             uint32_t b = hash(channel) % NBUCKETS;
             ch->hnext = f->table[b];
             f->table[b] = ch;
-        } else {
+        } else if (remote && !ch->pending) {
+            /* The last event this loop took from the channel: the member
+             * gets every later one, and asking Redis would wait on it. */
+            memset(res, 0, sizeof *res);
+            memcpy(res->current.epoch, ch->epoch, sizeof ch->epoch);
+            res->current.offset = ch->top;
+        } else if (!remote) {
             rc = sh__bus_position(f->gw->hub->bus, channel, &res->current);
             if (rc != SH_OK) {
                 member_free(m);
@@ -475,23 +705,20 @@ sh_err_t sh__fanout_join(struct sh__fanout *f, struct sh__conn *c,
             }
             res->recovered = 0;
         }
+        if (ch->pending) {
+            m->pending = true;
+            m->next = ch->waiters;
+            ch->waiters = m;
+            *later = true;
+            *out = m;
+            return SH_OK;
+        }
         /* Events up to the position answered are not this member's
          * (invariant 2), even if still queued towards the chan. */
         m->last_offset = res->current.offset;
-        m->chan = ch;
-        m->next = ch->members;
-        if (ch->members != NULL)
-            ch->members->prev = m;
-        ch->members = m;
-        ch->nmembers++;
+        chan_add(ch, m);
     }
-    if (m->stream_id[0] != '\0' && !conn_watches(c, m->stream_id, NULL)) {
-        if (c->npresence < f->max_per_conn &&
-            presence_add(f, m->stream_id, +1))
-            c->npresence++;
-        else
-            m->stream_id[0] = '\0';  /* not counted (invariant 3) */
-    }
+    member_count(m, c);
     *out = m;
     return SH_OK;
 }
@@ -502,6 +729,10 @@ void sh__fanout_leave(struct sh__member *m)
 
     if (m == NULL)
         return;
+    if (m->pending) {
+        m->left = true;             /* join_done frees it (invariant 5) */
+        return;
+    }
     if (m->stream_id[0] != '\0' && !m->left &&
         !conn_watches(m->conn, m->stream_id, m)) {
         presence_add(m->f, m->stream_id, -1);

@@ -87,6 +87,7 @@ struct op {
     bool gone;                      /* out of the list (inv. 1) */
     struct sh__gql_sub *sub;        /* owned, subscriptions */
     struct sh__member *member;      /* fan-out membership, or NULL */
+    bool has_since;                 /* it asked to recover */
     struct qev *qhead, *qtail;      /* events waiting to be formatted */
     size_t qlen;
 };
@@ -486,11 +487,33 @@ static void send_history_lost(struct sh__conn *c, struct op *o)
     op_remove(o);
 }
 
+/* The answer of a join (now, or later on a remote bus). */
+static void joined(void *arg, sh_err_t rc, const sh_subscribe_result_t *res,
+                   const char *err)
+{
+    struct op *o = arg;
+    struct sh__conn *c = o->g->c;
+
+    if (rc != SH_OK) {
+        o->member = NULL;           /* gone with the failed join */
+        send_error_msg(c, o->id,
+                       rc == SH_EINVAL ? err : sh_strerror(rc),
+                       rc == SH_EINVAL ? "BAD_USER_INPUT" : "INTERNAL");
+        op_remove(o);
+    } else if (o->has_since && !res->recovered) {
+        /* The bus answered under the channel's lock: another epoch, or
+         * a history that no longer reaches sinceOffset.  It replayed
+         * nothing, so no `next` precedes the error. */
+        send_history_lost(c, o);
+    }
+}
+
 static void start_subscription(struct sh__conn *c, struct start_job *j)
 {
     struct op *o = j->op;
     sh_subscribe_result_t res;
     char err[SH_ERRBUF_SIZE];
+    bool later;
     sh_err_t rc;
 
     o->sub = j->sub;
@@ -500,19 +523,16 @@ static void start_subscription(struct sh__conn *c, struct start_job *j)
         return;
     }
     memset(&res, 0, sizeof res);
+    o->has_since = j->has_since;
     rc = sh__fanout_join(c->gw->fanout, c, sh__gql_sub_channel(o->sub),
                          j->has_since ? &j->since : NULL, deliver, o,
-                         &o->member, &res, err, sizeof err);
+                         joined, o, &o->member, &res, &later, err,
+                         sizeof err);
     if (rc != SH_OK) {
-        send_error_msg(c, o->id,
-                       rc == SH_EINVAL ? err : sh_strerror(rc),
-                       rc == SH_EINVAL ? "BAD_USER_INPUT" : "INTERNAL");
-        op_remove(o);
-    } else if (j->has_since && !res.recovered) {
-        /* The bus answered under the channel's lock: another epoch, or
-         * a history that no longer reaches sinceOffset.  It replayed
-         * nothing, so no `next` precedes the error. */
-        send_history_lost(c, o);
+        o->member = NULL;
+        joined(o, rc, NULL, err);
+    } else if (!later) {
+        joined(o, rc, &res, NULL);
     }
 }
 

@@ -323,13 +323,23 @@ typedef void (*sh__member_fn)(void *arg, const struct sh_event *ev);
 
 sh_err_t sh__fanout_new(struct sh_gateway *gw, struct sh__fanout **out);
 void sh__fanout_free(struct sh__fanout *f);
+/* The answer to a join that completed later: @rc SH_OK with @res, or an
+ * error (@err explains; the member is gone: drop it).  On the loop. */
+typedef void (*sh__join_fn)(void *arg, sh_err_t rc,
+                            const sh_subscribe_result_t *res,
+                            const char *err);
 /* Join @channel for @c.  @since NULL: live events only; else recovery as
- * in sh_subscribe().  @res gets the position and recovery answer.
- * Errors: SH_EINVAL (channel; @errbuf), SH_ENOMEM, SH_ECANCELED. */
+ * in sh_subscribe().  @res gets the position and recovery answer, unless
+ * *@later is set: on a remote bus the join needs Redis, which the loop
+ * never waits on, so the answer comes later through @done (@done_arg),
+ * before any event; the member may be left meanwhile (then @done is not
+ * called).  Errors: SH_EINVAL (channel; @errbuf), SH_ENOMEM,
+ * SH_ECANCELED. */
 sh_err_t sh__fanout_join(struct sh__fanout *f, struct sh__conn *c,
                          const char *channel, const sh_position_t *since,
-                         sh__member_fn fn, void *arg,
-                         struct sh__member **out, sh_subscribe_result_t *res,
+                         sh__member_fn fn, void *arg, sh__join_fn done,
+                         void *done_arg, struct sh__member **out,
+                         sh_subscribe_result_t *res, bool *later,
                          char *errbuf, size_t errbuf_len);
 /* Leave; no delivery after this returns.  NULL is a no-op. */
 void sh__fanout_leave(struct sh__member *m);

@@ -46,6 +46,7 @@ struct sh__nsub {
     char *channel;
     struct sh__member *member;
     struct sh__conn *conn;
+    json_object *id;                /* a join answered later: its id */
 };
 
 /* ---- per-user connection counts ---------------------------------- */
@@ -368,6 +369,7 @@ static void drop_subscriptions(struct sh__conn *c)
         ws->subs = s->next;
         ws->nsubs--;
         sh__fanout_leave(s->member);
+        json_object_put(s->id);
         free(s->channel);
         free(s);
     }
@@ -738,15 +740,21 @@ static bool may_subscribe(struct sh__conn *c, const char *channel,
     return true;
 }
 
+static void subscribed(struct sh__conn *c, json_object *id,
+                       const char *channel, const sh_subscribe_result_t *rp);
+static void native_joined(void *arg, sh_err_t rc,
+                          const sh_subscribe_result_t *r, const char *err);
+
 static void op_subscribe(struct sh__conn *c, const struct sh__native_cmd *cmd)
 {
     struct sh__ws *ws = c->ws;
-    json_object *id = cmd->id, *res;
+    json_object *id = cmd->id;
     const char *channel = cmd->channel, *code, *why;
     const sh_position_t *sincep = cmd->has_since ? &cmd->since : NULL;
     sh_subscribe_result_t r;
     struct sh__nsub *s;
     char err[SH_ERRBUF_SIZE];
+    bool later;
     sh_err_t rc;
 
     if (!may_subscribe(c, channel, cmd->api_key, &code, &why)) {
@@ -771,10 +779,12 @@ static void op_subscribe(struct sh__conn *c, const struct sh__native_cmd *cmd)
     }
     s->conn = c;
     /* Join before answering, and answer before any event can go out:
-     * deliveries only happen from the dispatcher, later on this loop. */
+     * deliveries only happen from the dispatcher, later on this loop (on
+     * a remote bus, once joined: native_joined). */
     memset(&r, 0, sizeof r);
     rc = sh__fanout_join(c->gw->fanout, c, channel, sincep, native_deliver,
-                         s, &s->member, &r, err, sizeof err);
+                         s, native_joined, s, &s->member, &r, &later, err,
+                         sizeof err);
     if (rc != SH_OK) {
         free(s->channel);
         free(s);
@@ -785,6 +795,50 @@ static void op_subscribe(struct sh__conn *c, const struct sh__native_cmd *cmd)
     s->next = ws->subs;
     ws->subs = s;
     ws->nsubs++;
+    if (later) {
+        s->id = id != NULL ? json_object_get(id) : NULL;
+        return;
+    }
+    subscribed(c, id, channel, &r);
+}
+
+/* The answer to a join that completed on a worker (a remote bus). */
+static void native_joined(void *arg, sh_err_t rc,
+                          const sh_subscribe_result_t *r, const char *err)
+{
+    struct sh__nsub *s = arg;
+    struct sh__conn *c = s->conn;
+    json_object *id = s->id;
+
+    s->id = NULL;
+    if (rc == SH_OK) {
+        subscribed(c, id, s->channel, r);
+    } else {
+        /* The member is gone: so is the subscription. */
+        struct sh__ws *ws = c->ws;
+
+        for (struct sh__nsub **pp = &ws->subs; *pp != NULL;
+             pp = &(*pp)->next) {
+            if (*pp == s) {
+                *pp = s->next;
+                ws->nsubs--;
+                break;
+            }
+        }
+        send_error(c, id, sh__err_code(rc, NULL),
+                   rc == SH_EINVAL ? err : sh_strerror(rc), 0);
+        free(s->channel);
+        free(s);
+    }
+    json_object_put(id);
+}
+
+static void subscribed(struct sh__conn *c, json_object *id,
+                       const char *channel, const sh_subscribe_result_t *rp)
+{
+    sh_subscribe_result_t r = *rp;
+    json_object *res;
+
     res = json_object_new_object();
     json_object_object_add(res, "channel", json_object_new_string(channel));
     json_object_object_add(res, "epoch",
@@ -825,6 +879,10 @@ static void op_unsubscribe(struct sh__conn *c,
         *pp = s->next;
         ws->nsubs--;
         sh__fanout_leave(s->member);
+        if (s->id != NULL)          /* its subscribe is answered too */
+            send_error(c, s->id, "conflict",
+                       "unsubscribed before the subscription was made", 0);
+        json_object_put(s->id);
         free(s->channel);
         free(s);
         sh__ws_send_json(c, reply_ok(id, NULL));

@@ -196,6 +196,46 @@ test('Redis frozen (SIGSTOP): readyz 503, publish refused, then back with nothin
   await redis.stop();
 });
 
+test('Redis frozen (SIGSTOP): a subscribe waiting on Redis stalls no other client of the node', async () => {
+  const redis = await startRedis();
+  const n = await twoNodes(redis);
+  const chan = `app:stall${process.pid}`;
+  const other = await Native.open(n.a.wsUrl);
+  const sub = await Native.open(n.a.wsUrl);
+  assert.equal((await other.send('ping')).ok, true);
+
+  await redis.freeze();
+  let answer = null;
+  const subscribing = sub.send('subscribe', { channel: chan })
+    .then((r) => { answer = r; return r; });
+  // The node answers others while the subscribe waits on the frozen Redis:
+  // both complete before the subscriber has its answer.
+  const h = await api(n.a.url, 'GET', '/healthz');
+  assert.equal(h.status, 200);
+  assert.equal((await other.send('ping')).ok, true);
+  assert.equal(answer, null, 'the subscribe was answered before the others');
+  // Unsubscribing before the subscription was made answers both commands.
+  const quitter = await Native.open(n.a.wsUrl);
+  const early = quitter.send('subscribe', { channel: chan });
+  assert.equal((await quitter.send('unsubscribe', { channel: chan })).ok, true);
+  assert.equal((await early).error.code, 'conflict');
+  await quitter.close();
+  // Past bus.redis-timeout-ms the subscriber is told: an error, not a
+  // subscription that would never see an event.
+  const r = await subscribing;
+  assert.equal(r.ok, undefined, JSON.stringify(r));
+  assert.equal(r.error.code, 'internal');
+
+  await redis.thaw();
+  await waitFor('readyz 200', async () => (await ready(n.a)) === 200);
+  const again = await sub.send('subscribe', { channel: chan });
+  assert.equal(again.ok, true, JSON.stringify(again));
+  await other.close();
+  await sub.close();
+  await n.stop();
+  await redis.stop();
+});
+
 test('Redis killed then started empty: 503 meanwhile, recovered false after, chat offsets never repeat', async () => {
   const redis = await startRedis();
   const n = await twoNodes(redis);
