@@ -14,6 +14,7 @@
  */
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "store/store_be.h"
 
@@ -125,6 +126,8 @@ sh_err_t sh__store_open(const sh_config_t *conf, const struct sh__log *log,
                                         "store.notifications-months-ahead");
     t.retention_months = sh__config_int(conf,
                                         "store.notifications-retention-months");
+    t.statement_timeout_ms = sh__config_int(conf,
+                                            "store.statement-timeout-ms");
     n = t.memory ? 1 : (size_t)sh__config_int(conf, "store.pool-size");
     st = calloc(1, sizeof *st);
     if (st != NULL)
@@ -139,6 +142,8 @@ sh_err_t sh__store_open(const sh_config_t *conf, const struct sh__log *log,
     st->nconns = n;
     atomic_init(&st->exec_count, 0);
     atomic_init(&st->maintain_at_ms, 0);
+    atomic_init(&st->pg_down, false);
+    atomic_init(&st->pg_probing, false);
     for (size_t i = 0; i < n; i++) {
         rc = st->be->open(st, &t, i == 0, &st->conns[i], errbuf, errbuf_len);
         if (rc != SH_OK)
@@ -198,6 +203,39 @@ sh_err_t sh__store_acquire(struct sh__store *st, struct sh__conn **out)
     if (st->closing) {
         pthread_mutex_unlock(&st->mu);
         return SH_ECANCELED;
+    }
+    c = st->free_list;
+    st->free_list = c->next;
+    st->nfree--;
+    c->next = NULL;
+    pthread_mutex_unlock(&st->mu);
+    *out = c;
+    return SH_OK;
+}
+
+sh_err_t sh__store_acquire_within(struct sh__store *st, int64_t timeout_ms,
+                                  struct sh__conn **out)
+{
+    struct timespec until;
+    struct sh__conn *c;
+    int w = 0;
+
+    *out = NULL;
+    /* The condition variable has the default (realtime) clock; a clock
+     * step only lengthens or shortens this one wait. */
+    clock_gettime(CLOCK_REALTIME, &until);
+    until.tv_sec += (time_t)(timeout_ms / 1000);
+    until.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
+    if (until.tv_nsec >= 1000000000L) {
+        until.tv_sec++;
+        until.tv_nsec -= 1000000000L;
+    }
+    pthread_mutex_lock(&st->mu);
+    while (st->free_list == NULL && !st->closing && w == 0)
+        w = pthread_cond_timedwait(&st->cv, &st->mu, &until);
+    if (st->closing || st->free_list == NULL) {
+        pthread_mutex_unlock(&st->mu);
+        return st->closing ? SH_ECANCELED : SH_ETIMEDOUT;
     }
     c = st->free_list;
     st->free_list = c->next;

@@ -39,6 +39,7 @@ struct sh__store_target {
     bool prepared_statements;  /* PostgreSQL: named statements */
     int64_t partitions_ahead;  /* PostgreSQL: notification months ahead */
     int64_t retention_months;  /* PostgreSQL: 0 keeps every month */
+    int64_t statement_timeout_ms;  /* PostgreSQL: round trip deadline */
 };
 
 struct sh__store_backend {
@@ -104,6 +105,10 @@ struct sh__store {
     /* PostgreSQL: monotonic ms of the next partition maintenance; the
      * caller that swaps it forward runs it. */
     atomic_int_fast64_t maintain_at_ms;
+    /* PostgreSQL: the server did not answer the last connect or round
+     * trip; while set, one connection at a time (pg_probing) reconnects. */
+    atomic_bool pg_down;
+    atomic_bool pg_probing;
 };
 
 #endif

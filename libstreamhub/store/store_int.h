@@ -85,6 +85,11 @@ void sh__store_close(struct sh__store *st);
 /* Borrow a connection, waiting for one to be free.  Never fails but with
  * SH_ECANCELED once the store is closing. */
 sh_err_t sh__store_acquire(struct sh__store *st, struct sh__conn **out);
+/* The same, waiting at most @timeout_ms (> 0): SH_ETIMEDOUT when every
+ * connection stayed borrowed that long.  For probes that must answer in
+ * bounded time (readiness) while the store's users may be stuck. */
+sh_err_t sh__store_acquire_within(struct sh__store *st, int64_t timeout_ms,
+                                  struct sh__conn **out);
 void sh__store_release(struct sh__conn *c);
 
 /* Run @q with @params; call @cb for each row (may be NULL).  @changes (may

@@ -112,6 +112,12 @@ export async function startPg({ bouncer = false } = {}) {
       process.kill(pid, signal);
       await waitGone(pid, 'postgres');
     },
+    // Freeze (SIGSTOP) or thaw (SIGCONT) the whole cluster: the postmaster
+    // and every process it forked (each backend makes its own process
+    // group, so signalling one group is not enough).  Sockets stay open
+    // and fall silent, as on a server that hangs.
+    freeze: () => signalCluster('SIGSTOP'),
+    thaw: () => signalCluster('SIGCONT'),
     async restart() {
       await self.stopServer();
       self.start();
@@ -123,10 +129,28 @@ export async function startPg({ bouncer = false } = {}) {
         process.kill(b, 'SIGTERM');
         await waitGone(b, 'pgbouncer').catch(() => {});
       }
+      try { signalCluster('SIGCONT'); } catch { /* not running */ }
       await self.stopServer().catch(() => {});
       rmSync(tmp, { recursive: true, force: true });
     },
   };
+
+  function signalCluster(signal) {
+    const pid = pidIn(path.join(data, 'postmaster.pid'));
+    if (pid === null) throw new Error('postgres is not running');
+    // The postmaster first: stopped, it forks no new backend meanwhile.
+    process.kill(pid, signal);
+    for (const d of readdirSync('/proc')) {
+      if (!/^\d+$/.test(d)) continue;
+      let stat;
+      try { stat = readFileSync(`/proc/${d}/stat`, 'utf8'); } catch { continue; }
+      // pid (comm) state ppid ...: comm may hold spaces and parentheses.
+      const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+      if (ppid === pid) {
+        try { process.kill(Number(d), signal); } catch { /* exited */ }
+      }
+    }
+  }
 
   try {
     pg('initdb', ['-D', data, '-U', 'postgres', '-A', 'trust', '-E', 'UTF8',

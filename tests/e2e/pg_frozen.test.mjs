@@ -1,0 +1,107 @@
+// tests/e2e/pg_frozen.test.mjs: streamhubd on a PostgreSQL that hangs.
+// The whole cluster is stopped with SIGSTOP: its sockets stay open and
+// fall silent, which no TCP timeout notices on loopback.  While it is
+// frozen every request still gets an answer (never a hang): /healthz
+// answers, requests that touch the store fail with the contract's
+// INTERNAL once store.statement-timeout-ms passes, /readyz says 503.
+// After SIGCONT the same requests succeed without restarting streamhubd,
+// and a chat message acknowledged before the freeze is still there.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { startServer, register } from './harness.mjs';
+import { startPg } from './svc_pg.mjs';
+
+let pg;
+before(async () => { pg = await startPg(); });
+after(async () => { await pg?.stop(); });
+
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+// JSON over HTTP with a deadline far above the store's: a request that
+// hangs on the frozen store fails the test here.
+async function api(base, method, p, { body, token } = {}) {
+  const headers = {};
+  if (body !== undefined) headers['content-type'] = 'application/json';
+  if (token) headers.authorization = `Bearer ${token}`;
+  const res = await fetch(base + p, {
+    method, headers, signal: AbortSignal.timeout(30000),
+    body: body === undefined ? undefined : JSON.stringify(body),
+  });
+  const text = await res.text();
+  let parsed = text;
+  try { parsed = JSON.parse(text); } catch { /* not JSON */ }
+  return { status: res.status, body: parsed };
+}
+
+const gql = (srv, query, variables, token) =>
+  api(srv.url, 'POST', '/graphql', { body: { query, variables }, token });
+
+async function ok(srv, query, variables, token) {
+  const r = await gql(srv, query, variables, token);
+  assert.equal(r.status, 200, JSON.stringify(r.body));
+  assert.equal(r.body.errors, undefined, JSON.stringify(r.body.errors));
+  return r.body.data;
+}
+
+async function readyEventually(srv, want) {
+  const end = Date.now() + 30000;
+  for (;;) {
+    const r = await api(srv.url, 'GET', '/readyz');
+    if (r.status === want) return r;
+    assert.ok(Date.now() < end, `/readyz stayed ${r.status}: ${JSON.stringify(r.body)}`);
+    await sleep(100);
+  }
+}
+
+const SEND = 'mutation M($s: ID!, $t: String!) { sendMessage(streamId: $s, text: $t) { id offset } }';
+const HISTORY = 'query H($s: ID!) { chatHistory(streamId: $s, last: 50) { edges { node { id } } } }';
+const LOOKUP = 'query { user(username: "nobody") { id } }';
+
+test('a frozen PostgreSQL fails requests fast, then they succeed after it thaws',
+  { timeout: 120000 }, async () => {
+    const srv = await startServer({
+      args: ['--store', pg.uri(), '--store.pool-size', '2', '--workers', '2',
+        '--store.statement-timeout-ms', '1000'],
+    });
+    const a = await register(srv.url, 'fa');
+    const s = (await ok(srv, 'mutation { startStream(title: "frozen") { id } }', {}, a.token)).startStream;
+    const acked = (await ok(srv, SEND, { s: s.id, t: 'before the freeze' }, a.token)).sendMessage;
+    await readyEventually(srv, 200);
+
+    pg.freeze();
+    try {
+      const live = await api(srv.url, 'GET', '/healthz');
+      assert.equal(live.status, 200);
+      // More requests than workers and store connections at once: each
+      // gets its answer, none waits behind the others forever.
+      const rs = await Promise.all(Array.from({ length: 8 }, () => gql(srv, LOOKUP)));
+      for (const r of rs)
+        assert.equal(r.body.errors?.[0]?.extensions?.code, 'INTERNAL', JSON.stringify(r.body));
+      await readyEventually(srv, 503);
+      assert.equal((await api(srv.url, 'GET', '/healthz')).status, 200);
+      assert.match(srv.stderr(), /store\.statement-timeout-ms/);
+    } finally {
+      pg.thaw();
+    }
+
+    await readyEventually(srv, 200);
+    // The first statement on each replaced session may still fail while
+    // its reconnect backs off; then it succeeds.
+    const end = Date.now() + 30000;
+    for (;;) {
+      const r = await gql(srv, LOOKUP);
+      if (r.status === 200 && !r.body.errors) {
+        assert.equal(r.body.data.user, null);
+        break;
+      }
+      assert.equal(r.body.errors?.[0]?.extensions?.code, 'INTERNAL', JSON.stringify(r.body));
+      assert.ok(Date.now() < end, `the store did not heal: ${JSON.stringify(r.body)}`);
+      await sleep(100);
+    }
+    const after1 = (await ok(srv, SEND, { s: s.id, t: 'after the thaw' }, a.token)).sendMessage;
+    assert.ok(after1.offset > acked.offset);
+    const ids = (await ok(srv, HISTORY, { s: s.id })).chatHistory.edges.map((e) => e.node.id);
+    assert.ok(ids.includes(acked.id), `acknowledged message ${acked.id} lost: ${ids}`);
+    assert.ok(ids.includes(after1.id));
+    await srv.stop();
+  });
