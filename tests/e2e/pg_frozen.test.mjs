@@ -3,7 +3,8 @@
 // fall silent, which no TCP timeout notices on loopback.  While it is
 // frozen every request still gets an answer (never a hang): /healthz
 // answers, requests that touch the store fail with the contract's
-// INTERNAL once store.statement-timeout-ms passes, /readyz says 503.
+// INTERNAL once store.statement-timeout-ms passes (a chat message too,
+// though it stays queued and may be stored later), /readyz says 503.
 // After SIGCONT the same requests succeed without restarting streamhubd,
 // and a chat message acknowledged before the freeze is still there.
 import { test, before, after } from 'node:test';
@@ -77,6 +78,13 @@ test('a frozen PostgreSQL fails requests fast, then they succeed after it thaws'
       const rs = await Promise.all(Array.from({ length: 8 }, () => gql(srv, LOOKUP)));
       for (const r of rs)
         assert.equal(r.body.errors?.[0]?.extensions?.code, 'INTERNAL', JSON.stringify(r.body));
+      // A chat message waits for its batch to be stored (chat.durability
+      // commit): its sender gets an error rather than wait for the thaw,
+      // and so does history, which first waits for the queued messages.
+      const sent = await gql(srv, SEND, { s: s.id, t: 'during the freeze' }, a.token);
+      assert.equal(sent.body.errors?.[0]?.extensions?.code, 'INTERNAL', JSON.stringify(sent.body));
+      const hist = await gql(srv, HISTORY, { s: s.id });
+      assert.equal(hist.body.errors?.[0]?.extensions?.code, 'INTERNAL', JSON.stringify(hist.body));
       await readyEventually(srv, 503);
       assert.equal((await api(srv.url, 'GET', '/healthz')).status, 200);
       assert.match(srv.stderr(), /store\.statement-timeout-ms/);
