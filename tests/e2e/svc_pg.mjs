@@ -96,9 +96,15 @@ export async function startPg({ bouncer = false } = {}) {
     bouncerUri: (db = 'streamhub') => bport === null ? null
       : `postgresql://postgres@127.0.0.1:${bport}/${db}`,
     start() {
-      pg('pg_ctl', ['-D', data, '-l', log, '-w', '-t', '60', '-o',
-        `-h 127.0.0.1 -p ${port} -k ${sock} -c fsync=off ` +
-        '-c full_page_writes=off -c synchronous_commit=off', 'start']);
+      try {
+        pg('pg_ctl', ['-D', data, '-l', log, '-w', '-t', '60', '-o',
+          `-h 127.0.0.1 -p ${port} -k ${sock} -c fsync=off ` +
+          '-c full_page_writes=off -c synchronous_commit=off', 'start']);
+      } catch (e) {
+        // The server's own words say why (the directory goes at stop()).
+        e.message += `\npostgres.log: ${self.log().slice(-2000)}`;
+        throw e;
+      }
     },
     // The server's answer to @sql (one row a line, tab-separated).
     psql(sql, db = 'streamhub') {
