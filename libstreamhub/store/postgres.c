@@ -613,7 +613,14 @@ static sh_err_t heal(struct pg_conn *pc, bool force, char *errbuf,
     struct sh__store *st = pc->base.st;
     int64_t now = mono_ms();
     bool probe = false;
+    char local[SH_ERRBUF_SIZE];
     sh_err_t rc;
+
+    /* The reason is logged below even when the caller wants none. */
+    if (errbuf == NULL || errbuf_len == 0) {
+        errbuf = local;
+        errbuf_len = sizeof local;
+    }
 
     if (!force && now < pc->next_try_ms) {
         sh__errbuf(errbuf, errbuf_len, "store: PostgreSQL is unreachable; "
