@@ -67,6 +67,10 @@ const struct sh__conf_key sh__conf_keys[] = {
       "enforces and so cannot when it hangs or is unreachable, this one "
       "is enforced by the hub; keep it above any statement_timeout set on "
       "the server."),
+    I("store.bulk-statement-timeout-ms", "600000", 100, 86400000,
+      "PostgreSQL: store.statement-timeout-ms for the statements whose "
+      "work grows with the data, instead of the short one: going live "
+      "inserts one notification per follower in one statement."),
     I("store.notifications-months-ahead", "3", 1, 24,
       "PostgreSQL: monthly partitions of notifications created ahead of "
       "the current month (at start and hourly)."),

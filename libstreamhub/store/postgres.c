@@ -35,7 +35,9 @@
  * answer (the last connect or round trip timed out or failed), one
  * connection at a time tries to reconnect; the others fail at once, so
  * that a hung server ties up one thread of the hub, not all of them.
- * Migrations at start have no deadline.
+ * Migrations at start have no deadline; a statement whose work grows with
+ * the data (sh__store_exec_bulk: going live's fan-out) gets
+ * store.bulk-statement-timeout-ms instead.
  *
  * Healing.  Connections are opened with connect_timeout, TCP keepalives
  * and tcp_user_timeout (a URI may override each), so that a dead server
@@ -111,6 +113,7 @@ struct pg_conn {
     bool timed_out;            /* the last round trip passed its deadline */
     bool migrating;            /* round trips without a deadline */
     int64_t timeout_ms;        /* store.statement-timeout-ms; 0: none */
+    int64_t bulk_timeout_ms;   /* store.bulk-statement-timeout-ms */
     int64_t backoff_ms;
     int64_t next_try_ms;       /* monotonic: no reconnect before */
     struct pg_stmt *slots;     /* owned, cap of them */
@@ -366,8 +369,9 @@ static void set_down(struct pg_conn *pc, bool down)
 /* The monotonic deadline of a round trip starting now; 0: none. */
 static int64_t deadline_of(const struct pg_conn *pc)
 {
-    return pc->migrating || pc->timeout_ms <= 0 ? 0
-           : mono_ms() + pc->timeout_ms;
+    int64_t ms = pc->base.bulk ? pc->bulk_timeout_ms : pc->timeout_ms;
+
+    return pc->migrating || ms <= 0 ? 0 : mono_ms() + ms;
 }
 
 /* Wait until the session's socket is ready for @events: 1 ready, 0
@@ -454,9 +458,11 @@ static sh_err_t timed_out(struct pg_conn *pc, const char *what,
     cache_forget_sessions(pc);
     set_down(pc, true);
     sh__errbuf(errbuf, errbuf_len, "store: PostgreSQL did not answer the "
-               "%s within store.statement-timeout-ms (%lld ms); it was "
+               "%s within store.%sstatement-timeout-ms (%lld ms); it was "
                "canceled and the connection is replaced", what,
-               (long long)pc->timeout_ms);
+               pc->base.bulk ? "bulk-" : "",
+               (long long)(pc->base.bulk ? pc->bulk_timeout_ms
+                                    : pc->timeout_ms));
     if (pc->base.st != NULL && pc->base.st->log != NULL)
         sh__log_kv(pc->base.st->log, SH_LOG_WARN, "store statement timed "
                    "out", "error", errbuf, (char *)NULL);
@@ -1143,6 +1149,7 @@ static sh_err_t pg_open(struct sh__store *st,
     pc->ahead = (int)t->partitions_ahead;
     pc->retention = (int)t->retention_months;
     pc->timeout_ms = t->statement_timeout_ms;
+    pc->bulk_timeout_ms = t->bulk_timeout_ms;
     rc = connect_pg(pc, errbuf, errbuf_len);
     if (rc == SH_OK && first) {
         /* Migrations may rewrite tables: no deadline. */

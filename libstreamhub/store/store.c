@@ -128,6 +128,8 @@ sh_err_t sh__store_open(const sh_config_t *conf, const struct sh__log *log,
                                         "store.notifications-retention-months");
     t.statement_timeout_ms = sh__config_int(conf,
                                             "store.statement-timeout-ms");
+    t.bulk_timeout_ms = sh__config_int(conf,
+                                       "store.bulk-statement-timeout-ms");
     n = t.memory ? 1 : (size_t)sh__config_int(conf, "store.pool-size");
     st = calloc(1, sizeof *st);
     if (st != NULL)
@@ -274,6 +276,20 @@ sh_err_t sh__store_exec(struct sh__conn *c, const struct sh__sql *q,
     atomic_fetch_add_explicit(&c->st->exec_count, 1, memory_order_relaxed);
     return c->st->be->exec(c, q, params, nparams, cb, cb_arg, changes,
                            errbuf, errbuf_len);
+}
+
+sh_err_t sh__store_exec_bulk(struct sh__conn *c, const struct sh__sql *q,
+                             const struct sh__val *params, size_t nparams,
+                             sh__row_cb cb, void *cb_arg, int64_t *changes,
+                             char *errbuf, size_t errbuf_len)
+{
+    sh_err_t rc;
+
+    c->bulk = true;
+    rc = sh__store_exec(c, q, params, nparams, cb, cb_arg, changes, errbuf,
+                        errbuf_len);
+    c->bulk = false;
+    return rc;
 }
 
 sh_err_t sh__store_begin(struct sh__conn *c, char *errbuf, size_t errbuf_len)

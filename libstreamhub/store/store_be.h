@@ -40,6 +40,7 @@ struct sh__store_target {
     int64_t partitions_ahead;  /* PostgreSQL: notification months ahead */
     int64_t retention_months;  /* PostgreSQL: 0 keeps every month */
     int64_t statement_timeout_ms;  /* PostgreSQL: round trip deadline */
+    int64_t bulk_timeout_ms;       /* PostgreSQL: the same, bulk ones */
 };
 
 struct sh__store_backend {
@@ -81,6 +82,7 @@ struct sh__conn {
     struct sh__store *st;      /* borrowed: the store outlives it */
     struct sh__conn *next;     /* the pool's free list */
     bool in_tx;                /* between begin and commit/rollback */
+    bool bulk;                 /* in sh__store_exec_bulk() */
 };
 
 /* The pool.  @locks mu guards free_list, nfree, closing.

@@ -100,6 +100,13 @@ sh_err_t sh__store_exec(struct sh__conn *c, const struct sh__sql *q,
                         const struct sh__val *params, size_t nparams,
                         sh__row_cb cb, void *cb_arg, int64_t *changes,
                         char *errbuf, size_t errbuf_len);
+/* The same for a statement whose work grows with the data (going live's
+ * fan-out to every follower): PostgreSQL waits for it up to
+ * store.bulk-statement-timeout-ms rather than store.statement-timeout-ms. */
+sh_err_t sh__store_exec_bulk(struct sh__conn *c, const struct sh__sql *q,
+                             const struct sh__val *params, size_t nparams,
+                             sh__row_cb cb, void *cb_arg, int64_t *changes,
+                             char *errbuf, size_t errbuf_len);
 
 /* Transactions on one connection (not nested). */
 sh_err_t sh__store_begin(struct sh__conn *c, char *errbuf, size_t errbuf_len);

@@ -7,6 +7,8 @@
 // though it stays queued and may be stored later), /readyz says 503.
 // After SIGCONT the same requests succeed without restarting streamhubd,
 // and a chat message acknowledged before the freeze is still there.
+// A statement whose work grows with the data (going live's fan-out) is
+// not held to that short deadline.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { startServer, register } from './harness.mjs';
@@ -111,5 +113,33 @@ test('a frozen PostgreSQL fails requests fast, then they succeed after it thaws'
     const ids = (await ok(srv, HISTORY, { s: s.id })).chatHistory.edges.map((e) => e.node.id);
     assert.ok(ids.includes(acked.id), `acknowledged message ${acked.id} lost: ${ids}`);
     assert.ok(ids.includes(after1.id));
+    await srv.stop();
+  });
+
+test('going live waits for its fan-out past store.statement-timeout-ms',
+  { timeout: 120000 }, async () => {
+    pg.psql('CREATE DATABASE slow', 'postgres');
+    const srv = await startServer({
+      args: ['--store', pg.uri('slow'), '--store.statement-timeout-ms', '1000'],
+    });
+    const a = await register(srv.url, 'la');
+    const b = await register(srv.url, 'lb');
+    await ok(srv, 'mutation F($u: ID!) { follow(userId: $u) { id } }', { u: a.user.id }, b.token);
+    // A session holds a lock the fan-out's INSERT waits for, three times
+    // the short deadline: the fan-out, whose work grows with the
+    // followers, has store.bulk-statement-timeout-ms instead.
+    const holder = pg.psqlAsync('BEGIN; LOCK TABLE notifications IN SHARE MODE; ' +
+      'SELECT pg_sleep(3); COMMIT;', 'slow');
+    const end = Date.now() + 30000;
+    while (pg.psql("SELECT count(*) FROM pg_locks l JOIN pg_class c ON c.oid = l.relation " +
+      "WHERE c.relname = 'notifications' AND l.mode = 'ShareLock' AND l.granted", 'slow') === '0') {
+      assert.ok(Date.now() < end, 'the lock was not taken');
+      await sleep(50);
+    }
+    const s = (await ok(srv, 'mutation { startStream(title: "slow fan-out") { id } }', {}, a.token)).startStream;
+    assert.equal(await holder, 0);
+    const notes = (await ok(srv, '{ notifications(first: 10) { edges { node { type } } } }', {}, b.token)).notifications;
+    assert.deepEqual(notes.edges.map((e) => e.node.type), ['STREAM_LIVE']);
+    assert.ok(s.id);
     await srv.stop();
   });

@@ -10,7 +10,7 @@
 // daemonised with a pidfile, waits until it answers, and stops it by that
 // PID.  As root both run as the `postgres` user through runuser
 // (PostgreSQL and pgbouncer refuse root).
-import { execFileSync, spawnSync } from 'node:child_process';
+import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { chmodSync, existsSync, mkdtempSync, readdirSync, readFileSync,
   rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
@@ -110,6 +110,15 @@ export async function startPg({ bouncer = false } = {}) {
     psql(sql, db = 'streamhub') {
       return pg('psql', ['-X', '-At', '-h', '127.0.0.1', '-p', String(port),
         '-U', 'postgres', '-d', db, '-c', sql]).trim();
+    },
+    // The same without waiting: a promise of psql's exit status.
+    psqlAsync(sql, db = 'streamhub') {
+      const file = path.join(pgBin(), 'psql');
+      const args = ['-X', '-At', '-h', '127.0.0.1', '-p', String(port), '-U',
+        'postgres', '-d', db, '-c', sql];
+      const child = asRoot ? spawn('runuser', ['-u', 'postgres', '--', file, ...args])
+        : spawn(file, args);
+      return new Promise((resolve) => child.on('exit', (code) => resolve(code)));
     },
     // Stop the server (SIGINT: fast shutdown) by PID, and wait for it.
     async stopServer(signal = 'SIGINT') {
