@@ -82,6 +82,19 @@ const struct sh__conf_key sh__conf_keys[] = {
       "statements). Set false behind pgbouncer in transaction pooling "
       "mode: then only unnamed statements are used and nothing is kept "
       "in the session."),
+    I("store.statement-timeout-ms", "5000", 100, 600000,
+      "PostgreSQL: the longest the hub waits for the server on one round "
+      "trip (connecting, preparing, each statement, BEGIN and COMMIT; "
+      "migrations at start excepted).  Past it the statement fails with a "
+      "store error, a cancel is sent and the connection is replaced.  "
+      "Unlike PostgreSQL's own statement_timeout, which the server "
+      "enforces and so cannot when it hangs or is unreachable, this one "
+      "is enforced by the hub; keep it above any statement_timeout set on "
+      "the server."),
+    I("store.bulk-statement-timeout-ms", "600000", 100, 86400000,
+      "PostgreSQL: store.statement-timeout-ms for the statements whose "
+      "work grows with the data, instead of the short one: going live "
+      "inserts one notification per follower in one statement."),
     I("store.notifications-months-ahead", "3", 1, 24,
       "PostgreSQL: monthly partitions of notifications created ahead of "
       "the current month (at start and hourly)."),

@@ -4,7 +4,9 @@
  * answers a round trip and the bus answers a position query.  Both are
  * checked every time (no caching), so that a load balancer sees a store that
  * went away within one probe.  The call may wait on the store: the gateway
- * runs it on a worker, never on the loop.
+ * runs it on a worker, never on the loop.  The wait is bounded: at most
+ * store.statement-timeout-ms for a free connection, then as long again for
+ * the round trip (PostgreSQL's deadline; SQLite's busy timeout).
  */
 #include <stdio.h>
 #include <string.h>
@@ -32,7 +34,17 @@ static sh_err_t store_ping(sh_hub_t *hub, char *why, size_t why_len)
         sh__errbuf(why, why_len, "no store");
         return SH_ESTORE;
     }
-    rc = sh__store_acquire(hub->store, &c);
+    /* Bounded: when every connection is held by a statement the store
+     * does not answer, readiness says so rather than queue behind them. */
+    rc = sh__store_acquire_within(hub->store,
+                                  sh__config_int(hub->conf,
+                                                 "store.statement-timeout-ms"),
+                                  &c);
+    if (rc == SH_ETIMEDOUT) {
+        sh__errbuf(why, why_len, "every connection stayed busy for "
+                   "store.statement-timeout-ms");
+        return SH_ESTORE;
+    }
     if (rc != SH_OK) {
         sh__errbuf(why, why_len, "no connection (closing)");
         return SH_ESTORE;

@@ -489,8 +489,8 @@ SH_API sh_err_t sh_stream_start(sh_hub_t *hub, const char *actor_id,
         p[0] = sh__v_text(actor_id);
         p[1] = sh__v_text(sh__jtext(data, NULL));
         p[2] = sh__v_int(now);
-        rc = sh__store_exec(c, &q_fanout, p, 3, fan_row_cb, &fan, NULL,
-                            errbuf, errbuf_len);
+        rc = sh__store_exec_bulk(c, &q_fanout, p, 3, fan_row_cb, &fan,
+                                 NULL, errbuf, errbuf_len);
         if (rc == SH_OK && fan.oom)
             rc = SH_ENOMEM;
     }

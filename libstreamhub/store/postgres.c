@@ -20,6 +20,25 @@
  * error ever aborts the caller's transaction.  Text holding U+0000, which
  * PostgreSQL text cannot hold, is refused with SH_EINVAL before sending.
  *
+ * Deadlines.  Every round trip (connecting, prepare, describe, each
+ * statement, BEGIN and COMMIT, partition maintenance) runs on libpq's
+ * asynchronous API in nonblocking mode, polling the socket for what is
+ * left of store.statement-timeout-ms: a server that hangs (stopped, or
+ * its host frozen) keeps its sockets open and silent, which neither TCP
+ * timeout notices on a live host.  Past the deadline a cancel is sent
+ * from a thread of its own (PQcancel itself waits on the server), the
+ * session is closed and marked broken, and the caller gets SH_ESTORE
+ * naming the timeout.  A statement that timed out may still have been
+ * applied: it follows the retry rule of a dead session below, and is not
+ * retried even when it could be (a server that did not answer would make
+ * the caller wait as long again).  While the server is known not to
+ * answer (the last connect or round trip timed out or failed), one
+ * connection at a time tries to reconnect; the others fail at once, so
+ * that a hung server ties up one thread of the hub, not all of them.
+ * Migrations at start have no deadline; a statement whose work grows with
+ * the data (sh__store_exec_bulk: going live's fan-out) gets
+ * store.bulk-statement-timeout-ms instead.
+ *
  * Healing.  Connections are opened with connect_timeout, TCP keepalives
  * and tcp_user_timeout (a URI may override each), so that a dead server
  * is noticed rather than waited on.  A statement that fails because the
@@ -47,6 +66,9 @@
  * past that time (outside a transaction).
  */
 #include <errno.h>
+#include <limits.h>
+#include <poll.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -59,6 +81,8 @@
 #define BACKOFF_MIN_MS 100
 #define BACKOFF_MAX_MS 2000
 #define MAINTAIN_EVERY_MS (3600 * 1000)
+/* Cancel requests in flight at once, process-wide (see cancel_async). */
+#define CANCELS_MAX 8
 /* The migration lock: any constant every node shares. */
 #define MIGRATE_LOCK "7526466960945504610"
 
@@ -86,6 +110,10 @@ struct pg_conn {
     bool named;                /* store.prepared-statements */
     int ahead, retention;      /* notification partitions */
     bool broken;               /* the session died: reconnect first */
+    bool timed_out;            /* the last round trip passed its deadline */
+    bool migrating;            /* round trips without a deadline */
+    int64_t timeout_ms;        /* store.statement-timeout-ms; 0: none */
+    int64_t bulk_timeout_ms;   /* store.bulk-statement-timeout-ms */
     int64_t backoff_ms;
     int64_t next_try_ms;       /* monotonic: no reconnect before */
     struct pg_stmt *slots;     /* owned, cap of them */
@@ -268,7 +296,8 @@ static void cache_forget_sessions(struct pg_conn *pc)
 
 static bool conn_lost(const struct pg_conn *pc)
 {
-    return pc->pg == NULL || PQstatus(pc->pg) == CONNECTION_BAD;
+    return pc->broken || pc->pg == NULL ||
+           PQstatus(pc->pg) == CONNECTION_BAD;
 }
 
 /* One line of libpq's message (they end in newlines, some have two). */
@@ -284,6 +313,21 @@ static void first_line(const char *msg, char *buf, size_t len)
     buf[n] = '\0';
 }
 
+/* The session died (or cannot be trusted any more): mark it for a
+ * reconnect and say so. */
+static sh_err_t lost(struct pg_conn *pc, char *errbuf, size_t errbuf_len)
+{
+    char line[256] = "";
+
+    if (pc->pg != NULL)
+        first_line(PQerrorMessage(pc->pg), line, sizeof line);
+    pc->broken = true;
+    sh__errbuf(errbuf, errbuf_len, "store: the connection to "
+               "PostgreSQL was lost (%s); it reconnects on the next "
+               "statement", line[0] != '\0' ? line : "closed");
+    return SH_ESTORE;
+}
+
 /* Map the outcome of a statement (@res may be NULL) to an error. */
 static sh_err_t map_error(struct pg_conn *pc, PGresult *res,
                           const char *what, char *errbuf, size_t errbuf_len)
@@ -294,14 +338,8 @@ static sh_err_t map_error(struct pg_conn *pc, PGresult *res,
                                          PG_DIAG_MESSAGE_PRIMARY) : NULL;
     char line[256];
 
-    if (conn_lost(pc)) {
-        first_line(PQerrorMessage(pc->pg), line, sizeof line);
-        pc->broken = true;
-        sh__errbuf(errbuf, errbuf_len, "store: the connection to "
-                   "PostgreSQL was lost (%s); it reconnects on the next "
-                   "statement", line[0] != '\0' ? line : "closed");
-        return SH_ESTORE;
-    }
+    if (conn_lost(pc))
+        return lost(pc, errbuf, errbuf_len);
     if (state != NULL && strcmp(state, "23505") == 0) {
         sh__errbuf(errbuf, errbuf_len, "store: %s", prim != NULL ? prim : "");
         return SH_ECONFLICT;
@@ -318,20 +356,196 @@ static sh_err_t map_error(struct pg_conn *pc, PGresult *res,
     return SH_ESTORE;
 }
 
-/* ---- connecting -------------------------------------------------------- */
+/* ---- round trips with a deadline ------------------------------------- */
 
+/* Record store-wide whether PostgreSQL is known not to answer (heal()
+ * lets one connection at a time find out whether it is back). */
+static void set_down(struct pg_conn *pc, bool down)
+{
+    if (pc->base.st != NULL)
+        atomic_store(&pc->base.st->pg_down, down);
+}
+
+/* The monotonic deadline of a round trip starting now; 0: none. */
+static int64_t deadline_of(const struct pg_conn *pc)
+{
+    int64_t ms = pc->base.bulk ? pc->bulk_timeout_ms : pc->timeout_ms;
+
+    return pc->migrating || ms <= 0 ? 0 : mono_ms() + ms;
+}
+
+/* Wait until the session's socket is ready for @events: 1 ready, 0
+ * @deadline passed (0: none), -1 poll failed. */
+static int wait_socket(struct pg_conn *pc, short events, int64_t deadline)
+{
+    struct pollfd p = { .fd = PQsocket(pc->pg), .events = events };
+
+    if (p.fd < 0)
+        return -1;
+    for (;;) {
+        int ms = -1, n;
+
+        if (deadline > 0) {
+            int64_t left = deadline - mono_ms();
+
+            if (left <= 0)
+                return 0;
+            ms = left > INT_MAX ? INT_MAX : (int)left;
+        }
+        n = poll(&p, 1, ms);
+        if (n > 0)
+            return 1;
+        if (n < 0 && errno != EINTR)
+            return -1;
+    }
+}
+
+static atomic_int cancels_running;
+
+static void *cancel_main(void *arg)
+{
+    PGcancel *cancel = arg;
+    char why[256];
+
+    /* Blocks until the server reads the request: on a frozen server, until
+     * it thaws or dies.  Nobody waits for this thread. */
+    (void)PQcancel(cancel, why, sizeof why);
+    PQfreeCancel(cancel);
+    atomic_fetch_sub(&cancels_running, 1);
+    return NULL;
+}
+
+/* Ask the server to cancel what @pc's session runs, without waiting:
+ * PQcancel opens a new connection to the server and waits for it to
+ * answer, which a hung server never does, so it runs on a detached thread
+ * of its own, at most CANCELS_MAX at a time (past that the session is only
+ * closed: the server ends the statement when it next writes to it). */
+static void cancel_async(struct pg_conn *pc)
+{
+    PGcancel *cancel;
+    pthread_attr_t attr;
+    pthread_t t;
+    bool started = false;
+
+    if (atomic_fetch_add(&cancels_running, 1) >= CANCELS_MAX) {
+        atomic_fetch_sub(&cancels_running, 1);
+        return;
+    }
+    cancel = PQgetCancel(pc->pg);
+    if (cancel != NULL && pthread_attr_init(&attr) == 0) {
+        if (pthread_attr_setdetachstate(&attr,
+                                        PTHREAD_CREATE_DETACHED) == 0)
+            started = pthread_create(&t, &attr, cancel_main, cancel) == 0;
+        pthread_attr_destroy(&attr);
+    }
+    if (!started) {
+        PQfreeCancel(cancel);
+        atomic_fetch_sub(&cancels_running, 1);
+    }
+}
+
+/* The round trip for @what passed its deadline: cancel it on the server,
+ * drop the session (it is replaced by the next statement, with the
+ * backoff) and say so.  The statement may have been applied. */
+static sh_err_t timed_out(struct pg_conn *pc, const char *what,
+                          char *errbuf, size_t errbuf_len)
+{
+    cancel_async(pc);
+    PQfinish(pc->pg);
+    pc->pg = NULL;
+    pc->broken = true;
+    pc->timed_out = true;
+    cache_forget_sessions(pc);
+    set_down(pc, true);
+    sh__errbuf(errbuf, errbuf_len, "store: PostgreSQL did not answer the "
+               "%s within store.%sstatement-timeout-ms (%lld ms); it was "
+               "canceled and the connection is replaced", what,
+               pc->base.bulk ? "bulk-" : "",
+               (long long)(pc->base.bulk ? pc->bulk_timeout_ms
+                                    : pc->timeout_ms));
+    if (pc->base.st != NULL && pc->base.st->log != NULL)
+        sh__log_kv(pc->base.st->log, SH_LOG_WARN, "store statement timed "
+                   "out", "error", errbuf, (char *)NULL);
+    return SH_ESTORE;
+}
+
+/* Finish a round trip begun by a PQsend* call that returned @sent: flush,
+ * then read until the last result, each wait bounded by the deadline.
+ * *@res gets the result (the first error if there was one, else the last
+ * one; the caller clears it) when SH_OK is returned. */
+static sh_err_t await_result(struct pg_conn *pc, int sent, const char *what,
+                             PGresult **res, char *errbuf,
+                             size_t errbuf_len)
+{
+    int64_t deadline = deadline_of(pc);
+    PGresult *keep = NULL, *r;
+    int f, w;
+
+    *res = NULL;
+    if (!sent)
+        return lost(pc, errbuf, errbuf_len);
+    /* Nonblocking mode: what does not fit in the socket stays queued in
+     * libpq until the server reads; its answers are consumed meanwhile. */
+    while ((f = PQflush(pc->pg)) == 1) {
+        w = wait_socket(pc, POLLIN | POLLOUT, deadline);
+        if (w == 0)
+            return timed_out(pc, what, errbuf, errbuf_len);
+        if (w < 0 || PQconsumeInput(pc->pg) == 0)
+            return lost(pc, errbuf, errbuf_len);
+    }
+    if (f < 0)
+        return lost(pc, errbuf, errbuf_len);
+    for (;;) {
+        while (PQisBusy(pc->pg)) {
+            w = wait_socket(pc, POLLIN, deadline);
+            if (w == 0) {
+                PQclear(keep);
+                return timed_out(pc, what, errbuf, errbuf_len);
+            }
+            if (w < 0 || PQconsumeInput(pc->pg) == 0) {
+                PQclear(keep);
+                return lost(pc, errbuf, errbuf_len);
+            }
+        }
+        r = PQgetResult(pc->pg);
+        if (r == NULL)
+            break;
+        if (keep != NULL && PQresultStatus(keep) == PGRES_FATAL_ERROR) {
+            PQclear(r);
+        } else {
+            PQclear(keep);
+            keep = r;
+        }
+    }
+    if (keep == NULL) {
+        if (conn_lost(pc))
+            return lost(pc, errbuf, errbuf_len);
+        sh__errbuf(errbuf, errbuf_len, "store: out of memory");
+        return SH_ENOMEM;
+    }
+    *res = keep;
+    return SH_OK;
+}
+
+/* One simple-protocol round trip (@sql may hold several statements). */
 static sh_err_t run_simple(struct pg_conn *pc, const char *sql,
                            const char *what, char *errbuf, size_t errbuf_len)
 {
-    PGresult *res = PQexec(pc->pg, sql);
-    ExecStatusType st = res != NULL ? PQresultStatus(res) : PGRES_FATAL_ERROR;
-    sh_err_t rc = SH_OK;
+    PGresult *res = NULL;
+    sh_err_t rc = await_result(pc, PQsendQuery(pc->pg, sql), what, &res,
+                               errbuf, errbuf_len);
+    ExecStatusType st;
 
+    if (rc != SH_OK)
+        return rc;
+    st = PQresultStatus(res);
     if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK)
         rc = map_error(pc, res, what, errbuf, errbuf_len);
     PQclear(res);
     return rc;
 }
+
+/* ---- connecting -------------------------------------------------------- */
 
 static sh_err_t connect_pg(struct pg_conn *pc, char *errbuf,
                            size_t errbuf_len)
@@ -348,17 +562,41 @@ static sh_err_t connect_pg(struct pg_conn *pc, char *errbuf,
         "5", "1", "10", "5", "3", "15000", "streamhub", "UTF8", pc->uri,
         NULL
     };
+    int64_t deadline = deadline_of(pc);
+    PostgresPollingStatusType ps = PGRES_POLLING_WRITING;
     char line[256];
 
     if (pc->pg != NULL)
         PQfinish(pc->pg);
-    pc->pg = PQconnectdbParams(keys, vals, 1);
+    /* Started and polled here so that a server that accepts the TCP
+     * connection and then says nothing costs the deadline, no more. */
+    pc->pg = PQconnectStartParams(keys, vals, 1);
     if (pc->pg == NULL) {
         sh__errbuf(errbuf, errbuf_len, "store: out of memory");
         return SH_ENOMEM;
     }
     cache_forget_sessions(pc);
-    if (PQstatus(pc->pg) != CONNECTION_OK) {
+    if (PQstatus(pc->pg) == CONNECTION_BAD)
+        ps = PGRES_POLLING_FAILED;
+    while (ps != PGRES_POLLING_OK && ps != PGRES_POLLING_FAILED) {
+        int w = wait_socket(pc, ps == PGRES_POLLING_READING ? POLLIN
+                                                            : POLLOUT,
+                            deadline);
+
+        if (w == 0) {
+            PQfinish(pc->pg);
+            pc->pg = NULL;
+            pc->broken = true;
+            sh__errbuf(errbuf, errbuf_len, "store: cannot connect to "
+                       "PostgreSQL: no answer within "
+                       "store.statement-timeout-ms (%lld ms)",
+                       (long long)pc->timeout_ms);
+            return SH_ESTORE;
+        }
+        ps = w < 0 ? PGRES_POLLING_FAILED : PQconnectPoll(pc->pg);
+    }
+    if (ps != PGRES_POLLING_OK || PQstatus(pc->pg) != CONNECTION_OK ||
+        PQsetnonblocking(pc->pg, 1) != 0) {
         first_line(PQerrorMessage(pc->pg), line, sizeof line);
         sh__errbuf(errbuf, errbuf_len, "store: cannot connect to "
                    "PostgreSQL: %s", line);
@@ -378,8 +616,17 @@ static sh_err_t connect_pg(struct pg_conn *pc, char *errbuf,
 static sh_err_t heal(struct pg_conn *pc, bool force, char *errbuf,
                      size_t errbuf_len)
 {
+    struct sh__store *st = pc->base.st;
     int64_t now = mono_ms();
+    bool probe = false;
+    char local[SH_ERRBUF_SIZE];
     sh_err_t rc;
+
+    /* The reason is logged below even when the caller wants none. */
+    if (errbuf == NULL || errbuf_len == 0) {
+        errbuf = local;
+        errbuf_len = sizeof local;
+    }
 
     if (!force && now < pc->next_try_ms) {
         sh__errbuf(errbuf, errbuf_len, "store: PostgreSQL is unreachable; "
@@ -387,7 +634,26 @@ static sh_err_t heal(struct pg_conn *pc, bool force, char *errbuf,
                    (long long)(pc->next_try_ms - now));
         return SH_ESTORE;
     }
+    /* While the server is known not to answer, one connection at a time
+     * tries it (which may cost the whole deadline); the others fail at
+     * once rather than tie up every thread of the hub. */
+    if (st != NULL && atomic_load(&st->pg_down)) {
+        bool idle = false;
+
+        if (!atomic_compare_exchange_strong(&st->pg_probing, &idle,
+                                            true)) {
+            sh__errbuf(errbuf, errbuf_len, "store: PostgreSQL is not "
+                       "answering; another connection is checking whether "
+                       "it is back");
+            return SH_ESTORE;
+        }
+        probe = true;
+    }
     rc = connect_pg(pc, errbuf, errbuf_len);
+    if (rc != SH_ENOMEM)
+        set_down(pc, rc != SH_OK);
+    if (probe)
+        atomic_store(&st->pg_probing, false);
     if (rc != SH_OK) {
         pc->backoff_ms = pc->backoff_ms == 0 ? BACKOFF_MIN_MS
                          : pc->backoff_ms * 2;
@@ -451,9 +717,13 @@ static sh_err_t migrate(struct pg_conn *pc, const struct sh__log *log,
                         "creating schema_migrations", errbuf, errbuf_len);
     if (rc != SH_OK)
         goto abort;
-    res = PQexec(pc->pg, "SELECT coalesce(max(version), 0) "
-                 "FROM schema_migrations");
-    if (res == NULL || PQresultStatus(res) != PGRES_TUPLES_OK) {
+    rc = await_result(pc, PQsendQuery(pc->pg, "SELECT coalesce(max("
+                                      "version), 0) FROM schema_migrations"),
+                      "reading schema_migrations", &res, errbuf,
+                      errbuf_len);
+    if (rc != SH_OK)
+        goto abort;
+    if (PQresultStatus(res) != PGRES_TUPLES_OK) {
         rc = map_error(pc, res, "reading schema_migrations", errbuf,
                        errbuf_len);
         PQclear(res);
@@ -481,10 +751,15 @@ static sh_err_t migrate(struct pg_conn *pc, const struct sh__log *log,
             goto abort;
         snprintf(v, sizeof v, "%d", m->version);
         snprintf(at, sizeof at, "%lld", (long long)sh__now_ms());
-        res = PQexecParams(pc->pg, "INSERT INTO schema_migrations (version,"
-                           " name, applied_at) VALUES ($1, $2, $3)", 3,
-                           NULL, vals, NULL, NULL, 0);
-        if (res == NULL || PQresultStatus(res) != PGRES_COMMAND_OK) {
+        rc = await_result(pc, PQsendQueryParams(
+                              pc->pg, "INSERT INTO schema_migrations ("
+                              "version, name, applied_at) VALUES ($1, $2, "
+                              "$3)", 3, NULL, vals, NULL, NULL, 0),
+                          "recording a migration", &res, errbuf,
+                          errbuf_len);
+        if (rc != SH_OK)
+            goto abort;
+        if (PQresultStatus(res) != PGRES_COMMAND_OK) {
             rc = map_error(pc, res, "recording a migration", errbuf,
                            errbuf_len);
             PQclear(res);
@@ -522,8 +797,12 @@ static sh_err_t describe(struct pg_conn *pc, struct pg_stmt *s,
     if (wrap && (rc = run_simple(pc, "BEGIN", "describe", errbuf,
                                  errbuf_len)) != SH_OK)
         return rc;
-    res = PQprepare(pc->pg, pc->named ? name : "", s->text, 0, NULL);
-    if (res == NULL || PQresultStatus(res) != PGRES_COMMAND_OK) {
+    rc = await_result(pc, PQsendPrepare(pc->pg, pc->named ? name : "",
+                                        s->text, 0, NULL),
+                      "prepare", &res, errbuf, errbuf_len);
+    if (rc != SH_OK)
+        goto out;
+    if (PQresultStatus(res) != PGRES_COMMAND_OK) {
         rc = map_error(pc, res, "prepare", errbuf, errbuf_len);
         PQclear(res);
         goto out;
@@ -532,8 +811,12 @@ static sh_err_t describe(struct pg_conn *pc, struct pg_stmt *s,
     if (pc->named)
         s->prepared = true;
     if (!s->described) {
-        res = PQdescribePrepared(pc->pg, pc->named ? name : "");
-        if (res == NULL || PQresultStatus(res) != PGRES_COMMAND_OK) {
+        rc = await_result(pc, PQsendDescribePrepared(
+                              pc->pg, pc->named ? name : ""),
+                          "describe", &res, errbuf, errbuf_len);
+        if (rc != SH_OK)
+            goto out;
+        if (PQresultStatus(res) != PGRES_COMMAND_OK) {
             rc = map_error(pc, res, "describe", errbuf, errbuf_len);
             PQclear(res);
             goto out;
@@ -661,6 +944,7 @@ static sh_err_t run_once(struct pg_conn *pc, struct pg_stmt *s,
     const char **vals = small;
     char *buf = NULL, name[16];
     ExecStatusType st;
+    int sentok;
     sh_err_t rc;
 
     *res = NULL;
@@ -680,14 +964,17 @@ static sh_err_t run_once(struct pg_conn *pc, struct pg_stmt *s,
         *sent = true;
         if (pc->named) {
             snprintf(name, sizeof name, "sh%u", s->id);
-            *res = PQexecPrepared(pc->pg, name, (int)nparams, vals, NULL,
-                                  NULL, 0);
+            sentok = PQsendQueryPrepared(pc->pg, name, (int)nparams, vals,
+                                         NULL, NULL, 0);
         } else {
-            *res = PQexecParams(pc->pg, s->text, (int)nparams, s->types,
-                                vals, NULL, NULL, 0);
+            sentok = PQsendQueryParams(pc->pg, s->text, (int)nparams,
+                                       s->types, vals, NULL, NULL, 0);
         }
+        rc = await_result(pc, sentok, "statement", res, errbuf,
+                          errbuf_len);
         st = *res != NULL ? PQresultStatus(*res) : PGRES_FATAL_ERROR;
-        if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK)
+        if (rc == SH_OK && st != PGRES_COMMAND_OK &&
+            st != PGRES_TUPLES_OK)
             rc = map_error(pc, *res, "statement", errbuf, errbuf_len);
     }
     free(buf);
@@ -712,6 +999,7 @@ static sh_err_t pg_exec(struct sh__conn *c, const struct sh__sql *q,
 
     if (changes != NULL)
         *changes = 0;
+    pc->timed_out = false;
     /* A session the server closed while it sat in the pool: its goodbye
      * and end of file wait in the socket, read here without blocking. */
     if (!c->in_tx && !pc->broken && pc->pg != NULL &&
@@ -747,13 +1035,20 @@ static sh_err_t pg_exec(struct sh__conn *c, const struct sh__sql *q,
             if (maintain(pc, why, sizeof why) != SH_OK && st->log != NULL)
                 sh__log_kv(st->log, SH_LOG_WARN, "notification partition "
                            "maintenance failed", "error", why, (char *)NULL);
+            if (pc->broken) {
+                /* The session died or timed out under it: the statement
+                 * was not sent, the next one reconnects. */
+                sh__errbuf(errbuf, errbuf_len, "%s", why);
+                return SH_ESTORE;
+            }
         }
     }
     rc = run_once(pc, s, params, nparams, &res, &sent, errbuf, errbuf_len);
-    if (rc == SH_ESTORE && pc->broken && !c->in_tx &&
+    if (rc == SH_ESTORE && pc->broken && !pc->timed_out && !c->in_tx &&
         (s->readonly || !sent)) {
         /* Nothing this statement did can have lasted: one retry on a
-         * fresh session. */
+         * fresh session.  Not after a timeout: the server that did not
+         * answer would most likely make the caller wait as long again. */
         PQclear(res);
         res = NULL;
         if ((rc = heal(pc, true, errbuf, errbuf_len)) == SH_OK)
@@ -853,9 +1148,14 @@ static sh_err_t pg_open(struct sh__store *st,
     pc->named = t->prepared_statements;
     pc->ahead = (int)t->partitions_ahead;
     pc->retention = (int)t->retention_months;
+    pc->timeout_ms = t->statement_timeout_ms;
+    pc->bulk_timeout_ms = t->bulk_timeout_ms;
     rc = connect_pg(pc, errbuf, errbuf_len);
     if (rc == SH_OK && first) {
+        /* Migrations may rewrite tables: no deadline. */
+        pc->migrating = true;
         rc = migrate(pc, st->log, errbuf, errbuf_len);
+        pc->migrating = false;
         if (rc == SH_OK)
             rc = maintain(pc, errbuf, errbuf_len);
         if (rc == SH_OK)

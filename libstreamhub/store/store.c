@@ -22,6 +22,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "store/store_be.h"
 
@@ -139,6 +140,10 @@ static sh_err_t pool_open(const sh_config_t *conf, const struct sh__log *log,
                                         "store.notifications-months-ahead");
     t.retention_months = sh__config_int(conf,
                                         "store.notifications-retention-months");
+    t.statement_timeout_ms = sh__config_int(conf,
+                                            "store.statement-timeout-ms");
+    t.bulk_timeout_ms = sh__config_int(conf,
+                                       "store.bulk-statement-timeout-ms");
     n = t.memory ? 1 : (size_t)sh__config_int(conf, "store.pool-size");
     st = calloc(1, sizeof *st);
     if (st != NULL)
@@ -159,6 +164,8 @@ static sh_err_t pool_open(const sh_config_t *conf, const struct sh__log *log,
     atomic_init(&st->down_until, 0);
     for (size_t i = 0; i < SH__STORE_MARKS; i++)
         atomic_init(&st->marks[i], 0);
+    atomic_init(&st->pg_down, false);
+    atomic_init(&st->pg_probing, false);
     for (size_t i = 0; i < n; i++) {
         rc = st->be->open(st, &t, i == 0 && !readonly, &st->conns[i], errbuf,
                           errbuf_len);
@@ -277,6 +284,39 @@ sh_err_t sh__store_acquire(struct sh__store *st, struct sh__conn **out)
     if (st->closing) {
         pthread_mutex_unlock(&st->mu);
         return SH_ECANCELED;
+    }
+    c = st->free_list;
+    st->free_list = c->next;
+    st->nfree--;
+    c->next = NULL;
+    pthread_mutex_unlock(&st->mu);
+    *out = c;
+    return SH_OK;
+}
+
+sh_err_t sh__store_acquire_within(struct sh__store *st, int64_t timeout_ms,
+                                  struct sh__conn **out)
+{
+    struct timespec until;
+    struct sh__conn *c;
+    int w = 0;
+
+    *out = NULL;
+    /* The condition variable has the default (realtime) clock; a clock
+     * step only lengthens or shortens this one wait. */
+    clock_gettime(CLOCK_REALTIME, &until);
+    until.tv_sec += (time_t)(timeout_ms / 1000);
+    until.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
+    if (until.tv_nsec >= 1000000000L) {
+        until.tv_sec++;
+        until.tv_nsec -= 1000000000L;
+    }
+    pthread_mutex_lock(&st->mu);
+    while (st->free_list == NULL && !st->closing && w == 0)
+        w = pthread_cond_timedwait(&st->cv, &st->mu, &until);
+    if (st->closing || st->free_list == NULL) {
+        pthread_mutex_unlock(&st->mu);
+        return st->closing ? SH_ECANCELED : SH_ETIMEDOUT;
     }
     c = st->free_list;
     st->free_list = c->next;
@@ -438,6 +478,20 @@ sh_err_t sh__store_exec(struct sh__conn *c, const struct sh__sql *q,
     }
     return replica_fallback(c, q, params, nparams, cb, cb_arg, why, errbuf,
                             errbuf_len);
+}
+
+sh_err_t sh__store_exec_bulk(struct sh__conn *c, const struct sh__sql *q,
+                             const struct sh__val *params, size_t nparams,
+                             sh__row_cb cb, void *cb_arg, int64_t *changes,
+                             char *errbuf, size_t errbuf_len)
+{
+    sh_err_t rc;
+
+    c->bulk = true;
+    rc = sh__store_exec(c, q, params, nparams, cb, cb_arg, changes, errbuf,
+                        errbuf_len);
+    c->bulk = false;
+    return rc;
 }
 
 sh_err_t sh__store_begin(struct sh__conn *c, char *errbuf, size_t errbuf_len)

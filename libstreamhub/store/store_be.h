@@ -41,6 +41,8 @@ struct sh__store_target {
     bool prepared_statements;  /* PostgreSQL: named statements */
     int64_t partitions_ahead;  /* PostgreSQL: notification months ahead */
     int64_t retention_months;  /* PostgreSQL: 0 keeps every month */
+    int64_t statement_timeout_ms;  /* PostgreSQL: round trip deadline */
+    int64_t bulk_timeout_ms;       /* PostgreSQL: the same, bulk ones */
 };
 
 struct sh__store_backend {
@@ -82,6 +84,7 @@ struct sh__conn {
     struct sh__store *st;      /* borrowed: the store outlives it */
     struct sh__conn *next;     /* the pool's free list */
     bool in_tx;                /* between begin and commit/rollback */
+    bool bulk;                 /* in sh__store_exec_bulk() */
 };
 
 /* Slots of the recent-write marks (sh__store_wrote): a power of two. */
@@ -124,6 +127,10 @@ struct sh__store {
      * last write marked there.  Lock-free and bounded: two keys sharing a
      * slot only send more reads to the primary. */
     atomic_int_fast64_t marks[SH__STORE_MARKS];
+    /* PostgreSQL: the server did not answer the last connect or round
+     * trip; while set, one connection at a time (pg_probing) reconnects. */
+    atomic_bool pg_down;
+    atomic_bool pg_probing;
 };
 
 #endif

@@ -86,6 +86,11 @@ void sh__store_close(struct sh__store *st);
 /* Borrow a connection, waiting for one to be free.  Never fails but with
  * SH_ECANCELED once the store is closing. */
 sh_err_t sh__store_acquire(struct sh__store *st, struct sh__conn **out);
+/* The same, waiting at most @timeout_ms (> 0): SH_ETIMEDOUT when every
+ * connection stayed borrowed that long.  For probes that must answer in
+ * bounded time (readiness) while the store's users may be stuck. */
+sh_err_t sh__store_acquire_within(struct sh__store *st, int64_t timeout_ms,
+                                  struct sh__conn **out);
 void sh__store_release(struct sh__conn *c);
 
 /* Reads that may lag: the read pool (`store-read`).
@@ -152,6 +157,13 @@ sh_err_t sh__store_exec(struct sh__conn *c, const struct sh__sql *q,
                         const struct sh__val *params, size_t nparams,
                         sh__row_cb cb, void *cb_arg, int64_t *changes,
                         char *errbuf, size_t errbuf_len);
+/* The same for a statement whose work grows with the data (going live's
+ * fan-out to every follower): PostgreSQL waits for it up to
+ * store.bulk-statement-timeout-ms rather than store.statement-timeout-ms. */
+sh_err_t sh__store_exec_bulk(struct sh__conn *c, const struct sh__sql *q,
+                             const struct sh__val *params, size_t nparams,
+                             sh__row_cb cb, void *cb_arg, int64_t *changes,
+                             char *errbuf, size_t errbuf_len);
 
 /* Transactions on one connection (not nested). */
 sh_err_t sh__store_begin(struct sh__conn *c, char *errbuf, size_t errbuf_len);

@@ -10,7 +10,7 @@
 // daemonised with a pidfile, waits until it answers, and stops it by that
 // PID.  As root both run as the `postgres` user through runuser
 // (PostgreSQL and pgbouncer refuse root).
-import { execFileSync, spawnSync } from 'node:child_process';
+import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { chmodSync, existsSync, mkdtempSync, readdirSync, readFileSync,
   rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
@@ -96,14 +96,29 @@ export async function startPg({ bouncer = false } = {}) {
     bouncerUri: (db = 'streamhub') => bport === null ? null
       : `postgresql://postgres@127.0.0.1:${bport}/${db}`,
     start() {
-      pg('pg_ctl', ['-D', data, '-l', log, '-w', '-t', '60', '-o',
-        `-h 127.0.0.1 -p ${port} -k ${sock} -c fsync=off ` +
-        '-c full_page_writes=off -c synchronous_commit=off', 'start']);
+      try {
+        pg('pg_ctl', ['-D', data, '-l', log, '-w', '-t', '60', '-o',
+          `-h 127.0.0.1 -p ${port} -k ${sock} -c fsync=off ` +
+          '-c full_page_writes=off -c synchronous_commit=off', 'start']);
+      } catch (e) {
+        // The server's own words say why (the directory goes at stop()).
+        e.message += `\npostgres.log: ${self.log().slice(-2000)}`;
+        throw e;
+      }
     },
     // The server's answer to @sql (one row a line, tab-separated).
     psql(sql, db = 'streamhub') {
       return pg('psql', ['-X', '-At', '-h', '127.0.0.1', '-p', String(port),
         '-U', 'postgres', '-d', db, '-c', sql]).trim();
+    },
+    // The same without waiting: a promise of psql's exit status.
+    psqlAsync(sql, db = 'streamhub') {
+      const file = path.join(pgBin(), 'psql');
+      const args = ['-X', '-At', '-h', '127.0.0.1', '-p', String(port), '-U',
+        'postgres', '-d', db, '-c', sql];
+      const child = asRoot ? spawn('runuser', ['-u', 'postgres', '--', file, ...args])
+        : spawn(file, args);
+      return new Promise((resolve) => child.on('exit', (code) => resolve(code)));
     },
     // Stop the server (SIGINT: fast shutdown) by PID, and wait for it.
     async stopServer(signal = 'SIGINT') {
@@ -112,6 +127,12 @@ export async function startPg({ bouncer = false } = {}) {
       process.kill(pid, signal);
       await waitGone(pid, 'postgres');
     },
+    // Freeze (SIGSTOP) or thaw (SIGCONT) the whole cluster: the postmaster
+    // and every process it forked (each backend makes its own process
+    // group, so signalling one group is not enough).  Sockets stay open
+    // and fall silent, as on a server that hangs.
+    freeze: () => signalCluster('SIGSTOP'),
+    thaw: () => signalCluster('SIGCONT'),
     async restart() {
       await self.stopServer();
       self.start();
@@ -123,10 +144,28 @@ export async function startPg({ bouncer = false } = {}) {
         process.kill(b, 'SIGTERM');
         await waitGone(b, 'pgbouncer').catch(() => {});
       }
+      try { signalCluster('SIGCONT'); } catch { /* not running */ }
       await self.stopServer().catch(() => {});
       rmSync(tmp, { recursive: true, force: true });
     },
   };
+
+  function signalCluster(signal) {
+    const pid = pidIn(path.join(data, 'postmaster.pid'));
+    if (pid === null) throw new Error('postgres is not running');
+    // The postmaster first: stopped, it forks no new backend meanwhile.
+    process.kill(pid, signal);
+    for (const d of readdirSync('/proc')) {
+      if (!/^\d+$/.test(d)) continue;
+      let stat;
+      try { stat = readFileSync(`/proc/${d}/stat`, 'utf8'); } catch { continue; }
+      // pid (comm) state ppid ...: comm may hold spaces and parentheses.
+      const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+      if (ppid === pid) {
+        try { process.kill(Number(d), signal); } catch { /* exited */ }
+      }
+    }
+  }
 
   try {
     pg('initdb', ['-D', data, '-U', 'postgres', '-A', 'trust', '-E', 'UTF8',
