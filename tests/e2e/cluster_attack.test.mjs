@@ -5,6 +5,8 @@
 // serving (their stop() fails the file if one died abnormally).
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
+import WebSocket from 'ws';
+import { createClient } from 'graphql-ws';
 import { startServer, api, register, Native, API_KEY } from './harness.mjs';
 import { startRedis } from './svc_redis.mjs';
 import { startPg } from './svc_pg.mjs';
@@ -89,4 +91,100 @@ test('a U+0000 in a native command string is a bad_request, not a shorter name',
     { apiKey: API_KEY, body: { channel: 'app:x\u0000y', data: {} } });
   assert.equal(rest.status, 400);
   await c.close();
+});
+
+// The errors of a graphql-ws subscription, or 'complete' if it ended
+// without one (each case below is refused, so one of them comes).
+function subscribeOnce(client, query, variables) {
+  return new Promise((resolve) => {
+    client.subscribe({ query, variables }, {
+      next: () => {},
+      error: (e) => resolve(e),
+      complete: () => resolve('complete'),
+    });
+  });
+}
+
+// Risk: GraphQL ids were used as C strings, so "<id>\u0000junk" named
+// <id>, and a chatMessages streamId too long for the channel buffer was
+// cut to a shorter, valid channel and subscribed without a word.
+test('GraphQL: an ID holding U+0000 or too long for a channel is refused', async () => {
+  const [a, b] = await cluster(2);
+  const { sid } = await newStream(a.url);
+  const gql = async (query, variables) => {
+    const r = await fetch(`${b.url}/graphql`, { method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ query, variables }) });
+    return { status: r.status, body: await r.json() };
+  };
+  const byVar = await gql('query($id: ID!) { stream(id: $id) { id } }',
+                          { id: `${sid}\u0000junk` });
+  assert.equal(byVar.status, 400, JSON.stringify(byVar.body));
+  assert.match(byVar.body.errors[0].message,
+               /ID cannot represent a value holding U\+0000/);
+  assert.equal(byVar.body.data, undefined);
+  const byLiteral = await gql(
+    `{ chatHistory(streamId: "${sid}\\u0000junk") { edges { node { id } } } }`);
+  assert.equal(byLiteral.status, 400, JSON.stringify(byLiteral.body));
+  assert.match(byLiteral.body.errors[0].message,
+               /ID cannot represent a value holding U\+0000/);
+
+  const client = createClient({ url: `${b.wsUrl}/graphql`,
+    webSocketImpl: WebSocket, retryAttempts: 0, lazy: false });
+  const q = 'subscription($id: ID!) { chatMessages(streamId: $id) { offset } }';
+  const long = await subscribeOnce(client, q, { id: 'z'.repeat(10000) });
+  assert.deepEqual(long.map((e) => [e.message, e.extensions?.code]),
+    [['streamId must be at most 120 bytes.', 'BAD_USER_INPUT']]);
+  const nul = await subscribeOnce(client, q, { id: `${sid}\u0000junk` });
+  assert.match(nul[0].message, /ID cannot represent a value holding U\+0000/);
+  await client.dispose();
+});
+
+// Risk: chat.send refused while Redis was frozen may still have claimed
+// offsets once Redis ran again; those claims, never released, must not
+// lose or reorder the messages acknowledged after it (they wait for the
+// claims' deadline, then go out), nor let a refused one appear.
+test('Redis frozen under chat: refused sends never appear, acknowledged ones all arrive once, in order, on the other node', async () => {
+  const [a, b] = await cluster(2, ['--bus.redis-claim-timeout-ms', '1500']);
+  const { user, sid } = await newStream(a.url);
+  const chan = `chat:${sid}`;
+  const sender = await Native.open(a.wsUrl);
+  assert.equal((await sender.send('auth', { token: user.token })).ok, true);
+  const first = await sender.send('chat.send', { streamId: sid, text: 'before' });
+  assert.equal(first.ok, true, JSON.stringify(first));
+  const w = await Native.open(b.wsUrl);
+  const sub = await w.send('subscribe', { channel: chan });
+  assert.equal(sub.ok, true);
+
+  await redis.freeze();
+  const frozen = await Promise.all(Array.from({ length: 5 }, (_, i) =>
+    sender.send('chat.send', { streamId: sid, text: `refused${i}` })));
+  for (const r of frozen) {
+    assert.equal(r.ok, undefined, JSON.stringify(r));
+    assert.equal(r.error.code, 'internal');
+    assert.match(r.error.message, /^bus: redis/);
+  }
+  await redis.thaw();
+  await waitFor('both nodes ready',
+    async () => (await ready(a)) === 200 && (await ready(b)) === 200);
+  const acked = [];
+  for (let i = 0; i < 3; i++) {
+    const r = await sender.send('chat.send', { streamId: sid, text: `after${i}` });
+    assert.equal(r.ok, true, JSON.stringify(r));
+    acked.push(r.result.message.offset);
+  }
+  for (let i = 1; i < acked.length; i++) assert.ok(acked[i] > acked[i - 1]);
+  const isChat = (e) => e.event?.type === 'chat.message';
+  // A subscriber resuming on the other node from before the freeze.
+  const r = await Native.open(b.wsUrl);
+  const res = await r.send('subscribe', { channel: chan,
+    since: { epoch: sub.result.epoch, offset: first.result.message.offset } });
+  assert.equal(res.result.recovered, true, JSON.stringify(res));
+  const evs = await r.waitEvents(3, isChat, 15000);
+  assert.deepEqual(evs.map((e) => [e.offset, e.event.data.text]),
+    acked.map((o, i) => [o, `after${i}`]));
+  const h = await api(b.url, 'GET', `/api/v1/streams/${sid}/chat?last=50`);
+  assert.deepEqual(h.body.items.map((m) => m.text),
+                   ['before', 'after0', 'after1', 'after2']);
+  for (const c of [sender, w, r]) await c.close();
 });
