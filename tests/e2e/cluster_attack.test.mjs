@@ -188,3 +188,47 @@ test('Redis frozen under chat: refused sends never appear, acknowledged ones all
                    ['before', 'after0', 'after1', 'after2']);
   for (const c of [sender, w, r]) await c.close();
 });
+
+// Risk: Redis losing its data (FLUSHALL) while chat claims are out on
+// both nodes; the new epoch's numbering must start above every offset
+// handed out, so that no two messages ever share one, and nothing
+// acknowledged may go missing from the history.
+test('FLUSHALL again and again under chat from two nodes: every acknowledged message kept, no offset twice', async () => {
+  const [a, b] = await cluster(2);
+  const { sid } = await newStream(a.url);
+  const senders = [];
+  for (const n of [a, b, a, b]) {
+    const u = await register(n.url, 'kf');
+    const c = await Native.open(n.wsUrl);
+    assert.equal((await c.send('auth', { token: u.token })).ok, true);
+    senders.push(c);
+  }
+  let sending = true;
+  let flushes = 0;
+  const flusher = (async () => {
+    while (sending) {
+      assert.match(await redis.command(['FLUSHALL']), /^\+OK/);
+      flushes++;
+      await new Promise((r) => setTimeout(r, 20));
+    }
+  })();
+  const acked = new Map();            // text -> offset
+  await Promise.all(senders.map(async (c, j) => {
+    for (let i = 0; i < 25; i++) {    /* 100 in all: one history page */
+      const text = `f${j}_${i}`;
+      const r = await c.send('chat.send', { streamId: sid, text });
+      assert.equal(r.ok, true, JSON.stringify(r));
+      acked.set(text, r.result.message.offset);
+    }
+  }));
+  sending = false;
+  await flusher;
+  assert.ok(flushes > 1, `only ${flushes} FLUSHALL ran during the sends`);
+  const offsets = [...acked.values()];
+  assert.equal(new Set(offsets).size, offsets.length,
+               `an offset was handed out twice: ${offsets}`);
+  const h = await api(b.url, 'GET', `/api/v1/streams/${sid}/chat?last=100`);
+  assert.equal(h.status, 200);
+  assert.deepEqual(new Map(h.body.items.map((m) => [m.text, m.offset])), acked);
+  for (const c of senders) await c.close();
+});
