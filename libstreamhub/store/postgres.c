@@ -380,7 +380,15 @@ static sh_err_t heal(struct pg_conn *pc, bool force, char *errbuf,
 {
     int64_t now = mono_ms();
     sh_err_t rc;
+    char own[256];
 
+    /* The log line below needs the reason even when the caller wants
+     * none. */
+    if (errbuf == NULL || errbuf_len == 0) {
+        errbuf = own;
+        errbuf_len = sizeof own;
+        own[0] = '\0';
+    }
     if (!force && now < pc->next_try_ms) {
         sh__errbuf(errbuf, errbuf_len, "store: PostgreSQL is unreachable; "
                    "reconnecting in %lld ms",

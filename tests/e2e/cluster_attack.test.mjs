@@ -232,3 +232,36 @@ test('FLUSHALL again and again under chat from two nodes: every acknowledged mes
   assert.deepEqual(new Map(h.body.items.map((m) => [m.text, m.offset])), acked);
   for (const c of senders) await c.close();
 });
+
+// Defect: with PostgreSQL down, a read whose caller wanted no error text
+// logged "store reconnect failed" with "error": null, so the operator
+// saw no reason.  Last in the file: it stops the shared PostgreSQL.
+test('PostgreSQL stopped: requests fail with a clear error, the log says why, and the nodes heal', async () => {
+  const [a, b] = await cluster(2);
+  const { user, sid } = await newStream(a.url);
+  const sender = await Native.open(a.wsUrl);
+  assert.equal((await sender.send('auth', { token: user.token })).ok, true);
+  const one = await sender.send('chat.send', { streamId: sid, text: 'one' });
+  assert.equal(one.ok, true, JSON.stringify(one));
+
+  await pg.stopServer();
+  const refused = await sender.send('chat.send', { streamId: sid, text: 'lost' });
+  assert.equal(refused.error?.code, 'internal', JSON.stringify(refused));
+  const h = await api(b.url, 'GET', `/api/v1/streams/${sid}/chat?last=5`);
+  assert.equal(h.status, 500);
+  assert.equal(h.body.error.code, 'internal');
+  const lines = () => [a, b].flatMap((n) => n.stderr().split('\n'))
+    .filter((l) => l.includes('"store reconnect failed"'))
+    .map((l) => JSON.parse(l));
+  await waitFor('a reconnect failure logged', () => lines().length > 0);
+  for (const l of lines())
+    assert.ok(typeof l.error === 'string' && l.error.length > 0,
+              `no reason logged: ${JSON.stringify(l)}`);
+
+  await pg.start();
+  await waitFor('chat served again', async () =>
+    (await sender.send('chat.send', { streamId: sid, text: 'back' })).ok);
+  const after = await api(b.url, 'GET', `/api/v1/streams/${sid}/chat?last=5`);
+  assert.deepEqual(after.body.items.map((m) => m.text), ['one', 'back']);
+  await sender.close();
+});
