@@ -773,13 +773,17 @@ static void op_subscribe(struct sh__conn *c, const struct sh__native_cmd *cmd)
     /* Join before answering, and answer before any event can go out:
      * deliveries only happen from the dispatcher, later on this loop. */
     memset(&r, 0, sizeof r);
+    err[0] = '\0';
     rc = sh__fanout_join(c->gw->fanout, c, channel, sincep, native_deliver,
                          s, &s->member, &r, err, sizeof err);
     if (rc != SH_OK) {
         free(s->channel);
         free(s);
+        /* The bus names what it lacks ("bus: redis unavailable"), as
+         * chat.send tells it; "bus error" alone says nothing. */
         send_error(c, id, sh__err_code(rc, NULL),
-                   rc == SH_EINVAL ? err : sh_strerror(rc), 0);
+                   rc == SH_EINVAL || (rc == SH_EBUS && err[0] != '\0')
+                   ? err : sh_strerror(rc), 0);
         return;
     }
     s->next = ws->subs;

@@ -157,6 +157,14 @@ test('Redis frozen under chat: refused sends never appear, acknowledged ones all
   assert.equal(sub.ok, true);
 
   await redis.freeze();
+  // Subscribing meanwhile (the node holds the channel already) is
+  // refused, saying what failed: it said "bus error" alone.
+  const late = await Native.open(b.wsUrl);
+  const lateSub = await late.send('subscribe', { channel: chan });
+  assert.equal(lateSub.error?.code, 'internal', JSON.stringify(lateSub));
+  assert.equal(lateSub.error.message,
+               "bus: cannot read the channel's position (bus error)");
+  await late.close();
   const frozen = await Promise.all(Array.from({ length: 5 }, (_, i) =>
     sender.send('chat.send', { streamId: sid, text: `refused${i}` })));
   for (const r of frozen) {
