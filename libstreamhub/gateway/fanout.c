@@ -700,6 +700,8 @@ sh_err_t sh__fanout_join(struct sh__fanout *f, struct sh__conn *c,
         } else if (!remote) {
             rc = sh__bus_position(f->gw->hub->bus, channel, &res->current);
             if (rc != SH_OK) {
+                sh__errbuf(errbuf, errbuf_len, "bus: cannot read the "
+                           "channel's position (%s)", sh_strerror(rc));
                 member_free(m);
                 return rc;
             }

@@ -75,7 +75,8 @@ static bool parse_since(json_object *o, struct sh__native_cmd *cmd)
         !exact_int(off) || json_object_get_int64(off) < 0)
         return false;
     epoch = json_object_get_string(e);
-    if (strlen(epoch) >= SH_EPOCH_SIZE)
+    if (strlen(epoch) != (size_t)json_object_get_string_len(e) ||
+        strlen(epoch) >= SH_EPOCH_SIZE)
         return false;
     memset(&cmd->since, 0, sizeof cmd->since);
     memcpy(cmd->since.epoch, epoch, strlen(epoch) + 1);
@@ -114,6 +115,20 @@ enum sh__native_verdict sh__native_parse(const char *text, size_t len,
     if (cmd->id == NULL) {
         *why = "id (an integer, -2^63 < id < 2^64 - 1) is required";
         return SH__NATIVE_REPLY;
+    }
+    /* A string member with U+0000 would be cut short at the NUL by every
+     * C string use below (a channel "live\u0000x" read as "live"); only
+     * the chat text, which carries its length, may hold one. */
+    {
+        json_object_object_foreach(o, key, val) {
+            if (strcmp(key, "text") != 0 &&
+                json_object_is_type(val, json_type_string) &&
+                memchr(json_object_get_string(val), '\0',
+                       (size_t)json_object_get_string_len(val)) != NULL) {
+                *why = "strings must not contain U+0000";
+                return SH__NATIVE_REPLY;
+            }
+        }
     }
     op = str_field(o, "op");
     if (op == NULL) {

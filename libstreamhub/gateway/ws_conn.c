@@ -782,14 +782,18 @@ static void op_subscribe(struct sh__conn *c, const struct sh__native_cmd *cmd)
      * deliveries only happen from the dispatcher, later on this loop (on
      * a remote bus, once joined: native_joined). */
     memset(&r, 0, sizeof r);
+    err[0] = '\0';
     rc = sh__fanout_join(c->gw->fanout, c, channel, sincep, native_deliver,
                          s, native_joined, s, &s->member, &r, &later, err,
                          sizeof err);
     if (rc != SH_OK) {
         free(s->channel);
         free(s);
+        /* The bus names what it lacks ("bus: redis unavailable"), as
+         * chat.send tells it; "bus error" alone says nothing. */
         send_error(c, id, sh__err_code(rc, NULL),
-                   rc == SH_EINVAL ? err : sh_strerror(rc), 0);
+                   rc == SH_EINVAL || (rc == SH_EBUS && err[0] != '\0')
+                   ? err : sh_strerror(rc), 0);
         return;
     }
     s->next = ws->subs;

@@ -248,6 +248,14 @@ static bool coerce_input(const struct sh__gql_schema *s,
         return false;
     }
     if (strcmp(nt->name, "ID") == 0) {
+        /* Ids are read as C strings: "<id>\u0000x" would name <id>. */
+        if (json_object_is_type(in, json_type_string) &&
+            memchr(json_object_get_string(in), '\0',
+                   (size_t)json_object_get_string_len(in)) != NULL) {
+            snprintf(why, whylen, "ID cannot represent a value holding "
+                     "U+0000");
+            return false;
+        }
         if (json_object_is_type(in, json_type_string)) {
             *out = json_object_get(in);
             return true;
@@ -1499,6 +1507,21 @@ sh_err_t sh__gql_sub_prepare(sh_hub_t *hub, const char *query, size_t qlen,
         }
     }
     sub->field = f->name;
+    /* The channel is built in a fixed buffer: a streamId cut short there
+     * would name another stream's channel. */
+    {
+        json_object *id;
+        size_t room = sizeof sub->channel - sizeof "stream:";
+
+        if (json_object_object_get_ex(sub->args, "streamId", &id) &&
+            json_object_is_type(id, json_type_string) &&
+            (size_t)json_object_get_string_len(id) > room) {
+            sh__gql_error_add(&errs, "BAD_USER_INPUT",
+                              &gs.g[0].nodes[0]->loc, 1,
+                              "streamId must be at most %zu bytes.", room);
+            goto reqerr;
+        }
+    }
     if (strcmp(f->name, "chatMessages") == 0) {
         json_object *s;
         snprintf(sub->channel, sizeof sub->channel, "chat:%s",

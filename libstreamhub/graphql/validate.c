@@ -285,6 +285,10 @@ static void check_leaf(struct vctx *c, const struct sh__gql_value *v,
         if (v->kind != SH__GQL_V_STRING && v->kind != SH__GQL_V_INT)
             report(c, &v->loc, 1, "ID cannot represent a non-string and "
                    "non-integer value: %s", p);
+        else if (v->kind == SH__GQL_V_STRING &&
+                 memchr(v->str, '\0', v->len) != NULL)
+            report(c, &v->loc, 1, "ID cannot represent a value holding "
+                   "U+0000: %s", p);
     }
     /* custom scalars (DateTime, JSON) accept any literal */
     free(p);
