@@ -156,23 +156,20 @@ test('Redis frozen under chat: refused sends never appear, acknowledged ones all
   const sub = await w.send('subscribe', { channel: chan });
   assert.equal(sub.ok, true);
 
+  // A subscribe while Redis is frozen is bus_redis.test.mjs's: answered
+  // from what the node holds, or refused once the deadline passes.
   await redis.freeze();
-  // Subscribing meanwhile (the node holds the channel already) is
-  // refused, saying what failed: it said "bus error" alone.
-  const late = await Native.open(b.wsUrl);
-  const lateSub = await late.send('subscribe', { channel: chan });
-  assert.equal(lateSub.error?.code, 'internal', JSON.stringify(lateSub));
-  assert.equal(lateSub.error.message,
-               "bus: cannot read the channel's position (bus error)");
-  await late.close();
-  const frozen = await Promise.all(Array.from({ length: 5 }, (_, i) =>
-    sender.send('chat.send', { streamId: sid, text: `refused${i}` })));
-  for (const r of frozen) {
-    assert.equal(r.ok, undefined, JSON.stringify(r));
-    assert.equal(r.error.code, 'internal');
-    assert.match(r.error.message, /^bus: redis/);
+  try {
+    const frozen = await Promise.all(Array.from({ length: 5 }, (_, i) =>
+      sender.send('chat.send', { streamId: sid, text: `refused${i}` })));
+    for (const r of frozen) {
+      assert.equal(r.ok, undefined, JSON.stringify(r));
+      assert.equal(r.error.code, 'internal');
+      assert.match(r.error.message, /^bus: redis/);
+    }
+  } finally {
+    await redis.thaw();   // never leave the next test a frozen Redis
   }
-  await redis.thaw();
   await waitFor('both nodes ready',
     async () => (await ready(a)) === 200 && (await ready(b)) === 200);
   const acked = [];
