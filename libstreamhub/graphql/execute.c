@@ -352,10 +352,78 @@ static json_object *fit_list(const struct sh__gql_typeref *t, json_object *v)
     return v;
 }
 
+/* Whether @v (a coerced argument: a string, or lists and input objects of
+ * them) holds U+0000 in any string. */
+static bool holds_nul(json_object *v)
+{
+    switch (json_object_get_type(v)) {
+    case json_type_string:
+        return memchr(json_object_get_string(v), '\0',
+                      (size_t)json_object_get_string_len(v)) != NULL;
+    case json_type_array:
+        for (size_t i = 0; i < json_object_array_length(v); i++) {
+            if (holds_nul(json_object_array_get_idx(v, i)))
+                return true;
+        }
+        return false;
+    case json_type_object: {
+        json_object_object_foreach(v, k, m) {
+            (void)k;
+            if (holds_nul(m))
+                return true;
+        }
+        return false;
+    }
+    default:
+        return false;
+    }
+}
+
+/* Resolvers read strings as C strings, so a U+0000 would silently cut an
+ * argument short ("<password>\u0000junk" checked as the password, a title
+ * stored as its prefix).  So a String argument holding one is refused
+ * (false), except two where it is data: a search, which reads up to it,
+ * and a chat text, whose U+0000 are removed as the REST and native doors
+ * do (*@v replaced).  JSON arguments are text for the bus, never cut. */
+static bool nul_allowed(const char *field, const struct sh__gql_arg_def *d,
+                        json_object **v)
+{
+    const struct sh__gql_typeref *t = d->type;
+    json_object *o;
+    const char *src;
+    char *dst;
+    size_t n, j = 0;
+
+    while (t->of != NULL)
+        t = t->of;
+    if (strcmp(t->name, "JSON") == 0 || !holds_nul(*v))
+        return true;
+    if (strcmp(field, "searchStreams") == 0 && strcmp(d->name, "query") == 0)
+        return true;
+    if (strcmp(field, "sendMessage") != 0 || strcmp(d->name, "text") != 0 ||
+        !json_object_is_type(*v, json_type_string))
+        return false;
+    src = json_object_get_string(*v);
+    n = (size_t)json_object_get_string_len(*v);
+    if ((dst = malloc(n + 1)) == NULL)
+        return false;
+    for (size_t i = 0; i < n; i++) {
+        if (src[i] != '\0')
+            dst[j++] = src[i];
+    }
+    o = json_object_new_string_len(dst, (int)j);
+    free(dst);
+    if (o == NULL)
+        return false;
+    json_object_put(*v);
+    *v = o;
+    return true;
+}
+
 /* CoerceArgumentValues (6.4.1): a JSON object of the arguments given or
  * defaulted.  False (with an error raised) when a non-null argument ends
  * up null (a variable that was absent or null). */
-static bool coerce_args(struct sh__gql_exec *ex,
+static bool coerce_args(struct sh__gql_exec *ex, const char *field,
                         const struct sh__gql_arg_def *defs, size_t ndefs,
                         const struct sh__gql_argument *given,
                         const struct sh__gql_loc *loc,
@@ -397,6 +465,15 @@ static bool coerce_args(struct sh__gql_exec *ex,
                 json_object_put(v);
                 v = c;
             }
+        }
+        if (have && v != NULL && !nul_allowed(field, d, &v)) {
+            char msg[200];
+            json_object_put(v);
+            snprintf(msg, sizeof msg, "Argument \"%s\" cannot hold "
+                     "U+0000.", d->name);
+            ex_error(ex, "BAD_USER_INPUT", loc, path, 0, msg);
+            json_object_put(args);
+            return false;
         }
         if (is_nonnull(d->type) && (!have || v == NULL)) {
             char msg[200];
@@ -1026,8 +1103,8 @@ static enum res exec_field(struct sh__gql_exec *ex,
             return NULLED;
         }
         args = json_object_get(ex->no_args);
-    } else if (!coerce_args(ex, f->args, f->nargs, node->args, &node->loc,
-                            path, &args)) {
+    } else if (!coerce_args(ex, f->name, f->args, f->nargs, node->args,
+                            &node->loc, path, &args)) {
         return is_nonnull(f->type) ? NULLED : OK;
     }
     memset(&err, 0, sizeof err);
@@ -1497,7 +1574,8 @@ sh_err_t sh__gql_sub_prepare(sh_hub_t *hub, const char *query, size_t qlen,
         struct path p = { gs.g[0].key, 0, NULL };
         if (!check_directives(&ex, sh__gql_field_info(eng, root, f),
                               &gs.g[0], &p) ||
-            !coerce_args(&ex, f->args, f->nargs, gs.g[0].nodes[0]->args,
+            !coerce_args(&ex, f->name, f->args, f->nargs,
+                         gs.g[0].nodes[0]->args,
                          &gs.g[0].nodes[0]->loc, &p, &sub->args)) {
             if (ex.oom)
                 goto oom;

@@ -348,3 +348,46 @@ test('RATE_LIMITED carries retryAfter (login: 10 per 60 s)', async () => {
     assert.equal(r.code, 0);
   }
 });
+
+// Resolvers read strings as C strings: a U+0000 cut an argument short
+// silently (a password checked as its prefix, a title stored as "ti").
+test('a U+0000 in a String argument is refused, but in a search or a chat text', async () => {
+  const srv = await startServer();
+  try {
+    const u = await register(srv.url, 'gn');
+    const gql = async (query, variables, token) => {
+      const headers = { 'content-type': 'application/json' };
+      if (token) headers.authorization = `Bearer ${token}`;
+      const r = await fetch(`${srv.url}/graphql`, {
+        method: 'POST', headers, body: JSON.stringify({ query, variables }) });
+      return r.json();
+    };
+    const login = 'mutation($u: String!, $p: String!) ' +
+      '{ login(username: $u, password: $p) { accessToken } }';
+    for (const v of [{ u: u.user.username, p: 'password-123\u0000junk' },
+                     { u: `${u.user.username}\u0000x`, p: 'password-123' }]) {
+      const r = await gql(login, v);
+      assert.equal(r.data, null, JSON.stringify(r));
+      assert.equal(r.errors[0].extensions.code, 'BAD_USER_INPUT');
+    }
+    const lit = await gql('mutation { startStream(title: "ti\\u0000tle") { title } }',
+                          {}, u.token);
+    assert.equal(lit.data, null, JSON.stringify(lit));
+    assert.equal(lit.errors[0].extensions.code, 'BAD_USER_INPUT');
+    assert.match(lit.errors[0].message, /"title" cannot hold U\+0000/);
+    const st = await gql('mutation($t: String!) { startStream(title: $t) { id title } }',
+                         { t: 'title' }, u.token);
+    assert.equal(st.data.startStream.title, 'title', JSON.stringify(st));
+    const sid = st.data.startStream.id;
+    // The chat text loses its U+0000, as over REST and /ws.
+    const sent = await gql('mutation($s: ID!, $t: String!) { sendMessage(streamId: $s, text: $t) { text } }',
+                           { s: sid, t: 'a\u0000b' }, u.token);
+    assert.equal(sent.data?.sendMessage?.text, 'ab', JSON.stringify(sent));
+    // A search is data, never an error.
+    const found = await gql('query($q: String!) { searchStreams(query: $q) { totalCount } }',
+                            { q: 'title\u0000x' });
+    assert.equal(found.errors, undefined, JSON.stringify(found));
+  } finally {
+    await srv.stop();
+  }
+});
