@@ -111,7 +111,8 @@ export async function startServer(opts = {}) {
 }
 
 // JSON over HTTP: returns { status, headers, body (parsed or text) }.
-export async function api(base, method, p, { body, token, apiKey, headers } = {}) {
+// @timeoutMs (optional): fail instead of waiting on a server that hangs.
+export async function api(base, method, p, { body, token, apiKey, headers, timeoutMs } = {}) {
   const h = { ...(headers ?? {}) };
   if (body !== undefined) h['content-type'] = 'application/json';
   if (token) h.authorization = `Bearer ${token}`;
@@ -119,6 +120,7 @@ export async function api(base, method, p, { body, token, apiKey, headers } = {}
   const res = await fetch(base + p, {
     method,
     headers: h,
+    signal: timeoutMs === undefined ? undefined : AbortSignal.timeout(timeoutMs),
     body: body === undefined ? undefined
       : typeof body === 'string' ? body : JSON.stringify(body),
   });

@@ -11,7 +11,7 @@
 // not held to that short deadline.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { startServer, register } from './harness.mjs';
+import { startServer, register, api as harnessApi } from './harness.mjs';
 import { startPg } from './svc_pg.mjs';
 
 let pg;
@@ -20,21 +20,9 @@ after(async () => { await pg?.stop(); });
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
-// JSON over HTTP with a deadline far above the store's: a request that
-// hangs on the frozen store fails the test here.
-async function api(base, method, p, { body, token } = {}) {
-  const headers = {};
-  if (body !== undefined) headers['content-type'] = 'application/json';
-  if (token) headers.authorization = `Bearer ${token}`;
-  const res = await fetch(base + p, {
-    method, headers, signal: AbortSignal.timeout(30000),
-    body: body === undefined ? undefined : JSON.stringify(body),
-  });
-  const text = await res.text();
-  let parsed = text;
-  try { parsed = JSON.parse(text); } catch { /* not JSON */ }
-  return { status: res.status, body: parsed };
-}
+// JSON over HTTP with a deadline: a store that hangs fails the test.
+const api = (base, method, p, opts = {}) =>
+  harnessApi(base, method, p, { ...opts, timeoutMs: 30000 });
 
 const gql = (srv, query, variables, token) =>
   api(srv.url, 'POST', '/graphql', { body: { query, variables }, token });
