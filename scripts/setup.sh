@@ -31,6 +31,10 @@ PKGS=(
   pgbouncer nginx-light
   # helgrind: the threads contract test (tests/contract/test_shared.c)
   valgrind
+  # the README's tour, which tests/e2e/readme_tour.test.mjs runs
+  curl jq
+  # tests: systemd-analyze verify checks deploy/streamhub.service
+  systemd
   # bindings and docs; python3-venv for the binding's pip-install test
   python3 python3-pytest python3-setuptools python3-venv golang-go doxygen
 )
