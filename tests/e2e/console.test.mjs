@@ -326,7 +326,10 @@ test('content types, CSP, and caching of the console\'s files', async () => {
       assert.equal(r.headers.get('cache-control'), 'no-cache', p);
     const again = await fetch(srv.url + p, { headers: { 'If-None-Match': etag } });
     assert.equal(again.status, 304, `${p} revalidated`);
+    assert.equal(again.statusText, 'Not Modified');
     assert.equal(again.headers.get('etag'), etag);
+    // RFC 9110 15.4.5: no Content-Length but the 200's; none at all here.
+    assert.equal(again.headers.get('content-length'), null, `${p} 304`);
     assert.equal((await again.arrayBuffer()).byteLength, 0);
   }
   // A vendor file only at the version installed.
