@@ -58,6 +58,12 @@ function subscribe(query, variables, onData, onError) {
   });
 }
 
+// Say @text to screen readers (one polite status region for the page),
+// rather than making whole lists live regions that re-read themselves.
+function announce(text) {
+  $('announce').textContent = text;
+}
+
 // ---- sign-in state ---------------------------------------------------
 
 let me = null;              // { id, username, currentStream }
@@ -114,7 +120,7 @@ async function loadMe() {
 
 function signOut() {
   saveAuth(null);
-  loadMe().then(route);
+  loadMe().then(() => route());
 }
 
 // ---- notifications ---------------------------------------------------
@@ -133,8 +139,9 @@ function describe(n) {
       return (d.broadcaster ? d.broadcaster.username : 'A channel') +
         ' went live' + (d.title ? ': ' + d.title : '');
     case 'RAID_INCOMING':
-      return 'Incoming raid' + (d.viewerCount != null
-        ? ' with ' + d.viewerCount + ' viewers' : '');
+      return 'Incoming raid' + (d.from && d.from.broadcaster
+        ? ' from ' + d.from.broadcaster.username : '') +
+        (d.viewerCount != null ? ' with ' + d.viewerCount + ' viewers' : '');
     case 'SUBSCRIPTION_NEW': return 'New channel subscription';
     case 'MENTION': return 'You were mentioned';
     default: return n.type;
@@ -164,6 +171,7 @@ async function startNotifications() {
       notes.unshift(n);
       if (!n.read) unread++;
       renderNotes();
+      announce('New notification: ' + describe(n));
     });
   const d = await gql(`{ notifications(first: 20) { unreadCount
     edges { node { id type data read createdAt } } } }`);
@@ -235,8 +243,13 @@ async function showLive() {
   liveSubs.push(subscribe(`subscription { liveStreams { kind
       stream { ${STREAM_FIELDS} } } }`, {}, (d) => {
     const ev = d.liveStreams;
-    if (ev.kind === 'LIVE') live.set(ev.stream.id, ev.stream);
-    else if (ev.kind === 'OFFLINE') live.delete(ev.stream.id);
+    if (ev.kind === 'LIVE') {
+      live.set(ev.stream.id, ev.stream);
+      announce(ev.stream.broadcaster.username + ' went live: ' +
+        ev.stream.title);
+    } else if (ev.kind === 'OFFLINE') {
+      live.delete(ev.stream.id);
+    }
     renderLive();
   }));
   const d = await gql(`{ liveStreams(first: 50) { edges { node {
@@ -307,11 +320,30 @@ function msgItem(m) {
   return li;
 }
 
+// The chat list changes in place: new messages are inserted, changed
+// ones replaced, the rest left alone, so that the log (a live region)
+// announces only what is new and the reader keeps their place.
 function renderChat() {
   const list = $('chat-list');
   const atBottom = list.scrollTop + list.clientHeight >= list.scrollHeight - 4;
   const msgs = [...room.messages.values()].sort((a, b) => a.offset - b.offset);
-  list.replaceChildren(...msgs.map(msgItem));
+  const state = (m) => (m.deleted ? 'd' : 'm') + (isModerator() ? '1' : '0');
+  let prev = null;
+  for (const m of msgs) {
+    let li = room.nodes.get(m.id);
+    if (li && li.dataset.state !== state(m)) {
+      const fresh = msgItem(m);
+      li.replaceWith(fresh);
+      li = fresh;
+    } else if (!li) {
+      li = msgItem(m);
+    }
+    li.dataset.state = state(m);
+    room.nodes.set(m.id, li);
+    const at = prev ? prev.nextSibling : list.firstChild;
+    if (at !== li) list.insertBefore(li, at);
+    prev = li;
+  }
   if (atBottom) list.scrollTop = list.scrollHeight;
   $('older').hidden = !room.older;
 }
@@ -378,9 +410,10 @@ function subscribeChat(id, since) {
         blockedTerms } } }`, vars,
   (d) => onChatEvent(d.chatMessages),
   (e) => {
-    // HISTORY_LOST: what we missed is gone from the history; reload.
-    if (room && room.stream.id === id) openRoom(id);
+    // HISTORY_LOST: what we missed is gone from the history; reload the
+    // room (its history, then a new subscription).
     console.warn(e);
+    if (room && room.stream.id === id) route();
   }));
 }
 
@@ -395,7 +428,9 @@ async function openRoom(id) {
     $('room-title').textContent = 'No such stream';
     return;
   }
-  room = { stream: d.stream, messages: new Map(), lastOffset: null,
+  $('chat-list').replaceChildren();
+  room = { stream: d.stream, messages: new Map(), nodes: new Map(),
+    lastOffset: null,
     older: d.chatHistory.pageInfo.hasPreviousPage
       ? d.chatHistory.pageInfo.startCursor : null };
   for (const e of d.chatHistory.edges) room.messages.set(e.node.id, e.node);
@@ -407,12 +442,16 @@ async function openRoom(id) {
   subscribeChat(id, room.lastOffset);
   liveSubs.push(subscribe(`subscription ($id: ID!) { streamUpdates(streamId: $id)
     { kind stream { viewerCount status title category } raid {
-      viewerCount to { username } } } }`, { id }, (x) => {
+      viewerCount from { broadcaster { username } } } } }`, { id }, (x) => {
     const ev = x.streamUpdates;
     Object.assign(room.stream, ev.stream);
-    if (ev.kind === 'RAID' && ev.raid)
-      $('raid-note').textContent = 'Raiding ' + ev.raid.to.username +
-        ' with ' + ev.raid.viewerCount + ' viewers';
+    if (ev.kind === 'RAID' && ev.raid) {
+      // raid.incoming reaches the room of the channel being raided.
+      $('raid-note').textContent = 'Incoming raid from ' +
+        ev.raid.from.broadcaster.username + ' with ' +
+        ev.raid.viewerCount + ' viewers';
+      announce($('raid-note').textContent);
+    }
     renderRoom();
   }));
 }
@@ -650,7 +689,7 @@ function leaveView() {
   opsTimer = null;
 }
 
-async function route() {
+async function route(ev) {
   leaveView();
   const h = location.hash || '#/';
   let view = 'live';
@@ -676,8 +715,10 @@ async function route() {
   } catch (e) {
     console.warn(e);
   }
+  // After a link was followed, reading starts at the new view.
+  if (ev && ev.type === 'hashchange') $('main').focus();
   document.body.dataset.ready = view;
 }
 
 window.addEventListener('hashchange', route);
-loadMe().then(route);
+loadMe().then(() => route());

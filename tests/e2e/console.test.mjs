@@ -187,6 +187,25 @@ test('the notification of a follow arrives live, with the unread count', async (
   clean(v);
 });
 
+test('a raid: the raided channel is notified live', async () => {
+  const { b, v } = room;
+  await b.page.click('#nav-golive');
+  await b.page.waitForSelector('body[data-ready=golive]', WAIT);
+  await b.page.fill('#raid-to', room.vName);
+  await b.page.click('#raid-form button[type=submit]');
+  await b.page.waitForFunction(() =>
+    /^Raid started/.test(document.getElementById('golive-error').textContent),
+  null, WAIT);
+  await shot(b.page, 'golive-raid');
+  await v.page.waitForFunction(() =>
+    document.getElementById('unread').textContent === '1', null, WAIT);
+  await v.page.click('#nav-notes');
+  await v.page.locator('#notes-list li',
+    { hasText: `Incoming raid from ${room.bName}` }).waitFor(WAIT);
+  clean(b);
+  clean(v);
+});
+
 test('operations: figures and readiness from /metrics and /readyz', async () => {
   const o = await openPage();
   await o.page.goto(srv.url + '/#/ops');
