@@ -15,6 +15,8 @@ import {
   mkdtempSync, mkdirSync, writeFileSync, symlinkSync, rmSync,
 } from 'node:fs';
 import { tmpdir } from 'node:os';
+import { readFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import { chromium } from 'playwright-core';
 import { startServer, BIN, api, register } from './harness.mjs';
 
@@ -22,6 +24,9 @@ const SHOTS = path.join(path.dirname(path.dirname(path.resolve(BIN))),
   'meson-logs', 'console-screenshots');
 const CHROMIUM = process.env.CHROMIUM ?? '/usr/bin/chromium';
 const WAIT = { timeout: 15000 };
+// axe-core, evaluated through the DevTools protocol (which the pages' CSP
+// does not govern: the pages themselves never load it).
+const AXE = readFileSync(createRequire(import.meta.url).resolve('axe-core/axe.min.js'), 'utf8');
 
 let srv;
 let browser;
@@ -77,8 +82,20 @@ function clean(rec) {
   assert.deepEqual(rec.foreign, [], 'no request to another origin');
 }
 
-async function shot(page, name) {
+// Each view is screenshotted and checked against WCAG 2 A and AA.
+async function shot(page, name, { a11y = true } = {}) {
   await page.screenshot({ path: path.join(SHOTS, `${name}.png`), fullPage: true });
+  if (!a11y) return;
+  if (!await page.evaluate(() => typeof window.axe === 'object'))
+    await page.evaluate(AXE);
+  const found = await page.evaluate(async () => {
+    const r = await window.axe.run(document, {
+      runOnly: { type: 'tag', values: ['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa'] },
+    });
+    return r.violations.map((v) =>
+      `${v.id}: ${v.nodes.map((n) => n.target.join(' ')).join(', ')}`);
+  });
+  assert.deepEqual(found, [], `${name}: accessibility`);
 }
 
 let seq = 0;
@@ -264,7 +281,7 @@ test('GraphiQL: schema by introspection, a query with variables, a subscription'
   // The schema came from introspection: the docs explorer shows it.
   await g.page.getByRole('button', { name: /Documentation Explorer/ }).first().click();
   await g.page.locator('.graphiql-doc-explorer', { hasText: 'ChatMessage' }).waitFor(WAIT);
-  await shot(g.page, 'graphiql-docs');
+  await shot(g.page, 'graphiql-docs', { a11y: false });
 
   // A query with variables, from the variables editor.
   await setEditor(g.page, 'section[aria-label=Variables] .graphiql-editor:not(.hidden) .CodeMirror',
@@ -276,7 +293,7 @@ test('GraphiQL: schema by introspection, a query with variables, a subscription'
     return cm && cm.CodeMirror.getValue().includes('Console test stream');
   }, null, WAIT);
   assert.match(await responseText(g.page), new RegExp(`"username": "${room.bName}"`));
-  await shot(g.page, 'graphiql-query');
+  await shot(g.page, 'graphiql-query', { a11y: false });
 
   await runInGraphiQL(g.page,
     'subscription Live { liveStreams { kind stream { title } } }', 'Live');
@@ -292,7 +309,7 @@ test('GraphiQL: schema by introspection, a query with variables, a subscription'
     return cm && cm.CodeMirror.getValue().includes('Seen in GraphiQL');
   }, null, WAIT);
   assert.match(await responseText(g.page), /"kind": "LIVE"/);
-  await shot(g.page, 'graphiql-subscription');
+  await shot(g.page, 'graphiql-subscription', { a11y: false });
   clean(g);
 });
 
