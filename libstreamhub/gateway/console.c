@@ -81,7 +81,7 @@ static const char CSP[] =
 struct job {
     struct sh__req *req;
     char *rel;                 /* owned: path under the console dir */
-    char *dir;                 /* owned: the console dir */
+    char *dir;                 /* owned: console-dir ("": default) */
     char *if_none_match;       /* owned, or NULL */
     bool vendor;
     const char *want_version;  /* vendor: into rel's storage, or NULL */
@@ -92,14 +92,14 @@ struct job {
     char etag[40];
 };
 
-/* The console directory: the key, or the built-in default. */
-static const char *console_dir(const struct sh_gateway *gw)
+/* The console directory: @key (console-dir), or the built-in default.
+ * @locality worker (a stat). */
+static const char *console_dir(const char *key)
 {
-    const char *d = sh__config_str(gw->hub->conf, "console-dir");
     struct stat st;
 
-    if (d != NULL && d[0] != '\0')
-        return d;
+    if (key[0] != '\0')
+        return key;
     if (stat(sh__console_srcdir, &st) == 0 && S_ISDIR(st.st_mode))
         return sh__console_srcdir;
     return sh__console_installdir;
@@ -251,12 +251,12 @@ static void job_work(void *arg)
 
         memcpy(pkg, j->rel + sizeof "node_modules/" - 1, pl);
         pkg[pl] = '\0';
-        if (!vendor_version_is(j->dir, pkg, j->want_version)) {
+        if (!vendor_version_is(console_dir(j->dir), pkg, j->want_version)) {
             j->status = 404;
             return;
         }
     }
-    st = read_inside(j->dir, j->rel, &j->body, &j->len);
+    st = read_inside(console_dir(j->dir), j->rel, &j->body, &j->len);
     if (st != 0) {
         j->status = st;
         return;
@@ -351,7 +351,7 @@ static void serve(struct sh__req *req, const char *rel, bool vendor,
     j->vendor = vendor;
     /* rel, then the version after its NUL: one allocation. */
     j->rel = malloc(rl + 1 + (vendor ? strlen(vendor_version) + 1 : 0));
-    j->dir = strdup(console_dir(req->conn->gw));
+    j->dir = strdup(sh__config_str(req->conn->gw->hub->conf, "console-dir"));
     j->if_none_match = inm != NULL ? strdup(inm) : NULL;
     if (j->rel == NULL || j->dir == NULL ||
         (inm != NULL && j->if_none_match == NULL)) {
@@ -414,22 +414,27 @@ none:
  * whose Accept names text/html.  graphql-http clients ask for JSON. */
 static bool wants_html(struct sh__req *req)
 {
-    const char *a = sh__req_header(req, "Accept");
-    const char *m = req->hr->method;
+    const char *m = req->hr->method, *a;
 
-    return a != NULL && strstr(a, "text/html") != NULL &&
-           (strcmp(m, "GET") == 0 || strcmp(m, "HEAD") == 0);
+    if (strcmp(m, "GET") != 0 && strcmp(m, "HEAD") != 0)
+        return false;
+    a = sh__req_header(req, "Accept");
+    return a != NULL && strstr(a, "text/html") != NULL;
 }
 
 bool sh__console_route(struct sh__req *req)
 {
     const char *p = req->path;
+    bool graphiql = strcmp(p, "/graphql") == 0;
 
+    /* Every request passes here: the paths are told apart first, so that
+     * GraphQL and REST pay two comparisons, not a key lookup. */
+    if (graphiql ? !wants_html(req)
+                 : strcmp(p, "/") != 0 && strncmp(p, "/console/", 9) != 0)
+        return false;
     if (!sh__config_bool(req->conn->gw->hub->conf, "console"))
         return false;
-    if (strcmp(p, "/graphql") == 0) {
-        if (!wants_html(req))
-            return false;
+    if (graphiql) {
         req->route = "/graphql";
         serve(req, "static/graphiql.html", false, NULL);
         return true;
@@ -440,8 +445,6 @@ bool sh__console_route(struct sh__req *req)
             serve(req, "static/index.html", false, NULL);
         return true;
     }
-    if (strncmp(p, "/console/", 9) != 0)
-        return false;
     req->route = "/console";
     if (!get_or_head(req))
         return true;
