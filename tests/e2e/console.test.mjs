@@ -17,6 +17,7 @@ import {
 import { tmpdir } from 'node:os';
 import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
+import { spawn } from 'node:child_process';
 import { chromium } from 'playwright-core';
 import { startServer, BIN, api, register } from './harness.mjs';
 
@@ -449,4 +450,32 @@ test('console = false: no console, /graphql only GraphQL', async () => {
   } finally {
     await s.stop();
   }
+});
+
+// streamhubd's first lines, up to the one that says it is listening and
+// the next one (or its exit); then it is stopped.
+async function firstLines(args) {
+  const child = spawn(BIN, ['--listen', '127.0.0.1:0', '--store', 'sqlite::memory:',
+    '--log-level', 'error', ...args], { stdio: ['ignore', 'pipe', 'inherit'] });
+  let out = '';
+  const exited = new Promise((resolve) => child.on('exit', resolve));
+  await new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`no start: ${out}`)), 15000);
+    child.stdout.on('data', (d) => {
+      out += d;
+      // The ready lines are written together, in one flush.
+      if (/listening on \S+\n/.test(out)) { clearTimeout(timer); resolve(); }
+    });
+  });
+  child.kill('SIGTERM');
+  await exited;
+  return out;
+}
+
+test('streamhubd says where the console is, unless it is off', async () => {
+  const on = await firstLines([]);
+  const addr = /listening on (\S+)/.exec(on)[1];
+  assert.match(on, new RegExp(`^streamhubd console at http://${addr}/ \\(GraphiQL at /graphql\\)$`, 'm'));
+  const off = await firstLines(['--console', 'off']);
+  assert.doesNotMatch(off, /console at/);
 });
