@@ -224,6 +224,33 @@ test('a raid: the raided channel is notified live', async () => {
   clean(v);
 });
 
+test('the room pages back through the chat history', async () => {
+  const { b, v } = room;
+  const token = await b.page.evaluate(() =>
+    JSON.parse(localStorage.getItem('streamhub.auth')).accessToken);
+  const id = decodeURIComponent(room.url.split('#/stream/')[1]);
+  // More than a page (50) of messages, from a script, over REST.
+  for (let i = 0; i < 55; i++) {
+    const r = await api(srv.url, 'POST', `/api/v1/streams/${id}/chat`,
+      { token, body: { text: `scripted ${i}` } });
+    assert.equal(r.status, 201, JSON.stringify(r.body));
+  }
+  await v.page.goto(room.url);
+  await v.page.waitForSelector('body[data-ready=room]', WAIT);
+  await v.page.locator('#chat-list li', { hasText: 'scripted 54' }).waitFor(WAIT);
+  assert.equal(await v.page.locator('#chat-list li').count(), 50);
+  assert.equal(await v.page.locator('#chat-list li', { hasText: 'hello from the broadcaster' }).count(), 0);
+  await v.page.click('#older');
+  await v.page.locator('#chat-list li', { hasText: 'hello from the broadcaster' }).waitFor(WAIT);
+  // Oldest first, every message once.
+  const texts = await v.page.locator('#chat-list li').allTextContents();
+  assert.ok(texts[0].includes('hello from the broadcaster'), texts[0]);
+  assert.equal(new Set(texts).size, texts.length);
+  assert.ok(await v.page.locator('#older').isHidden());
+  clean(b);
+  clean(v);
+});
+
 test('operations: figures and readiness from /metrics and /readyz', async () => {
   const o = await openPage();
   await o.page.goto(srv.url + '/#/ops');
