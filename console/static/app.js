@@ -198,8 +198,13 @@ const STREAM_FIELDS = 'id title category status viewerCount ' +
   'broadcaster { id username }';
 let live = new Map();       // id -> Stream
 let liveSubs = [];          // functions that end the view's subscriptions
-const viewerSubs = new Map();  // stream id -> end function
-const MAX_WATCHED = 50;     // viewer counts followed live, most viewed
+let liveTimer = null;
+// Viewer counts of the list are read again every few seconds rather than
+// followed over streamUpdates: a subscription to a stream's channel
+// counts its connection as one of the stream's viewers, and looking at
+// the list is not watching 50 streams.  Streams going live or offline
+// arrive at once (the liveStreams subscription).
+const LIST_REFRESH_MS = 5000;
 
 function renderLive() {
   const items = [...live.values()]
@@ -221,21 +226,22 @@ function renderLive() {
     li.append(a, by, v);
     return li;
   }));
-  // Follow the viewer counts of the streams shown (a bounded number).
-  const want = new Set(items.slice(0, MAX_WATCHED).map((s) => s.id));
-  for (const [id, end] of viewerSubs)
-    if (!want.has(id)) { end(); viewerSubs.delete(id); }
-  for (const id of want) {
-    if (viewerSubs.has(id)) continue;
-    viewerSubs.set(id, subscribe(`subscription ($id: ID!) {
-      streamUpdates(streamId: $id) { kind stream { ${STREAM_FIELDS} } } }`,
-    { id }, (d) => {
-      const ev = d.streamUpdates;
-      if (ev.kind === 'OFFLINE') live.delete(ev.stream.id);
-      else if (live.has(ev.stream.id)) live.set(ev.stream.id, ev.stream);
-      renderLive();
-    }));
+}
+
+async function loadLive() {
+  const d = await gql(`{ liveStreams(first: 50) { edges { node {
+    ${STREAM_FIELDS} } } } }`);
+  // The list is the server's; a stream that went live while it was read
+  // stays until the next one.
+  const fresh = new Map(d.liveStreams.edges.map((e) => [e.node.id, e.node]));
+  for (const [id, s] of live) {
+    if (!fresh.has(id) && s.justLive) {
+      s.justLive = false;
+      fresh.set(id, s);
+    }
   }
+  live = fresh;
+  renderLive();
 }
 
 async function showLive() {
@@ -244,7 +250,7 @@ async function showLive() {
       stream { ${STREAM_FIELDS} } } }`, {}, (d) => {
     const ev = d.liveStreams;
     if (ev.kind === 'LIVE') {
-      live.set(ev.stream.id, ev.stream);
+      live.set(ev.stream.id, Object.assign(ev.stream, { justLive: true }));
       announce(ev.stream.broadcaster.username + ' went live: ' +
         ev.stream.title);
     } else if (ev.kind === 'OFFLINE') {
@@ -252,16 +258,14 @@ async function showLive() {
     }
     renderLive();
   }));
-  const d = await gql(`{ liveStreams(first: 50) { edges { node {
-    ${STREAM_FIELDS} } } } }`);
-  for (const e of d.liveStreams.edges)
-    if (!live.has(e.node.id)) live.set(e.node.id, e.node);
-  renderLive();
+  await loadLive();
+  liveTimer = setInterval(() => loadLive().catch(console.warn),
+    LIST_REFRESH_MS);
 }
 
 function leaveLive() {
-  for (const end of viewerSubs.values()) end();
-  viewerSubs.clear();
+  clearInterval(liveTimer);
+  liveTimer = null;
 }
 
 // ---- a stream's room ---------------------------------------------------
