@@ -251,6 +251,31 @@ test('the room pages back through the chat history', async () => {
   clean(v);
 });
 
+test('sign out, then log in again', async () => {
+  const { b } = room;
+  await b.page.click('#logout');
+  await b.page.waitForFunction(() =>
+    document.getElementById('whoami').textContent === 'Not signed in', null, WAIT);
+  assert.equal(await b.page.evaluate(() => localStorage.getItem('streamhub.auth')), null);
+  await b.page.click('#nav-account');
+  await b.page.fill('#login-user', room.bName);
+  await b.page.fill('#login-pass', 'wrong-password');
+  await b.page.click('#login-form button[type=submit]');
+  await b.page.waitForFunction(() =>
+    document.getElementById('account-error').textContent !== '', null, WAIT);
+  await shot(b.page, 'account');
+  await b.page.fill('#login-pass', 'password-123');
+  await b.page.click('#login-form button[type=submit]');
+  await b.page.waitForFunction((n) =>
+    document.getElementById('whoami').textContent === 'Signed in as ' + n,
+  room.bName, WAIT);
+  // Signed in again, the broadcaster is still live with the same stream.
+  await b.page.click('#nav-golive');
+  await b.page.waitForSelector('#golive-on:not([hidden])', WAIT);
+  // The wrong password was a 200 with a GraphQL error: nothing failed.
+  clean(b);
+});
+
 test('operations: figures and readiness from /metrics and /readyz', async () => {
   const o = await openPage();
   await o.page.goto(srv.url + '/#/ops');
