@@ -164,7 +164,8 @@ async function startNotifications() {
   if (endNotes) { endNotes(); endNotes = null; }
   notes = []; unread = 0; renderNotes();
   if (!me) return;
-  endNotes = subscribe('subscription { notifications { id type data read createdAt } }',
+  endNotes = subscribe(
+    'subscription { notifications { id type data read createdAt } }',
     {}, (d) => {
       const n = d.notifications;
       if (notes.some((x) => x.id === n.id)) return;
@@ -304,7 +305,8 @@ function msgItem(m) {
     };
     const ch = room.stream.broadcaster.id;
     li.append(
-      mk('Delete', () => gql('mutation ($id: ID!) { deleteMessage(messageId: $id) }',
+      mk('Delete', () => gql(
+        'mutation ($id: ID!) { deleteMessage(messageId: $id) }',
         { id: m.id })),
       mk('Timeout', () => gql(`mutation ($c: ID!, $u: ID!) {
         timeoutUser(channelId: $c, userId: $u, seconds: 600) }`,
@@ -444,7 +446,8 @@ async function openRoom(id) {
   renderChat();
   // Resume right after the history's last message: no gap between them.
   subscribeChat(id, room.lastOffset);
-  liveSubs.push(subscribe(`subscription ($id: ID!) { streamUpdates(streamId: $id)
+  liveSubs.push(subscribe(`subscription ($id: ID!) {
+    streamUpdates(streamId: $id)
     { kind stream { viewerCount status title category } raid {
       viewerCount from { broadcaster { username } } } } }`, { id }, (x) => {
     const ev = x.streamUpdates;
@@ -463,7 +466,8 @@ async function openRoom(id) {
 $('older').addEventListener('click', async () => {
   const d = await gql(`query ($id: ID!, $b: String) {
     chatHistory(streamId: $id, last: 50, before: $b) {
-      edges { node { ${MSG_FIELDS} } } pageInfo { hasPreviousPage startCursor } } }`,
+      edges { node { ${MSG_FIELDS} } }
+      pageInfo { hasPreviousPage startCursor } } }`,
   { id: room.stream.id, b: room.older });
   for (const e of d.chatHistory.edges)
     if (!room.messages.has(e.node.id)) room.messages.set(e.node.id, e.node);
@@ -663,7 +667,8 @@ async function pollOps() {
       if (o.rate) {
         if (!opsPrev) continue;
         const dt = (now - opsPrev.t) / 1000;
-        v = dt > 0 ? Math.max(0, (raw - (opsPrev.values.get(o.metric) || 0)) / dt) : 0;
+        const before = opsPrev.values.get(o.metric) || 0;
+        v = dt > 0 ? Math.max(0, (raw - before) / dt) : 0;
       }
       const s = opsSeries.get(o.id);
       s.push(v);
