@@ -35,6 +35,8 @@ PKGS=(
   curl jq
   # tests: systemd-analyze verify checks deploy/streamhub.service
   systemd
+  # the console's browser tests (tests/e2e/console.test.mjs), headless
+  chromium
   # bindings and docs; python3-venv for the binding's pip-install test
   python3 python3-pytest python3-setuptools python3-venv golang-go doxygen
 )
@@ -68,10 +70,15 @@ if [ ${#missing[@]} -gt 0 ]; then
     --no-install-recommends "${missing[@]}"
 fi
 
-# The end-to-end tests' clients (pinned in tests/e2e/package-lock.json).
-if [ -f tests/e2e/package-lock.json ] && [ ! -d tests/e2e/node_modules ]; then
-  (cd tests/e2e && npm ci --no-audit --no-fund)
-fi
+# From npm, pinned by each directory's package-lock.json: the end-to-end
+# tests' clients (with playwright-core, which drives Debian's chromium),
+# and the console's GraphiQL and React, which streamhubd serves from
+# console/node_modules.
+for d in tests/e2e console; do
+  if [ -f "$d/package-lock.json" ] && [ ! -d "$d/node_modules" ]; then
+    (cd "$d" && npm ci --no-audit --no-fund)
+  fi
+done
 
 setup_dir() {
   local dir=$1; shift

@@ -35,6 +35,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/resource.h>
 #include <sys/signalfd.h>
 #include <unistd.h>
@@ -443,8 +444,9 @@ static void on_signal(evutil_socket_t fd, short what, void *arg)
     }
 }
 
-/* Serve until a signal stops us.  Returns the process status. */
-static int serve(sh_hub_t *hub, const sigset_t *set)
+/* Serve until a signal stops us; @scheme: the console's ("" when it is
+ * off), said once ready.  Returns the process status. */
+static int serve(sh_hub_t *hub, const sigset_t *set, const char *scheme)
 {
     struct run r = { .hub = hub, .sfd = -1 };
     struct event *sev = NULL;
@@ -470,6 +472,10 @@ static int serve(sh_hub_t *hub, const sigset_t *set)
     }
     sh_hub_log(hub, SH_LOG_INFO, "ready", NULL);
     printf("streamhubd listening on %s\n", sh_gateway_address(r.gw));
+    /* The first thing a newcomer needs: where to look. */
+    if (scheme[0] != '\0')
+        printf("streamhubd console at %s://%s/ (GraphiQL at /graphql)\n",
+               scheme, sh_gateway_address(r.gw));
     fflush(stdout);
     event_base_dispatch(r.base);
     status = r.signal != 0 ? 0 : 1;
@@ -493,6 +499,7 @@ int main(int argc, char **argv)
     json_object *fields;
     sh_config_t *conf = NULL;
     sh_hub_t *hub = NULL;
+    const char *scheme = "";   /* the console's, or "" when it is off */
     sigset_t set;
     sh_err_t rc;
     int status;
@@ -534,6 +541,23 @@ int main(int argc, char **argv)
     fields = json_object_new_object();
     if (fields != NULL)
         raise_nofile(fields);
+    {
+        char v[8];
+        size_t vl = sizeof v;
+
+        /* The hub takes the config: what serve() says is read now.  A
+         * bool reads back as set: off is one of false, 0, no, off. */
+        if (sh_config_get(conf, "console", v, &vl) == SH_OK &&
+            strcasecmp(v, "false") != 0 && strcmp(v, "0") != 0 &&
+            strcasecmp(v, "no") != 0 && strcasecmp(v, "off") != 0) {
+            vl = sizeof v;
+            /* tls-cert set (too long for v, or not): TLS. */
+            scheme = sh_config_get(conf, "tls-cert", v, &vl) != SH_OK ||
+                             vl > 0
+                         ? "https"
+                         : "http";
+        }
+    }
 
     rc = sh_hub_open(conf, &hub, err, sizeof err);
     if (rc != SH_OK) {
@@ -547,7 +571,7 @@ int main(int argc, char **argv)
     hub_log_fields(hub, SH_LOG_INFO, "open files limit", fields);
     json_object_put(fields);
 
-    status = serve(hub, &set);
+    status = serve(hub, &set, scheme);
 out:
     sh_config_free(conf);
     opts_free(&o);

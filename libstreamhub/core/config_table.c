@@ -238,6 +238,15 @@ const struct sh__conf_key sh__conf_keys[] = {
       "empty: same-origin only, * any."),
     S("tls-cert", "", "PEM certificate chain file; with tls-key, serve TLS."),
     S("tls-key", "", "PEM private key file."),
+    B("console", "true",
+      "Serve the console (live streams, chat, notifications, operations) "
+      "at / and GraphiQL at /graphql for a browser's GET with Accept: "
+      "text/html; false: those answer 404, and /graphql only GraphQL."),
+    S("console-dir", "",
+      "Directory of the console's files (static/ and node_modules/ from "
+      "npm ci, as in the source tree's console/); empty: the source "
+      "tree's console/ when it exists, else the installed copy "
+      "(share/streamhub/console under the install prefix)."),
     B("graphql.introspection", "true", "Answer __schema and __type."),
     I("graphql.max-depth", "12", 1, 1000, "Deepest selection allowed."),
     I("graphql.max-cost", "5000", 1, 100000000, "Cost budget per operation."),

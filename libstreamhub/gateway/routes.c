@@ -12,6 +12,9 @@
  *   /api/v1/openapi.json     the OpenAPI document, compiled in
  *                            (docs/openapi.json)
  *   /api/v1/...              rest.c
+ *   /, /console/..., and /graphql for a browser (Accept: text/html)
+ *                            the console's files (console.c), unless
+ *                            `console = false`
  *   /graphql, /ws            GraphQL over HTTP; /ws without an upgrade: 426
  *   anything else            404
  *
@@ -38,6 +41,8 @@ static const char WS_REQUIRED[] =
 #ifdef SH_HAVE_GRAPHQL_HTTP
 bool sh__graphql_http(struct sh__req *req);
 #endif
+/* console.c: /, /console/..., and /graphql for a browser's page. */
+bool sh__console_route(struct sh__req *req);
 
 static bool method_is(const struct sh__req *req, const char *m)
 {
@@ -168,6 +173,8 @@ void sh__route(struct sh__req *req)
         preflight(req);
         return;
     }
+    if (sh__console_route(req))
+        return;
     if (strcmp(p, "/healthz") == 0) {
         req->route = "/healthz";
         if (!refuse_non_get(req))

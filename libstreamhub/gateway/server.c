@@ -530,6 +530,7 @@ static const char *reason_phrase(int status)
     case 200: return "OK";
     case 201: return "Created";
     case 204: return "No Content";
+    case 304: return "Not Modified";
     case 400: return "Bad Request";
     case 401: return "Unauthorized";
     case 403: return "Forbidden";
@@ -613,10 +614,13 @@ void sh__respond(struct sh__req *req, int status, const char *ctype,
     if (slot->out == NULL) {
         close_after = true;
     } else {
-        evbuffer_add_printf(slot->out,
-                            "HTTP/1.1 %d %s\r\nContent-Length: %zu\r\n"
-                            "X-Request-Id: %s\r\n",
-                            status, reason_phrase(status), len,
+        evbuffer_add_printf(slot->out, "HTTP/1.1 %d %s\r\n", status,
+                            reason_phrase(status));
+        /* A 304's Content-Length would have to be the 200's (RFC 9110
+         * 8.6): none is simpler. */
+        if (status != 304)
+            evbuffer_add_printf(slot->out, "Content-Length: %zu\r\n", len);
+        evbuffer_add_printf(slot->out, "X-Request-Id: %s\r\n",
                             req->request_id);
         if (ctype != NULL)
             evbuffer_add_printf(slot->out, "Content-Type: %s\r\n", ctype);

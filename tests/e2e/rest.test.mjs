@@ -111,7 +111,8 @@ test('healthz, readyz, metrics and the OpenAPI document', async () => {
 });
 
 test('unknown paths are 404, wrong methods 405 with Allow, /ws needs an upgrade', async () => {
-  for (const p of ['/', '/nope', '/api/v1', '/api/v1/', '/api/v1/nope', '/api/v2/streams',
+  // (/ is the console's page: console.test.mjs.)
+  for (const p of ['/nope', '/console', '/api/v1', '/api/v1/', '/api/v1/nope', '/api/v2/streams',
     '/api/v1/streams/x/nope', '/api/v1/streams/x/stop/more', '/healthz/', '/HEALTHZ'])
     assertError(await api(srv.url, 'GET', p), 404, 'not_found');
   // A bad bearer on an unknown path is still not found.
