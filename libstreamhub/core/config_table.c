@@ -245,6 +245,10 @@ const struct sh__conf_key sh__conf_keys[] = {
       "Aliases and root fields per operation."),
     I("graphql.max-document-bytes", "65536", 64, 16777216,
       "Largest GraphQL document."),
+    I("graphql.document-cache-size", "1000", 0, 1000000,
+      "GraphQL documents kept parsed and validated (keyed by a hash of "
+      "their text), so that a document sent again skips both; the least "
+      "recently used goes first; 0: none."),
 };
 
 const size_t sh__conf_nkeys = sizeof sh__conf_keys / sizeof sh__conf_keys[0];
