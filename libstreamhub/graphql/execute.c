@@ -1417,9 +1417,12 @@ valid:
 
         if (pin)
             sh__reads_primary_begin();
+        /* Every handle of this request is freed on this thread. */
+        sh__results_stay_begin();
         collect(&ex, root, ex.op->selset, &gs);
         if (exec_selset(&ex, root, rootv, &gs, NULL, &data) == NULLED)
             data = NULL;
+        sh__results_stay_end();
         if (pin)
             sh__reads_primary_end();
         json_object_put(rootv);

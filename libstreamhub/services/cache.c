@@ -72,6 +72,7 @@ struct mem_entry {
     uint64_t hash;
     uint64_t gen;             /* the kind's generation when filled */
     int64_t expires_ms;       /* sh__mono_ms() */
+    uint64_t stamp;           /* unique to this text, process-wide */
     char *text;               /* owned */
     size_t len;
     struct mem_entry *hnext, *prev, *next;
@@ -100,6 +101,8 @@ struct sh__cache {
     int64_t mem_ttl_ms;
     struct mem_kind mem[SH__CACHE_NKINDS];
 };
+
+static _Atomic uint64_t next_stamp = 1;
 
 static uint64_t key_hash(const char *k)
 {
@@ -171,7 +174,7 @@ static bool mem_on(const struct sh__cache *ca, const char *key)
 /* A hit: true with a copy of the text.  A miss: the ticket's epoch. */
 static bool mem_get(struct sh__cache *ca, enum sh__cache_kind kind,
                     const char *key, char **text, size_t *len,
-                    struct sh__cache_ticket *t)
+                    struct sh__cache_ticket *t, uint64_t *stamp)
 {
     struct mem_kind *mk = &ca->mem[kind];
     uint64_t h = key_hash(key);
@@ -185,9 +188,16 @@ static bool mem_get(struct sh__cache *ca, enum sh__cache_kind kind,
         mem_remove(mk, e);
         e = NULL;
     }
-    if (e != NULL && (*text = malloc(e->len + 1)) != NULL) {
+    if (e != NULL && stamp != NULL && *stamp == e->stamp) {
+        *len = e->len;                /* the caller holds this text */
+        mem_unlink(mk, e);
+        mem_push(mk, e);
+        hit = true;
+    } else if (e != NULL && (*text = malloc(e->len + 1)) != NULL) {
         memcpy(*text, e->text, e->len + 1);
         *len = e->len;
+        if (stamp != NULL)
+            *stamp = e->stamp;
         mem_unlink(mk, e);
         mem_push(mk, e);
         hit = true;
@@ -218,6 +228,7 @@ static void mem_put(struct sh__cache *ca, enum sh__cache_kind kind,
     copy[len] = '\0';
     snprintf(e->key, sizeof e->key, "%s", key);
     e->hash = h;
+    e->stamp = atomic_fetch_add(&next_stamp, 1);
     e->text = copy;
     e->len = len;
     pthread_mutex_lock(&mk->mu);
@@ -443,7 +454,7 @@ bool sh__cache_get(sh_hub_t *hub, enum sh__cache_kind kind, const char *id,
     t->valid = false;
     t->mem_valid = false;
     if (hub != NULL && mem_on(hub->cache, id) &&
-        mem_get(hub->cache, kind, id, text, len, t))
+        mem_get(hub->cache, kind, id, text, len, t, NULL))
         return true;
     if (!usable(hub) || !keys(hub, kind, id, val, ver, gen))
         return false;
@@ -550,4 +561,17 @@ void sh__cache_invalidate_all(sh_hub_t *hub, enum sh__cache_kind kind)
                       (const char *[]){ "INCR", key }, NULL, NULL, err,
                       sizeof err) != SH_OK)
         failed(hub, kind, err);
+}
+
+bool sh__cache_get_stamped(sh_hub_t *hub, enum sh__cache_kind kind,
+                           const char *key, uint64_t *stamp, char **text,
+                           size_t *len, struct sh__cache_ticket *t)
+{
+    *text = NULL;
+    *len = 0;
+    t->valid = false;
+    t->mem_valid = false;
+    if (hub == NULL || !mem_on(hub->cache, key))
+        return false;
+    return mem_get(hub->cache, kind, key, text, len, t, stamp);
 }

@@ -244,6 +244,16 @@ void sh__cache_fini(sh_hub_t *hub);
  * A miss (or redis failing): false, and *@t the ticket for the fill. */
 bool sh__cache_get(sh_hub_t *hub, enum sh__cache_kind kind, const char *id,
                    char **text, size_t *len, struct sh__cache_ticket *t);
+/* sh__cache_get() of the memory tier only, for a caller that keeps its
+ * own parse of a text: *@stamp names the text it holds (0: none).  A hit
+ * on that same text: true, *@text NULL; a hit on another: true, *@text
+ * as sh__cache_get() gives it and *@stamp its name. */
+bool sh__cache_get_stamped(sh_hub_t *hub, enum sh__cache_kind kind,
+                           const char *key, uint64_t *stamp, char **text,
+                           size_t *len, struct sh__cache_ticket *t);
+/* Whether this thread's caller keeps the handles it gets on this thread
+ * (sh__results_stay_begin(), services_util.c). */
+bool sh__results_stay(void);
 /* A ticket is good only for what the primary said: a replica may lag
  * behind a write whose invalidation has already run on any node, and its
  * answer would then stay cached for the whole TTL.  Call right after the

@@ -800,18 +800,75 @@ static sh_err_t run_page(struct sh__conn *c, struct page_ctx *x,
 /* A live list page from the cache (services/cache.c): true with *@out;
  * on a miss *@t is the ticket for live_cache_put().  The text is
  * [list, cursors]: the list object and its cursors array. */
+/* Per thread, for callers whose handles stay on it (sh__results_stay()):
+ * the last page's parse, named by the cache's stamp of its text, so that
+ * a hit on the same text parses nothing.  Freed at the thread's exit. */
+struct live_memo {
+    char key[160];
+    uint64_t stamp;
+    json_object *a;
+};
+static pthread_key_t memo_key;
+static pthread_once_t memo_once = PTHREAD_ONCE_INIT;
+static bool memo_ok;
+
+static void memo_free(void *p)
+{
+    struct live_memo *m = p;
+
+    json_object_put(m->a);
+    free(m);
+}
+
+static void memo_init(void)
+{
+    memo_ok = pthread_key_create(&memo_key, memo_free) == 0;
+}
+
+static struct live_memo *live_memo(void)
+{
+    struct live_memo *m;
+
+    if (!sh__results_stay() || pthread_once(&memo_once, memo_init) != 0 ||
+        !memo_ok)
+        return NULL;
+    m = pthread_getspecific(memo_key);
+    if (m == NULL && (m = calloc(1, sizeof *m)) != NULL &&
+        pthread_setspecific(memo_key, m) != 0) {
+        free(m);
+        m = NULL;
+    }
+    return m;
+}
+
 static bool live_cached(sh_hub_t *hub, const char *key,
                         struct sh__cache_ticket *t, sh_stream_list_t **out)
 {
+    struct live_memo *memo = live_memo();
     json_object *a, *list, *cursors;
     struct sh__list *l;
     char *text = NULL;
     size_t len = 0;
 
-    if (!sh__cache_get(hub, SH__CACHE_LIVE, key, &text, &len, t))
-        return false;
-    a = json_tokener_parse(text);
-    free(text);
+    if (memo != NULL) {
+        uint64_t stamp = strcmp(memo->key, key) == 0 ? memo->stamp : 0;
+        if (!sh__cache_get_stamped(hub, SH__CACHE_LIVE, key, &stamp, &text,
+                                   &len, t))
+            return false;
+        if (text != NULL) {             /* another text: parse and keep */
+            json_object_put(memo->a);
+            memo->a = json_tokener_parse(text);
+            memo->stamp = memo->a != NULL ? stamp : 0;
+            snprintf(memo->key, sizeof memo->key, "%s", key);
+            free(text);
+        }
+        a = json_object_get(memo->a);
+    } else {
+        if (!sh__cache_get(hub, SH__CACHE_LIVE, key, &text, &len, t))
+            return false;
+        a = json_tokener_parse(text);
+        free(text);
+    }
     list = json_object_array_get_idx(a, 0);
     cursors = json_object_array_get_idx(a, 1);
     if (!json_object_is_type(a, json_type_array) ||
