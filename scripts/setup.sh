@@ -31,6 +31,8 @@ PKGS=(
   pgbouncer nginx-light
   # helgrind: the threads contract test (tests/contract/test_shared.c)
   valgrind
+  # benchmarks: the HTTP load generator of bench/run_graphql.sh
+  wrk
   # bindings and docs; python3-venv for the binding's pip-install test
   python3 python3-pytest python3-setuptools python3-venv golang-go doxygen
 )
