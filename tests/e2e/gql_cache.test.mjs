@@ -11,7 +11,9 @@ import { startServer, register } from './harness.mjs';
 
 let srv, alice, bob;
 before(async () => {
-  srv = await startServer({ args: ['--http.rate-limit-per-ip', '1000000'] });
+  // An hour's lifetime: no entry expires while the counters are read.
+  srv = await startServer({ args: ['--http.rate-limit-per-ip', '1000000',
+    '--cache.memory-ttl-ms', '3600000'] });
   alice = await register(srv.url, 'ca');
   bob = await register(srv.url, 'cb');
 });
