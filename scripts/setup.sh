@@ -37,6 +37,8 @@ PKGS=(
   systemd
   # the console's browser tests (tests/e2e/console.test.mjs), headless
   chromium
+  # benchmarks: the HTTP load generator of bench/run_graphql.sh
+  wrk
   # bindings and docs; python3-venv for the binding's pip-install test
   python3 python3-pytest python3-setuptools python3-venv golang-go doxygen
 )

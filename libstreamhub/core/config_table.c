@@ -134,6 +134,21 @@ const struct sh__conf_key sh__conf_keys[] = {
     I("redis.cache-ttl-seconds", "30", 0, 86400,
       "Lifetime of a cached stream, user or unread count in redis (the "
       "writes that change one delete it first); 0: no cache."),
+    I("cache.memory-entries", "10000", 0, 10000000,
+      "Hot reads (streams, users, unread counts, live list pages, "
+      "follower counts) each node keeps in memory, per kind, least "
+      "recently used first out; the writes that change one drop it "
+      "before their response; 0: none."),
+    B("cache.memory-in-cluster", "false",
+      "Keep hot reads in memory in a cluster too (a redis bus or the "
+      "`redis` key): a write through another node may then go unseen "
+      "here for up to cache.memory-ttl-ms.  Off: a cluster's nodes read "
+      "the redis tier only, and no node serves an old value after any "
+      "node's write response."),
+    I("cache.memory-ttl-ms", "1000", 0, 3600000,
+      "Lifetime of a hot read kept in memory: how long a write made "
+      "through another node may go unseen here (never on the writing "
+      "node); 0: no memory tier."),
     I("store-read.write-window-ms", "2000", 0, 600000,
       "After a write through this node, reads of the users, streams and "
       "channels it touched stay on store for this long: a user sees their "
@@ -260,6 +275,10 @@ const struct sh__conf_key sh__conf_keys[] = {
       "Aliases and root fields per operation."),
     I("graphql.max-document-bytes", "65536", 64, 16777216,
       "Largest GraphQL document."),
+    I("graphql.document-cache-size", "1000", 0, 1000000,
+      "GraphQL documents kept parsed and validated (keyed by a hash of "
+      "their text), so that a document sent again skips both; the least "
+      "recently used goes first; 0: none."),
 };
 
 const size_t sh__conf_nkeys = sizeof sh__conf_keys / sizeof sh__conf_keys[0];

@@ -49,6 +49,7 @@ static void engine_free(struct sh__gql_engine *eng)
         }
     }
     free(eng->types);
+    sh__gql_doccache_free(eng->docs);
     free(eng->intro_text);
     sh__gql_intro_pool_free(eng);
     pthread_mutex_destroy(&eng->intro_mu);
@@ -145,6 +146,10 @@ static sh_err_t engine_new(sh_hub_t *hub, const sh_config_t *conf,
         }
     }
     rc = sh__gql_introspection_build(eng);
+    if (rc == SH_OK)
+        rc = sh__gql_doccache_new(hub->metrics, sh__config_int(
+                                      conf, "graphql.document-cache-size"),
+                                  &eng->docs);
     if (rc != SH_OK) {
         engine_free(eng);
         return rc;

@@ -85,7 +85,43 @@ struct sh__gql_engine {
     pthread_mutex_t intro_mu;
     json_object *intro_pool[SH__GQL_INTRO_POOL];
     size_t intro_npool;
+    /* Owned, NULL when graphql.document-cache-size is 0: the documents
+     * that parsed and validated (doccache.c). */
+    struct sh__gql_doccache *docs;
 };
+
+/* ---- kept documents (doccache.c) -------------------------------------- */
+
+struct sh__gql_doccache;
+struct sh__gql_cdoc;
+struct sh__metrics;
+/* A cache of at most @cap documents (*@out NULL when @cap <= 0), its
+ * counters registered in @metrics.  SH_ENOMEM. */
+sh_err_t sh__gql_doccache_new(struct sh__metrics *metrics, int64_t cap,
+                              struct sh__gql_doccache **out);
+/* Free the cache; documents that requests still hold live until they let
+ * go.  Only once no request can look it up. */
+void sh__gql_doccache_free(struct sh__gql_doccache *dc);
+/* The kept document whose text is @len bytes at @text, held (let go with
+ * sh__gql_cdoc_release()), or NULL (a miss, or no cache). */
+struct sh__gql_cdoc *sh__gql_doccache_get(struct sh__gql_doccache *dc,
+                                          const char *text, size_t len);
+/* A new entry holding a copy of @text (held by the caller, not yet in
+ * the cache), or NULL (no cache, ENOMEM): parse sh__gql_cdoc_text() so
+ * that the document borrows the entry's own text. */
+struct sh__gql_cdoc *sh__gql_doccache_copy(struct sh__gql_doccache *dc,
+                                           const char *text, size_t len);
+const char *sh__gql_cdoc_text(const struct sh__gql_cdoc *e);
+/* The entry's document: immutable, as long as the entry is held. */
+const struct sh__gql_doc *sh__gql_cdoc_doc(const struct sh__gql_cdoc *e);
+/* Keep @e (from sh__gql_doccache_copy(), still held by the caller) with
+ * @doc (taken: parsed from @e's text and valid), evicting the least
+ * recently used entry past the bound.  When the same text is kept already,
+ * @e is not (and frees @doc when let go). */
+void sh__gql_doccache_put(struct sh__gql_doccache *dc, struct sh__gql_cdoc *e,
+                          struct sh__gql_doc *doc);
+/* Let go of @e (NULL: nothing). */
+void sh__gql_cdoc_release(struct sh__gql_cdoc *e);
 
 /* The hub's engine, built at the first call (thread-safe, lock-free: a
  * compare-and-swap publishes it).  SH_ECANCELED, SH_EINTERNAL, SH_ENOMEM.

@@ -1298,7 +1298,9 @@ sh_err_t sh__gql_run(sh_hub_t *hub, struct sh__gql_engine *eng,
                      int *status)
 {
     struct sh__gql_errors errs = { 0 };
-    struct sh__gql_doc *doc = NULL;
+    struct sh__gql_doc *own = NULL;       /* parsed here, not kept */
+    struct sh__gql_cdoc *kept = NULL;     /* held: a kept document */
+    const struct sh__gql_doc *doc = NULL;
     struct sh__gql_exec ex;
     json_object *given = NULL, *errors = NULL, *data = NULL, *r = NULL;
     json_object **resp = &r;
@@ -1315,7 +1317,19 @@ sh_err_t sh__gql_run(sh_hub_t *hub, struct sh__gql_engine *eng,
     ex.roles = roles;
     ex.client_key = client_key;
 
-    rc = sh__gql_parse(query, qlen, &eng->limits, &doc, &errs);
+    /* A document seen before skips parsing and validation (doccache.c);
+     * a new one is parsed from the copy that the cache would keep. */
+    kept = sh__gql_doccache_get(eng->docs, query, qlen);
+    if (kept != NULL) {
+        doc = sh__gql_cdoc_doc(kept);
+        rc = SH_OK;
+        goto valid;
+    }
+    if (qlen <= eng->limits.max_document_bytes)
+        kept = sh__gql_doccache_copy(eng->docs, query, qlen);
+    rc = sh__gql_parse(kept != NULL ? sh__gql_cdoc_text(kept) : query, qlen,
+                       &eng->limits, &own, &errs);
+    doc = own;
     if (rc == SH_ENOMEM || errs.oom)
         goto oom;
     if (rc == SH_OK)
@@ -1335,6 +1349,14 @@ sh_err_t sh__gql_run(sh_hub_t *hub, struct sh__gql_engine *eng,
             }
         }
     }
+    if (rc == SH_OK && kept != NULL) {
+        sh__gql_doccache_put(eng->docs, kept, own);    /* takes own */
+        own = NULL;
+    } else {
+        sh__gql_cdoc_release(kept);         /* never kept: only valid ones */
+        kept = NULL;
+    }
+valid:
     if (rc == SH_OK)
         rc = sh__gql_get_operation(doc, op_name, &ex.op, &errs);
     if (rc == SH_OK && vars_json != NULL) {
@@ -1395,9 +1417,12 @@ sh_err_t sh__gql_run(sh_hub_t *hub, struct sh__gql_engine *eng,
 
         if (pin)
             sh__reads_primary_begin();
+        /* Every handle of this request is freed on this thread. */
+        sh__results_stay_begin();
         collect(&ex, root, ex.op->selset, &gs);
         if (exec_selset(&ex, root, rootv, &gs, NULL, &data) == NULLED)
             data = NULL;
+        sh__results_stay_end();
         if (pin)
             sh__reads_primary_end();
         json_object_put(rootv);
@@ -1443,7 +1468,8 @@ out:
     /* Last: the response may have shared its values. */
     sh__gql_intro_release(&ex);
     sh__gql_errors_clear(&errs);
-    sh__gql_doc_free(doc);
+    sh__gql_doc_free(own);
+    sh__gql_cdoc_release(kept);
     if (rc != SH_OK)
         *status = 400;
     return rc;

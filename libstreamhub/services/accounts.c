@@ -856,6 +856,7 @@ static sh_err_t user_get(sh_hub_t *hub, const char *viewer_id,
 
     memset(&u, 0, sizeof u);
     t.valid = false;
+    t.mem_valid = false;
     /* By id, the row (never its password hash) may be in the cache: a
      * user row never changes once written. */
     if (q == &q_user_by_id && user_cached(hub, key, &u, &t))
@@ -876,7 +877,7 @@ static sh_err_t user_get(sh_hub_t *hub, const char *viewer_id,
         sh__errbuf(errbuf, errbuf_len, "no such user");
         return SH_ENOTFOUND;
     }
-    if (t.valid)
+    if (sh__cache_fillable(&t))
         user_cache_put(hub, &u, &t);
 found:
     h = calloc(1, sizeof *h);

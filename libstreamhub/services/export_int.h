@@ -45,6 +45,16 @@ const char *sh__jtext(json_object *obj, size_t *len);
 void sh__reads_primary_begin(void);
 void sh__reads_primary_end(void);
 
+/* Between these two calls, the calling thread promises that every handle
+ * the services return to it, and every json object it reaches through
+ * one, is used and freed on this thread only (even after the end call):
+ * a service may then hand out json objects that it also keeps
+ * in a per-thread cache (json-c's counts are not atomic), sparing a parse
+ * per call.  The GraphQL executor brackets a query with them.  Pairs
+ * nest.  @locality the calling thread only. */
+void sh__results_stay_begin(void);
+void sh__results_stay_end(void);
+
 /* ---- metrics ------------------------------------------------------------ */
 
 /* Messages waiting in the write-behind queue (metrics). */

@@ -136,6 +136,11 @@ out:
     /* Both users' lists and counts changed: read them on the primary. */
     sh__store_wrote(hub->store, actor_id);
     sh__store_wrote(hub->store, user_id);
+    /* Both users' counts changed, before the response. */
+    if (changes > 0) {
+        sh__cache_invalidate(hub, SH__CACHE_FOLLOWERS, actor_id);
+        sh__cache_invalidate(hub, SH__CACHE_FOLLOWERS, user_id);
+    }
     if (changes > 0) {
         sh__notify_publish(hub, user_id, notif);
         sh__chat_follow_changed(hub, actor_id, user_id, true);
@@ -173,6 +178,11 @@ SH_API sh_err_t sh_unfollow(sh_hub_t *hub, const char *actor_id,
         return rc;
     sh__store_wrote(hub->store, actor_id);
     sh__store_wrote(hub->store, user_id);
+    /* Both users' counts changed, before the response. */
+    if (changes > 0) {
+        sh__cache_invalidate(hub, SH__CACHE_FOLLOWERS, actor_id);
+        sh__cache_invalidate(hub, SH__CACHE_FOLLOWERS, user_id);
+    }
     if (changes > 0)
         sh__chat_follow_changed(hub, actor_id, user_id, false);
     if (removed != NULL)
@@ -350,6 +360,9 @@ SH_API sh_err_t sh_follow_counts_many(sh_hub_t *hub,
     SH__HUB_CALL(hub);
     struct many m = { NULL, NULL, NULL, 0 };
     struct sh__conn *c = NULL;
+    struct sh__cache_ticket *tix = NULL;
+    const char **miss = NULL;
+    size_t nmiss = 0;
     sh_err_t rc;
 
     if (hub == NULL || (user_ids == NULL && n > 0) ||
@@ -391,22 +404,57 @@ SH_API sh_err_t sh_follow_counts_many(sh_hub_t *hub,
     }
     for (size_t i = 0; i < m.n; i++)
         m.a[i] = m.b[i] = -1;
-    if (m.n > 0) {
-        if ((rc = sh__acquire_read_many(hub, m.ids, m.n, &c)) != SH_OK) {
+    /* The cached counts first (services/cache.c); the store for the
+     * rest, whose answers fill the cache under their tickets. */
+    miss = malloc((m.n > 0 ? m.n : 1) * sizeof *miss);
+    tix = malloc((m.n > 0 ? m.n : 1) * sizeof *tix);
+    if (miss == NULL || tix == NULL) {
+        sh__errbuf(errbuf, errbuf_len, "out of memory");
+        rc = SH_ENOMEM;
+        goto out;
+    }
+    for (size_t i = 0; i < m.n; i++) {
+        char *text = NULL;
+        size_t len = 0;
+        long long a, b;
+        if (sh__cache_get(hub, SH__CACHE_FOLLOWERS, m.ids[i], &text, &len,
+                          &tix[nmiss]) &&
+            sscanf(text, "%lld %lld", &a, &b) == 2 && a >= 0 && b >= 0) {
+            m.a[i] = a;
+            m.b[i] = b;
+        } else {
+            miss[nmiss++] = m.ids[i];
+        }
+        free(text);
+    }
+    if (nmiss > 0) {
+        if ((rc = sh__acquire_read_many(hub, miss, nmiss, &c)) != SH_OK) {
             sh__errbuf(errbuf, errbuf_len, "the hub is closing");
             goto out;
         }
-        for (size_t at = 0; at < m.n && rc == SH_OK; at += COUNTS_CHUNK) {
+        for (size_t i = 0; i < nmiss; i++)
+            sh__cache_from(c, &tix[i]);
+        for (size_t at = 0; at < nmiss && rc == SH_OK; at += COUNTS_CHUNK) {
             struct sh__val p[COUNTS_CHUNK];
             for (size_t k = 0; k < COUNTS_CHUNK; k++)
-                p[k] = at + k < m.n ? sh__v_text(m.ids[at + k])
-                                    : sh__v_null();
+                p[k] = at + k < nmiss ? sh__v_text(miss[at + k])
+                                      : sh__v_null();
             rc = sh__store_exec(c, &q_counts_in, p, COUNTS_CHUNK, many_row,
                                 &m, NULL, errbuf, errbuf_len);
         }
         sh__store_release(c);
         if (rc != SH_OK)
             goto out;
+        for (size_t i = 0; i < nmiss; i++) {
+            size_t k = many_find(&m, miss[i]);
+            char num[48];
+            if (k == SIZE_MAX || m.a[k] < 0 || !sh__cache_fillable(&tix[i]))
+                continue;
+            snprintf(num, sizeof num, "%lld %lld", (long long)m.a[k],
+                     (long long)m.b[k]);
+            sh__cache_put(hub, SH__CACHE_FOLLOWERS, miss[i], &tix[i], num,
+                          strlen(num));
+        }
     }
     rc = SH_OK;
 out:
@@ -421,6 +469,8 @@ out:
     free(m.ids);
     free(m.a);
     free(m.b);
+    free(miss);
+    free(tix);
     return rc;
 }
 

@@ -218,18 +218,25 @@ void sh__streams_fini(sh_hub_t *hub);
 struct sh__stats;
 sh_err_t sh__stats_new(struct sh__stats **out);
 void sh__stats_free(struct sh__stats *st);
-/* services/cache.c: hot reads cached in redis (see there).  Without a
- * cluster, or with redis.cache-ttl-seconds 0, every get is a miss and
- * the rest does nothing.  @locality any but a loop */
+/* services/cache.c: hot reads cached in memory and in redis (see
+ * there).  With neither tier (cache.memory-entries 0 and no cluster or
+ * redis.cache-ttl-seconds 0), every get is a miss and the rest does
+ * nothing.  @locality any but a loop */
 enum sh__cache_kind {
     SH__CACHE_STREAM,     /* sh_stream_get: the Stream JSON */
     SH__CACHE_USER,       /* sh_user_get: the user row, no secret */
-    SH__CACHE_UNREAD      /* sh_notification_unread_count */
+    SH__CACHE_UNREAD,     /* sh_notification_unread_count */
+    /* In memory only: */
+    SH__CACHE_LIVE,       /* sh_stream_live_list pages, by arguments */
+    SH__CACHE_FOLLOWERS,  /* sh_follow_counts_many: "<followers> <following>" */
+    SH__CACHE_NKINDS
 };
 /* A miss's permission to fill: refused if the key was invalidated since. */
 struct sh__cache_ticket {
-    bool valid;
+    bool valid;           /* redis */
     char token[48];
+    bool mem_valid;       /* memory: the kind's epoch at the miss */
+    uint64_t mem_epoch;
 };
 sh_err_t sh__cache_init(sh_hub_t *hub, char *errbuf, size_t errbuf_len);
 void sh__cache_fini(sh_hub_t *hub);
@@ -237,6 +244,16 @@ void sh__cache_fini(sh_hub_t *hub);
  * A miss (or redis failing): false, and *@t the ticket for the fill. */
 bool sh__cache_get(sh_hub_t *hub, enum sh__cache_kind kind, const char *id,
                    char **text, size_t *len, struct sh__cache_ticket *t);
+/* sh__cache_get() of the memory tier only, for a caller that keeps its
+ * own parse of a text: *@stamp names the text it holds (0: none).  A hit
+ * on that same text: true, *@text NULL; a hit on another: true, *@text
+ * as sh__cache_get() gives it and *@stamp its name. */
+bool sh__cache_get_stamped(sh_hub_t *hub, enum sh__cache_kind kind,
+                           const char *key, uint64_t *stamp, char **text,
+                           size_t *len, struct sh__cache_ticket *t);
+/* Whether this thread's caller keeps the handles it gets on this thread
+ * (sh__results_stay_begin(), services_util.c). */
+bool sh__results_stay(void);
 /* A ticket is good only for what the primary said: a replica may lag
  * behind a write whose invalidation has already run on any node, and its
  * answer would then stay cached for the whole TTL.  Call right after the
@@ -244,8 +261,15 @@ bool sh__cache_get(sh_hub_t *hub, enum sh__cache_kind kind, const char *id,
 static inline void sh__cache_from(const struct sh__conn *c,
                                   struct sh__cache_ticket *t)
 {
-    if (sh__store_on_replica(c))
+    if (sh__store_on_replica(c)) {
         t->valid = false;
+        t->mem_valid = false;
+    }
+}
+/* Whether a miss's ticket may fill either tier. */
+static inline bool sh__cache_fillable(const struct sh__cache_ticket *t)
+{
+    return t->valid || t->mem_valid;
 }
 /* Fill @id's entry with @text read from the store after the get that
  * gave @t; nothing when the entry was invalidated since. */

@@ -587,6 +587,24 @@ void sh__reads_primary_end(void)
     sh__store_pin_primary(false);
 }
 
+static _Thread_local int results_stay;
+
+void sh__results_stay_begin(void)
+{
+    results_stay++;
+}
+
+void sh__results_stay_end(void)
+{
+    if (results_stay > 0)
+        results_stay--;
+}
+
+bool sh__results_stay(void)
+{
+    return results_stay > 0;
+}
+
 sh_err_t sh__user_roles(sh_hub_t *hub, const char *user_id, unsigned *roles)
 {
     struct sh__conn *c;

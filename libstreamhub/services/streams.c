@@ -507,6 +507,8 @@ out:
         /* Every follower's unread count grew: one step for them all. */
         if (fan.n > 0)
             sh__cache_invalidate_all(hub, SH__CACHE_UNREAD);
+        /* A new live stream: every live list page may show it. */
+        sh__cache_invalidate_all(hub, SH__CACHE_LIVE);
         sh__chat_stream_changed(hub, id, true);
         publish_stream(hub, "stream.live", obj, true);
         fan_publish(hub, &fan, obj, now);
@@ -663,7 +665,7 @@ SH_API sh_err_t sh_stream_get(sh_hub_t *hub, const char *stream_id,
     sh__store_release(c);
     if (rc != SH_OK)
         return rc;
-    if (t.valid) {
+    if (sh__cache_fillable(&t)) {
         const char *txt = sh__jtext(obj, &len);
         if (txt != NULL)
             sh__cache_put(hub, SH__CACHE_STREAM, stream_id, &t, txt, len);
@@ -795,18 +797,126 @@ static sh_err_t run_page(struct sh__conn *c, struct page_ctx *x,
     return rc;
 }
 
+/* A live list page from the cache (services/cache.c): true with *@out;
+ * on a miss *@t is the ticket for live_cache_put().  The text is
+ * [list, cursors]: the list object and its cursors array. */
+/* Per thread, for callers whose handles stay on it (sh__results_stay()):
+ * the last page's parse, named by the cache's stamp of its text, so that
+ * a hit on the same text parses nothing.  Freed at the thread's exit. */
+struct live_memo {
+    char key[160];
+    uint64_t stamp;
+    json_object *a;
+};
+static pthread_key_t memo_key;
+static pthread_once_t memo_once = PTHREAD_ONCE_INIT;
+static bool memo_ok;
+
+static void memo_free(void *p)
+{
+    struct live_memo *m = p;
+
+    json_object_put(m->a);
+    free(m);
+}
+
+static void memo_init(void)
+{
+    memo_ok = pthread_key_create(&memo_key, memo_free) == 0;
+}
+
+static struct live_memo *live_memo(void)
+{
+    struct live_memo *m;
+
+    if (!sh__results_stay() || pthread_once(&memo_once, memo_init) != 0 ||
+        !memo_ok)
+        return NULL;
+    m = pthread_getspecific(memo_key);
+    if (m == NULL && (m = calloc(1, sizeof *m)) != NULL &&
+        pthread_setspecific(memo_key, m) != 0) {
+        free(m);
+        m = NULL;
+    }
+    return m;
+}
+
+static bool live_cached(sh_hub_t *hub, const char *key,
+                        struct sh__cache_ticket *t, sh_stream_list_t **out)
+{
+    struct live_memo *memo = live_memo();
+    json_object *a, *list, *cursors;
+    struct sh__list *l;
+    char *text = NULL;
+    size_t len = 0;
+
+    if (memo != NULL) {
+        uint64_t stamp = strcmp(memo->key, key) == 0 ? memo->stamp : 0;
+        if (!sh__cache_get_stamped(hub, SH__CACHE_LIVE, key, &stamp, &text,
+                                   &len, t))
+            return false;
+        if (text != NULL) {             /* another text: parse and keep */
+            json_object_put(memo->a);
+            memo->a = json_tokener_parse(text);
+            memo->stamp = memo->a != NULL ? stamp : 0;
+            snprintf(memo->key, sizeof memo->key, "%s", key);
+            free(text);
+        }
+        a = json_object_get(memo->a);
+    } else {
+        if (!sh__cache_get(hub, SH__CACHE_LIVE, key, &text, &len, t))
+            return false;
+        a = json_tokener_parse(text);
+        free(text);
+    }
+    list = json_object_array_get_idx(a, 0);
+    cursors = json_object_array_get_idx(a, 1);
+    if (!json_object_is_type(a, json_type_array) ||
+        !json_object_is_type(list, json_type_object) ||
+        !json_object_is_type(cursors, json_type_array)) {
+        json_object_put(a);
+        return false;
+    }
+    l = sh__list_new(json_object_get(list));
+    if (l != NULL)
+        l->cursors = json_object_get(cursors);
+    json_object_put(a);
+    if (l == NULL)
+        return false;
+    *out = (sh_stream_list_t *)(void *)l;
+    return true;
+}
+
+static void live_cache_put(sh_hub_t *hub, const char *key,
+                           const struct sh__cache_ticket *t,
+                           const sh_stream_list_t *out)
+{
+    const struct sh__list *l = (const struct sh__list *)(const void *)out;
+    json_object *a = json_object_new_array();
+    const char *txt;
+    size_t len = 0;
+
+    if (a != NULL && l->cursors != NULL &&
+        json_object_array_add(a, json_object_get(l->obj)) == 0 &&
+        json_object_array_add(a, json_object_get(l->cursors)) == 0 &&
+        (txt = sh__jtext(a, &len)) != NULL)
+        sh__cache_put(hub, SH__CACHE_LIVE, key, t, txt, len);
+    json_object_put(a);
+}
+
 SH_API sh_err_t sh_stream_live_list(sh_hub_t *hub, int first,
                                     const char *after, const char *category,
                                     sh_stream_list_t **out, char *errbuf,
                                     size_t errbuf_len)
 {
     SH__HUB_CALL(hub);
-    char cid[SH__UUID_LEN + 1];
+    char cid[SH__UUID_LEN + 1], key[160];
+    struct sh__cache_ticket t;
     struct page_ctx x;
     struct sh__conn *c;
     struct sh__val p[9];
     int64_t k0, k1;
-    bool have;
+    bool have, keyed;
     int n;
     sh_err_t rc;
 
@@ -826,6 +936,14 @@ SH_API sh_err_t sh_stream_live_list(sh_hub_t *hub, int first,
         sh__errbuf(errbuf, errbuf_len, "category: too long");
         return SH_EINVAL;
     }
+    /* The page's key: its arguments, the cursor decoded. */
+    keyed = snprintf(key, sizeof key, "%d|%d|%lld|%lld|%s|%d|%s", n,
+                     have ? 1 : 0, (long long)k0, (long long)k1, cid,
+                     category != NULL ? 1 : 0,
+                     category != NULL ? category : "") < (int)sizeof key;
+    memset(&t, 0, sizeof t);
+    if (keyed && live_cached(hub, key, &t, out))
+        return SH_OK;
     if (!sh__page_init(&x.page, n))
         return SH_ENOMEM;
     /* A listing of everyone's streams: the replica (store_int.h). */
@@ -833,6 +951,7 @@ SH_API sh_err_t sh_stream_live_list(sh_hub_t *hub, int first,
         sh__page_drop(&x.page);
         return rc;
     }
+    sh__cache_from(c, &t);
     p[0] = sh__v_int(category != NULL ? 1 : 0);
     p[1] = sh__v_text(category != NULL ? category : "");
     p[2] = sh__v_int(have ? 1 : 0);
@@ -842,8 +961,11 @@ SH_API sh_err_t sh_stream_live_list(sh_hub_t *hub, int first,
     p[6] = sh__v_int(k1);
     p[7] = sh__v_text(cid);
     p[8] = sh__v_int(n + 1);
-    return run_page(c, &x, &q_live, &q_live_count, p, 9, 2, out, errbuf,
-                    errbuf_len);
+    rc = run_page(c, &x, &q_live, &q_live_count, p, 9, 2, out, errbuf,
+                  errbuf_len);
+    if (rc == SH_OK && keyed && sh__cache_fillable(&t))
+        live_cache_put(hub, key, &t, *out);
+    return rc;
 }
 
 /* Build the FTS5 query: each white-space separated word as a quoted
