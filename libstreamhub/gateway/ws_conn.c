@@ -266,6 +266,25 @@ static void output_added(struct evbuffer *buf,
         sh__ws_mark_dirty(arg);
 }
 
+/* Write what waits in @c's output now: one writev of up to libevent's
+ * NUM_WRITE_IOVEC (128) chains, whole frames each (see the file comment),
+ * so that several events waiting for one socket leave in one write.  A
+ * bufferevent freezes the front of its output so that only it drains it;
+ * we are its writer here, as libevent's own write callback is, so thaw it
+ * for the write.  Returns evbuffer_write()'s result, errno set. */
+int sh__ws_write_out(struct sh__conn *c)
+{
+    struct evbuffer *out = bufferevent_get_output(c->bev);
+    int w;
+
+    if (evbuffer_get_length(out) == 0)
+        return 0;
+    evbuffer_unfreeze(out, 1);
+    w = evbuffer_write(out, bufferevent_getfd(c->bev));
+    evbuffer_freeze(out, 1);
+    return w;
+}
+
 /* End of a loop turn's work: one writev per connection with output.
  * What the socket does not take now is left to the bufferevent's write
  * event, enabled only then. */
@@ -284,14 +303,7 @@ void sh__ws_flush_cb(evutil_socket_t fd, short what, void *arg)
         c->dirty_next = NULL;
         if (c->state == SH__CONN_WS && c->bev != NULL) {
             struct evbuffer *out = bufferevent_get_output(c->bev);
-            int w;
-
-            /* A bufferevent freezes the front of its output so that only
-             * it drains it; we are its writer here, as libevent's own
-             * write callback is, so thaw it for the write. */
-            evbuffer_unfreeze(out, 1);
-            w = evbuffer_write(out, bufferevent_getfd(c->bev));
-            evbuffer_freeze(out, 1);
+            int w = sh__ws_write_out(c);
 
             if (w < 0 && errno != EAGAIN && errno != EINTR) {
                 sh__conn_close(c);
