@@ -90,6 +90,7 @@ struct presence {
 
 struct sh__fanout {
     struct sh_gateway *gw;
+    struct sh__loop *loop;         /* the loop whose channels these are */
     struct chan *table[NBUCKETS];
     struct presence *presence[PRESENCE_BUCKETS];
     struct presence *dirty;        /* entries to report at the next tick */
@@ -235,7 +236,7 @@ static void tick_cb(evutil_socket_t fd, short what, void *arg)
     }
     j->n = i;
     f->flushing = true;
-    if (sh__workers_submit(f->gw->workers, flush_work, flush_done, j) !=
+    if (sh__workers_submit(f->loop->workers, flush_work, flush_done, j) !=
         SH_OK) {
         f->flushing = false;
         flush_done(j, true);
@@ -342,7 +343,7 @@ static void chan_event(void *arg, const sh_event_t *ev, sh_err_t status)
             m->fn(m->arg, e);
         }
         ch->f->batch_end = false;
-        sh__gw_flush_counts(ch->f->gw);
+        sh__loop_flush_counts(ch->f->loop);
         return;
     }
     if (ch->dead) {                 /* our own unsubscribe: invariant 1 */
@@ -398,7 +399,7 @@ static void own_event(void *arg, const sh_event_t *ev, sh_err_t status)
                               sh__bus_sub_batch_left(m->own) == 0;
             m->fn(m->arg, ev);
             m->f->batch_end = false;
-            sh__gw_flush_counts(m->f->gw);
+            sh__loop_flush_counts(m->f->loop);
         }
         return;
     }
@@ -609,7 +610,7 @@ static sh_err_t join_submit(struct sh__fanout *f, struct sh__member *m,
         j->since = *since;
         j->has_since = true;
     }
-    rc = sh__workers_submit(f->gw->workers, join_work, join_done, j);
+    rc = sh__workers_submit(f->loop->workers, join_work, join_done, j);
     if (rc != SH_OK) {
         free(j->channel);
         free(j);
@@ -776,8 +777,9 @@ void sh__fanout_leave(struct sh__member *m)
     member_free(m);
 }
 
-sh_err_t sh__fanout_new(struct sh_gateway *gw, struct sh__fanout **out)
+sh_err_t sh__fanout_new(struct sh__loop *l, struct sh__fanout **out)
 {
+    struct sh_gateway *gw = l->gw;
     struct sh__fanout *f = calloc(1, sizeof *f);
     struct timeval one = { 1, 0 };
 
@@ -785,12 +787,13 @@ sh_err_t sh__fanout_new(struct sh_gateway *gw, struct sh__fanout **out)
     if (f == NULL)
         return SH_ENOMEM;
     f->gw = gw;
+    f->loop = l;
     f->max_streams =
         (size_t)sh__config_int(gw->hub->conf, "presence.max-streams");
     f->max_per_conn = (size_t)sh__config_int(
         gw->hub->conf, "presence.max-streams-per-connection");
     randombytes_buf(f->pkey, sizeof f->pkey);
-    f->tick = event_new(gw->base, -1, EV_PERSIST, tick_cb, f);
+    f->tick = event_new(l->base, -1, EV_PERSIST, tick_cb, f);
     if (f->tick == NULL || event_add(f->tick, &one) != 0) {
         if (f->tick != NULL)
             event_free(f->tick);
@@ -882,8 +885,8 @@ bool sh__ws_send_event(struct sh__conn *c, const struct sh_event *ev)
     fr = event_frame(ev);
     if (fr == NULL)
         return true;
-    gw->fanout_unflushed++;         /* metrics: added once per event */
-    if (gw->fanout->batch_end && c->direct &&
+    c->loop->fanout_unflushed++;    /* metrics: added once per event */
+    if (c->loop->fanout->batch_end && c->direct &&
         evbuffer_get_length(out) == 0) {
         ssize_t w = send(bufferevent_getfd(c->bev), fr->bytes, fr->len,
                          MSG_DONTWAIT | MSG_NOSIGNAL);
@@ -898,7 +901,7 @@ bool sh__ws_send_event(struct sh__conn *c, const struct sh_event *ev)
         sh__ws_frame_unref(fr);
         return true;
     }
-    if (gw->fanout->batch_end && c->direct && sent == 0)
+    if (c->loop->fanout->batch_end && c->direct && sent == 0)
         sh__ws_write_out(c);
     return true;
 }

@@ -325,7 +325,7 @@ static void pump(struct op *o)
     j->c = c;
     o->busy = true;
     sh__conn_ref(c);
-    if (sh__workers_submit(c->gw->workers, fmt_work, fmt_done, j) !=
+    if (sh__workers_submit(c->loop->workers, fmt_work, fmt_done, j) !=
         SH_OK) {
         while (j->evs != NULL) {
             struct qev *q = j->evs;
@@ -524,7 +524,7 @@ static void start_subscription(struct sh__conn *c, struct start_job *j)
     }
     memset(&res, 0, sizeof res);
     o->has_since = j->has_since;
-    rc = sh__fanout_join(c->gw->fanout, c, sh__gql_sub_channel(o->sub),
+    rc = sh__fanout_join(c->loop->fanout, c, sh__gql_sub_channel(o->sub),
                          j->has_since ? &j->since : NULL, deliver, o,
                          joined, o, &o->member, &res, &later, err,
                          sizeof err);
@@ -821,7 +821,7 @@ void sh__gqlws_open(struct sh__conn *c)
     }
     g->c = c;
     c->ws->gql = g;
-    g->init_timer = evtimer_new(c->gw->base, init_timeout_cb, c);
+    g->init_timer = evtimer_new(c->loop->base, init_timeout_cb, c);
     if (g->init_timer == NULL) {
         sh__ws_close(c, 4500, "Internal server error");
         return;

@@ -1,4 +1,7 @@
-/* libstreamhub/gateway/routes.c: the route table of HTTP requests (gw.h).
+/* libstreamhub/gateway/routes.c: the route table of HTTP requests, the
+ * router floor of the gateway (gw.h): above the protocol handlers, below
+ * the listener.  It gives the connection layer its upward calls
+ * (sh__gateway_ops).
  *
  * Every HTTP request that is not a WebSocket upgrade arrives here on the
  * loop thread.  The table is small and fixed, so it is plain code, in this
@@ -22,7 +25,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "gw.h"
+#include "routes.h"
 #include "services/export_int.h"
 
 /* docs/openapi.json, embedded at build time (see meson.build). */
@@ -148,6 +151,102 @@ static void metrics(struct sh__req *req)
                 text, len);
     free(text);
 }
+
+/* ---- WebSocket upgrades ---------------------------------------------- */
+
+/* An upgrade request: /ws speaks the native protocol, /graphql
+ * graphql-transport-ws; anything else is refused. */
+static void upgrade(struct sh__req *req)
+{
+    struct sh_gateway *gw = req->conn->gw;
+    struct sh__http_request *hr = req->hr;
+    static const char *const native[] = { "streamhub.v1" };
+    static const char *const gql[] = { "graphql-transport-ws" };
+    bool is_gql = strcmp(req->path, "/graphql") == 0;
+    struct sh__ws_handshake hs;
+    char buf[512];
+    size_t n;
+
+    req->route = is_gql ? "/graphql" : "/ws";
+    if (!is_gql && strcmp(req->path, "/ws") != 0) {
+        req->slot->close_after = true;
+        sh__respond_error(req, 404, "not_found", "no WebSocket here", 0);
+        return;
+    }
+    if (!sh__origin_allowed(gw, sh__req_header(req, "Origin"),
+                            sh__req_header(req, "Host"))) {
+        req->slot->close_after = true;
+        sh__respond_error(req, 403, "forbidden", "origin not allowed", 0);
+        return;
+    }
+    sh__ws_handshake_check(hr, is_gql ? gql : native, 1, &hs);
+    if (hs.status == 101 && hs.protocol == NULL && is_gql) {
+        hs.status = 400;
+        hs.error = "subprotocol graphql-transport-ws required";
+    }
+    if (hs.status != 101 || gw->shutting_down) {
+        req->slot->close_after = true;
+        if (gw->shutting_down) {
+            sh__respond_error(req, 503, "internal", "shutting down", 1);
+            return;
+        }
+        if (hs.status == 426) {
+            /* RFC 6455 4.4: name the version we speak. */
+            json_object *o = json_object_new_object();
+            json_object *e = json_object_new_object();
+            json_object_object_add(e, "code",
+                                   json_object_new_string("bad_request"));
+            json_object_object_add(e, "message",
+                                   json_object_new_string(hs.error));
+            json_object_object_add(o, "error", e);
+            sh__respond_json(req, 426, o, "Sec-WebSocket-Version: 13\r\n");
+            return;
+        }
+        sh__respond_error(req, hs.status, "bad_request", hs.error, 0);
+        return;
+    }
+    n = sh__ws_handshake_response(&hs, buf, sizeof buf);
+    sh__conn_switch(req, buf, n, is_gql ? SH__WS_GRAPHQL : SH__WS_NATIVE);
+}
+
+/* ---- what the connection layer calls up to (server.h) ---------------- */
+
+static void ws_start(struct sh__conn *c, struct sh__req *req, int proto)
+{
+    sh__ws_start(c, req, (enum sh__ws_proto)proto);
+}
+
+/* A 429 on /graphql is a GraphQL response; elsewhere the REST error. */
+static bool rate_limited(struct sh__req *req, const char *message,
+                         int retry_after_s)
+{
+    json_object *o, *errs, *ext;
+    char extra[64];
+
+    if (strcmp(req->path, "/graphql") != 0)
+        return false;
+    /* A GraphQL client reads errors[].extensions (schema.graphql). */
+    o = sh__gql_error_response(message, "RATE_LIMITED");
+    if (json_object_object_get_ex(o, "errors", &errs) &&
+        json_object_object_get_ex(json_object_array_get_idx(errs, 0),
+                                  "extensions", &ext))
+        json_object_object_add(ext, "retryAfter",
+                               json_object_new_int(retry_after_s));
+    snprintf(extra, sizeof extra, "Retry-After: %d\r\n", retry_after_s);
+    sh__series_add(req->conn->gw->s_rate_limited, 1);
+    sh__respond_json(req, 429, o, extra);
+    return true;
+}
+
+const struct sh__conn_ops sh__gateway_ops = {
+    .route = sh__route,
+    .upgrade = upgrade,
+    .ws_start = ws_start,
+    .ws_read = sh__ws_on_read,
+    .ws_drain = sh__ws_on_drain,
+    .ws_free = sh__ws_free,
+    .rate_limited = rate_limited,
+};
 
 /* ---- the table ------------------------------------------------------- */
 

@@ -1,5 +1,7 @@
-/* libstreamhub/gateway/server.c: listener, connections, HTTP/1.1 requests
- * and the ordered response queue (gw.h).
+/* libstreamhub/gateway/server.c: connections, HTTP/1.1 requests, the
+ * ordered response queue and the respond helpers (server.h): the
+ * gateway's bottom floor.  Routes and protocols above HTTP are reached through
+ * gw->ops only.
  *
  * A connection's life:
  *
@@ -18,7 +20,6 @@
  * http.idle-timeout-ms.  While requests are in flight no timer runs.
  */
 #include <arpa/inet.h>
-#include <netdb.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <netinet/in.h>
@@ -32,13 +33,11 @@
 
 #include <event2/bufferevent_ssl.h>
 #include <event2/util.h>
-#include <openssl/err.h>
 #include <openssl/ssl.h>
-#include <sodium.h>
 
 #include "core/cidr_int.h"
 #include "streamhub/auth.h"
-#include "gw.h"
+#include "server.h"
 
 static void conn_read_cb(struct bufferevent *bev, void *arg);
 static void conn_write_cb(struct bufferevent *bev, void *arg);
@@ -67,7 +66,7 @@ void sh__conn_ref(struct sh__conn *c)
 
 static void conn_destroy(struct sh__conn *c)
 {
-    struct sh_gateway *gw = c->gw;
+    struct sh__loop *l = c->loop;
 
     while (c->head != NULL) {
         struct sh__slot *s = c->head;
@@ -78,11 +77,11 @@ static void conn_destroy(struct sh__conn *c)
     }
     if (c->prev != NULL)
         c->prev->next = c->next;
-    else if (gw->conns == c)
-        gw->conns = c->next;
+    else if (l->conns == c)
+        l->conns = c->next;
     if (c->next != NULL)
         c->next->prev = c->prev;
-    gw->nconns--;
+    l->nconns--;
     free(c);
 }
 
@@ -95,11 +94,12 @@ void sh__conn_unref(struct sh__conn *c)
 void sh__conn_close(struct sh__conn *c)
 {
     struct sh_gateway *gw = c->gw;
+    struct sh__loop *l = c->loop;
 
     if (c->state == SH__CONN_CLOSED)
         return;
     if (c->ws != NULL)
-        sh__ws_free(c);
+        gw->ops->ws_free(c);
     c->state = SH__CONN_CLOSED;
     if (c->timer != NULL) {
         event_free(c->timer);
@@ -113,9 +113,10 @@ void sh__conn_close(struct sh__conn *c)
     c->http = NULL;
     sh__series_add(gw->s_conns, -1);
     sh__conn_unref(c);   /* the connection's own reference */
-    if (gw->shutting_down && gw->nconns == 0 && gw->done_cb != NULL) {
-        /* Last one out: the graceful shutdown is complete. */
-        event_active(gw->shutdown_timer, EV_TIMEOUT, 0);
+    if (gw->shutting_down && l->nconns == 0 && l->drained != NULL) {
+        /* Last one out: this loop's part of the graceful shutdown is
+         * complete. */
+        event_active(l->drained, EV_TIMEOUT, 0);
     }
 }
 
@@ -196,7 +197,7 @@ static void arm(struct sh__conn *c, int ms)
         evtimer_add(c->timer, &tv);
 }
 
-/* ---- accepting --------------------------------------------------- */
+/* ---- accepting (the socket comes from the listener floor) -------- */
 
 char *sh__ip_key(const struct sockaddr *sa, char *out, size_t cap)
 {
@@ -225,10 +226,10 @@ char *sh__ip_key(const struct sockaddr *sa, char *out, size_t cap)
     return out;
 }
 
-static void accept_cb(struct evconnlistener *l, evutil_socket_t fd,
-                      struct sockaddr *sa, int salen, void *arg)
+void sh__conn_accept(struct sh__loop *l, evutil_socket_t fd,
+                     const struct sockaddr *sa)
 {
-    struct sh_gateway *gw = arg;
+    struct sh_gateway *gw = l->gw;
     struct sh__http_limits lim = {
         .max_header_bytes = gw->max_header_bytes,
         .max_headers = gw->max_headers,
@@ -238,12 +239,6 @@ static void accept_cb(struct evconnlistener *l, evutil_socket_t fd,
     struct sh__conn *c;
     int one = 1;
 
-    (void)l;
-    (void)salen;
-    if (gw->shutting_down) {
-        evutil_closesocket(fd);
-        return;
-    }
     c = calloc(1, sizeof *c);
     if (c == NULL || sh__http_conn_new(&lim, &c->http) != SH_OK) {
         free(c);
@@ -252,15 +247,16 @@ static void accept_cb(struct evconnlistener *l, evutil_socket_t fd,
     }
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
     c->gw = gw;
+    c->loop = l;
     c->refs = 1;
     atomic_init(&c->in_flight, 0);
-    c->id = ++gw->next_conn_id;
+    c->id = atomic_fetch_add(&gw->next_conn_id, 1) + 1;
     if (sa->sa_family == AF_INET)
-        inet_ntop(AF_INET, &((struct sockaddr_in *)sa)->sin_addr, c->peer,
-                  sizeof c->peer);
+        inet_ntop(AF_INET, &((const struct sockaddr_in *)sa)->sin_addr,
+                  c->peer, sizeof c->peer);
     else if (sa->sa_family == AF_INET6)
-        inet_ntop(AF_INET6, &((struct sockaddr_in6 *)sa)->sin6_addr, c->peer,
-                  sizeof c->peer);
+        inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)sa)->sin6_addr,
+                  c->peer, sizeof c->peer);
     sh__ip_key(sa, c->ip_key, sizeof c->ip_key);
     if (gw->ntrusted > 0 && sh__cidr_match(gw->trusted, gw->ntrusted, sa))
         snprintf(c->proxy, sizeof c->proxy, "%s", c->peer);
@@ -268,13 +264,13 @@ static void accept_cb(struct evconnlistener *l, evutil_socket_t fd,
         SSL *ssl = SSL_new(gw->ssl_ctx);
         c->bev = ssl == NULL ? NULL
                              : bufferevent_openssl_socket_new(
-                                   gw->base, fd, ssl,
+                                   l->base, fd, ssl,
                                    BUFFEREVENT_SSL_ACCEPTING,
                                    BEV_OPT_CLOSE_ON_FREE);
     } else {
-        c->bev = bufferevent_socket_new(gw->base, fd, BEV_OPT_CLOSE_ON_FREE);
+        c->bev = bufferevent_socket_new(l->base, fd, BEV_OPT_CLOSE_ON_FREE);
     }
-    c->timer = evtimer_new(gw->base, timer_cb, c);
+    c->timer = evtimer_new(l->base, timer_cb, c);
     if (c->bev == NULL || c->timer == NULL) {
         if (c->bev != NULL)
             bufferevent_free(c->bev);
@@ -286,11 +282,11 @@ static void accept_cb(struct evconnlistener *l, evutil_socket_t fd,
         free(c);
         return;
     }
-    c->next = gw->conns;
-    if (gw->conns != NULL)
-        gw->conns->prev = c;
-    gw->conns = c;
-    gw->nconns++;
+    c->next = l->conns;
+    if (l->conns != NULL)
+        l->conns->prev = c;
+    l->conns = c;
+    l->nconns++;
     sh__series_add(gw->s_conns, 1);
     bufferevent_setcb(c->bev, conn_read_cb, conn_write_cb, conn_event_cb, c);
     /* The write callback runs once the output is down to half the send
@@ -716,31 +712,17 @@ bool sh__req_dead(const struct sh__req *req)
 void sh__respond_rate_limited(struct sh__req *req, const char *message,
                               int retry_after_s)
 {
-    json_object *o, *errs, *ext;
-    char extra[64];
-
     if (retry_after_s < 1)
         retry_after_s = 1;
-    if (strcmp(req->path, "/graphql") != 0) {
-        sh__respond_error(req, 429, "rate_limited", message, retry_after_s);
+    if (req->conn->gw->ops->rate_limited(req, message, retry_after_s))
         return;
-    }
-    /* A GraphQL client reads errors[].extensions (schema.graphql). */
-    o = sh__gql_error_response(message, "RATE_LIMITED");
-    if (json_object_object_get_ex(o, "errors", &errs) &&
-        json_object_object_get_ex(json_object_array_get_idx(errs, 0),
-                                  "extensions", &ext))
-        json_object_object_add(ext, "retryAfter",
-                               json_object_new_int(retry_after_s));
-    snprintf(extra, sizeof extra, "Retry-After: %d\r\n", retry_after_s);
-    sh__series_add(req->conn->gw->s_rate_limited, 1);
-    sh__respond_json(req, 429, o, extra);
+    sh__respond_error(req, 429, "rate_limited", message, retry_after_s);
 }
 
 sh_err_t sh__conn_offload(struct sh__conn *c, sh__work_fn work,
                           sh__work_done_fn done, void *arg)
 {
-    sh_err_t rc = sh__workers_submit_bounded(c->gw->workers, &c->in_flight,
+    sh_err_t rc = sh__workers_submit_bounded(c->loop->workers, &c->in_flight,
                                              c->gw->max_in_flight_conn,
                                              work, done, arg);
 
@@ -753,7 +735,7 @@ bool sh__req_offload(struct sh__req *req, sh__work_fn work,
                      sh__work_done_fn done, void *arg)
 {
     sh_err_t rc = sh__workers_submit_bounded(
-        req->conn->gw->workers, &req->conn->in_flight,
+        req->conn->loop->workers, &req->conn->in_flight,
         req->conn->gw->max_in_flight_conn, work, done, arg);
 
     if (rc == SH_OK)
@@ -804,7 +786,8 @@ static void handle_request(struct sh__conn *c, struct sh__http_request *hr)
     req->start_us = mono_us();
     req->route = "other";
     snprintf(req->request_id, sizeof req->request_id, "%s%024" PRIx64,
-             gw->id_prefix, ++gw->next_request);
+             gw->id_prefix,
+             (uint64_t)atomic_fetch_add(&gw->next_request, 1) + 1);
     parse_traceparent(sh__req_header(req, "traceparent"), req->trace_id);
     client_address(req);
     q = memchr(hr->target, '?', hr->target_len);
@@ -826,69 +809,31 @@ static void handle_request(struct sh__conn *c, struct sh__http_request *hr)
         return;
     }
     if (hr->upgrade) {
-        static const char *const native[] = { "streamhub.v1" };
-        static const char *const gql[] = { "graphql-transport-ws" };
-        bool is_gql = strcmp(req->path, "/graphql") == 0;
-        struct sh__ws_handshake hs;
-        char buf[512];
-        size_t n;
-
-        req->route = is_gql ? "/graphql" : "/ws";
-        if (!is_gql && strcmp(req->path, "/ws") != 0) {
-            req->slot->close_after = true;
-            sh__respond_error(req, 404, "not_found", "no WebSocket here", 0);
-            return;
-        }
-        if (!sh__origin_allowed(gw, sh__req_header(req, "Origin"),
-                                sh__req_header(req, "Host"))) {
-            req->slot->close_after = true;
-            sh__respond_error(req, 403, "forbidden", "origin not allowed", 0);
-            return;
-        }
-        sh__ws_handshake_check(hr, is_gql ? gql : native, 1, &hs);
-        if (hs.status == 101 && hs.protocol == NULL && is_gql) {
-            hs.status = 400;
-            hs.error = "subprotocol graphql-transport-ws required";
-        }
-        if (hs.status != 101 || gw->shutting_down) {
-            req->slot->close_after = true;
-            if (gw->shutting_down) {
-                sh__respond_error(req, 503, "internal", "shutting down", 1);
-                return;
-            }
-            if (hs.status == 426) {
-                /* RFC 6455 4.4: name the version we speak. */
-                json_object *o = json_object_new_object();
-                json_object *e = json_object_new_object();
-                json_object_object_add(e, "code",
-                                       json_object_new_string("bad_request"));
-                json_object_object_add(e, "message",
-                                       json_object_new_string(hs.error));
-                json_object_object_add(o, "error", e);
-                sh__respond_json(req, 426, o, "Sec-WebSocket-Version: 13\r\n");
-                return;
-            }
-            sh__respond_error(req, hs.status, "bad_request", hs.error, 0);
-            return;
-        }
-        n = sh__ws_handshake_response(&hs, buf, sizeof buf);
-        /* The WebSocket is this client's for its life. */
-        snprintf(c->peer, sizeof c->peer, "%s", req->peer);
-        snprintf(c->ip_key, sizeof c->ip_key, "%s", req->ip_key);
-        access_log(req, 101, 0);
-        req->slot->out = evbuffer_new();
-        if (req->slot->out == NULL || n == 0) {
-            sh__conn_close(c);
-            return;
-        }
-        evbuffer_add(req->slot->out, buf, n);
-        req->slot->upgrade = true;
-        req->slot->ready = true;
-        req->status = is_gql ? SH__WS_GRAPHQL : SH__WS_NATIVE;
-        flush(c);
+        gw->ops->upgrade(req);
         return;
     }
-    sh__route(req);
+    gw->ops->route(req);
+}
+
+void sh__conn_switch(struct sh__req *req, const char *resp, size_t n,
+                     int proto)
+{
+    struct sh__conn *c = req->conn;
+
+    /* The WebSocket is this client's for its life. */
+    snprintf(c->peer, sizeof c->peer, "%s", req->peer);
+    snprintf(c->ip_key, sizeof c->ip_key, "%s", req->ip_key);
+    access_log(req, 101, 0);
+    req->slot->out = evbuffer_new();
+    if (req->slot->out == NULL || n == 0) {
+        sh__conn_close(c);
+        return;
+    }
+    evbuffer_add(req->slot->out, resp, n);
+    req->slot->upgrade = true;
+    req->slot->ready = true;
+    req->status = proto;
+    flush(c);
 }
 
 /* Write ready slots from the head, in order. */
@@ -916,7 +861,7 @@ static void flush(struct sh__conn *c)
                 c->read_paused = false;
                 bufferevent_enable(c->bev, EV_READ);
             }
-            sh__ws_start(c, req, (enum sh__ws_proto)req->status);
+            c->gw->ops->ws_start(c, req, req->status);
             return;
         }
         if (s->close_after) {
@@ -1040,7 +985,7 @@ static void conn_read_cb(struct bufferevent *bev, void *arg)
     if (c->state == SH__CONN_HTTP)
         http_input(c);
     else if (c->state == SH__CONN_WS)
-        sh__ws_on_read(c);
+        c->gw->ops->ws_read(c);
     sh__conn_unref(c);
 }
 
@@ -1054,7 +999,7 @@ static void conn_write_cb(struct bufferevent *bev, void *arg)
     }
     sh__conn_ref(c);
     if (c->state == SH__CONN_WS)
-        sh__ws_on_drain(c);
+        c->gw->ops->ws_drain(c);
     if (c->state != SH__CONN_CLOSED)
         sh__conn_resume(c);         /* the output is down to half */
     sh__conn_unref(c);
@@ -1080,389 +1025,4 @@ static void conn_event_cb(struct bufferevent *bev, short what, void *arg)
     }
     if (what & (BEV_EVENT_EOF | BEV_EVENT_ERROR | BEV_EVENT_TIMEOUT))
         sh__conn_close(c);
-}
-
-/* ---- start and stop ---------------------------------------------- */
-
-static SSL_CTX *tls_context(const char *cert, const char *key, char *errbuf,
-                            size_t errbuf_len)
-{
-    SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
-
-    if (ctx == NULL)
-        return NULL;
-    SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
-    if (SSL_CTX_use_certificate_chain_file(ctx, cert) != 1 ||
-        SSL_CTX_use_PrivateKey_file(ctx, key, SSL_FILETYPE_PEM) != 1 ||
-        SSL_CTX_check_private_key(ctx) != 1) {
-        char e[128];
-        ERR_error_string_n(ERR_get_error(), e, sizeof e);
-        sh__errbuf(errbuf, errbuf_len, "tls-cert/tls-key: %s", e);
-        SSL_CTX_free(ctx);
-        return NULL;
-    }
-    return ctx;
-}
-
-/* "HOST:PORT" or "[IPv6]:PORT" (port 0: any free port) to an address;
- * HOST may be a name (getaddrinfo, numeric service). */
-static sh_err_t resolve_listen(const char *spec,
-                               struct sockaddr_storage *ss, int *sslen,
-                               char *errbuf, size_t errbuf_len)
-{
-    char host[256];
-    const char *colon = strrchr(spec, ':'), *h = spec;
-    size_t hl;
-    struct addrinfo hints, *res = NULL;
-    int rc;
-
-    if (colon == NULL || colon[1] == '\0')
-        goto bad;
-    hl = (size_t)(colon - spec);
-    if (hl > 0 && spec[0] == '[' && spec[hl - 1] == ']') {
-        h = spec + 1;
-        hl -= 2;
-    }
-    if (hl == 0 || hl >= sizeof host)
-        goto bad;
-    memcpy(host, h, hl);
-    host[hl] = '\0';
-    memset(&hints, 0, sizeof hints);
-    hints.ai_family = AF_UNSPEC;
-    hints.ai_socktype = SOCK_STREAM;
-    hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
-    rc = getaddrinfo(host, colon + 1, &hints, &res);
-    if (rc != 0 || res == NULL) {
-        sh__errbuf(errbuf, errbuf_len, "listen: cannot resolve '%s': %s",
-                   spec, gai_strerror(rc));
-        return SH_EINVAL;
-    }
-    memcpy(ss, res->ai_addr, res->ai_addrlen);
-    *sslen = (int)res->ai_addrlen;
-    freeaddrinfo(res);
-    return SH_OK;
-bad:
-    sh__errbuf(errbuf, errbuf_len, "listen: '%s' is not HOST:PORT", spec);
-    return SH_EINVAL;
-}
-
-static void shutdown_timer_cb(evutil_socket_t fd, short what, void *arg)
-{
-    struct sh_gateway *gw = arg;
-    sh_gateway_done_cb done = gw->done_cb;
-
-    (void)fd;
-    (void)what;
-    if (done == NULL)
-        return;
-    /* Cut whatever is still open (timeout), then report. */
-    while (gw->conns != NULL) {
-        struct sh__conn *c = gw->conns;
-        if (c->state == SH__CONN_CLOSED) {
-            /* Closed but referenced by work in flight: unlink it now;
-             * conn_destroy() tolerates being unlinked already. */
-            gw->conns = c->next;
-            if (gw->conns != NULL)
-                gw->conns->prev = NULL;
-            c->next = c->prev = NULL;
-            continue;
-        }
-        sh__conn_close(c);
-    }
-    gw->done_cb = NULL;
-    done(gw->done_arg);
-}
-
-static sh_err_t read_config(struct sh_gateway *gw, char *errbuf,
-                            size_t errbuf_len)
-{
-    const sh_config_t *conf = gw->hub->conf;
-
-    gw->max_header_bytes =
-        (size_t)sh__config_int(conf, "http.max-header-bytes");
-    gw->max_headers = (size_t)sh__config_int(conf, "http.max-headers");
-    gw->max_body_bytes = (size_t)sh__config_int(conf, "http.max-body-bytes");
-    gw->header_timeout_ms = (int)sh__config_int(conf, "http.header-timeout-ms");
-    gw->idle_timeout_ms = (int)sh__config_int(conf, "http.idle-timeout-ms");
-    gw->ws_max_message = (size_t)sh__config_int(conf, "ws.max-message-bytes");
-    gw->ws_send_buffer = (size_t)sh__config_int(conf, "ws.send-buffer-bytes");
-    gw->ws_ping_ms = (int)sh__config_int(conf, "ws.ping-interval-ms");
-    gw->ws_pong_timeout_ms = (int)sh__config_int(conf, "ws.pong-timeout-ms");
-    gw->ws_auth_timeout_ms = (int)sh__config_int(conf, "ws.auth-timeout-ms");
-    gw->ws_max_per_user =
-        (size_t)sh__config_int(conf, "ws.max-connections-per-user");
-    gw->max_in_flight_conn = (size_t)sh__config_int(
-        conf, "workers.max-in-flight-per-connection");
-    gw->allow_anonymous = sh__config_bool(conf, "allow-anonymous");
-    {
-        const char *as = sh__config_str(conf, "app-subscribe");
-        gw->app_subscribe = strcmp(as, "apikey") == 0 ? SH__APP_APIKEY
-                            : strcmp(as, "authenticated") == 0
-                                ? SH__APP_AUTHENTICATED
-                                : SH__APP_ANYONE;
-    }
-    gw->cors_origins = strdup(sh__config_str(conf, "cors-origins"));
-    gw->api_key = strdup(sh__config_str(conf, "api-key"));
-    if (gw->cors_origins == NULL || gw->api_key == NULL) {
-        sh__errbuf(errbuf, errbuf_len, "out of memory");
-        return SH_ENOMEM;
-    }
-    double per_ip = (double)sh__config_int(conf, "http.rate-limit-per-ip");
-    gw->ip_limiter = sh__limiter_new(per_ip, per_ip, 100000);
-    if (gw->ip_limiter == NULL) {
-        sh__errbuf(errbuf, errbuf_len, "out of memory");
-        return SH_ENOMEM;
-    }
-    /* Checked by sh_config_set() already; parsed once here. */
-    {
-        char why[128];
-        sh_err_t rc = sh__cidr_list_parse(
-            sh__config_str(conf, "trusted-proxies"), &gw->trusted,
-            &gw->ntrusted, why, sizeof why);
-        if (rc != SH_OK) {
-            sh__errbuf(errbuf, errbuf_len, "trusted-proxies: %s", why);
-            return rc;
-        }
-    }
-    return SH_OK;
-}
-
-static void add_metrics(struct sh_gateway *gw)
-{
-    struct sh__metrics *m = gw->hub->metrics;
-
-    gw->metrics = m;
-    gw->m_requests = sh__metrics_add(m, "streamhub_http_requests_total",
-                                     SH__METRIC_COUNTER,
-                                     "HTTP requests by route and status.",
-                                     "route,status", NULL, 0);
-    gw->m_latency = sh__metrics_add(m, "streamhub_http_request_duration_"
-                                       "seconds", SH__METRIC_HISTOGRAM,
-                                    "HTTP request latency by route.",
-                                    "route", NULL, 0);
-    gw->s_conns = sh__metric_series(
-        sh__metrics_add(m, "streamhub_connections", SH__METRIC_GAUGE,
-                        "Open TCP connections.", "", NULL, 0), "");
-    gw->s_ws_conns = sh__metric_series(
-        sh__metrics_add(m, "streamhub_websocket_connections",
-                        SH__METRIC_GAUGE, "Open WebSocket connections.", "",
-                        NULL, 0), "");
-    gw->s_msgs_in = sh__metric_series(
-        sh__metrics_add(m, "streamhub_websocket_messages_received_total",
-                        SH__METRIC_COUNTER,
-                        "WebSocket messages received.", "", NULL, 0), "");
-    gw->s_msgs_out = sh__metric_series(
-        sh__metrics_add(m, "streamhub_websocket_messages_sent_total",
-                        SH__METRIC_COUNTER, "WebSocket messages sent.", "",
-                        NULL, 0), "");
-    gw->s_fanout = sh__metric_series(
-        sh__metrics_add(m, "streamhub_fanout_deliveries_total",
-                        SH__METRIC_COUNTER,
-                        "Events delivered to WebSocket subscribers.", "",
-                        NULL, 0), "");
-    gw->s_slow_dropped = sh__metric_series(
-        sh__metrics_add(m, "streamhub_slow_clients_dropped_total",
-                        SH__METRIC_COUNTER,
-                        "Connections closed with 4408 (too slow).", "", NULL,
-                        0), "");
-    gw->s_presence = sh__metric_series(
-        sh__metrics_add(m, "streamhub_presence_streams", SH__METRIC_GAUGE,
-                        "Streams whose viewers this node counts.", "",
-                        NULL, 0), "");
-    gw->s_rate_limited = sh__metric_series(
-        sh__metrics_add(m, "streamhub_rate_limited_total",
-                        SH__METRIC_COUNTER,
-                        "Requests and messages refused by a rate limit.", "",
-                        NULL, 0), "");
-}
-
-SH_API sh_err_t sh_gateway_start(sh_hub_t *hub, struct event_base *base,
-                                 sh_gateway_t **out, char *errbuf,
-                                 size_t errbuf_len)
-{
-    SH__HUB_CALL(hub);
-    struct sh_gateway *gw;
-    struct sockaddr_storage ss;
-    int sslen = sizeof ss;
-    socklen_t blen = sizeof ss;
-    const char *listen_at, *cert, *key;
-    unsigned lflags;
-    unsigned char rnd[4];
-    char host[64];
-    sh_err_t rc;
-
-    if (out != NULL)
-        *out = NULL;
-    if (hub == NULL || base == NULL || out == NULL) {
-        sh__errbuf(errbuf, errbuf_len, "hub, base and out must be given");
-        return SH_EINVAL;
-    }
-    if (!sh__dispatch_attached(hub->dispatch)) {
-        sh__errbuf(errbuf, errbuf_len, "attach the hub to the base first "
-                   "(sh_hub_attach)");
-        return SH_EINVAL;
-    }
-    gw = calloc(1, sizeof *gw);
-    if (gw == NULL) {
-        sh__errbuf(errbuf, errbuf_len, "out of memory");
-        return SH_ENOMEM;
-    }
-    gw->hub = hub;
-    gw->base = base;
-    randombytes_buf(rnd, sizeof rnd);
-    snprintf(gw->id_prefix, sizeof gw->id_prefix, "%02x%02x%02x%02x", rnd[0],
-             rnd[1], rnd[2], rnd[3]);
-    add_metrics(gw);
-    rc = read_config(gw, errbuf, errbuf_len);
-    if (rc != SH_OK)
-        goto fail;
-    rc = sh__workers_new(
-        (size_t)sh__config_int(hub->conf, "workers"),
-        (size_t)sh__config_int(hub->conf, "workers.max-in-flight"), base,
-        &gw->workers);
-    if (rc == SH_OK)
-        rc = sh__fanout_new(gw, &gw->fanout);
-    if (rc != SH_OK) {
-        sh__errbuf(errbuf, errbuf_len, "cannot start workers: %s",
-                   sh_strerror(rc));
-        goto fail;
-    }
-    gw->shutdown_timer = evtimer_new(base, shutdown_timer_cb, gw);
-    gw->flush_ev = event_new(base, -1, 0, sh__ws_flush_cb, gw);
-    if (gw->shutdown_timer == NULL || gw->flush_ev == NULL) {
-        rc = SH_ENOMEM;
-        goto fail;
-    }
-    cert = sh__config_str(hub->conf, "tls-cert");
-    key = sh__config_str(hub->conf, "tls-key");
-    if (cert[0] != '\0' || key[0] != '\0') {
-        if (cert[0] == '\0' || key[0] == '\0') {
-            sh__errbuf(errbuf, errbuf_len, "tls-cert and tls-key go together");
-            rc = SH_EINVAL;
-            goto fail;
-        }
-        gw->ssl_ctx = tls_context(cert, key, errbuf, errbuf_len);
-        if (gw->ssl_ctx == NULL) {
-            rc = SH_EIO;
-            goto fail;
-        }
-    }
-    listen_at = sh__config_str(hub->conf, "listen");
-    rc = resolve_listen(listen_at, &ss, &sslen, errbuf, errbuf_len);
-    if (rc != SH_OK)
-        goto fail;
-    lflags = LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE |
-             LEV_OPT_CLOSE_ON_EXEC;
-    /* listen-reuseport: several processes bind one port; the kernel
-     * spreads new connections over their listeners. */
-    if (sh__config_bool(hub->conf, "listen-reuseport"))
-        lflags |= LEV_OPT_REUSEABLE_PORT;
-    gw->listener = evconnlistener_new_bind(base, accept_cb, gw, lflags, 4096,
-                                           (struct sockaddr *)&ss, sslen);
-    if (gw->listener == NULL) {
-        sh__errbuf(errbuf, errbuf_len, "listen: cannot bind %s: %s",
-                   listen_at, strerror(errno));
-        rc = SH_EIO;
-        goto fail;
-    }
-    getsockname(evconnlistener_get_fd(gw->listener), (struct sockaddr *)&ss,
-                &blen);
-    if (ss.ss_family == AF_INET6) {
-        struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)&ss;
-        inet_ntop(AF_INET6, &s6->sin6_addr, host, sizeof host);
-        snprintf(gw->address, sizeof gw->address, "[%s]:%u", host,
-                 ntohs(s6->sin6_port));
-    } else {
-        struct sockaddr_in *s4 = (struct sockaddr_in *)&ss;
-        inet_ntop(AF_INET, &s4->sin_addr, host, sizeof host);
-        snprintf(gw->address, sizeof gw->address, "%s:%u", host,
-                 ntohs(s4->sin_port));
-    }
-    sh__log_kv(&hub->log, SH_LOG_INFO, "gateway listening", "address",
-               gw->address, "tls", gw->ssl_ctx != NULL ? "on" : "off",
-               (char *)NULL);
-    *out = gw;
-    return SH_OK;
-fail:
-    sh_gateway_free(gw);
-    return rc;
-}
-
-SH_API const char *sh_gateway_address(const sh_gateway_t *gw)
-{
-    return gw != NULL ? gw->address : "";
-}
-
-SH_API void sh_gateway_shutdown(sh_gateway_t *gw, int timeout_ms,
-                                sh_gateway_done_cb done, void *arg)
-{
-    struct timeval tv = { timeout_ms / 1000, (timeout_ms % 1000) * 1000 };
-
-    if (gw == NULL || gw->shutting_down)
-        return;
-    gw->shutting_down = true;
-    gw->done_cb = done;
-    gw->done_arg = arg;
-    /* Close the listening socket, not only stop accepting: a connection
-     * that reached a listener left open would wait in its backlog until
-     * the process exits, while closed, the port refuses it at once (a
-     * proxy retries another node) or, under listen-reuseport, the kernel
-     * hands it to another process on the port. */
-    if (gw->listener != NULL) {
-        evconnlistener_free(gw->listener);
-        gw->listener = NULL;
-    }
-    for (struct sh__conn *c = gw->conns, *next; c != NULL; c = next) {
-        next = c->next;
-        if (c->state == SH__CONN_WS) {
-            sh__ws_close(c, SH__WS_CLOSE_GOING_AWAY, "server shutting down");
-        } else if (c->state == SH__CONN_HTTP && c->head == NULL) {
-            sh__conn_close(c);      /* idle keep-alive: nothing in flight */
-        }
-        /* Busy HTTP connections close after their responses
-         * (sh__respond adds Connection: close while shutting down). */
-    }
-    evtimer_add(gw->shutdown_timer, &tv);
-    if (gw->nconns == 0)
-        event_active(gw->shutdown_timer, EV_TIMEOUT, 0);
-}
-
-SH_API void sh_gateway_free(sh_gateway_t *gw)
-{
-    if (gw == NULL)
-        return;
-    if (gw->listener != NULL)
-        evconnlistener_free(gw->listener);
-    gw->done_cb = NULL;
-    while (gw->conns != NULL) {
-        struct sh__conn *c = gw->conns;
-        gw->conns = c->next;
-        if (gw->conns != NULL)
-            gw->conns->prev = NULL;
-        c->next = c->prev = NULL;
-        sh__conn_close(c);
-    }
-    /* Workers complete in-flight jobs as canceled; their requests drop
-     * the last references of closed connections. */
-    sh__workers_free(gw->workers);
-    sh__fanout_free(gw->fanout);
-    if (gw->shutdown_timer != NULL)
-        event_free(gw->shutdown_timer);
-    if (gw->flush_ev != NULL) {
-        /* Connections still queued for a flush hold references: the
-         * callback drops them (they are closed by now). */
-        if (gw->dirty != NULL)
-            sh__ws_flush_cb(-1, 0, gw);
-        event_free(gw->flush_ev);
-    }
-    if (gw->ssl_ctx != NULL)
-        SSL_CTX_free(gw->ssl_ctx);
-    sh__limiter_free(gw->ip_limiter);
-    free(gw->trusted);
-    sh__limiter_free(gw->rl_limiter);
-    sh__limiter_free(gw->auth_limiter);
-    sh__graphql_http_free(gw);
-    free(gw->cors_origins);
-    free(gw->api_key);
-    free(gw);
 }

@@ -139,8 +139,9 @@ static void leave_done(void *arg, bool canceled)
 }
 
 /* Take back a connection of @user_id counted by sh__online_join(). */
-static void online_leave(struct sh_gateway *gw, const char *user_id)
+static void online_leave(struct sh__loop *l, const char *user_id)
 {
+    struct sh_gateway *gw = l->gw;
     struct count_job *j;
 
     if (gw->hub->cluster == NULL) {
@@ -151,7 +152,7 @@ static void online_leave(struct sh_gateway *gw, const char *user_id)
     if (j != NULL) {
         j->hub = gw->hub;
         snprintf(j->user_id, sizeof j->user_id, "%s", user_id);
-        if (sh__workers_submit(gw->workers, count_work, leave_done, j) ==
+        if (sh__workers_submit(l->workers, count_work, leave_done, j) ==
             SH_OK)
             return;
         free(j);
@@ -171,7 +172,7 @@ static void count_done(void *arg, bool canceled)
         ws->count_pending = false;
     if (!canceled && j->rc == SH_OK && !alive) {
         /* Counted for a connection that is gone: take it back. */
-        online_leave(c->gw, j->user_id);
+        online_leave(c->loop, j->user_id);
     } else if (alive && j->rc == SH_OK) {
         ws->online = true;
     } else if (ws != NULL) {
@@ -218,7 +219,7 @@ enum sh__count_res sh__ws_count_user(struct sh__conn *c, sh__count_k k,
     j->arg = arg;
     j->arg_free = arg_free;
     sh__conn_ref(c);
-    if (sh__workers_submit(gw->workers, count_work, count_done, j) !=
+    if (sh__workers_submit(c->loop->workers, count_work, count_done, j) !=
         SH_OK) {
         sh__conn_unref(c);
         free(j);
@@ -235,7 +236,7 @@ static void uncount_user(struct sh__conn *c)
     uncount_local(c);
     if (c->ws->online) {
         c->ws->online = false;
-        online_leave(c->gw, c->ws->user_id);
+        online_leave(c->loop, c->ws->user_id);
     }
 }
 
@@ -243,7 +244,7 @@ static void uncount_user(struct sh__conn *c)
 
 void sh__ws_mark_dirty(struct sh__conn *c)
 {
-    struct sh_gateway *gw = c->gw;
+    struct sh__loop *l = c->loop;
 
     if (!c->direct) {
         return;                     /* the bufferevent writes it (TLS) */
@@ -252,10 +253,10 @@ void sh__ws_mark_dirty(struct sh__conn *c)
         return;
     c->dirty = true;
     sh__conn_ref(c);
-    c->dirty_next = gw->dirty;
-    if (gw->dirty == NULL)
-        event_active(gw->flush_ev, EV_TIMEOUT, 0);
-    gw->dirty = c;
+    c->dirty_next = l->dirty;
+    if (l->dirty == NULL)
+        event_active(l->flush_ev, EV_TIMEOUT, 0);
+    l->dirty = c;
 }
 
 static void output_added(struct evbuffer *buf,
@@ -290,12 +291,12 @@ int sh__ws_write_out(struct sh__conn *c)
  * event, enabled only then. */
 void sh__ws_flush_cb(evutil_socket_t fd, short what, void *arg)
 {
-    struct sh_gateway *gw = arg;
-    struct sh__conn *c = gw->dirty;
+    struct sh__loop *l = arg;
+    struct sh__conn *c = l->dirty;
 
     (void)fd;
     (void)what;
-    gw->dirty = NULL;
+    l->dirty = NULL;
     while (c != NULL) {
         struct sh__conn *next = c->dirty_next;
 
@@ -426,7 +427,7 @@ void sh__ws_close(struct sh__conn *c, unsigned code, const char *reason)
     ws->close_sent = true;
     c->closing = true;
     bufferevent_disable(c->bev, EV_READ);
-    ws->close_timer = evtimer_new(c->gw->base, close_timer_cb, c);
+    ws->close_timer = evtimer_new(c->loop->base, close_timer_cb, c);
     if (ws->close_timer != NULL)
         evtimer_add(ws->close_timer, &tv);
     if (!c->dirty &&
@@ -508,14 +509,14 @@ void sh__ws_start(struct sh__conn *c, struct sh__req *req,
     sh__ws_reader_init(&ws->reader, gw->ws_max_message);
     sh__http_conn_free(c->http);
     c->http = NULL;
-    ws->ping_timer = event_new(gw->base, -1, EV_PERSIST, ping_cb, c);
-    ws->auth_timer = evtimer_new(gw->base, auth_cb, c);
+    ws->ping_timer = event_new(c->loop->base, -1, EV_PERSIST, ping_cb, c);
+    ws->auth_timer = evtimer_new(c->loop->base, auth_cb, c);
     if (ws->ping_timer == NULL || ws->auth_timer == NULL) {
         sh__conn_close(c);
         return;
     }
     evtimer_add(ws->ping_timer, &ping);
-    gw->nws++;
+    c->loop->nws++;
     sh__series_add(gw->s_ws_conns, 1);
     /* Plain TCP: our flush writes (see sh__conn.dirty); the bufferevent's
      * write event runs only while a socket is full.  The 101 answer may
@@ -559,7 +560,7 @@ void sh__ws_free(struct sh__conn *c)
     if (ws->close_timer != NULL)
         event_free(ws->close_timer);
     sh__ws_reader_clear(&ws->reader);
-    c->gw->nws--;
+    c->loop->nws--;
     sh__series_add(c->gw->s_ws_conns, -1);
     free(ws);
     c->ws = NULL;
@@ -795,7 +796,7 @@ static void op_subscribe(struct sh__conn *c, const struct sh__native_cmd *cmd)
      * a remote bus, once joined: native_joined). */
     memset(&r, 0, sizeof r);
     err[0] = '\0';
-    rc = sh__fanout_join(c->gw->fanout, c, channel, sincep, native_deliver,
+    rc = sh__fanout_join(c->loop->fanout, c, channel, sincep, native_deliver,
                          s, native_joined, s, &s->member, &r, &later, err,
                          sizeof err);
     if (rc != SH_OK) {

@@ -1,0 +1,464 @@
+/* libstreamhub/gateway/loops.c: the gateway's top floor: the listener,
+ * the loops, start, graceful shutdown and free (gw.h for the floors).
+ *
+ * The connections themselves are the bottom floor's (server.c); this file
+ * hands it accepted sockets and the router's table of upward calls
+ * (routes.h), and owns what spans every connection of a loop: its
+ * flush event, its fan-out, the completions of its worker jobs.
+ */
+#include <arpa/inet.h>
+#include <netdb.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+
+#include <event2/util.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+#include <sodium.h>
+
+#include "core/cidr_int.h"
+#include "routes.h"
+
+static void accept_cb(struct evconnlistener *lev, evutil_socket_t fd,
+                      struct sockaddr *sa, int salen, void *arg)
+{
+    struct sh__loop *l = arg;
+
+    (void)lev;
+    (void)salen;
+    if (l->gw->shutting_down) {
+        evutil_closesocket(fd);
+        return;
+    }
+    sh__conn_accept(l, fd, sa);
+}
+
+/* ---- start and stop ---------------------------------------------- */
+
+static SSL_CTX *tls_context(const char *cert, const char *key, char *errbuf,
+                            size_t errbuf_len)
+{
+    SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
+
+    if (ctx == NULL)
+        return NULL;
+    SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
+    if (SSL_CTX_use_certificate_chain_file(ctx, cert) != 1 ||
+        SSL_CTX_use_PrivateKey_file(ctx, key, SSL_FILETYPE_PEM) != 1 ||
+        SSL_CTX_check_private_key(ctx) != 1) {
+        char e[128];
+        ERR_error_string_n(ERR_get_error(), e, sizeof e);
+        sh__errbuf(errbuf, errbuf_len, "tls-cert/tls-key: %s", e);
+        SSL_CTX_free(ctx);
+        return NULL;
+    }
+    return ctx;
+}
+
+/* "HOST:PORT" or "[IPv6]:PORT" (port 0: any free port) to an address;
+ * HOST may be a name (getaddrinfo, numeric service). */
+static sh_err_t resolve_listen(const char *spec,
+                               struct sockaddr_storage *ss, int *sslen,
+                               char *errbuf, size_t errbuf_len)
+{
+    char host[256];
+    const char *colon = strrchr(spec, ':'), *h = spec;
+    size_t hl;
+    struct addrinfo hints, *res = NULL;
+    int rc;
+
+    if (colon == NULL || colon[1] == '\0')
+        goto bad;
+    hl = (size_t)(colon - spec);
+    if (hl > 0 && spec[0] == '[' && spec[hl - 1] == ']') {
+        h = spec + 1;
+        hl -= 2;
+    }
+    if (hl == 0 || hl >= sizeof host)
+        goto bad;
+    memcpy(host, h, hl);
+    host[hl] = '\0';
+    memset(&hints, 0, sizeof hints);
+    hints.ai_family = AF_UNSPEC;
+    hints.ai_socktype = SOCK_STREAM;
+    hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
+    rc = getaddrinfo(host, colon + 1, &hints, &res);
+    if (rc != 0 || res == NULL) {
+        sh__errbuf(errbuf, errbuf_len, "listen: cannot resolve '%s': %s",
+                   spec, gai_strerror(rc));
+        return SH_EINVAL;
+    }
+    memcpy(ss, res->ai_addr, res->ai_addrlen);
+    *sslen = (int)res->ai_addrlen;
+    freeaddrinfo(res);
+    return SH_OK;
+bad:
+    sh__errbuf(errbuf, errbuf_len, "listen: '%s' is not HOST:PORT", spec);
+    return SH_EINVAL;
+}
+
+/* Close every connection of @l at once.  On @l's thread. */
+static void loop_cut(struct sh__loop *l)
+{
+    while (l->conns != NULL) {
+        struct sh__conn *c = l->conns;
+        if (c->state == SH__CONN_CLOSED) {
+            /* Closed but referenced by work in flight: unlink it now;
+             * conn_destroy() tolerates being unlinked already. */
+            l->conns = c->next;
+            if (l->conns != NULL)
+                l->conns->prev = NULL;
+            c->next = c->prev = NULL;
+            continue;
+        }
+        sh__conn_close(c);
+    }
+}
+
+static void shutdown_timer_cb(evutil_socket_t fd, short what, void *arg)
+{
+    struct sh_gateway *gw = arg;
+    sh_gateway_done_cb done = gw->done_cb;
+
+    (void)fd;
+    (void)what;
+    if (done == NULL)
+        return;
+    /* Cut whatever is still open (timeout), then report. */
+    loop_cut(&gw->loops[0]);
+    gw->done_cb = NULL;
+    done(gw->done_arg);
+}
+
+/* Make @l's own parts on @base: its flush event, its fan-out and the
+ * completions of its jobs.  Undone by loop_fini(). */
+static sh_err_t loop_init(struct sh_gateway *gw, struct sh__loop *l,
+                          unsigned index, struct event_base *base,
+                          struct sh__workers *workers)
+{
+    l->gw = gw;
+    l->index = index;
+    l->base = base;
+    l->workers = workers;
+    l->flush_ev = event_new(base, -1, 0, sh__ws_flush_cb, l);
+    if (l->flush_ev == NULL)
+        return SH_ENOMEM;
+    return sh__fanout_new(l, &l->fanout);
+}
+
+/* Free what loop_init() made; its connections are closed already. */
+static void loop_fini(struct sh__loop *l)
+{
+    sh__fanout_free(l->fanout);
+    l->fanout = NULL;
+    if (l->flush_ev != NULL) {
+        /* Connections still queued for a flush hold references: the
+         * callback drops them (they are closed by now). */
+        if (l->dirty != NULL)
+            sh__ws_flush_cb(-1, 0, l);
+        event_free(l->flush_ev);
+        l->flush_ev = NULL;
+    }
+}
+
+static sh_err_t read_config(struct sh_gateway *gw, char *errbuf,
+                            size_t errbuf_len)
+{
+    const sh_config_t *conf = gw->hub->conf;
+
+    gw->max_header_bytes =
+        (size_t)sh__config_int(conf, "http.max-header-bytes");
+    gw->max_headers = (size_t)sh__config_int(conf, "http.max-headers");
+    gw->max_body_bytes = (size_t)sh__config_int(conf, "http.max-body-bytes");
+    gw->header_timeout_ms = (int)sh__config_int(conf, "http.header-timeout-ms");
+    gw->idle_timeout_ms = (int)sh__config_int(conf, "http.idle-timeout-ms");
+    gw->ws_max_message = (size_t)sh__config_int(conf, "ws.max-message-bytes");
+    gw->ws_send_buffer = (size_t)sh__config_int(conf, "ws.send-buffer-bytes");
+    gw->ws_ping_ms = (int)sh__config_int(conf, "ws.ping-interval-ms");
+    gw->ws_pong_timeout_ms = (int)sh__config_int(conf, "ws.pong-timeout-ms");
+    gw->ws_auth_timeout_ms = (int)sh__config_int(conf, "ws.auth-timeout-ms");
+    gw->ws_max_per_user =
+        (size_t)sh__config_int(conf, "ws.max-connections-per-user");
+    gw->max_in_flight_conn = (size_t)sh__config_int(
+        conf, "workers.max-in-flight-per-connection");
+    gw->allow_anonymous = sh__config_bool(conf, "allow-anonymous");
+    {
+        const char *as = sh__config_str(conf, "app-subscribe");
+        gw->app_subscribe = strcmp(as, "apikey") == 0 ? SH__APP_APIKEY
+                            : strcmp(as, "authenticated") == 0
+                                ? SH__APP_AUTHENTICATED
+                                : SH__APP_ANYONE;
+    }
+    gw->cors_origins = strdup(sh__config_str(conf, "cors-origins"));
+    gw->api_key = strdup(sh__config_str(conf, "api-key"));
+    if (gw->cors_origins == NULL || gw->api_key == NULL) {
+        sh__errbuf(errbuf, errbuf_len, "out of memory");
+        return SH_ENOMEM;
+    }
+    double per_ip = (double)sh__config_int(conf, "http.rate-limit-per-ip");
+    gw->ip_limiter = sh__limiter_new(per_ip, per_ip, 100000);
+    if (gw->ip_limiter == NULL) {
+        sh__errbuf(errbuf, errbuf_len, "out of memory");
+        return SH_ENOMEM;
+    }
+    /* Checked by sh_config_set() already; parsed once here. */
+    {
+        char why[128];
+        sh_err_t rc = sh__cidr_list_parse(
+            sh__config_str(conf, "trusted-proxies"), &gw->trusted,
+            &gw->ntrusted, why, sizeof why);
+        if (rc != SH_OK) {
+            sh__errbuf(errbuf, errbuf_len, "trusted-proxies: %s", why);
+            return rc;
+        }
+    }
+    return SH_OK;
+}
+
+static void add_metrics(struct sh_gateway *gw)
+{
+    struct sh__metrics *m = gw->hub->metrics;
+
+    gw->metrics = m;
+    gw->m_requests = sh__metrics_add(m, "streamhub_http_requests_total",
+                                     SH__METRIC_COUNTER,
+                                     "HTTP requests by route and status.",
+                                     "route,status", NULL, 0);
+    gw->m_latency = sh__metrics_add(m, "streamhub_http_request_duration_"
+                                       "seconds", SH__METRIC_HISTOGRAM,
+                                    "HTTP request latency by route.",
+                                    "route", NULL, 0);
+    gw->s_conns = sh__metric_series(
+        sh__metrics_add(m, "streamhub_connections", SH__METRIC_GAUGE,
+                        "Open TCP connections.", "", NULL, 0), "");
+    gw->s_ws_conns = sh__metric_series(
+        sh__metrics_add(m, "streamhub_websocket_connections",
+                        SH__METRIC_GAUGE, "Open WebSocket connections.", "",
+                        NULL, 0), "");
+    gw->s_msgs_in = sh__metric_series(
+        sh__metrics_add(m, "streamhub_websocket_messages_received_total",
+                        SH__METRIC_COUNTER,
+                        "WebSocket messages received.", "", NULL, 0), "");
+    gw->s_msgs_out = sh__metric_series(
+        sh__metrics_add(m, "streamhub_websocket_messages_sent_total",
+                        SH__METRIC_COUNTER, "WebSocket messages sent.", "",
+                        NULL, 0), "");
+    gw->s_fanout = sh__metric_series(
+        sh__metrics_add(m, "streamhub_fanout_deliveries_total",
+                        SH__METRIC_COUNTER,
+                        "Events delivered to WebSocket subscribers.", "",
+                        NULL, 0), "");
+    gw->s_slow_dropped = sh__metric_series(
+        sh__metrics_add(m, "streamhub_slow_clients_dropped_total",
+                        SH__METRIC_COUNTER,
+                        "Connections closed with 4408 (too slow).", "", NULL,
+                        0), "");
+    gw->s_presence = sh__metric_series(
+        sh__metrics_add(m, "streamhub_presence_streams", SH__METRIC_GAUGE,
+                        "Streams whose viewers this node counts.", "",
+                        NULL, 0), "");
+    gw->s_rate_limited = sh__metric_series(
+        sh__metrics_add(m, "streamhub_rate_limited_total",
+                        SH__METRIC_COUNTER,
+                        "Requests and messages refused by a rate limit.", "",
+                        NULL, 0), "");
+}
+
+SH_API sh_err_t sh_gateway_start(sh_hub_t *hub, struct event_base *base,
+                                 sh_gateway_t **out, char *errbuf,
+                                 size_t errbuf_len)
+{
+    SH__HUB_CALL(hub);
+    struct sh_gateway *gw;
+    struct sockaddr_storage ss;
+    int sslen = sizeof ss;
+    socklen_t blen = sizeof ss;
+    const char *listen_at, *cert, *key;
+    unsigned lflags;
+    unsigned char rnd[4];
+    char host[64];
+    struct sh__workers *workers = NULL;
+    sh_err_t rc;
+
+    if (out != NULL)
+        *out = NULL;
+    if (hub == NULL || base == NULL || out == NULL) {
+        sh__errbuf(errbuf, errbuf_len, "hub, base and out must be given");
+        return SH_EINVAL;
+    }
+    if (!sh__dispatch_attached(hub->dispatch)) {
+        sh__errbuf(errbuf, errbuf_len, "attach the hub to the base first "
+                   "(sh_hub_attach)");
+        return SH_EINVAL;
+    }
+    gw = calloc(1, sizeof *gw);
+    if (gw == NULL) {
+        sh__errbuf(errbuf, errbuf_len, "out of memory");
+        return SH_ENOMEM;
+    }
+    gw->hub = hub;
+    gw->ops = &sh__gateway_ops;
+    randombytes_buf(rnd, sizeof rnd);
+    snprintf(gw->id_prefix, sizeof gw->id_prefix, "%02x%02x%02x%02x", rnd[0],
+             rnd[1], rnd[2], rnd[3]);
+    add_metrics(gw);
+    rc = read_config(gw, errbuf, errbuf_len);
+    if (rc != SH_OK)
+        goto fail;
+    gw->loops = calloc(1, sizeof *gw->loops);
+    if (gw->loops == NULL) {
+        rc = SH_ENOMEM;
+        goto fail;
+    }
+    gw->nloops = 1;
+    rc = sh__workers_new(
+        (size_t)sh__config_int(hub->conf, "workers"),
+        (size_t)sh__config_int(hub->conf, "workers.max-in-flight"), base,
+        &workers);
+    if (rc == SH_OK)
+        rc = loop_init(gw, &gw->loops[0], 0, base, workers);
+    if (rc != SH_OK) {
+        sh__errbuf(errbuf, errbuf_len, "cannot start workers: %s",
+                   sh_strerror(rc));
+        goto fail;
+    }
+    gw->shutdown_timer = evtimer_new(base, shutdown_timer_cb, gw);
+    if (gw->shutdown_timer == NULL) {
+        rc = SH_ENOMEM;
+        goto fail;
+    }
+    gw->loops[0].drained = gw->shutdown_timer;
+    cert = sh__config_str(hub->conf, "tls-cert");
+    key = sh__config_str(hub->conf, "tls-key");
+    if (cert[0] != '\0' || key[0] != '\0') {
+        if (cert[0] == '\0' || key[0] == '\0') {
+            sh__errbuf(errbuf, errbuf_len, "tls-cert and tls-key go together");
+            rc = SH_EINVAL;
+            goto fail;
+        }
+        gw->ssl_ctx = tls_context(cert, key, errbuf, errbuf_len);
+        if (gw->ssl_ctx == NULL) {
+            rc = SH_EIO;
+            goto fail;
+        }
+    }
+    listen_at = sh__config_str(hub->conf, "listen");
+    rc = resolve_listen(listen_at, &ss, &sslen, errbuf, errbuf_len);
+    if (rc != SH_OK)
+        goto fail;
+    lflags = LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE |
+             LEV_OPT_CLOSE_ON_EXEC;
+    /* listen-reuseport: several processes bind one port; the kernel
+     * spreads new connections over their listeners. */
+    if (sh__config_bool(hub->conf, "listen-reuseport"))
+        lflags |= LEV_OPT_REUSEABLE_PORT;
+    gw->listener = evconnlistener_new_bind(base, accept_cb, &gw->loops[0],
+                                           lflags, 4096,
+                                           (struct sockaddr *)&ss, sslen);
+    if (gw->listener == NULL) {
+        sh__errbuf(errbuf, errbuf_len, "listen: cannot bind %s: %s",
+                   listen_at, strerror(errno));
+        rc = SH_EIO;
+        goto fail;
+    }
+    getsockname(evconnlistener_get_fd(gw->listener), (struct sockaddr *)&ss,
+                &blen);
+    if (ss.ss_family == AF_INET6) {
+        struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)&ss;
+        inet_ntop(AF_INET6, &s6->sin6_addr, host, sizeof host);
+        snprintf(gw->address, sizeof gw->address, "[%s]:%u", host,
+                 ntohs(s6->sin6_port));
+    } else {
+        struct sockaddr_in *s4 = (struct sockaddr_in *)&ss;
+        inet_ntop(AF_INET, &s4->sin_addr, host, sizeof host);
+        snprintf(gw->address, sizeof gw->address, "%s:%u", host,
+                 ntohs(s4->sin_port));
+    }
+    sh__log_kv(&hub->log, SH_LOG_INFO, "gateway listening", "address",
+               gw->address, "tls", gw->ssl_ctx != NULL ? "on" : "off",
+               (char *)NULL);
+    *out = gw;
+    return SH_OK;
+fail:
+    sh_gateway_free(gw);
+    return rc;
+}
+
+SH_API const char *sh_gateway_address(const sh_gateway_t *gw)
+{
+    return gw != NULL ? gw->address : "";
+}
+
+/* Start closing @l's connections gracefully.  On @l's thread. */
+static void loop_drain(struct sh__loop *l)
+{
+    for (struct sh__conn *c = l->conns, *next; c != NULL; c = next) {
+        next = c->next;
+        if (c->state == SH__CONN_WS) {
+            sh__ws_close(c, SH__WS_CLOSE_GOING_AWAY, "server shutting down");
+        } else if (c->state == SH__CONN_HTTP && c->head == NULL) {
+            sh__conn_close(c);      /* idle keep-alive: nothing in flight */
+        }
+        /* Busy HTTP connections close after their responses
+         * (sh__respond adds Connection: close while shutting down). */
+    }
+}
+
+SH_API void sh_gateway_shutdown(sh_gateway_t *gw, int timeout_ms,
+                                sh_gateway_done_cb done, void *arg)
+{
+    struct timeval tv = { timeout_ms / 1000, (timeout_ms % 1000) * 1000 };
+
+    if (gw == NULL || gw->shutting_down)
+        return;
+    gw->shutting_down = true;
+    gw->done_cb = done;
+    gw->done_arg = arg;
+    /* Close the listening socket, not only stop accepting: a connection
+     * that reached a listener left open would wait in its backlog until
+     * the process exits, while closed, the port refuses it at once (a
+     * proxy retries another node) or, under listen-reuseport, the kernel
+     * hands it to another process on the port. */
+    if (gw->listener != NULL) {
+        evconnlistener_free(gw->listener);
+        gw->listener = NULL;
+    }
+    loop_drain(&gw->loops[0]);
+    evtimer_add(gw->shutdown_timer, &tv);
+    if (gw->loops[0].nconns == 0)
+        event_active(gw->shutdown_timer, EV_TIMEOUT, 0);
+}
+
+SH_API void sh_gateway_free(sh_gateway_t *gw)
+{
+    if (gw == NULL)
+        return;
+    if (gw->listener != NULL)
+        evconnlistener_free(gw->listener);
+    gw->done_cb = NULL;
+    for (size_t i = 0; i < gw->nloops; i++)
+        loop_cut(&gw->loops[i]);
+    /* Workers complete in-flight jobs as canceled; their requests drop
+     * the last references of closed connections. */
+    if (gw->nloops > 0)
+        sh__workers_free(gw->loops[0].workers);
+    for (size_t i = 0; i < gw->nloops; i++)
+        loop_fini(&gw->loops[i]);
+    free(gw->loops);
+    if (gw->shutdown_timer != NULL)
+        event_free(gw->shutdown_timer);
+    if (gw->ssl_ctx != NULL)
+        SSL_CTX_free(gw->ssl_ctx);
+    sh__limiter_free(gw->ip_limiter);
+    free(gw->trusted);
+    sh__limiter_free(gw->rl_limiter);
+    sh__limiter_free(gw->auth_limiter);
+    sh__graphql_http_free(gw);
+    free(gw->cors_origins);
+    free(gw->api_key);
+    free(gw);
+}
