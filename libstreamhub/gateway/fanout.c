@@ -69,7 +69,9 @@ struct sh__member {
     struct sh__fanout *f;
     struct sh__conn *conn;          /* borrowed: leaves before conn dies */
     char *channel;
-    char stream_id[SH_CHANNEL_MAX + 1]; /* presence key, "" if none */
+    /* Presence key: the id's place in channel (not a copy: a member is
+     * kept per connection and channel, so its size counts), or "". */
+    const char *stream_id;
     uint64_t last_offset;
     sh__member_fn fn;
     void *arg;
@@ -446,7 +448,7 @@ static void member_count(struct sh__member *m, struct sh__conn *c)
             presence_add(f, m->stream_id, +1))
             c->npresence++;
         else
-            m->stream_id[0] = '\0';  /* not counted (invariant 3) */
+            m->stream_id = "";      /* not counted (invariant 3) */
     }
 }
 
@@ -647,9 +649,8 @@ sh_err_t sh__fanout_join(struct sh__fanout *f, struct sh__conn *c,
     m->arg = arg;
     m->done = done;
     m->done_arg = done_arg;
-    sid = stream_of(channel);
-    if (sid != NULL && sh__uuid_valid(sid))
-        snprintf(m->stream_id, sizeof m->stream_id, "%s", sid);
+    sid = stream_of(m->channel);
+    m->stream_id = sid != NULL && sh__uuid_valid(sid) ? sid : "";
     if (since != NULL && since->epoch[0] != '\0') {
         if (remote) {
             rc = join_submit(f, m, NULL, channel, since);

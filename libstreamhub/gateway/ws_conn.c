@@ -467,6 +467,18 @@ static void auth_cb(evutil_socket_t fd, short what, void *arg)
                      ws->authed ? "token expired" : "authentication timeout");
 }
 
+/* The auth deadline's timer, made when first armed: most sessions never
+ * arm it (anonymous access, no token), and an event is a tenth of what a
+ * subscribed connection keeps.  NULL when out of memory. */
+static struct event *auth_timer(struct sh__conn *c)
+{
+    struct sh__ws *ws = c->ws;
+
+    if (ws->auth_timer == NULL)
+        ws->auth_timer = evtimer_new(c->loop->base, auth_cb, c);
+    return ws->auth_timer;
+}
+
 void sh__ws_arm_expiry(struct sh__conn *c, int64_t exp_s, int grace_s,
                        unsigned code)
 {
@@ -478,7 +490,7 @@ void sh__ws_arm_expiry(struct sh__conn *c, int64_t exp_s, int grace_s,
         ms = 0;
     tv.tv_sec = (time_t)(ms / 1000);
     tv.tv_usec = (suseconds_t)((ms % 1000) * 1000);
-    if (c->ws->auth_timer != NULL)
+    if (auth_timer(c) != NULL)
         evtimer_add(c->ws->auth_timer, &tv);
 }
 
@@ -509,9 +521,16 @@ void sh__ws_start(struct sh__conn *c, struct sh__req *req,
     sh__ws_reader_init(&ws->reader, gw->ws_max_message);
     sh__http_conn_free(c->http);
     c->http = NULL;
+    /* The HTTP header and idle timer has no more work (it acts on HTTP
+     * connections only): give its memory back for the session's life. */
+    if (c->timer != NULL) {
+        event_free(c->timer);
+        c->timer = NULL;
+    }
     ws->ping_timer = event_new(c->loop->base, -1, EV_PERSIST, ping_cb, c);
-    ws->auth_timer = evtimer_new(c->loop->base, auth_cb, c);
-    if (ws->ping_timer == NULL || ws->auth_timer == NULL) {
+    if (ws->ping_timer == NULL ||
+        (proto != SH__WS_GRAPHQL && !gw->allow_anonymous &&
+         auth_timer(c) == NULL)) {
         sh__conn_close(c);
         return;
     }
@@ -610,7 +629,8 @@ static void auth_reply(struct sh__conn *c, json_object *id)
     json_object *res, *user;
     char client[32];
 
-    evtimer_del(ws->auth_timer);
+    if (ws->auth_timer != NULL)
+        evtimer_del(ws->auth_timer);
     sh__ws_arm_expiry(c, ws->exp_s, EXPIRY_GRACE_S,
                       SH__WS_CLOSE_UNAUTHENTICATED);
     res = json_object_new_object();
