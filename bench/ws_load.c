@@ -11,7 +11,8 @@
  * ("t":<ns>), every subscriber noting receive - t; (2) throughput: M
  * broadcasts back to back, deliveries per second from the first publish to
  * the last delivery.  idle mode: N connections (optionally authenticated),
- * then the target's RSS delta divided by N (--pid).
+ * then the target's RSS delta divided by N (--pid, or the sum over
+ * --pids).
  *
  * Across processes (bench/run_cluster.sh: one process holds at most the
  * open-files limit of sockets, so 50,000 subscribers take several): sub
@@ -435,6 +436,29 @@ static double server_cpu(void)
     return n > 0 ? sum : -1;
 }
 
+/* RSS (KiB) summed over --pids (nginx's workers), or --pid's. */
+static long rss_total(void)
+{
+    const char *p = opt.pids;
+    long sum = 0;
+    int n = 0;
+
+    if (p == NULL)
+        return opt.pid > 0 ? rss_kib(opt.pid) : -1;
+    while (*p != '\0') {
+        long k = rss_kib(atoi(p));
+        if (k > 0) {
+            sum += k;
+            n++;
+        }
+        p = strchr(p, ',');
+        if (p == NULL)
+            break;
+        p++;
+    }
+    return n > 0 ? sum : -1;
+}
+
 static void emit(const char *bench, const char *metric, double v,
                  const char *unit)
 {
@@ -635,7 +659,7 @@ int main(int argc, char **argv)
             rp++;
     }
     evthread_use_pthreads();
-    long rss0 = opt.pid > 0 ? rss_kib(opt.pid) : -1;
+    long rss0 = rss_total();
     ws = calloc((size_t)opt.threads, sizeof *ws);
     for (int i = 0; i < opt.threads; i++) {
         struct worker *w = &ws[i];
@@ -659,7 +683,7 @@ int main(int argc, char **argv)
     wait_ready();
     if (strcmp(opt.mode, "idle") == 0) {
         sleep(1);
-        long rss1 = opt.pid > 0 ? rss_kib(opt.pid) : -1;
+        long rss1 = rss_total();
         emit("ws_idle", "connections", opt.clients, "count");
         if (rss0 > 0 && rss1 > 0)
             emit("ws_idle", "rss_per_connection",
