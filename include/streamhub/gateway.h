@@ -5,15 +5,21 @@
  * protocol on /ws, REST under /api/v1, /healthz, /readyz and /metrics.  An
  * embedder gets the same doors as streamhubd.
  *
- * The gateway runs on one libevent loop: the embedder's (give its
- * event_base; the hub must be attached to the same base, hub.h), where it
- * does only network I/O, framing and fan-out.  Requests that touch the store
- * run on the gateway's worker threads (`workers`) and come back to the loop
- * to be written.
+ * The gateway runs on libevent loops, where it does only network I/O,
+ * framing and fan-out: the embedder's (give its event_base; the hub must be
+ * attached to the same base, hub.h), and, when `loops` asks for more than
+ * one (0, the default: one per online core), loops of its own, each on a
+ * thread the gateway starts and stops.  The listener is on the embedder's
+ * loop, which hands each new connection to the loops in turn; a
+ * connection stays on its loop for its life.  With `loops = 1` the
+ * embedder's loop is the only one and the gateway starts no loop thread.
+ * Requests that touch the store run on the gateway's worker threads
+ * (`workers`) and come back to their connection's loop to be written.
  *
  * Threads: every call but sh_gateway_shutdown() and sh_gateway_free() may
- * come from any thread; those two from the loop's thread, or from any
- * thread while the loop is not running.
+ * come from any thread; those two from the embedder's loop's thread, or
+ * from any thread while that loop is not running.  The gateway's callbacks
+ * (sh_gateway_done_cb) run on the embedder's loop.
  */
 #ifndef STREAMHUB_GATEWAY_H
 #define STREAMHUB_GATEWAY_H
@@ -52,15 +58,16 @@ SH_API const char *sh_gateway_address(const sh_gateway_t *gw);
 typedef void (*sh_gateway_done_cb)(void *arg);
 
 /* Stop gracefully: stop accepting, send close 1001 ("going away") to every
- * WebSocket, finish the HTTP requests in flight, then call @done.  After
- * @timeout_ms milliseconds, connections still open are cut and @done runs.
- * A second call is a no-op.  Since: 0.1
+ * WebSocket, finish the HTTP requests in flight, on every loop, then call
+ * @done (on the embedder's loop).  After @timeout_ms milliseconds,
+ * connections still open are cut and @done runs.  A second call is a
+ * no-op.  Since: 0.1
  */
 SH_API void sh_gateway_shutdown(sh_gateway_t *gw, int timeout_ms,
                                 sh_gateway_done_cb done, void *arg);
 
-/* Close every connection at once and free @gw.  NULL is a no-op.
- * Since: 0.1 */
+/* Stop the gateway's own loops, close every connection at once and free
+ * @gw.  NULL is a no-op.  Since: 0.1 */
 SH_API void sh_gateway_free(sh_gateway_t *gw);
 
 #ifdef __cplusplus

@@ -72,6 +72,9 @@
 struct sh_subscription {
     struct sh__bus *bus;        /* borrowed: our pin keeps it (inv. 9) */
     struct sh__bus_chan *chan;          /* pinned (inv. 2) */
+    /* Immutable: where its drain jobs run, the bus's dispatcher or the
+     * one given at subscribe (a loop's: sh__bus_subscribe_on()). */
+    struct sh__dispatch *dispatch;
     sh_event_cb cb;
     void *arg;                  /* the caller's; never freed here */
     /* @locks chan->lock: */
@@ -444,7 +447,8 @@ static bool queue_reserve(const struct sh__bus *bus, struct sh_subscription *s,
  * events queued for the next attempt.  @locks chan->lock */
 static bool schedule(struct sh__bus *bus, struct sh_subscription *s)
 {
-    if (!s->scheduled && sh__dispatch_post(bus->dispatch, drain, s) == SH_OK)
+    (void)bus;
+    if (!s->scheduled && sh__dispatch_post(s->dispatch, drain, s) == SH_OK)
         s->scheduled = true;
     return s->scheduled;
 }
@@ -499,7 +503,7 @@ void sh__bus_posts_flush(struct sh__bus *bus, struct sh__bus_chan *c,
     for (size_t i = 0; i < posts->n; i++) {
         struct sh_subscription *s = posts->s[i];
 
-        if (sh__dispatch_post(bus->dispatch, drain, s) == SH_OK)
+        if (sh__dispatch_post(s->dispatch, drain, s) == SH_OK)
             continue;
         pthread_mutex_lock(&c->lock);
         s->scheduled = false;
@@ -612,7 +616,7 @@ static void drain(void *arg, bool canceled)
             break;
         /* More came meanwhile: give other jobs a turn.  Should the post
          * fail, deliver them now rather than strand them. */
-        if (sh__dispatch_post(s->bus->dispatch, drain, s) == SH_OK) {
+        if (sh__dispatch_post(s->dispatch, drain, s) == SH_OK) {
             pthread_mutex_unlock(&c->lock);
             return;
         }
@@ -1291,7 +1295,8 @@ int sh__bus_rewrite(struct sh__bus *bus, const char *channel,
     return bus->be->rewrite(bus->be_state, channel, fn, arg);
 }
 
-static sh_err_t do_subscribe(struct sh__bus *bus, const char *channel,
+static sh_err_t do_subscribe(struct sh__bus *bus, struct sh__dispatch *d,
+                             const char *channel,
                              const sh_position_t *since, sh_event_cb cb,
                              void *arg, bool held, bool paused,
                              struct sh_subscription **out,
@@ -1328,6 +1333,7 @@ static sh_err_t do_subscribe(struct sh__bus *bus, const char *channel,
     }
     s->bus = bus;
     s->chan = c;                /* the pin is the subscription's now */
+    s->dispatch = d != NULL ? d : bus->dispatch;
     atomic_init(&s->stop, false);
     s->held = held;
     s->cb = cb;
@@ -1342,7 +1348,18 @@ sh_err_t sh__bus_subscribe(struct sh__bus *bus, const char *channel,
                            sh_subscribe_result_t *result, char *errbuf,
                            size_t errbuf_len)
 {
-    return do_subscribe(bus, channel, since, cb, arg, false, false, out,
+    return do_subscribe(bus, NULL, channel, since, cb, arg, false, false,
+                        out, result, errbuf, errbuf_len);
+}
+
+sh_err_t sh__bus_subscribe_on(struct sh__bus *bus, struct sh__dispatch *d,
+                              const char *channel,
+                              const sh_position_t *since, sh_event_cb cb,
+                              void *arg, struct sh_subscription **out,
+                              sh_subscribe_result_t *result, char *errbuf,
+                              size_t errbuf_len)
+{
+    return do_subscribe(bus, d, channel, since, cb, arg, false, false, out,
                         result, errbuf, errbuf_len);
 }
 
@@ -1352,8 +1369,8 @@ sh_err_t sh__bus_subscribe_held(struct sh__bus *bus, const char *channel,
                                 sh_subscribe_result_t *result, char *errbuf,
                                 size_t errbuf_len)
 {
-    return do_subscribe(bus, channel, since, cb, arg, out != NULL, false,
-                        out, result, errbuf, errbuf_len);
+    return do_subscribe(bus, NULL, channel, since, cb, arg, out != NULL,
+                        false, out, result, errbuf, errbuf_len);
 }
 
 sh_err_t sh__bus_subscribe_paused(struct sh__bus *bus, const char *channel,
@@ -1364,7 +1381,21 @@ sh_err_t sh__bus_subscribe_paused(struct sh__bus *bus, const char *channel,
                                   char *errbuf, size_t errbuf_len)
 {
     assert(out != NULL);
-    return do_subscribe(bus, channel, since, cb, arg, false, true, out,
+    return do_subscribe(bus, NULL, channel, since, cb, arg, false, true,
+                        out, result, errbuf, errbuf_len);
+}
+
+sh_err_t sh__bus_subscribe_paused_on(struct sh__bus *bus,
+                                     struct sh__dispatch *d,
+                                     const char *channel,
+                                     const sh_position_t *since,
+                                     sh_event_cb cb, void *arg,
+                                     struct sh_subscription **out,
+                                     sh_subscribe_result_t *result,
+                                     char *errbuf, size_t errbuf_len)
+{
+    assert(out != NULL);
+    return do_subscribe(bus, d, channel, since, cb, arg, false, true, out,
                         result, errbuf, errbuf_len);
 }
 

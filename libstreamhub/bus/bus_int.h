@@ -212,6 +212,17 @@ sh_err_t sh__bus_subscribe_held(struct sh__bus *bus, const char *channel,
                                 void *arg, struct sh_subscription **out,
                                 sh_subscribe_result_t *result, char *errbuf,
                                 size_t errbuf_len);
+/* Subscribe as sh__bus_subscribe() does, with the callbacks run by @d (a
+ * gateway loop's dispatcher, attached to that loop) instead of the hub's:
+ * each loop of a gateway takes each event from its own queue, on its own
+ * thread.  @d (NULL: the hub's) must outlive the subscription's final
+ * callback. */
+sh_err_t sh__bus_subscribe_on(struct sh__bus *bus, struct sh__dispatch *d,
+                              const char *channel,
+                              const sh_position_t *since, sh_event_cb cb,
+                              void *arg, struct sh_subscription **out,
+                              sh_subscribe_result_t *result, char *errbuf,
+                              size_t errbuf_len);
 /* Subscribe as sh__bus_subscribe() does, on a thread that may wait on
  * the backend (a worker), leaving the subscription paused: events are
  * queued, in order, but no callback runs, final included, until
@@ -225,6 +236,16 @@ sh_err_t sh__bus_subscribe_paused(struct sh__bus *bus, const char *channel,
                                   struct sh_subscription **out,
                                   sh_subscribe_result_t *result,
                                   char *errbuf, size_t errbuf_len);
+/* sh__bus_subscribe_paused() with the callbacks run by @d, as
+ * sh__bus_subscribe_on(). */
+sh_err_t sh__bus_subscribe_paused_on(struct sh__bus *bus,
+                                     struct sh__dispatch *d,
+                                     const char *channel,
+                                     const sh_position_t *since,
+                                     sh_event_cb cb, void *arg,
+                                     struct sh_subscription **out,
+                                     sh_subscribe_result_t *result,
+                                     char *errbuf, size_t errbuf_len);
 /* Let a paused subscription's callbacks run (from the callback thread or
  * any thread).  Once per sh__bus_subscribe_paused(). */
 void sh__bus_sub_resume(struct sh_subscription *sub);

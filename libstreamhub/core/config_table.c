@@ -20,6 +20,12 @@ const struct sh__conf_key sh__conf_keys[] = {
       "processes on one machine share one port (the kernel spreads new "
       "connections over them), each with its own open-files limit; every "
       "process sharing the port must set it."),
+    I("loops", "0", 0, 256,
+      "Event loops of the gateway, one thread each, every connection on "
+      "one loop for its life; 0: one per online core.  The first loop is "
+      "the one the gateway is started on (streamhubd's, or an embedder's "
+      "event_base); one acceptor on it hands new connections to the loops "
+      "in turn."),
     S("trusted-proxies", "",
       "Comma-separated IP addresses or CIDR blocks of the reverse proxies "
       "(nginx) in front of this node.  Only for a TCP peer inside them is "

@@ -31,7 +31,15 @@
  *     count not yet reported; an entry is on the dirty list iff dirty.
  *     Join and leave are O(1): a keyed hash (SipHash, a random key: the
  *     ids come from clients) and the dirty list, never a scan.
+ *  6. Loops: each loop has its own sh__fanout (its channels, its bus
+ *     subscriptions, delivered on that loop's dispatcher), so the bus
+ *     hands each event once to each loop, and the event's frame is
+ *     encoded once for all of them (event_frame: compare-and-swap).  The
+ *     presence table is the gateway's, one for all loops (a viewer counts
+ *     once whichever loop holds it), under its lock; loop 0 alone reports
+ *     it (its tick).
  */
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -90,16 +98,24 @@ struct presence {
     char stream_id[SH_CHANNEL_MAX + 1];
 };
 
+/* The gateway's viewer counts, shared by its loops (invariant 6). */
+struct sh__presence {
+    pthread_mutex_t lock;
+    struct presence *presence[PRESENCE_BUCKETS];   /* @locks lock */
+    struct presence *dirty;        /* to report at the next tick; @locks */
+    size_t npresence;              /* entries in the table; @locks lock */
+    size_t max_streams;
+    unsigned char pkey[crypto_shorthash_KEYBYTES];
+    struct sh_gateway *gw;
+};
+
 struct sh__fanout {
     struct sh_gateway *gw;
     struct sh__loop *loop;         /* the loop whose channels these are */
     struct chan *table[NBUCKETS];
-    struct presence *presence[PRESENCE_BUCKETS];
-    struct presence *dirty;        /* entries to report at the next tick */
-    size_t npresence;              /* entries in the table */
-    size_t max_streams, max_per_conn;
-    unsigned char pkey[crypto_shorthash_KEYBYTES];
-    struct event *tick;            /* one second: flush viewer counts */
+    struct sh__presence *pr;       /* the gateway's (invariant 6) */
+    size_t max_per_conn;
+    struct event *tick;            /* loop 0: one second: flush counts */
     unsigned epoch;                /* sh__cluster_epoch() last seen */
     bool flushing;                 /* a flush job is on a worker */
     /* Set while members get the last event of the bus's batch (no more
@@ -152,7 +168,7 @@ static void flush_done(void *arg, bool canceled)
     free(j);
 }
 
-static uint64_t presence_hash(const struct sh__fanout *f, const char *id)
+static uint64_t presence_hash(const struct sh__presence *f, const char *id)
 {
     unsigned char hb[crypto_shorthash_BYTES];
     uint64_t h;
@@ -162,7 +178,8 @@ static uint64_t presence_hash(const struct sh__fanout *f, const char *id)
     return h;
 }
 
-static struct presence **presence_slot(struct sh__fanout *f, uint64_t h,
+/* @locks f->lock */
+static struct presence **presence_slot(struct sh__presence *f, uint64_t h,
                                        const char *id)
 {
     struct presence **pp = &f->presence[h % PRESENCE_BUCKETS];
@@ -173,7 +190,8 @@ static struct presence **presence_slot(struct sh__fanout *f, uint64_t h,
     return pp;
 }
 
-static void presence_remove(struct sh__fanout *f, struct presence *p)
+/* @locks f->lock */
+static void presence_remove(struct sh__presence *f, struct presence *p)
 {
     struct presence **pp = presence_slot(f, p->h, p->stream_id);
 
@@ -186,6 +204,7 @@ static void presence_remove(struct sh__fanout *f, struct presence *p)
 static void tick_cb(evutil_socket_t fd, short what, void *arg)
 {
     struct sh__fanout *f = arg;
+    struct sh__presence *pr = f->pr;
     struct flush_job *j;
     size_t n = 0, i = 0;
 
@@ -196,37 +215,40 @@ static void tick_cb(evutil_socket_t fd, short what, void *arg)
      * back goes out only at a later sh_stream_flush_viewers(). */
     if (f->flushing)
         return;
+    pthread_mutex_lock(&pr->lock);
     /* In a cluster, this node's counts in redis may be gone (it was
      * reaped, or a write failed): report every stream again. */
     if (sh__cluster_epoch(f->gw->hub) != f->epoch) {
         f->epoch = sh__cluster_epoch(f->gw->hub);
         for (size_t b = 0; b < PRESENCE_BUCKETS; b++) {
-            for (struct presence *p = f->presence[b]; p != NULL;
+            for (struct presence *p = pr->presence[b]; p != NULL;
                  p = p->hnext) {
                 if (!p->dirty) {
                     p->dirty = true;
-                    p->dnext = f->dirty;
-                    f->dirty = p;
+                    p->dnext = pr->dirty;
+                    pr->dirty = p;
                 }
             }
         }
     }
-    for (struct presence *p = f->dirty; p != NULL; p = p->dnext)
+    for (struct presence *p = pr->dirty; p != NULL; p = p->dnext)
         n++;
     j = calloc(1, sizeof *j);
-    if (j == NULL)
-        return;
-    j->f = f;
-    j->ids = calloc(n + 1, sizeof *j->ids);
-    j->counts = calloc(n + 1, sizeof *j->counts);
-    if (j->ids == NULL || j->counts == NULL) {
-        flush_done(j, true);
+    if (j != NULL) {
+        j->f = f;
+        j->ids = calloc(n + 1, sizeof *j->ids);
+        j->counts = calloc(n + 1, sizeof *j->counts);
+    }
+    if (j == NULL || j->ids == NULL || j->counts == NULL) {
+        pthread_mutex_unlock(&pr->lock);
+        if (j != NULL)
+            flush_done(j, true);
         return;
     }
     /* Drop zero-count streams from the table once reported. */
-    while (f->dirty != NULL) {
-        struct presence *p = f->dirty;
-        f->dirty = p->dnext;
+    while (pr->dirty != NULL) {
+        struct presence *p = pr->dirty;
+        pr->dirty = p->dnext;
         p->dnext = NULL;
         p->dirty = false;
         j->ids[i] = strdup(p->stream_id);
@@ -234,8 +256,9 @@ static void tick_cb(evutil_socket_t fd, short what, void *arg)
         if (j->ids[i] != NULL)
             i++;
         if (p->count == 0)
-            presence_remove(f, p);
+            presence_remove(pr, p);
     }
+    pthread_mutex_unlock(&pr->lock);
     j->n = i;
     f->flushing = true;
     if (sh__workers_submit(f->loop->workers, flush_work, flush_done, j) !=
@@ -247,20 +270,22 @@ static void tick_cb(evutil_socket_t fd, short what, void *arg)
 
 /* Count @delta viewers for @stream_id.  False when a new entry cannot be
  * made (the table is at MAX_PRESENCE, or out of memory): not counted. */
-static bool presence_add(struct sh__fanout *f, const char *stream_id,
+static bool presence_add(struct sh__fanout *ff, const char *stream_id,
                          int delta)
 {
+    struct sh__presence *f = ff->pr;
     uint64_t h = presence_hash(f, stream_id);
-    struct presence **pp = presence_slot(f, h, stream_id), *p = *pp;
+    struct presence **pp, *p;
 
+    pthread_mutex_lock(&f->lock);
+    pp = presence_slot(f, h, stream_id);
+    p = *pp;
     if (p == NULL) {
-        if (delta < 0)
-            return true;
-        if (f->npresence >= f->max_streams)
-            return false;
-        p = calloc(1, sizeof *p);
-        if (p == NULL)
-            return false;
+        if (delta < 0 || f->npresence >= f->max_streams ||
+            (p = calloc(1, sizeof *p)) == NULL) {
+            pthread_mutex_unlock(&f->lock);
+            return delta < 0;
+        }
         p->h = h;
         snprintf(p->stream_id, sizeof p->stream_id, "%s", stream_id);
         *pp = p;
@@ -275,6 +300,7 @@ static bool presence_add(struct sh__fanout *f, const char *stream_id,
         p->dnext = f->dirty;
         f->dirty = p;
     }
+    pthread_mutex_unlock(&f->lock);
     return true;
 }
 
@@ -363,9 +389,10 @@ static void chan_event(void *arg, const sh_event_t *ev, sh_err_t status)
         sh_subscribe_result_t res;
         memcpy(since.epoch, ch->epoch, sizeof since.epoch);
         since.offset = ch->top;
-        if (sh__bus_subscribe(ch->f->gw->hub->bus, ch->name, &since,
-                              chan_event, ch, &ch->sub, &res, NULL,
-                              0) == SH_OK)
+        if (sh__bus_subscribe_on(ch->f->gw->hub->bus,
+                                 ch->f->loop->dispatch, ch->name, &since,
+                                 chan_event, ch, &ch->sub, &res, NULL,
+                                 0) == SH_OK)
             return;
     }
     /* The hub is closing (or the resubscription failed): tell members. */
@@ -482,14 +509,14 @@ static void join_work(void *arg)
     struct join_job *j = arg;
 
     if (j->m != NULL)
-        j->rc = sh__bus_subscribe_paused(j->f->gw->hub->bus, j->channel,
-                                         j->has_since ? &j->since : NULL,
-                                         own_event, j->m, &j->sub, &j->res,
-                                         j->err, sizeof j->err);
+        j->rc = sh__bus_subscribe_paused_on(
+            j->f->gw->hub->bus, j->f->loop->dispatch, j->channel,
+            j->has_since ? &j->since : NULL, own_event, j->m, &j->sub,
+            &j->res, j->err, sizeof j->err);
     else
-        j->rc = sh__bus_subscribe_paused(j->f->gw->hub->bus, j->channel,
-                                         NULL, chan_event, j->ch, &j->sub,
-                                         &j->res, j->err, sizeof j->err);
+        j->rc = sh__bus_subscribe_paused_on(
+            j->f->gw->hub->bus, j->f->loop->dispatch, j->channel, NULL,
+            chan_event, j->ch, &j->sub, &j->res, j->err, sizeof j->err);
 }
 
 /* Tell a pending member that its join failed and free it. */
@@ -663,8 +690,9 @@ sh_err_t sh__fanout_join(struct sh__fanout *f, struct sh__conn *c,
             *out = m;
             return SH_OK;
         }
-        rc = sh__bus_subscribe(f->gw->hub->bus, channel, since, own_event, m,
-                               &m->own, res, errbuf, errbuf_len);
+        rc = sh__bus_subscribe_on(f->gw->hub->bus, f->loop->dispatch,
+                                  channel, since, own_event, m, &m->own, res,
+                                  errbuf, errbuf_len);
         if (rc != SH_OK) {
             member_free(m);
             return rc;
@@ -692,9 +720,10 @@ sh_err_t sh__fanout_join(struct sh__fanout *f, struct sh__conn *c,
                 }
                 ch->pending = true;
             } else {
-                rc = sh__bus_subscribe(f->gw->hub->bus, channel, NULL,
-                                       chan_event, ch, &ch->sub, res,
-                                       errbuf, errbuf_len);
+                rc = sh__bus_subscribe_on(f->gw->hub->bus,
+                                          f->loop->dispatch, channel, NULL,
+                                          chan_event, ch, &ch->sub, res,
+                                          errbuf, errbuf_len);
                 if (rc != SH_OK) {
                     chan_free(ch);
                     member_free(m);
@@ -789,11 +818,13 @@ sh_err_t sh__fanout_new(struct sh__loop *l, struct sh__fanout **out)
         return SH_ENOMEM;
     f->gw = gw;
     f->loop = l;
-    f->max_streams =
-        (size_t)sh__config_int(gw->hub->conf, "presence.max-streams");
+    f->pr = gw->presence;
     f->max_per_conn = (size_t)sh__config_int(
         gw->hub->conf, "presence.max-streams-per-connection");
-    randombytes_buf(f->pkey, sizeof f->pkey);
+    if (l->index > 0) {            /* loop 0 reports (invariant 6) */
+        *out = f;
+        return SH_OK;
+    }
     f->tick = event_new(l->base, -1, EV_PERSIST, tick_cb, f);
     if (f->tick == NULL || event_add(f->tick, &one) != 0) {
         if (f->tick != NULL)
@@ -809,7 +840,8 @@ void sh__fanout_free(struct sh__fanout *f)
 {
     if (f == NULL)
         return;
-    event_free(f->tick);
+    if (f->tick != NULL)
+        event_free(f->tick);
     /* Members left with their connections (sh_gateway_free closes them
      * first); chans still here await their final callbacks, which run
      * when the hub's dispatcher runs: detach them from us. */
@@ -821,11 +853,35 @@ void sh__fanout_free(struct sh__fanout *f)
             sh__bus_unsubscribe(ch->sub);
         }
     }
-    for (size_t b = 0; b < PRESENCE_BUCKETS; b++) {
-        while (f->presence[b] != NULL)
-            presence_remove(f, f->presence[b]);
-    }
     free(f);
+}
+
+sh_err_t sh__presence_new(struct sh_gateway *gw, struct sh__presence **out)
+{
+    struct sh__presence *pr = calloc(1, sizeof *pr);
+
+    *out = NULL;
+    if (pr == NULL)
+        return SH_ENOMEM;
+    pthread_mutex_init(&pr->lock, NULL);
+    pr->gw = gw;
+    pr->max_streams =
+        (size_t)sh__config_int(gw->hub->conf, "presence.max-streams");
+    randombytes_buf(pr->pkey, sizeof pr->pkey);
+    *out = pr;
+    return SH_OK;
+}
+
+void sh__presence_free(struct sh__presence *pr)
+{
+    if (pr == NULL)
+        return;
+    for (size_t b = 0; b < PRESENCE_BUCKETS; b++) {
+        while (pr->presence[b] != NULL)
+            presence_remove(pr, pr->presence[b]);
+    }
+    pthread_mutex_destroy(&pr->lock);
+    free(pr);
 }
 
 /* ---- the shared frame -------------------------------------------- */
@@ -854,11 +910,13 @@ static struct sh__ws_frame *event_frame(const struct sh_event *ev)
     fr = sh__ws_frame_new(SH__WS_OP_TEXT, e->json, e->json_len);
     if (fr == NULL)
         return NULL;
-    e->wire_free = frame_free;
     if (!atomic_compare_exchange_strong(&e->wire, &cur, fr)) {
         sh__ws_frame_unref(fr);     /* another loop won; use its frame */
         return cur;
     }
+    /* Only the winner writes it, once; it is read when the event dies,
+     * after the last loop has let go of the event. */
+    e->wire_free = frame_free;
     return fr;
 }
 

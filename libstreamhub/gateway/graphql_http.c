@@ -24,6 +24,7 @@
  * Execution runs on a worker (sh__req_offload): it may wait on the store.
  */
 #include <ctype.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -469,6 +470,7 @@ bool sh__graphql_http(struct sh__req *req)
     json_object *p = NULL, *q, *vars, *opn, *ext, *pq = NULL;
     struct gql_job *j = NULL;
     struct sh__gql_http *s;
+    char *pq_text = NULL;          /* a persisted query's copy, owned */
 
     if (sh__req_auth(req) != SH_OK) {
         respond_error(req, 401, ctype,
@@ -528,31 +530,42 @@ bool sh__graphql_http(struct sh__req *req)
         for (size_t i = 0; i <= HASH_HEX; i++)
             hash[i] = (char)tolower(
                 (unsigned char)json_object_get_string(h)[i]);
-        s = state_of(gw);
-        if (s == NULL) {
-            respond_error(req, 500, ctype, NULL, "out of memory",
-                          "INTERNAL");
-            json_object_put(p);
-            return true;
-        }
         if (qtext != NULL) {
             sha256_hex(qtext, qlen, got);
             if (strcmp(got, hash) != 0) {
                 why = "provided sha does not match query";
                 goto bad;
             }
+        }
+        /* The map is the gateway's, shared by its loops: used under
+         * gw->lock, and a query found is copied before it is let go. */
+        pthread_mutex_lock(&gw->lock);
+        s = state_of(gw);
+        if (s != NULL && qtext != NULL) {
             pq_store(s, hash, qtext, qlen);
-        } else {
+        } else if (s != NULL) {
             struct pq_entry *e = pq_find(s, hash);
-            if (e == NULL) {
-                respond_error(req, 200, ctype, NULL,
-                              "PersistedQueryNotFound",
-                              "PERSISTED_QUERY_NOT_FOUND");
-                json_object_put(p);
-                return true;
+            if (e != NULL && (pq_text = malloc(e->len + 1)) != NULL) {
+                memcpy(pq_text, e->query, e->len + 1);
+                qtext = pq_text;
+                qlen = e->len;
+            } else if (e != NULL) {
+                s = NULL;           /* out of memory */
             }
-            qtext = e->query;
-            qlen = e->len;
+        }
+        pthread_mutex_unlock(&gw->lock);
+        if (s == NULL) {
+            respond_error(req, 500, ctype, NULL, "out of memory",
+                          "INTERNAL");
+            json_object_put(p);
+            return true;
+        }
+        if (qtext == NULL) {
+            respond_error(req, 200, ctype, NULL,
+                          "PersistedQueryNotFound",
+                          "PERSISTED_QUERY_NOT_FOUND");
+            json_object_put(p);
+            return true;
         }
     }
     if (qtext == NULL) {
@@ -565,6 +578,7 @@ bool sh__graphql_http(struct sh__req *req)
                       "the document is over graphql.max-document-bytes",
                       "BAD_USER_INPUT");
         json_object_put(p);
+        free(pq_text);
         return true;
     }
     j = calloc(1, sizeof *j);
@@ -573,6 +587,8 @@ bool sh__graphql_http(struct sh__req *req)
     memcpy(j->query, qtext, qlen);
     j->query[qlen] = '\0';
     j->qlen = qlen;
+    free(pq_text);
+    pq_text = NULL;
     if (vars != NULL) {
         size_t vl = 0;
         const char *vt = json_object_to_json_string_length(
@@ -599,11 +615,13 @@ bool sh__graphql_http(struct sh__req *req)
     return true;
 bad:
     json_object_put(p);
+    free(pq_text);
     respond_error(req, 400, ctype, NULL, why, "BAD_USER_INPUT");
     return true;
 oom:
     job_free(j);
     json_object_put(p);
+    free(pq_text);
     respond_error(req, 500, ctype, NULL, "out of memory", "INTERNAL");
     return true;
 }

@@ -118,6 +118,11 @@ typedef void (*sh__member_fn)(void *arg, const struct sh_event *ev);
 
 sh_err_t sh__fanout_new(struct sh__loop *l, struct sh__fanout **out);
 void sh__fanout_free(struct sh__fanout *f);
+/* The gateway's viewer counts, one table for all its loops (fanout.c),
+ * made before the loops' fan-outs and freed after them. */
+struct sh__presence;
+sh_err_t sh__presence_new(struct sh_gateway *gw, struct sh__presence **out);
+void sh__presence_free(struct sh__presence *pr);
 /* The answer to a join that completed later: @rc SH_OK with @res, or an
  * error (@err explains; the member is gone: drop it).  On the loop. */
 typedef void (*sh__join_fn)(void *arg, sh_err_t rc,

@@ -5,15 +5,32 @@
  * hands it accepted sockets and the router's table of upward calls
  * (routes.h), and owns what spans every connection of a loop: its
  * flush event, its fan-out, the completions of its worker jobs.
+ *
+ * `loops` = N: loop 0 is the event_base the gateway was started on, loops
+ * 1..N-1 run on bases and threads of their own.  One listener, on loop 0,
+ * hands each new socket to the next loop in turn (posted to that loop's
+ * dispatcher), where it lives until closed.  Handing out in turn spreads
+ * connections evenly; N SO_REUSEPORT listeners spread them by a hash of
+ * their addresses, unevenly when they are few (bench/accept_spread: with
+ * 4 loops and 100 connections the busiest loop takes 1.2x its share and
+ * the idlest 0.8x, where in turn each takes exactly its share).
+ *
+ * Shutdown: loop 0 closes the listener and asks every loop to drain (on
+ * its own thread); each loop reports to loop 0 once its last connection
+ * is gone, and the done callback runs on loop 0 when all have, or at the
+ * timeout (then every loop cuts what it still has).  Free stops the
+ * loops' threads first, so that what follows runs on one thread.
  */
 #include <arpa/inet.h>
 #include <netdb.h>
 #include <errno.h>
 #include <netinet/in.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
 #include <event2/util.h>
 #include <openssl/err.h>
@@ -23,18 +40,56 @@
 #include "core/cidr_int.h"
 #include "routes.h"
 
+/* A socket on its way from the acceptor to its loop. */
+struct handoff {
+    struct sh__loop *loop;
+    evutil_socket_t fd;
+    struct sockaddr_storage sa;
+};
+
+/* On the socket's loop. */
+static void handoff_run(void *arg, bool canceled)
+{
+    struct handoff *h = arg;
+
+    if (canceled || h->loop->gw->shutting_down)
+        evutil_closesocket(h->fd);
+    else
+        sh__conn_accept(h->loop, h->fd, (struct sockaddr *)&h->sa);
+    free(h);
+}
+
+/* On loop 0: give the new socket to the next loop in turn. */
 static void accept_cb(struct evconnlistener *lev, evutil_socket_t fd,
                       struct sockaddr *sa, int salen, void *arg)
 {
-    struct sh__loop *l = arg;
+    struct sh_gateway *gw = arg;
+    struct sh__loop *l;
+    struct handoff *h;
 
     (void)lev;
-    (void)salen;
-    if (l->gw->shutting_down) {
+    if (gw->shutting_down) {
         evutil_closesocket(fd);
         return;
     }
-    sh__conn_accept(l, fd, sa);
+    l = &gw->loops[gw->next_loop++ % gw->nloops];
+    if (l->index == 0) {
+        sh__conn_accept(l, fd, sa);
+        return;
+    }
+    h = calloc(1, sizeof *h);
+    if (h == NULL || salen < 0 || (size_t)salen > sizeof h->sa) {
+        free(h);
+        evutil_closesocket(fd);
+        return;
+    }
+    h->loop = l;
+    h->fd = fd;
+    memcpy(&h->sa, sa, (size_t)salen);
+    if (sh__dispatch_post(l->dispatch, handoff_run, h) != SH_OK) {
+        free(h);
+        evutil_closesocket(fd);
+    }
 }
 
 /* ---- start and stop ---------------------------------------------- */
@@ -119,6 +174,13 @@ static void loop_cut(struct sh__loop *l)
     }
 }
 
+static void cut_run(void *arg, bool canceled)
+{
+    if (!canceled)
+        loop_cut(arg);
+}
+
+/* On loop 0: every loop drained, or the time is up. */
 static void shutdown_timer_cb(evutil_socket_t fd, short what, void *arg)
 {
     struct sh_gateway *gw = arg;
@@ -128,29 +190,125 @@ static void shutdown_timer_cb(evutil_socket_t fd, short what, void *arg)
     (void)what;
     if (done == NULL)
         return;
-    /* Cut whatever is still open (timeout), then report. */
+    /* Cut whatever is still open (timeout), on every loop, then report;
+     * the other loops cut theirs on their own threads, or sh_gateway_free
+     * does after stopping them. */
     loop_cut(&gw->loops[0]);
+    for (size_t i = 1; i < gw->nloops; i++)
+        (void)sh__dispatch_post(gw->loops[i].dispatch, cut_run,
+                                &gw->loops[i]);
     gw->done_cb = NULL;
     done(gw->done_arg);
 }
 
-/* Make @l's own parts on @base: its flush event, its fan-out and the
- * completions of its jobs.  Undone by loop_fini(). */
+/* On loop 0: one more loop has no connection left. */
+static void drained_run(void *arg, bool canceled)
+{
+    struct sh_gateway *gw = arg;
+
+    if (canceled || gw->done_cb == NULL)
+        return;
+    if (++gw->ndrained == gw->nloops)
+        event_active(gw->shutdown_timer, EV_TIMEOUT, 0);
+}
+
+/* On @l's loop: its last connection closed while shutting down. */
+static void drained_cb(evutil_socket_t fd, short what, void *arg)
+{
+    struct sh__loop *l = arg;
+
+    (void)fd;
+    (void)what;
+    if (l->drained_sent || l->nconns > 0)
+        return;
+    l->drained_sent = true;
+    if (l->index == 0)
+        drained_run(l->gw, false);
+    else
+        (void)sh__dispatch_post(l->gw->loops[0].dispatch, drained_run,
+                                l->gw);
+}
+
+/* Start closing @l's connections gracefully.  On @l's thread. */
+static void loop_drain(struct sh__loop *l)
+{
+    for (struct sh__conn *c = l->conns, *next; c != NULL; c = next) {
+        next = c->next;
+        if (c->state == SH__CONN_WS) {
+            sh__ws_close(c, SH__WS_CLOSE_GOING_AWAY, "server shutting down");
+        } else if (c->state == SH__CONN_HTTP && c->head == NULL) {
+            sh__conn_close(c);      /* idle keep-alive: nothing in flight */
+        }
+        /* Busy HTTP connections close after their responses
+         * (sh__respond adds Connection: close while shutting down). */
+    }
+    if (l->nconns == 0)
+        event_active(l->drained, EV_TIMEOUT, 0);
+}
+
+static void drain_run(void *arg, bool canceled)
+{
+    if (!canceled)
+        loop_drain(arg);
+}
+
+static void stop_run(void *arg, bool canceled)
+{
+    struct sh__loop *l = arg;
+
+    (void)canceled;
+    event_base_loopbreak(l->base);
+}
+
+static void *loop_main(void *arg)
+{
+    struct sh__loop *l = arg;
+
+    event_base_loop(l->base, EVLOOP_NO_EXIT_ON_EMPTY);
+    return NULL;
+}
+
+/* Make @l's own parts: its base (loops 1..; loop 0 is given @base), its
+ * dispatcher, its flush event, its fan-out and the completions of its
+ * jobs (a handle on @workers, the pool).  Undone by loop_fini(), also
+ * after a failure half-way. */
 static sh_err_t loop_init(struct sh_gateway *gw, struct sh__loop *l,
                           unsigned index, struct event_base *base,
                           struct sh__workers *workers)
 {
+    sh_err_t rc;
+
     l->gw = gw;
     l->index = index;
+    if (index > 0) {
+        base = event_base_new();
+        if (base == NULL)
+            return SH_ENOMEM;
+    }
     l->base = base;
-    l->workers = workers;
+    if (index == 0)
+        l->workers = workers;
+    else if ((rc = sh__workers_attach(workers, base, &l->workers)) != SH_OK)
+        return rc;
+    rc = sh__dispatch_new(&l->dispatch);
+    if (rc == SH_OK)
+        rc = sh__dispatch_attach(l->dispatch, base);
+    if (rc != SH_OK)
+        return rc;
+    {
+        char label[16];
+        snprintf(label, sizeof label, "%u", index);
+        l->s_conns = sh__metric_series(gw->m_loop_conns, label);
+    }
     l->flush_ev = event_new(base, -1, 0, sh__ws_flush_cb, l);
-    if (l->flush_ev == NULL)
+    l->drained = event_new(base, -1, 0, drained_cb, l);
+    if (l->flush_ev == NULL || l->drained == NULL)
         return SH_ENOMEM;
     return sh__fanout_new(l, &l->fanout);
 }
 
-/* Free what loop_init() made; its connections are closed already. */
+/* Free what loop_init() made; its thread is stopped, its connections are
+ * closed and its workers' handle is freed (the completions have run). */
 static void loop_fini(struct sh__loop *l)
 {
     sh__fanout_free(l->fanout);
@@ -163,6 +321,29 @@ static void loop_fini(struct sh__loop *l)
         event_free(l->flush_ev);
         l->flush_ev = NULL;
     }
+    if (l->drained != NULL)
+        event_free(l->drained);
+    l->drained = NULL;
+    /* Runs what is still queued for the loop, canceled: the final
+     * callbacks of the fan-out's bus subscriptions, sockets handed over
+     * and not taken (closed). */
+    sh__dispatch_free(l->dispatch);
+    l->dispatch = NULL;
+    if (l->index > 0 && l->base != NULL)
+        event_base_free(l->base);
+    l->base = NULL;
+}
+
+/* The number of loops: `loops`, or 0 for one per online core. */
+static size_t loops_wanted(const sh_config_t *conf)
+{
+    int64_t n = sh__config_int(conf, "loops");
+    long cores;
+
+    if (n > 0)
+        return (size_t)n;
+    cores = sysconf(_SC_NPROCESSORS_ONLN);
+    return cores > 0 ? (size_t)cores : 1;
 }
 
 static sh_err_t read_config(struct sh_gateway *gw, char *errbuf,
@@ -235,6 +416,11 @@ static void add_metrics(struct sh_gateway *gw)
     gw->s_conns = sh__metric_series(
         sh__metrics_add(m, "streamhub_connections", SH__METRIC_GAUGE,
                         "Open TCP connections.", "", NULL, 0), "");
+    gw->m_loop_conns = sh__metrics_add(m, "streamhub_loop_connections",
+                                       SH__METRIC_GAUGE,
+                                       "Open TCP connections by event loop "
+                                       "(the gateway's `loops`).",
+                                       "loop", NULL, 0);
     gw->s_ws_conns = sh__metric_series(
         sh__metrics_add(m, "streamhub_websocket_connections",
                         SH__METRIC_GAUGE, "Open WebSocket connections.", "",
@@ -282,6 +468,7 @@ SH_API sh_err_t sh_gateway_start(sh_hub_t *hub, struct event_base *base,
     unsigned char rnd[4];
     char host[64];
     struct sh__workers *workers = NULL;
+    size_t nloops;
     sh_err_t rc;
 
     if (out != NULL)
@@ -302,6 +489,7 @@ SH_API sh_err_t sh_gateway_start(sh_hub_t *hub, struct event_base *base,
     }
     gw->hub = hub;
     gw->ops = &sh__gateway_ops;
+    pthread_mutex_init(&gw->lock, NULL);
     randombytes_buf(rnd, sizeof rnd);
     snprintf(gw->id_prefix, sizeof gw->id_prefix, "%02x%02x%02x%02x", rnd[0],
              rnd[1], rnd[2], rnd[3]);
@@ -309,20 +497,25 @@ SH_API sh_err_t sh_gateway_start(sh_hub_t *hub, struct event_base *base,
     rc = read_config(gw, errbuf, errbuf_len);
     if (rc != SH_OK)
         goto fail;
-    gw->loops = calloc(1, sizeof *gw->loops);
+    nloops = loops_wanted(hub->conf);
+    gw->loops = calloc(nloops, sizeof *gw->loops);
     if (gw->loops == NULL) {
         rc = SH_ENOMEM;
         goto fail;
     }
-    gw->nloops = 1;
-    rc = sh__workers_new(
-        (size_t)sh__config_int(hub->conf, "workers"),
-        (size_t)sh__config_int(hub->conf, "workers.max-in-flight"), base,
-        &workers);
+    gw->nloops = nloops;
+    rc = sh__presence_new(gw, &gw->presence);
     if (rc == SH_OK)
-        rc = loop_init(gw, &gw->loops[0], 0, base, workers);
+        rc = sh__workers_new(
+            (size_t)sh__config_int(hub->conf, "workers"),
+            (size_t)sh__config_int(hub->conf, "workers.max-in-flight"), base,
+            &workers);
+    for (size_t i = 0; rc == SH_OK && i < nloops; i++)
+        rc = loop_init(gw, &gw->loops[i], (unsigned)i, base, workers);
     if (rc != SH_OK) {
-        sh__errbuf(errbuf, errbuf_len, "cannot start workers: %s",
+        if (gw->loops[0].workers == NULL)
+            sh__workers_free(workers);
+        sh__errbuf(errbuf, errbuf_len, "cannot start the loops: %s",
                    sh_strerror(rc));
         goto fail;
     }
@@ -331,7 +524,6 @@ SH_API sh_err_t sh_gateway_start(sh_hub_t *hub, struct event_base *base,
         rc = SH_ENOMEM;
         goto fail;
     }
-    gw->loops[0].drained = gw->shutdown_timer;
     cert = sh__config_str(hub->conf, "tls-cert");
     key = sh__config_str(hub->conf, "tls-key");
     if (cert[0] != '\0' || key[0] != '\0') {
@@ -356,8 +548,7 @@ SH_API sh_err_t sh_gateway_start(sh_hub_t *hub, struct event_base *base,
      * spreads new connections over their listeners. */
     if (sh__config_bool(hub->conf, "listen-reuseport"))
         lflags |= LEV_OPT_REUSEABLE_PORT;
-    gw->listener = evconnlistener_new_bind(base, accept_cb, &gw->loops[0],
-                                           lflags, 4096,
+    gw->listener = evconnlistener_new_bind(base, accept_cb, gw, lflags, 4096,
                                            (struct sockaddr *)&ss, sslen);
     if (gw->listener == NULL) {
         sh__errbuf(errbuf, errbuf_len, "listen: cannot bind %s: %s",
@@ -378,9 +569,22 @@ SH_API sh_err_t sh_gateway_start(sh_hub_t *hub, struct event_base *base,
         snprintf(gw->address, sizeof gw->address, "%s:%u", host,
                  ntohs(s4->sin_port));
     }
-    sh__log_kv(&hub->log, SH_LOG_INFO, "gateway listening", "address",
-               gw->address, "tls", gw->ssl_ctx != NULL ? "on" : "off",
-               (char *)NULL);
+    for (size_t i = 1; i < nloops; i++) {
+        struct sh__loop *l = &gw->loops[i];
+        if (pthread_create(&l->thread, NULL, loop_main, l) != 0) {
+            sh__errbuf(errbuf, errbuf_len, "cannot start loop %zu", i);
+            rc = SH_ENOMEM;
+            goto fail;
+        }
+        l->threaded = true;
+    }
+    {
+        char n[24];
+        snprintf(n, sizeof n, "%zu", nloops);
+        sh__log_kv(&hub->log, SH_LOG_INFO, "gateway listening", "address",
+                   gw->address, "tls", gw->ssl_ctx != NULL ? "on" : "off",
+                   "loops", n, (char *)NULL);
+    }
     *out = gw;
     return SH_OK;
 fail:
@@ -391,21 +595,6 @@ fail:
 SH_API const char *sh_gateway_address(const sh_gateway_t *gw)
 {
     return gw != NULL ? gw->address : "";
-}
-
-/* Start closing @l's connections gracefully.  On @l's thread. */
-static void loop_drain(struct sh__loop *l)
-{
-    for (struct sh__conn *c = l->conns, *next; c != NULL; c = next) {
-        next = c->next;
-        if (c->state == SH__CONN_WS) {
-            sh__ws_close(c, SH__WS_CLOSE_GOING_AWAY, "server shutting down");
-        } else if (c->state == SH__CONN_HTTP && c->head == NULL) {
-            sh__conn_close(c);      /* idle keep-alive: nothing in flight */
-        }
-        /* Busy HTTP connections close after their responses
-         * (sh__respond adds Connection: close while shutting down). */
-    }
 }
 
 SH_API void sh_gateway_shutdown(sh_gateway_t *gw, int timeout_ms,
@@ -427,10 +616,15 @@ SH_API void sh_gateway_shutdown(sh_gateway_t *gw, int timeout_ms,
         evconnlistener_free(gw->listener);
         gw->listener = NULL;
     }
-    loop_drain(&gw->loops[0]);
+    gw->ndrained = 0;
     evtimer_add(gw->shutdown_timer, &tv);
-    if (gw->loops[0].nconns == 0)
-        event_active(gw->shutdown_timer, EV_TIMEOUT, 0);
+    /* Each loop drains on its own thread and reports (drained_cb). */
+    for (size_t i = 1; i < gw->nloops; i++) {
+        if (sh__dispatch_post(gw->loops[i].dispatch, drain_run,
+                              &gw->loops[i]) != SH_OK)
+            gw->ndrained++;     /* cannot ask: the timeout cuts it */
+    }
+    loop_drain(&gw->loops[0]);
 }
 
 SH_API void sh_gateway_free(sh_gateway_t *gw)
@@ -440,15 +634,34 @@ SH_API void sh_gateway_free(sh_gateway_t *gw)
     if (gw->listener != NULL)
         evconnlistener_free(gw->listener);
     gw->done_cb = NULL;
+    /* Stop the other loops' threads: from here on one thread does all. */
+    for (size_t i = 1; i < gw->nloops; i++) {
+        struct sh__loop *l = &gw->loops[i];
+        if (!l->threaded)
+            continue;
+        if (sh__dispatch_post(l->dispatch, stop_run, l) != SH_OK)
+            event_base_loopbreak(l->base);
+        pthread_join(l->thread, NULL);
+        l->threaded = false;
+    }
     for (size_t i = 0; i < gw->nloops; i++)
         loop_cut(&gw->loops[i]);
-    /* Workers complete in-flight jobs as canceled; their requests drop
-     * the last references of closed connections. */
-    if (gw->nloops > 0)
+    /* Workers complete in-flight jobs as canceled, each on its loop's
+     * handle; their requests drop the last references of closed
+     * connections.  The pool's own handle (loop 0's) goes last. */
+    if (gw->nloops > 0) {
+        sh__workers_stop(gw->loops[0].workers);
+        for (size_t i = 1; i < gw->nloops; i++) {
+            sh__workers_free(gw->loops[i].workers);
+            gw->loops[i].workers = NULL;
+        }
         sh__workers_free(gw->loops[0].workers);
+        gw->loops[0].workers = NULL;
+    }
     for (size_t i = 0; i < gw->nloops; i++)
         loop_fini(&gw->loops[i]);
     free(gw->loops);
+    sh__presence_free(gw->presence);
     if (gw->shutdown_timer != NULL)
         event_free(gw->shutdown_timer);
     if (gw->ssl_ctx != NULL)
@@ -460,5 +673,6 @@ SH_API void sh_gateway_free(sh_gateway_t *gw)
     sh__graphql_http_free(gw);
     free(gw->cors_origins);
     free(gw->api_key);
+    pthread_mutex_destroy(&gw->lock);
     free(gw);
 }

@@ -616,15 +616,19 @@ static bool auth_limit(struct sh__req *req)
     const char *peer = req->ip_key;
     int64_t retry_ms = 0;
 
+    /* Made on first use by whichever loop comes first (gw->lock). */
+    pthread_mutex_lock(&gw->lock);
     if (gw->auth_limiter == NULL) {
         gw->auth_limiter = sh__limiter_new(AUTH_PER_MINUTE,
                                            AUTH_PER_MINUTE / 60.0, 100000);
-        if (gw->auth_limiter == NULL) {
-            sh__respond_error(req, 500, "internal", "out of memory", 0);
-            return false;
-        }
-        (void)sh__cluster_share_limiter(gw->hub, gw->auth_limiter,
-                                        "rest-auth");
+        if (gw->auth_limiter != NULL)
+            (void)sh__cluster_share_limiter(gw->hub, gw->auth_limiter,
+                                            "rest-auth");
+    }
+    pthread_mutex_unlock(&gw->lock);
+    if (gw->auth_limiter == NULL) {
+        sh__respond_error(req, 500, "internal", "out of memory", 0);
+        return false;
     }
     if (sh__cluster_redis(gw->hub) != NULL)
         return true;

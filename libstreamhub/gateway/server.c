@@ -112,6 +112,7 @@ void sh__conn_close(struct sh__conn *c)
     sh__http_conn_free(c->http);
     c->http = NULL;
     sh__series_add(gw->s_conns, -1);
+    sh__series_add(l->s_conns, -1);
     sh__conn_unref(c);   /* the connection's own reference */
     if (gw->shutting_down && l->nconns == 0 && l->drained != NULL) {
         /* Last one out: this loop's part of the graceful shutdown is
@@ -288,6 +289,7 @@ void sh__conn_accept(struct sh__loop *l, evutil_socket_t fd,
     l->conns = c;
     l->nconns++;
     sh__series_add(gw->s_conns, 1);
+    sh__series_add(l->s_conns, 1);
     bufferevent_setcb(c->bev, conn_read_cb, conn_write_cb, conn_event_cb, c);
     /* The write callback runs once the output is down to half the send
      * buffer: where paused reading resumes (sh__conn_resume). */

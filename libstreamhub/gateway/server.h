@@ -20,6 +20,7 @@
 #ifndef SH_GATEWAY_SERVER_H
 #define SH_GATEWAY_SERVER_H
 
+#include <pthread.h>
 #include <stdatomic.h>
 #include <sys/socket.h>
 
@@ -42,6 +43,7 @@ struct sh__fanout;
 struct sh__loop;
 struct sh__gql_http;
 struct sh__usercount;
+struct sh__presence;
 
 /* One parsed request on its way to an answer.  Owned by the gateway from
  * parse to sh__respond(), which consumes it. */
@@ -150,11 +152,24 @@ struct sh__conn_ops {
 };
 
 /* One event loop and the connections that live on it.  Every field is
- * the loop thread's (@locality loop thread), but where it says. */
+ * the loop thread's (@locality loop thread), but where it says.
+ *
+ * Loop 0 runs on the event_base the gateway was started on (the
+ * embedder's or streamhubd's); loops 1..N-1 each on a base and a thread
+ * of the gateway's own.  Nothing of one loop is touched by another's
+ * thread: work for a loop is posted to its dispatcher, which runs it on
+ * the loop (a connection handed over by the acceptor, the bus's events
+ * for its channels, shutdown steps). */
 struct sh__loop {
     struct sh_gateway *gw;
-    unsigned index;                /* 0 .. gw->nloops-1 */
-    struct event_base *base;
+    unsigned index;                /* 0 .. gw->nloops-1, immutable */
+    struct event_base *base;       /* immutable */
+    /* Immutable; any thread posts: runs jobs on this loop (core_int.h),
+     * among them the bus's deliveries to this loop's channels. */
+    struct sh__dispatch *dispatch;
+    pthread_t thread;              /* loops 1..: the loop's thread */
+    bool threaded;                 /* thread runs (joined at free) */
+    bool drained_sent;             /* reported drained (shutdown) */
     struct sh__conn *conns;
     size_t nconns, nws;
     struct sh__conn *dirty;        /* connections with output to write */
@@ -162,6 +177,7 @@ struct sh__loop {
     /* Jobs answered back on this loop (workers.h). */
     struct sh__workers *workers;
     struct sh__fanout *fanout;     /* fanout.c: this loop's channels */
+    struct sh__series *s_conns;    /* streamhub_loop_connections{loop} */
     uint64_t fanout_unflushed;     /* deliveries not yet in s_fanout */
     /* Made active when the loop's last connection closes while the
      * gateway shuts down (set by the listener floor). */
@@ -174,6 +190,13 @@ struct sh_gateway {
     struct evconnlistener *listener;
     struct sh__loop *loops;        /* nloops, immutable once started */
     size_t nloops;
+    size_t next_loop;              /* loop 0: the next to get a socket */
+    size_t ndrained;               /* loop 0: loops drained (shutdown) */
+    /* Guards what the loops share and a handler changes: user_conns, and
+     * what is made on first use (auth_limiter, gql_http). */
+    pthread_mutex_t lock;
+    /* Viewer counts for every loop (fanout.c; its own lock). */
+    struct sh__presence *presence;
     char address[80];
     char id_prefix[9];             /* random, for request ids */
     atomic_uint_fast64_t next_request;  /* any loop */
@@ -185,7 +208,8 @@ struct sh_gateway {
     struct sh__limiter *rl_limiter;    /* @rateLimit and chat limits */
     struct sh__limiter *auth_limiter;  /* REST register/login per IP,
                                         * made on first use (rest.c) */
-    /* WebSocket connections per user id: a hash map in ws_conn.c. */
+    /* WebSocket connections per user id: a list in ws_conn.c, counted
+     * across loops.  @locks lock */
     struct sh__usercount *user_conns;
     /* Configuration read once at start. */
     size_t max_header_bytes, max_headers, max_body_bytes;
@@ -207,7 +231,7 @@ struct sh_gateway {
     void *done_arg;
     /* Metrics (series looked up once). */
     struct sh__metrics *metrics;   /* the hub's */
-    struct sh__metric *m_requests, *m_latency;
+    struct sh__metric *m_requests, *m_latency, *m_loop_conns;
     struct sh__series *s_ws_conns, *s_msgs_in, *s_msgs_out, *s_fanout,
         *s_slow_dropped, *s_rate_limited, *s_conns, *s_presence;
     /* graphql_http.c: persisted queries, made on first use, freed by

@@ -6,9 +6,14 @@
  *  3. in_flight counts bounded jobs (clients') from submit until just
  *     before their @done runs, and a job's conn counter likewise.  Both
  *     are atomic: @done runs on the loop, except when the dispatcher
- *     cannot take it (see worker_main), and only the loop thread
- *     increments them, so a check followed by an increment on the loop
- *     cannot overshoot a bound.
+ *     cannot take it (see worker_main).  They are incremented only in
+ *     submit(), under the pool's lock, in one step with the check of the
+ *     bounds, so that loops submitting at once cannot overshoot them.
+ *  4. One pool, several handles (one per loop): the pool's state is its
+ *     own, under its lock; a handle is the pool and the dispatcher its
+ *     jobs complete on.  A job keeps its handle, so its @done runs on the
+ *     loop that submitted it.  in_flight is the pool's, shared by all
+ *     loops (invariant 3).
  */
 #include <pthread.h>
 #include <stdlib.h>
@@ -26,7 +31,7 @@ struct wjob {
     bool canceled;
 };
 
-struct sh__workers {
+struct pool {
     pthread_mutex_t lock;
     pthread_cond_t cond;
     struct wjob *head, *tail;    /* @locks lock */
@@ -36,6 +41,12 @@ struct sh__workers {
     size_t max_in_flight;
     pthread_t *threads;
     size_t nthreads;
+    bool joined;                 /* the first handle's thread only */
+};
+
+struct sh__workers {
+    struct pool *pool;           /* the first handle's (invariant 4) */
+    bool owner;                  /* the first handle: frees the pool */
     struct sh__dispatch *back;   /* completions, attached to the loop */
 };
 
@@ -43,7 +54,7 @@ struct sh__workers {
 static void complete(struct wjob *j, bool canceled)
 {
     if (j->counted)
-        atomic_fetch_sub(&j->w->in_flight, 1);
+        atomic_fetch_sub(&j->w->pool->in_flight, 1);
     if (j->conn != NULL)
         atomic_fetch_sub(j->conn, 1);
     j->done(j->arg, canceled);
@@ -59,7 +70,7 @@ static void run_done(void *arg, bool canceled)
 
 static void *worker_main(void *arg)
 {
-    struct sh__workers *w = arg;
+    struct pool *w = arg;
 
     for (;;) {
         struct wjob *j;
@@ -79,7 +90,7 @@ static void *worker_main(void *arg)
         pthread_mutex_unlock(&w->lock);
         if (!j->canceled)
             j->work(j->arg);
-        if (sh__dispatch_post(w->back, run_done, j) != SH_OK) {
+        if (sh__dispatch_post(j->w->back, run_done, j) != SH_OK) {
             /* Dispatcher closing or out of memory: complete here, as
              * canceled, rather than leak the job (invariant 1). */
             complete(j, true);
@@ -90,8 +101,9 @@ static void *worker_main(void *arg)
     }
 }
 
-sh_err_t sh__workers_new(size_t nthreads, size_t max_in_flight,
-                         struct event_base *base, struct sh__workers **out)
+/* A handle on @p completing on @base's loop. */
+static sh_err_t handle_new(struct pool *p, struct event_base *base,
+                           struct sh__workers **out)
 {
     struct sh__workers *w = calloc(1, sizeof *w);
     sh_err_t rc;
@@ -99,21 +111,50 @@ sh_err_t sh__workers_new(size_t nthreads, size_t max_in_flight,
     *out = NULL;
     if (w == NULL)
         return SH_ENOMEM;
-    pthread_mutex_init(&w->lock, NULL);
-    pthread_cond_init(&w->cond, NULL);
-    atomic_init(&w->in_flight, 0);
-    w->max_in_flight = max_in_flight > 0 ? max_in_flight : 1;
+    w->pool = p;
     rc = sh__dispatch_new(&w->back);
     if (rc == SH_OK)
         rc = sh__dispatch_attach(w->back, base);
-    w->threads = calloc(nthreads, sizeof *w->threads);
-    if (rc == SH_OK && w->threads == NULL)
-        rc = SH_ENOMEM;
+    if (rc != SH_OK) {
+        sh__dispatch_free(w->back);
+        free(w);
+        return rc;
+    }
+    *out = w;
+    return SH_OK;
+}
+
+sh_err_t sh__workers_new(size_t nthreads, size_t max_in_flight,
+                         struct event_base *base, struct sh__workers **out)
+{
+    struct pool *p = calloc(1, sizeof *p);
+    struct sh__workers *w = NULL;
+    sh_err_t rc;
+
+    *out = NULL;
+    if (p == NULL)
+        return SH_ENOMEM;
+    pthread_mutex_init(&p->lock, NULL);
+    pthread_cond_init(&p->cond, NULL);
+    atomic_init(&p->in_flight, 0);
+    p->max_in_flight = max_in_flight > 0 ? max_in_flight : 1;
+    p->threads = calloc(nthreads, sizeof *p->threads);
+    rc = p->threads == NULL && nthreads > 0 ? SH_ENOMEM : SH_OK;
+    if (rc == SH_OK)
+        rc = handle_new(p, base, &w);
+    if (rc != SH_OK) {
+        free(p->threads);
+        pthread_cond_destroy(&p->cond);
+        pthread_mutex_destroy(&p->lock);
+        free(p);
+        return rc;
+    }
+    w->owner = true;
     for (size_t i = 0; rc == SH_OK && i < nthreads; i++) {
-        if (pthread_create(&w->threads[i], NULL, worker_main, w) != 0)
+        if (pthread_create(&p->threads[i], NULL, worker_main, p) != 0)
             rc = SH_ENOMEM;
         else
-            w->nthreads++;
+            p->nthreads++;
     }
     if (rc != SH_OK) {
         sh__workers_free(w);
@@ -123,15 +164,23 @@ sh_err_t sh__workers_new(size_t nthreads, size_t max_in_flight,
     return SH_OK;
 }
 
-static sh_err_t submit(struct sh__workers *w, bool counted,
-                       atomic_size_t *conn, sh__work_fn work,
+sh_err_t sh__workers_attach(struct sh__workers *w, struct event_base *base,
+                            struct sh__workers **out)
+{
+    return handle_new(w->pool, base, out);
+}
+
+static sh_err_t submit(struct sh__workers *h, bool counted,
+                       atomic_size_t *conn, size_t conn_max,
+                       sh__work_fn work,
                        sh__work_done_fn done, void *arg)
 {
+    struct pool *w = h->pool;
     struct wjob *j = calloc(1, sizeof *j);
 
     if (j == NULL)
         return SH_ENOMEM;
-    j->w = w;
+    j->w = h;
     j->work = work;
     j->done = done;
     j->arg = arg;
@@ -143,7 +192,16 @@ static sh_err_t submit(struct sh__workers *w, bool counted,
         free(j);
         return SH_ECANCELED;
     }
-    /* Counted before the job is visible to a worker (invariant 3). */
+    /* The bounds are checked and the job counted in one step under the
+     * lock, where every increment happens (several loops submit), and
+     * before the job is visible to a worker (invariant 3). */
+    if (counted &&
+        (atomic_load(&w->in_flight) >= w->max_in_flight ||
+         (conn != NULL && atomic_load(conn) >= conn_max))) {
+        pthread_mutex_unlock(&w->lock);
+        free(j);
+        return SH_EBUSY;
+    }
     if (counted)
         atomic_fetch_add(&w->in_flight, 1);
     if (conn != NULL)
@@ -162,7 +220,7 @@ static sh_err_t submit(struct sh__workers *w, bool counted,
 sh_err_t sh__workers_submit(struct sh__workers *w, sh__work_fn work,
                             sh__work_done_fn done, void *arg)
 {
-    return submit(w, false, NULL, work, done, arg);
+    return submit(w, false, NULL, 0, work, done, arg);
 }
 
 sh_err_t sh__workers_submit_bounded(struct sh__workers *w,
@@ -170,14 +228,12 @@ sh_err_t sh__workers_submit_bounded(struct sh__workers *w,
                                     size_t conn_max, sh__work_fn work,
                                     sh__work_done_fn done, void *arg)
 {
-    if (atomic_load(&w->in_flight) >= w->max_in_flight ||
-        (conn_in_flight != NULL && atomic_load(conn_in_flight) >= conn_max))
-        return SH_EBUSY;
-    return submit(w, true, conn_in_flight, work, done, arg);
+    return submit(w, true, conn_in_flight, conn_max, work, done, arg);
 }
 
-size_t sh__workers_pending(struct sh__workers *w)
+size_t sh__workers_pending(struct sh__workers *h)
 {
+    struct pool *w = h->pool;
     size_t n;
 
     pthread_mutex_lock(&w->lock);
@@ -186,18 +242,40 @@ size_t sh__workers_pending(struct sh__workers *w)
     return n;
 }
 
-void sh__workers_free(struct sh__workers *w)
+void sh__workers_stop(struct sh__workers *h)
 {
-    if (w == NULL)
+    struct pool *w;
+
+    if (h == NULL)
         return;
+    w = h->pool;
     pthread_mutex_lock(&w->lock);
     w->stopping = true;
     pthread_cond_broadcast(&w->cond);
     pthread_mutex_unlock(&w->lock);
+    if (w->joined)
+        return;
     for (size_t i = 0; i < w->nthreads; i++)
         pthread_join(w->threads[i], NULL);
+    w->joined = true;
+}
+
+void sh__workers_free(struct sh__workers *h)
+{
+    struct pool *w;
+
+    if (h == NULL)
+        return;
+    w = h->pool;
+    if (h->owner)
+        sh__workers_stop(h);
     /* Runs the completions posted and not yet run, as canceled. */
-    sh__dispatch_free(w->back);
+    sh__dispatch_free(h->back);
+    if (!h->owner) {
+        free(h);
+        return;
+    }
+    free(h);
     free(w->threads);
     pthread_cond_destroy(&w->cond);
     pthread_mutex_destroy(&w->lock);

@@ -15,8 +15,12 @@
  * at a time per operation, one flush at a time) use sh__workers_submit()
  * and are never refused.
  *
- * Threads: submit from the loop thread; free from the loop thread with the
- * loop not running a job's @done.
+ * Loops: one pool serves every loop of the gateway.  Each loop submits
+ * through its own handle (sh__workers_attach()), whose @done callbacks run
+ * on that loop; the bounds are the pool's, shared by all handles.
+ *
+ * Threads: submit from the handle's loop thread; free from the loop thread
+ * with the loop not running a job's @done.
  */
 #ifndef SH_GATEWAY_WORKERS_H
 #define SH_GATEWAY_WORKERS_H
@@ -35,6 +39,11 @@ typedef void (*sh__work_done_fn)(void *arg, bool canceled);
 /* @max_in_flight >= 1: the bound of sh__workers_submit_bounded(). */
 sh_err_t sh__workers_new(size_t nthreads, size_t max_in_flight,
                          struct event_base *base, struct sh__workers **out);
+/* Another handle on @w's pool whose jobs' @done run on @base's loop.
+ * Free every such handle after sh__workers_stop() of the first, and
+ * before sh__workers_free() of it.  Errors: SH_ENOMEM, SH_EIO. */
+sh_err_t sh__workers_attach(struct sh__workers *w, struct event_base *base,
+                            struct sh__workers **out);
 /* Queue one job.  Errors: SH_ENOMEM, SH_ECANCELED (closing): then neither
  * function runs. */
 sh_err_t sh__workers_submit(struct sh__workers *w, sh__work_fn work,
@@ -52,8 +61,14 @@ sh_err_t sh__workers_submit_bounded(struct sh__workers *w,
                                     sh__work_done_fn done, void *arg);
 /* Jobs queued or running (for metrics and graceful shutdown). */
 size_t sh__workers_pending(struct sh__workers *w);
-/* Finish running jobs, cancel queued ones (their @done runs with canceled
- * true), join the threads, free.  NULL is a no-op. */
+/* Finish running jobs, cancel queued ones and join the threads: every
+ * job's @done is then queued on its handle's loop, where it runs, or runs
+ * (canceled) when the handle is freed.  Idempotent; any handle.  NULL is
+ * a no-op. */
+void sh__workers_stop(struct sh__workers *w);
+/* Stop (when this is the pool's first handle), run the completions still
+ * queued on this handle's loop with canceled true, free.  NULL is a
+ * no-op. */
 void sh__workers_free(struct sh__workers *w);
 
 #endif

@@ -57,7 +57,7 @@ struct sh__usercount {
     size_t n;
 };
 
-/* Take @c out of gw->user_conns. */
+/* Take @c out of gw->user_conns (shared by the loops: under gw->lock). */
 static void uncount_local(struct sh__conn *c)
 {
     struct sh_gateway *gw = c->gw;
@@ -66,6 +66,7 @@ static void uncount_local(struct sh__conn *c)
     if (!c->ws->counted_user)
         return;
     c->ws->counted_user = false;
+    pthread_mutex_lock(&gw->lock);
     for (; *pp != NULL; pp = &(*pp)->next) {
         struct sh__usercount *u = *pp;
         if (strcmp(u->user_id, c->ws->user_id) != 0)
@@ -74,34 +75,38 @@ static void uncount_local(struct sh__conn *c)
             *pp = u->next;
             free(u);
         }
-        return;
+        break;
     }
+    pthread_mutex_unlock(&gw->lock);
 }
 
-/* Count @c in gw->user_conns under the node's cap. */
+/* Count @c in gw->user_conns under the node's cap: the check and the
+ * count are one step under gw->lock, whichever loops the user's
+ * connections are on. */
 static bool count_local(struct sh__conn *c)
 {
     struct sh_gateway *gw = c->gw;
     struct sh__ws *ws = c->ws;
     struct sh__usercount *u;
+    bool ok = false;
 
+    pthread_mutex_lock(&gw->lock);
     for (u = gw->user_conns; u != NULL; u = u->next) {
         if (strcmp(u->user_id, ws->user_id) == 0)
             break;
     }
-    if (u == NULL) {
-        u = calloc(1, sizeof *u);
-        if (u == NULL)
-            return false;
+    if (u == NULL && (u = calloc(1, sizeof *u)) != NULL) {
         snprintf(u->user_id, sizeof u->user_id, "%s", ws->user_id);
         u->next = gw->user_conns;
         gw->user_conns = u;
     }
-    if (u->n >= gw->ws_max_per_user)
-        return false;
-    u->n++;
-    ws->counted_user = true;
-    return true;
+    if (u != NULL && u->n < gw->ws_max_per_user) {
+        u->n++;
+        ok = true;
+    }
+    pthread_mutex_unlock(&gw->lock);
+    ws->counted_user = ok;
+    return ok;
 }
 
 /* A worker's part of counting a connection in the cluster, or of taking
