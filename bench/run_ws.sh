@@ -3,7 +3,8 @@
 # its peers, in one run, on this machine.
 #
 #   bench/run_ws.sh [--quick] [--runs R] [--clients N] [--idle N]
-#                   [--rates R1,R2,...] [--builddir DIR]
+#                   [--messages M] [--rates R1,R2,...] [--rate-ms MS]
+#                   [--builddir DIR]
 #
 # Targets, each R times in turn (so that a change in the machine's load
 # falls on all of them alike): streamhubd with one loop and with N loops
@@ -28,6 +29,7 @@ messages=100
 broadcasts=20
 runs=3
 rates=1,2,5,10,20,50
+rate_ms=2000
 while [ $# -gt 0 ]; do
   case "$1" in
     --quick) clients=1000; idle=2000; messages=20; broadcasts=5; runs=1; rates=10,50 ;;
@@ -35,8 +37,10 @@ while [ $# -gt 0 ]; do
     --clients) clients=$2; shift ;;
     --idle) idle=$2; shift ;;
     --rates) rates=$2; shift ;;
+    --rate-ms) rate_ms=$2; shift ;;
+    --messages) messages=$2; shift ;;
     --builddir) build=$2; shift ;;
-    *) echo "usage: $0 [--quick] [--runs R] [--clients N] [--idle N] [--rates R1,...] [--builddir DIR]" >&2; exit 2 ;;
+    *) echo "usage: $0 [--quick] [--runs R] [--clients N] [--idle N] [--messages M] [--rates R1,...] [--rate-ms MS] [--builddir DIR]" >&2; exit 2 ;;
   esac
   shift
 done
@@ -72,18 +76,24 @@ if [ "$cores" -ge 2 ]; then
   srv_pin=(taskset -c 0); load_pin=(taskset -c "1-$((cores - 1))")
 fi
 
+# mode: fanout (ws_fanout, ws_rates) or idle (ws_idle, on a fresh server:
+# one that has just fanned out holds freed memory its new connections reuse).
+mode=fanout
 run_target() { # run name pinned port pids ws_path pub_path protocol sub_msg [api key]
   local run=$1 name=$2 pinned=$3 port=$4 spids=$5 wsp=$6 pubp=$7 proto=$8 sub=$9
   local key=${10:-} keyarg=() pin=()
   [ -n "$key" ] && keyarg=(--api-key "$key")
   [ "$pinned" = 1 ] && pin=("${load_pin[@]}")
-  "${pin[@]}" "$load" --target "$name" --port "$port" --ws-path "$wsp" \
-    --pub-path "$pubp" --protocol "$proto" --sub-msg "$sub" "${keyarg[@]}" \
-    --clients "$clients" --threads "$threads" --messages "$messages" \
-    --broadcasts "$broadcasts" --rates "$rates" --pids "$spids" \
-    --pid "${spids%%,*}" \
-    || echo "{\"bench\":\"ws_fanout\",\"target\":\"$name\",\"metric\":\"failed\",\"value\":1,\"unit\":\"\"}"
-  if [ "$run" = 1 ]; then
+  if [ "$mode" = fanout ]; then
+    "${pin[@]}" "$load" --target "$name" --port "$port" --ws-path "$wsp" \
+      --pub-path "$pubp" --protocol "$proto" --sub-msg "$sub" "${keyarg[@]}" \
+      --clients "$clients" --threads "$threads" --messages "$messages" \
+      --broadcasts "$broadcasts" --rates "$rates" --rate-ms "$rate_ms" \
+      --pids "$spids" \
+      --pid "${spids%%,*}" \
+      || echo "{\"bench\":\"ws_fanout\",\"target\":\"$name\",\"metric\":\"failed\",\"value\":1,\"unit\":\"\"}"
+  fi
+  if [ "$mode" = idle ]; then
     "${pin[@]}" "$load" --target "$name" --mode idle --port "$port" --ws-path "$wsp" \
       --protocol "$proto" --sub-msg "$sub" --clients "$idle" --threads "$threads" \
       --pids "$spids" \
@@ -105,7 +115,7 @@ streamhub() { # run loops
   [ "$loops" != 1 ] && name=streamhub-N
   args=(--loops "$loops")
   if [ -z "${loops_ok:-}" ]; then
-    if "$build/server/streamhubd" --help 2>&1 | grep -q -- '^  --loops '; then
+    if "$build/server/streamhubd" --help 2>&1 | grep -- '^  --loops ' >/dev/null; then
       loops_ok=yes
     else
       loops_ok=no
@@ -161,6 +171,12 @@ for run in $(seq "$runs"); do
   nchan "$run" 1
   nchan "$run" "$cores"
 done
+mode=idle
+streamhub 1 1
+streamhub 1 "$cores"
+npm_ws 1
+nchan 1 1
+nchan 1 "$cores"
 echo "{\"bench\":\"env\",\"metric\":\"load_average_1m_end\",\"value\":$(cut -d' ' -f1 /proc/loadavg),\"unit\":\"\"}"
 
 python3 - "$tmp/all.jsonl" <<'PY'
