@@ -11,7 +11,8 @@
  * ("t":<ns>), every subscriber noting receive - t; (2) throughput: M
  * broadcasts back to back, deliveries per second from the first publish to
  * the last delivery.  idle mode: N connections (optionally authenticated),
- * then the target's RSS delta divided by N (--pid).
+ * then the target's RSS delta divided by N (--pid, or the sum over
+ * --pids).
  *
  * Across processes (bench/run_cluster.sh: one process holds at most the
  * open-files limit of sockets, so 50,000 subscribers take several): sub
@@ -52,16 +53,23 @@
 
 static struct {
     const char *host, *target, *ws_path, *pub_path, *protocol, *sub_msg,
-        *api_key, *auth_msg, *mode, *ports, *out;
+        *api_key, *auth_msg, *mode, *ports, *out, *pids, *rates;
     int port, clients, threads, broadcasts, interval_ms, messages, pid;
-    int payload;
+    int payload, rate_ms;
 } opt = {
     .host = "127.0.0.1", .target = "streamhub", .ws_path = "/ws",
     .pub_path = "/api/v1/publish", .protocol = "streamhub.v1",
     .sub_msg = "{\"id\":1,\"op\":\"subscribe\",\"channel\":\"app:bench\"}",
     .mode = "fanout", .port = 8080, .clients = 1000, .threads = 2,
     .broadcasts = 20, .interval_ms = 250, .messages = 100, .payload = 64,
+    .rate_ms = 2000,
 };
+
+/* The rate steps (--rates): step k publishes seq [rate_seq[k],
+ * rate_seq[k + 1]).  Each worker counts its deliveries per step. */
+#define MAX_STEPS 16
+static long rate_seq[MAX_STEPS + 1];
+static int nsteps;
 
 static int64_t now_ns(void)
 {
@@ -90,6 +98,8 @@ struct worker {
     uint64_t delivered;        /* throughput phase */
     int64_t last_rx_ns;
     int64_t first_rx_ns;       /* throughput phase, 0 before */
+    uint64_t step_delivered[MAX_STEPS];
+    int64_t step_last_rx_ns[MAX_STEPS];
 };
 
 static atomic_int ready_count, failed_count;
@@ -142,6 +152,14 @@ static void on_text(struct client *c, const char *p, size_t n)
         if (k < w->n)
             w->lat[(size_t)seq * (size_t)w->n + (size_t)k] =
                 (uint32_t)((rx - sent) / 1000);
+    } else if (nsteps > 0 && seq >= rate_seq[0]) {
+        for (int k = 0; k < nsteps; k++) {
+            if (seq < rate_seq[k + 1]) {
+                w->step_delivered[k]++;
+                w->step_last_rx_ns[k] = rx;
+                break;
+            }
+        }
     } else {
         w->delivered++;
         if (w->first_rx_ns == 0)
@@ -375,6 +393,72 @@ static long rss_kib(int pid)
     return kib;
 }
 
+/* CPU seconds (user + system, every thread) of the processes in --pids
+ * (comma-separated: nginx's workers), or --pid; -1 if unknown. */
+static double server_cpu(void)
+{
+    const char *p = opt.pids;
+    char one[32];
+    double sum = 0;
+    int n = 0;
+
+    if (p == NULL && opt.pid > 0) {
+        snprintf(one, sizeof one, "%d", opt.pid);
+        p = one;
+    }
+    while (p != NULL && *p != '\0') {
+        char path[64], buf[1024];
+        int pid = atoi(p);
+        FILE *f;
+
+        snprintf(path, sizeof path, "/proc/%d/stat", pid);
+        f = fopen(path, "r");
+        if (f != NULL) {
+            size_t r = fread(buf, 1, sizeof buf - 1, f);
+            unsigned long ut = 0, st = 0;
+            char *q;
+
+            buf[r] = '\0';
+            fclose(f);
+            /* Fields after the command's ")": state is 3, utime 14. */
+            q = strrchr(buf, ')');
+            if (q != NULL &&
+                sscanf(q + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u "
+                              "%*u %lu %lu", &ut, &st) == 2) {
+                sum += (double)(ut + st) / (double)sysconf(_SC_CLK_TCK);
+                n++;
+            }
+        }
+        p = strchr(p, ',');
+        if (p != NULL)
+            p++;
+    }
+    return n > 0 ? sum : -1;
+}
+
+/* RSS (KiB) summed over --pids (nginx's workers), or --pid's. */
+static long rss_total(void)
+{
+    const char *p = opt.pids;
+    long sum = 0;
+    int n = 0;
+
+    if (p == NULL)
+        return opt.pid > 0 ? rss_kib(opt.pid) : -1;
+    while (*p != '\0') {
+        long k = rss_kib(atoi(p));
+        if (k > 0) {
+            sum += k;
+            n++;
+        }
+        p = strchr(p, ',');
+        if (p == NULL)
+            break;
+        p++;
+    }
+    return n > 0 ? sum : -1;
+}
+
 static void emit(const char *bench, const char *metric, double v,
                  const char *unit)
 {
@@ -505,7 +589,9 @@ int main(int argc, char **argv)
         { "interval-ms", 1, NULL, 'i' }, { "messages", 1, NULL, 'm' },
         { "payload", 1, NULL, 'l' },   { "mode", 1, NULL, 'M' },
         { "pid", 1, NULL, 'd' },       { "ports", 1, NULL, 'o' },
-        { "out", 1, NULL, 'O' },       { NULL, 0, NULL, 0 },
+        { "out", 1, NULL, 'O' },       { "pids", 1, NULL, 'D' },
+        { "rates", 1, NULL, 'R' },     { "rate-ms", 1, NULL, 'E' },
+        { NULL, 0, NULL, 0 },
     };
     struct worker *ws;
     int ch;
@@ -531,11 +617,15 @@ int main(int argc, char **argv)
         case 'd': opt.pid = atoi(optarg); break;
         case 'o': opt.ports = optarg; break;
         case 'O': opt.out = optarg; break;
+        case 'D': opt.pids = optarg; break;
+        case 'R': opt.rates = optarg; break;
+        case 'E': opt.rate_ms = atoi(optarg); break;
         default:
             fprintf(stderr, "usage: ws_load --port P [--target NAME] "
                             "[--clients N] [--threads T] [--mode "
                             "fanout|idle|sub|pub] [--ports P1,P2,...] "
-                            "[--out FILE] ...\n");
+                            "[--out FILE] [--pids P1,P2] [--rates R1,R2] "
+                            "[--rate-ms MS] ...\n");
             return 2;
         }
     }
@@ -556,8 +646,20 @@ int main(int argc, char **argv)
     opt.port = ports[0];       /* the publisher's */
     if (strcmp(opt.mode, "pub") == 0)
         return pub_main();
+    /* The rate steps' sequence numbers, fixed before any thread reads
+     * them: after the latency and throughput phases'. */
+    rate_seq[0] = (long)opt.broadcasts + opt.messages;
+    for (const char *rp = opt.rates; rp != NULL && *rp != '\0' &&
+                                     nsteps < MAX_STEPS;) {
+        long count = (long)(atof(rp) * opt.rate_ms / 1000.0);
+        rate_seq[nsteps + 1] = rate_seq[nsteps] + (count < 1 ? 1 : count);
+        nsteps++;
+        rp = strchr(rp, ',');
+        if (rp != NULL)
+            rp++;
+    }
     evthread_use_pthreads();
-    long rss0 = opt.pid > 0 ? rss_kib(opt.pid) : -1;
+    long rss0 = rss_total();
     ws = calloc((size_t)opt.threads, sizeof *ws);
     for (int i = 0; i < opt.threads; i++) {
         struct worker *w = &ws[i];
@@ -581,7 +683,7 @@ int main(int argc, char **argv)
     wait_ready();
     if (strcmp(opt.mode, "idle") == 0) {
         sleep(1);
-        long rss1 = opt.pid > 0 ? rss_kib(opt.pid) : -1;
+        long rss1 = rss_total();
         emit("ws_idle", "connections", opt.clients, "count");
         if (rss0 > 0 && rss1 > 0)
             emit("ws_idle", "rss_per_connection",
@@ -594,7 +696,7 @@ int main(int argc, char **argv)
         return sub_main(ws);
     pub_fd = pub_connect();
     usleep(200000);
-    double cpu0 = cpu_seconds();
+    double cpu0 = cpu_seconds(), scpu0 = server_cpu();
     /* (1) Latency: spaced broadcasts. */
     atomic_store(&phase, 1);
     for (int b = 0; b < opt.broadcasts; b++) {
@@ -635,7 +737,12 @@ int main(int argc, char **argv)
                 double t = p50s[i]; p50s[i] = p50s[j]; p50s[j] = t;
             }
         }
+    double scpu1 = server_cpu();
     emit("ws_fanout", "subscribers", opt.clients, "count");
+    if (scpu0 >= 0 && nb > 0)
+        emit("ws_fanout", "server_cpu_per_delivery_spaced",
+             (scpu1 - scpu0) * 1e6 / ((double)opt.clients * opt.broadcasts),
+             "us");
     if (nb > 0) {
         emit("ws_fanout", "broadcast_latency_p50", p50s[nb / 2], "ms");
         emit("ws_fanout", "broadcast_latency_p99", p99s[nb / 2], "ms");
@@ -656,8 +763,11 @@ int main(int argc, char **argv)
         if (ws[i].last_rx_ns > last)
             last = ws[i].last_rx_ns;
     }
-    double secs = (double)(last - t0) / 1e9;
+    double secs = (double)(last - t0) / 1e9, scpu2 = server_cpu();
     emit("ws_fanout", "deliveries", (double)got, "count");
+    if (scpu0 >= 0 && got > 0)
+        emit("ws_fanout", "server_cpu_per_delivery",
+             (scpu2 - scpu1) * 1e6 / (double)got, "us");
     emit("ws_fanout", "deliveries_expected",
          (double)opt.clients * opt.messages, "count");
     if (secs > 0)
@@ -666,5 +776,63 @@ int main(int argc, char **argv)
     emit("ws_fanout", "loadgen_cpu", cpu_seconds() - cpu0, "s");
     emit("ws_fanout", "loadgen_threads", opt.threads, "count");
     fflush(stdout);
-    _exit(got == (uint64_t)opt.clients * (uint64_t)opt.messages ? 0 : 3);
+    bool ok = got == (uint64_t)opt.clients * (uint64_t)opt.messages;
+    /* (3) Rising publish rates (--rates, publishes per second): each
+     * step paced for --rate-ms; deliveries per second of the step's
+     * events, from its first publish to its last delivery, until the
+     * server saturates (what it delivers stops rising). */
+    if (nsteps > 0) {
+        const char *rp = opt.rates;
+        for (int k = 0; k < nsteps; k++) {
+            double rate = atof(rp);
+            long seq = rate_seq[k], count = rate_seq[k + 1] - rate_seq[k];
+            int64_t s0, s1, lastk = 0;
+            uint64_t gotk = 0;
+            double c0 = server_cpu(), c1;
+
+            s0 = now_ns();
+            for (long i = 0; i < count; i++) {
+                int64_t due = s0 + (int64_t)((double)i * 1e9 / rate);
+                int64_t d = due - now_ns();
+                if (d > 0)
+                    usleep((useconds_t)(d / 1000));
+                publish(seq + i);
+            }
+            s1 = now_ns();
+            uint64_t wantk = (uint64_t)count * (uint64_t)opt.clients;
+            for (int i = 0; i < 3000; i++) {
+                gotk = 0;
+                for (int t = 0; t < opt.threads; t++)
+                    gotk += ws[t].step_delivered[k];
+                if (gotk >= wantk)
+                    break;
+                usleep(5000);
+            }
+            c1 = server_cpu();
+            for (int t = 0; t < opt.threads; t++)
+                if (ws[t].step_last_rx_ns[k] > lastk)
+                    lastk = ws[t].step_last_rx_ns[k];
+            char m[64];
+            snprintf(m, sizeof m, "rate_%g_offered", rate * opt.clients);
+            emit("ws_rates", m, (double)count * opt.clients /
+                 ((double)(s1 - s0) / 1e9 > 0 ? (double)(s1 - s0) / 1e9
+                                                : 1), "1/s");
+            snprintf(m, sizeof m, "rate_%g_delivered", rate * opt.clients);
+            if (lastk > s0)
+                emit("ws_rates", m, (double)gotk /
+                     ((double)(lastk - s0) / 1e9), "1/s");
+            snprintf(m, sizeof m, "rate_%g_server_cpu_per_delivery",
+                     rate * opt.clients);
+            if (c0 >= 0 && gotk > 0)
+                emit("ws_rates", m, (c1 - c0) * 1e6 / (double)gotk, "us");
+            if (gotk != wantk)
+                ok = false;
+            rp = strchr(rp, ',');
+            if (rp == NULL)
+                break;
+            rp++;
+        }
+    }
+    fflush(stdout);
+    _exit(ok ? 0 : 3);
 }

@@ -85,6 +85,10 @@ struct sh_subscription {
     struct sh_event **spare;    /* owned, empty: the drain job's swap */
     size_t spare_cap;
     bool scheduled;             /* a drain job exists (inv. 7) */
+    /* Events of the drain job's batch after the one being delivered: set
+     * by drain() before each callback, read by that callback (the same
+     * thread), so that a receiver can write once per batch. */
+    size_t batch_left;
     bool closing;               /* no more events; final callback due */
     bool final_done;            /* the final callback has started */
     sh_err_t final;             /* its status */
@@ -596,6 +600,7 @@ static void drain(void *arg, bool canceled)
             struct sh_event *ev = q[(qhead + i) % qcap];
 
             q[(qhead + i) % qcap] = NULL;
+            s->batch_left = n - i - 1;
             if (!atomic_load_explicit(&s->stop, memory_order_acquire))
                 s->cb(s->arg, ev, SH_OK);
             sh__event_unref(ev);
@@ -1403,6 +1408,11 @@ void sh__bus_sub_resume(struct sh_subscription *s)
     if (s->qlen > 0 || s->closing)
         schedule(s->bus, s);
     pthread_mutex_unlock(&c->lock);
+}
+
+size_t sh__bus_sub_batch_left(const struct sh_subscription *s)
+{
+    return s->batch_left;
 }
 
 bool sh__bus_remote(const struct sh__bus *bus)

@@ -249,6 +249,12 @@ sh_err_t sh__bus_subscribe_paused_on(struct sh__bus *bus,
 /* Let a paused subscription's callbacks run (from the callback thread or
  * any thread).  Once per sh__bus_subscribe_paused(). */
 void sh__bus_sub_resume(struct sh_subscription *sub);
+/* Inside @sub's event callback: how many events of the batch its drain
+ * job took follow the one being delivered (0: the last one queued when
+ * the batch began).  A receiver that writes to sockets writes at 0, once
+ * for the whole batch.  Callback thread only, during the callback.
+ * Since 0.1. */
+size_t sh__bus_sub_batch_left(const struct sh_subscription *sub);
 /* True when subscribing and reading a position may wait on a remote
  * backend (bus = redis): a loop thread must not call them then. */
 bool sh__bus_remote(const struct sh__bus *bus);

@@ -42,6 +42,7 @@
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 
 #include <sodium.h>
 
@@ -76,7 +77,9 @@ struct sh__member {
     struct sh__fanout *f;
     struct sh__conn *conn;          /* borrowed: leaves before conn dies */
     char *channel;
-    char stream_id[SH_CHANNEL_MAX + 1]; /* presence key, "" if none */
+    /* Presence key: the id's place in channel (not a copy: a member is
+     * kept per connection and channel, so its size counts), or "". */
+    const char *stream_id;
     uint64_t last_offset;
     sh__member_fn fn;
     void *arg;
@@ -115,6 +118,13 @@ struct sh__fanout {
     struct event *tick;            /* loop 0: one second: flush counts */
     unsigned epoch;                /* sh__cluster_epoch() last seen */
     bool flushing;                 /* a flush job is on a worker */
+    /* Set while members get the last event of the bus's batch (no more
+     * queued behind it): sh__ws_send_event writes it at once, with
+     * whatever waits before it, instead of at the end of the loop turn,
+     * so that the first subscriber's write does not wait for the last
+     * subscriber's append, and several waiting events still leave in
+     * one writev. */
+    bool batch_end;
 };
 
 static uint32_t hash(const char *s)
@@ -351,6 +361,7 @@ static void chan_event(void *arg, const sh_event_t *ev, sh_err_t status)
         const struct sh_event *e = ev;
         ch->top = e->offset;
         memcpy(ch->epoch, e->epoch, sizeof ch->epoch);
+        ch->f->batch_end = sh__bus_sub_batch_left(ch->sub) == 0;
         for (struct sh__member *m = ch->members, *next; m != NULL;
              m = next) {
             next = m->next;
@@ -359,6 +370,7 @@ static void chan_event(void *arg, const sh_event_t *ev, sh_err_t status)
             m->last_offset = e->offset;
             m->fn(m->arg, e);
         }
+        ch->f->batch_end = false;
         sh__loop_flush_counts(ch->f->loop);
         return;
     }
@@ -412,7 +424,10 @@ static void own_event(void *arg, const sh_event_t *ev, sh_err_t status)
     if (status == SH_OK) {
         if (!m->left && ev->offset > m->last_offset) {
             m->last_offset = ev->offset;
+            m->f->batch_end = m->own != NULL &&
+                              sh__bus_sub_batch_left(m->own) == 0;
             m->fn(m->arg, ev);
+            m->f->batch_end = false;
             sh__loop_flush_counts(m->f->loop);
         }
         return;
@@ -460,7 +475,7 @@ static void member_count(struct sh__member *m, struct sh__conn *c)
             presence_add(f, m->stream_id, +1))
             c->npresence++;
         else
-            m->stream_id[0] = '\0';  /* not counted (invariant 3) */
+            m->stream_id = "";      /* not counted (invariant 3) */
     }
 }
 
@@ -661,9 +676,8 @@ sh_err_t sh__fanout_join(struct sh__fanout *f, struct sh__conn *c,
     m->arg = arg;
     m->done = done;
     m->done_arg = done_arg;
-    sid = stream_of(channel);
-    if (sid != NULL && sh__uuid_valid(sid))
-        snprintf(m->stream_id, sizeof m->stream_id, "%s", sid);
+    sid = stream_of(m->channel);
+    m->stream_id = sid != NULL && sh__uuid_valid(sid) ? sid : "";
     if (since != NULL && since->epoch[0] != '\0') {
         if (remote) {
             rc = join_submit(f, m, NULL, channel, since);
@@ -906,11 +920,18 @@ static struct sh__ws_frame *event_frame(const struct sh_event *ev)
     return fr;
 }
 
+/* Append @ev's shared frame to @c's output, by reference; at the end of
+ * the bus's batch (batch_end) write it at once: straight from the shared
+ * frame with one send() when nothing waits before it (no chain, no
+ * queueing for the end of the turn), else with everything waiting, in one
+ * writev (sh__ws_write_out).  What the socket does not take waits in the
+ * output for the end-of-turn flush, which also handles write errors. */
 bool sh__ws_send_event(struct sh__conn *c, const struct sh_event *ev)
 {
     struct sh_gateway *gw = c->gw;
     struct sh__ws_frame *fr;
     struct evbuffer *out;
+    size_t sent = 0;
 
     if (c->state != SH__CONN_WS || c->closing || c->bev == NULL)
         return false;
@@ -923,12 +944,23 @@ bool sh__ws_send_event(struct sh__conn *c, const struct sh_event *ev)
     fr = event_frame(ev);
     if (fr == NULL)
         return true;
+    c->loop->fanout_unflushed++;    /* metrics: added once per event */
+    if (c->loop->fanout->batch_end && c->direct &&
+        evbuffer_get_length(out) == 0) {
+        ssize_t w = send(bufferevent_getfd(c->bev), fr->bytes, fr->len,
+                         MSG_DONTWAIT | MSG_NOSIGNAL);
+        if (w == (ssize_t)fr->len)
+            return true;
+        if (w > 0)
+            sent = (size_t)w;       /* the rest waits, a whole chain */
+    }
     sh__ws_frame_ref(fr);
-    if (evbuffer_add_reference(out, fr->bytes, fr->len, frame_cleanup, fr) !=
-        0) {
+    if (evbuffer_add_reference(out, fr->bytes + sent, fr->len - sent,
+                               frame_cleanup, fr) != 0) {
         sh__ws_frame_unref(fr);
         return true;
     }
-    c->loop->fanout_unflushed++;    /* metrics: added once per event */
+    if (c->loop->fanout->batch_end && c->direct && sent == 0)
+        sh__ws_write_out(c);
     return true;
 }

@@ -59,6 +59,10 @@ void sh__ws_mark_dirty(struct sh__conn *c);
 /* The flush event's callback, @arg the loop (server.c creates the
  * event). */
 void sh__ws_flush_cb(evutil_socket_t fd, short what, void *arg);
+/* Write @c's waiting output now (plain TCP, bev set): one writev of whole
+ * frames.  Returns evbuffer_write()'s result; the caller handles errors
+ * (the flush closes). */
+int sh__ws_write_out(struct sh__conn *c);
 
 /* Send one text message (one frame, written by reference). */
 void sh__ws_send_text(struct sh__conn *c, const char *text, size_t len);

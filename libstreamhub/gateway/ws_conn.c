@@ -272,6 +272,25 @@ static void output_added(struct evbuffer *buf,
         sh__ws_mark_dirty(arg);
 }
 
+/* Write what waits in @c's output now: one writev of up to libevent's
+ * NUM_WRITE_IOVEC (128) chains, whole frames each (see the file comment),
+ * so that several events waiting for one socket leave in one write.  A
+ * bufferevent freezes the front of its output so that only it drains it;
+ * we are its writer here, as libevent's own write callback is, so thaw it
+ * for the write.  Returns evbuffer_write()'s result, errno set. */
+int sh__ws_write_out(struct sh__conn *c)
+{
+    struct evbuffer *out = bufferevent_get_output(c->bev);
+    int w;
+
+    if (evbuffer_get_length(out) == 0)
+        return 0;
+    evbuffer_unfreeze(out, 1);
+    w = evbuffer_write(out, bufferevent_getfd(c->bev));
+    evbuffer_freeze(out, 1);
+    return w;
+}
+
 /* End of a loop turn's work: one writev per connection with output.
  * What the socket does not take now is left to the bufferevent's write
  * event, enabled only then. */
@@ -290,14 +309,7 @@ void sh__ws_flush_cb(evutil_socket_t fd, short what, void *arg)
         c->dirty_next = NULL;
         if (c->state == SH__CONN_WS && c->bev != NULL) {
             struct evbuffer *out = bufferevent_get_output(c->bev);
-            int w;
-
-            /* A bufferevent freezes the front of its output so that only
-             * it drains it; we are its writer here, as libevent's own
-             * write callback is, so thaw it for the write. */
-            evbuffer_unfreeze(out, 1);
-            w = evbuffer_write(out, bufferevent_getfd(c->bev));
-            evbuffer_freeze(out, 1);
+            int w = sh__ws_write_out(c);
 
             if (w < 0 && errno != EAGAIN && errno != EINTR) {
                 sh__conn_close(c);
@@ -460,6 +472,18 @@ static void auth_cb(evutil_socket_t fd, short what, void *arg)
                      ws->authed ? "token expired" : "authentication timeout");
 }
 
+/* The auth deadline's timer, made when first armed: most sessions never
+ * arm it (anonymous access, no token), and an event is a tenth of what a
+ * subscribed connection keeps.  NULL when out of memory. */
+static struct event *auth_timer(struct sh__conn *c)
+{
+    struct sh__ws *ws = c->ws;
+
+    if (ws->auth_timer == NULL)
+        ws->auth_timer = evtimer_new(c->loop->base, auth_cb, c);
+    return ws->auth_timer;
+}
+
 void sh__ws_arm_expiry(struct sh__conn *c, int64_t exp_s, int grace_s,
                        unsigned code)
 {
@@ -471,7 +495,7 @@ void sh__ws_arm_expiry(struct sh__conn *c, int64_t exp_s, int grace_s,
         ms = 0;
     tv.tv_sec = (time_t)(ms / 1000);
     tv.tv_usec = (suseconds_t)((ms % 1000) * 1000);
-    if (c->ws->auth_timer != NULL)
+    if (auth_timer(c) != NULL)
         evtimer_add(c->ws->auth_timer, &tv);
 }
 
@@ -502,9 +526,16 @@ void sh__ws_start(struct sh__conn *c, struct sh__req *req,
     sh__ws_reader_init(&ws->reader, gw->ws_max_message);
     sh__http_conn_free(c->http);
     c->http = NULL;
+    /* The HTTP header and idle timer has no more work (it acts on HTTP
+     * connections only): give its memory back for the session's life. */
+    if (c->timer != NULL) {
+        event_free(c->timer);
+        c->timer = NULL;
+    }
     ws->ping_timer = event_new(c->loop->base, -1, EV_PERSIST, ping_cb, c);
-    ws->auth_timer = evtimer_new(c->loop->base, auth_cb, c);
-    if (ws->ping_timer == NULL || ws->auth_timer == NULL) {
+    if (ws->ping_timer == NULL ||
+        (proto != SH__WS_GRAPHQL && !gw->allow_anonymous &&
+         auth_timer(c) == NULL)) {
         sh__conn_close(c);
         return;
     }
@@ -603,7 +634,8 @@ static void auth_reply(struct sh__conn *c, json_object *id)
     json_object *res, *user;
     char client[32];
 
-    evtimer_del(ws->auth_timer);
+    if (ws->auth_timer != NULL)
+        evtimer_del(ws->auth_timer);
     sh__ws_arm_expiry(c, ws->exp_s, EXPIRY_GRACE_S,
                       SH__WS_CLOSE_UNAUTHENTICATED);
     res = json_object_new_object();
