@@ -219,6 +219,32 @@ sh_err_t sh__outbox_add(sh_hub_t *hub, struct sh__conn *c,
     return SH_OK;
 }
 
+sh_err_t sh__outbox_add_obj(sh_hub_t *hub, struct sh__conn *c,
+                            const char *prefix, const char *id,
+                            const char *type, json_object *obj,
+                            char *errbuf, size_t errbuf_len)
+{
+    char channel[64];
+    const char *text;
+    size_t len = 0;
+
+    if (!sh__outbox_on(hub))
+        return SH_OK;
+    if (snprintf(channel, sizeof channel, "%s%s", prefix, id) >=
+        (int)sizeof channel) {
+        sh__errbuf(errbuf, errbuf_len, "outbox: channel too long");
+        return SH_EINVAL;
+    }
+    text = json_object_to_json_string_length(
+        obj, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE, &len);
+    if (text == NULL) {
+        sh__errbuf(errbuf, errbuf_len, "out of memory");
+        return SH_ENOMEM;
+    }
+    return sh__outbox_add(hub, c, channel, type, text, len, NULL, NULL,
+                          errbuf, errbuf_len);
+}
+
 void sh__outbox_kick(sh_hub_t *hub)
 {
     struct sh__outbox *ob;
@@ -616,6 +642,7 @@ static void *relay_main(void *arg)
     bool *ok = NULL;
     uint64_t kicks = 0;
     int64_t backoff = 0, depth_at = 0;
+    bool up = false;
     char err[SH_ERRBUF_SIZE], last_err[SH_ERRBUF_SIZE] = "";
 
     b.rows = calloc(b.cap, sizeof *b.rows);
@@ -638,6 +665,34 @@ static void *relay_main(void *arg)
         int64_t lane = -1, deadline;
         size_t deleted = 0;
         sh_err_t rc;
+
+        /* Not known to be up (start, a failure): connect before the
+         * events need it, so that a refusal is seen at once. */
+        if (!up) {
+            rc = r->sink->ops->deliver(r->sink, NULL, 0,
+                                       sh__mono_ms() + ob->timeout_ms,
+                                       NULL, err, sizeof err);
+            if (rc != SH_OK) {
+                sh__series_set(r->m_up, 0);
+                if (strcmp(err, last_err) != 0) {
+                    sh__log_kv(log, SH_LOG_WARN, "outbox sink failed",
+                               "sink", r->name, "error", err,
+                               (char *)NULL);
+                    snprintf(last_err, sizeof last_err, "%s", err);
+                }
+                backoff = backoff_next(backoff, ob->retry_max_ms);
+                relay_sleep(ob, backoff);
+                continue;
+            }
+            up = true;
+            backoff = 0;
+            sh__series_set(r->m_up, 1);
+            if (last_err[0] != '\0') {
+                sh__log_kv(log, SH_LOG_INFO, "outbox sink delivering again",
+                           "sink", r->name, (char *)NULL);
+                last_err[0] = '\0';
+            }
+        }
 
         if (sh__mono_ms() >= depth_at) {
             refresh_depth(r);
@@ -677,21 +732,15 @@ static void *relay_main(void *arg)
                 snprintf(last_err, sizeof last_err, "%s", err);
             }
             /* Nothing confirmed: count the attempt and free the lane
-             * (its rows stay first in it), then wait. */
+             * (its rows stay first in it), then wait and reconnect. */
             if (settle(r, lane, &b, ok, true, &deleted, err,
                        sizeof err) != SH_OK)
                 release_lane(r, lane);
+            up = false;
             backoff = backoff_next(backoff, ob->retry_max_ms);
             relay_sleep(ob, backoff);
             continue;
         }
-        if (last_err[0] != '\0') {
-            sh__log_kv(log, SH_LOG_INFO, "outbox sink delivering again",
-                       "sink", r->name, (char *)NULL);
-            last_err[0] = '\0';
-        }
-        backoff = 0;
-        sh__series_set(r->m_up, 1);
         /* The settle must not be lost to a store hiccup: retried until
          * it lands or we stop (then the rows repeat after a restart). */
         while ((rc = settle(r, lane, &b, ok, true, &deleted, err,

@@ -63,7 +63,10 @@ struct sh__sink_ops {
      * has a timeout.  Returns SH_OK when the rows were tried (some @ok
      * may still be false), or an error when none could be (not
      * connected: the relay then backs off and calls again; that retry
-     * is the sink's reconnect), @errbuf saying why.
+     * is the sink's reconnect), @errbuf saying why.  With @n == 0
+     * (@rows and @ok NULL) only connect: the relay probes a sink so at
+     * start and after a failure, so that /readyz and the log see a peer
+     * that refuses before any event waits on it.
      * @locality the sink's relay thread */
     sh_err_t (*deliver)(struct sh__sink *s, const struct sh__outbox_row *rows,
                         size_t n, int64_t deadline_ms, bool *ok,
@@ -125,6 +128,13 @@ sh_err_t sh__outbox_add(sh_hub_t *hub, struct sh__conn *c,
                         const char *payload, size_t len,
                         const char *traceparent, char *id_out,
                         char *errbuf, size_t errbuf_len);
+
+/* The same for the JSON of @obj (read only: serialised on the calling
+ * thread, which must own it) on channel @prefix@id ("stream:" + an id). */
+sh_err_t sh__outbox_add_obj(sh_hub_t *hub, struct sh__conn *c,
+                            const char *prefix, const char *id,
+                            const char *type, json_object *obj,
+                            char *errbuf, size_t errbuf_len);
 
 /* Wake the relays after a commit that added rows, so that they do not
  * wait for their next poll.  Cheap; no-op without sinks.  @locality any */

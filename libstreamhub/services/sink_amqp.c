@@ -506,6 +506,8 @@ static sh_err_t amqp_deliver(struct sh__sink *s,
     if (a->conn == NULL &&
         (rc = connect_broker(a, deadline, err, err_len)) != SH_OK)
         return rc;
+    if (n == 0)
+        return SH_OK;
     ptrs = calloc(n, sizeof *ptrs);
     dead = calloc(n, sizeof *dead);
     state = calloc(n, 1);
