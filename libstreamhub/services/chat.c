@@ -565,6 +565,7 @@ static sh_err_t send_impl(sh_hub_t *hub, const char *actor_id,
     const char *head = NULL, *tail = NULL;
     size_t head_len = 0, tail_len = 0, event_len = 0;
     char *event = NULL;         /* the outbox's copy, or NULL */
+    pthread_mutex_t *order;     /* the outbox's order (sh__wb_order) */
     uint64_t offset = 0;
     bool want_copy;
     char channel[SH__ID_SIZE], username[64], id[SH__ID_SIZE];
@@ -783,6 +784,9 @@ static sh_err_t send_impl(sh_hub_t *hub, const char *actor_id,
      * writer once the message is stored (writebehind.c says why);
      * async: published now. */
     memset(&claim, 0, sizeof claim);
+    order = sh__wb_order(chat->wb, stream_id);
+    if (order != NULL)
+        pthread_mutex_lock(order);
     if (chat->commit) {
         rc = sh__bus_claim_spliced(hub->bus, chan_name, "chat.message", head,
                                    head_len, tail, tail_len, &claim, errbuf,
@@ -794,6 +798,8 @@ static sh_err_t send_impl(sh_hub_t *hub, const char *actor_id,
                                      errbuf, errbuf_len);
     }
     if (rc != SH_OK) {
+        if (order != NULL)
+            pthread_mutex_unlock(order);
         json_object_put(mine);
         sh__wb_unreserve(chat->wb);
         sh__limiter_give(chat->limiter, actor_id, strlen(actor_id), 1.0);
@@ -808,6 +814,7 @@ static sh_err_t send_impl(sh_hub_t *hub, const char *actor_id,
                           &event_len)) == NULL) {
         if (chat->commit)
             sh__bus_release(hub->bus, &claim, false);
+        pthread_mutex_unlock(order);
         json_object_put(mine);
         sh__wb_unreserve(chat->wb);
         sh__limiter_give(chat->limiter, actor_id, strlen(actor_id), 1.0);
@@ -846,7 +853,7 @@ static sh_err_t send_impl(sh_hub_t *hub, const char *actor_id,
     /* With commit this waits for the batch: the send stays in flight
      * until it is stored and published, so a ban that drains the channel
      * sees it (sh__chan_drain). */
-    rc = sh__wb_push(chat->wb, &row);
+    rc = sh__wb_push_ordered(chat->wb, &row, order);
     if (chat->commit)
         pthread_cond_destroy(&ticket.cv);
     if (rc != SH_OK) {

@@ -93,6 +93,8 @@ struct sh__outbox {
     pthread_cond_t cv;
     uint64_t kicks;               /* raised by every kick */
     bool stopping;
+    pthread_t depth_thread;       /* depth_main */
+    bool depth_started;
     size_t n;
     struct relay relays[NKINDS];
 };
@@ -641,7 +643,7 @@ static void *relay_main(void *arg)
     struct batch b = { NULL, NULL, 0, (size_t)ob->batch, false };
     bool *ok = NULL;
     uint64_t kicks = 0;
-    int64_t backoff = 0, depth_at = 0;
+    int64_t backoff = 0;
     bool up = false;
     char err[SH_ERRBUF_SIZE], last_err[SH_ERRBUF_SIZE] = "";
 
@@ -694,10 +696,6 @@ static void *relay_main(void *arg)
             }
         }
 
-        if (sh__mono_ms() >= depth_at) {
-            refresh_depth(r);
-            depth_at = sh__mono_ms() + 1000;
-        }
         rc = claim(r, &lane, err, sizeof err);
         if (rc != SH_OK) {
             sh__log_kv(log, SH_LOG_WARN, "outbox claim failed", "sink",
@@ -707,11 +705,7 @@ static void *relay_main(void *arg)
             continue;
         }
         if (lane < 0) {
-            int64_t wait = ob->poll_ms;
-
-            if (depth_at - sh__mono_ms() < wait)
-                wait = depth_at - sh__mono_ms();
-            relay_wait(ob, &kicks, wait > 0 ? wait : 1);
+            relay_wait(ob, &kicks, ob->poll_ms);
             continue;
         }
         rc = fetch(r, lane, &b, err, sizeof err);
@@ -765,6 +759,20 @@ out:
     return NULL;
 }
 
+/* The depth gauges of every sink, once a second, on a thread of their
+ * own: a relay may wait on its sink (a blocked broker) for up to
+ * outbox.delivery-timeout-ms, and that is when the backlog matters. */
+static void *depth_main(void *arg)
+{
+    struct sh__outbox *ob = arg;
+
+    do {
+        for (size_t i = 0; i < ob->n; i++)
+            refresh_depth(&ob->relays[i]);
+    } while (relay_sleep(ob, 1000));
+    return NULL;
+}
+
 /* ---- the area ------------------------------------------------------------ */
 
 static void register_metrics(sh_hub_t *hub, struct relay *r)
@@ -807,6 +815,8 @@ static void outbox_free(struct sh__outbox *ob)
         if (r->started && r->sink->ops->interrupt != NULL)
             r->sink->ops->interrupt(r->sink);
     }
+    if (ob->depth_started)
+        pthread_join(ob->depth_thread, NULL);
     for (size_t i = 0; i < ob->n; i++) {
         struct relay *r = &ob->relays[i];
 
@@ -874,6 +884,15 @@ sh_err_t sh__outbox_init(sh_hub_t *hub, char *errbuf, size_t errbuf_len)
             return SH_ENOMEM;
         }
         r->started = true;
+    }
+    if (ob->n > 0) {
+        if (pthread_create(&ob->depth_thread, NULL, depth_main, ob) != 0) {
+            sh__errbuf(errbuf, errbuf_len, "cannot start the outbox relay");
+            hub->outbox = NULL;
+            outbox_free(ob);
+            return SH_ENOMEM;
+        }
+        ob->depth_started = true;
     }
     if (ob->n > 0)
         sh__log_kv(&hub->log, SH_LOG_INFO, "outbox relays started",

@@ -73,6 +73,10 @@ struct sh__wb {
     bool stopping;
     bool exited;                 /* the writer is gone: nothing more stored */
     bool writer_idle;            /* the writer waits on cv_work */
+    /* With the outbox on, a channel's sends hold one of these from their
+     * offset to their queueing (sh__wb_order), so that the queue, hence
+     * the outbox, has each channel in offset order.  Taken before mu. */
+    pthread_mutex_t order[SH__WB_ORDER_STRIPES];
     unsigned flushers;           /* threads waiting in sh__wb_flush */
     unsigned waiters;            /* senders waiting on a ticket */
     pthread_t thread;
@@ -323,7 +327,11 @@ sh_err_t sh__wb_start(sh_hub_t *hub, struct sh__wb **out, char *errbuf,
     pthread_mutex_init(&wb->mu, NULL);
     pthread_cond_init(&wb->cv_work, NULL);
     pthread_cond_init(&wb->cv_done, NULL);
+    for (size_t i = 0; i < SH__WB_ORDER_STRIPES; i++)
+        pthread_mutex_init(&wb->order[i], NULL);
     if (pthread_create(&wb->thread, NULL, writer_main, wb) != 0) {
+        for (size_t i = 0; i < SH__WB_ORDER_STRIPES; i++)
+            pthread_mutex_destroy(&wb->order[i]);
         pthread_cond_destroy(&wb->cv_done);
         pthread_cond_destroy(&wb->cv_work);
         pthread_mutex_destroy(&wb->mu);
@@ -350,6 +358,8 @@ void sh__wb_stop(struct sh__wb *wb)
     pthread_mutex_unlock(&wb->mu);
     pthread_join(wb->thread, NULL);
     /* The writer left with len == 0: nothing to free in the ring. */
+    for (size_t i = 0; i < SH__WB_ORDER_STRIPES; i++)
+        pthread_mutex_destroy(&wb->order[i]);
     pthread_cond_destroy(&wb->cv_done);
     pthread_cond_destroy(&wb->cv_work);
     pthread_mutex_destroy(&wb->mu);
@@ -381,13 +391,32 @@ void sh__wb_unreserve(struct sh__wb *wb)
     pthread_mutex_unlock(&wb->mu);
 }
 
+pthread_mutex_t *sh__wb_order(struct sh__wb *wb, const char *stream_id)
+{
+    uint32_t h = 2166136261u;
+
+    if (!sh__outbox_on(wb->hub))
+        return NULL;
+    for (const unsigned char *p = (const unsigned char *)stream_id; *p; p++)
+        h = (h ^ *p) * 16777619u;
+    return &wb->order[h % SH__WB_ORDER_STRIPES];
+}
+
 sh_err_t sh__wb_push(struct sh__wb *wb, struct sh__wb_row *row)
+{
+    return sh__wb_push_ordered(wb, row, NULL);
+}
+
+sh_err_t sh__wb_push_ordered(struct sh__wb *wb, struct sh__wb_row *row,
+                             pthread_mutex_t *order)
 {
     struct sh__wb_ticket *t = row->ticket;
     sh_err_t rc = SH_OK;
 
     pthread_mutex_lock(&wb->mu);
     wb->reserved--;
+    if (order != NULL)
+        pthread_mutex_unlock(order);   /* queued in order (or refused) */
     if (wb->exited) {
         /* Pushed after the writer left (a send racing the close): never
          * stored, so refused; with commit it was not published either. */

@@ -1,114 +1,22 @@
 // The transactional outbox to RabbitMQ (events-amqp), against a real
-// broker (svc_rabbitmq.mjs) and a real AMQP consumer (amqplib).
-//
-// Every event StreamHub acknowledged reaches the broker's consumers, each
-// id at least once, in order per channel, across a broker killed
-// mid-stream and a streamhubd killed with SIGKILL mid-stream; an event no
-// queue takes is returned and dead-lettered, never dropped; an exchange
-// declared with other arguments is an error in the log and /readyz, not a
-// crash loop; a broker that blocks publishers (memory alarm) stalls no
-// request of StreamHub's; two nodes on one PostgreSQL share the outbox
-// and a dead node's rows are relayed by the other.
+// broker (svc_rabbitmq.mjs) and a real AMQP consumer (amqplib): every
+// event type arrives with its id and data; an event no queue takes is
+// returned and dead-lettered, never dropped; an exchange declared with
+// other arguments is an error in the log and /readyz, not a crash loop; a
+// broker that blocks publishers (memory alarm) stalls no request of
+// StreamHub's.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import amqp from 'amqplib';
-import { startServer, api, register, Native } from './harness.mjs';
+import { startServer, api, register } from './harness.mjs';
 import { startRabbit } from './svc_rabbitmq.mjs';
+import { EXCHANGE, sleep, waitFor, serverArgs, consumer, gql, metric,
+  assertChatOrder, chatPump, twoStreams, chatIds, allArrive } from './outbox_util.mjs';
 
-const EXCHANGE = 'streamhub.events';
 let rabbit;
 
 before(async () => { rabbit = await startRabbit(); });
 after(async () => { if (rabbit) await rabbit.stop(); });
-
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
-
-async function waitFor(pred, ms, what) {
-  const until = Date.now() + ms;
-  for (;;) {
-    const v = await pred();
-    if (v) return v;
-    if (Date.now() > until) throw new Error(`timeout: ${what}`);
-    await sleep(50);
-  }
-}
-
-function serverArgs(uri, extra = []) {
-  return ['--events-amqp', uri, '--chat.rate-limit', '100000',
-    '--outbox.retry-max-ms', '500', '--outbox.poll-interval-ms', '50',
-    ...extra];
-}
-
-// A consumer of a durable queue bound to the exchange by @keys, that
-// reconnects (with the broker killed, its connection dies) until closed.
-// got: every message in arrival order, repeats included.
-async function consumer(uri, queue, keys = ['#']) {
-  const c = { got: [], closed: false, conn: null };
-  const connect = async () => {
-    const conn = await amqp.connect(uri);
-    conn.on('error', () => {});
-    const ch = await conn.createChannel();
-    await ch.assertExchange(EXCHANGE, 'topic', { durable: true });
-    await ch.assertQueue(queue, { durable: true });
-    for (const k of keys) await ch.bindQueue(queue, EXCHANGE, k);
-    await ch.consume(queue, (m) => {
-      if (m === null) return;
-      c.got.push({
-        id: m.properties.messageId,
-        type: m.properties.type,
-        key: m.fields.routingKey,
-        persistent: m.properties.deliveryMode === 2,
-        headers: m.properties.headers ?? {},
-        body: JSON.parse(m.content.toString()),
-      });
-      ch.ack(m);
-    });
-    c.conn = conn;
-    conn.on('close', () => { if (!c.closed) reconnect(); });
-  };
-  const reconnect = async () => {
-    while (!c.closed) {
-      try { await connect(); return; } catch { await sleep(200); }
-    }
-  };
-  await connect();
-  c.close = async () => {
-    c.closed = true;
-    try { await c.conn.close(); } catch { /* broker gone */ }
-  };
-  c.ids = () => new Set(c.got.map((m) => m.id));
-  return c;
-}
-
-async function gql(url, token, query, variables = {}) {
-  const r = await api(url, 'POST', '/graphql', { token, body: { query, variables } });
-  assert.equal(r.status, 200, JSON.stringify(r.body));
-  assert.equal(r.body.errors, undefined, JSON.stringify(r.body.errors));
-  return r.body.data;
-}
-
-async function metric(url, name, label = 'amqp') {
-  const r = await api(url, 'GET', '/metrics');
-  const re = new RegExp(`^${name}\\{sink="${label}"\\} (\\S+)$`, 'm');
-  const m = re.exec(r.body);
-  return m ? Number(m[1]) : null;
-}
-
-// The chat.message events of @got in arrival order, first arrivals only:
-// per channel their offsets must increase.
-function assertChatOrder(got) {
-  const seen = new Set();
-  const last = new Map();
-  for (const m of got) {
-    if (m.type !== 'chat.message' || seen.has(m.id)) continue;
-    seen.add(m.id);
-    const ch = m.body.channel;
-    const off = m.body.data.offset;
-    assert.ok(!(last.get(ch) >= off),
-      `chat order on ${ch}: offset ${off} after ${last.get(ch)}`);
-    last.set(ch, off);
-  }
-}
 
 test('every stored event reaches the broker once, with its id and data', async () => {
   const q = `all${process.pid}`;
@@ -175,6 +83,116 @@ test('every stored event reaches the broker once, with its id and data', async (
   await waitFor(async () => (await metric(a.url, 'streamhub_outbox_rows')) === 0,
     5000, 'the outbox drains');
   assert.equal(await metric(a.url, 'streamhub_outbox_relayed_total'), total);
+  await c.close();
+  await a.stop();
+});
+
+test('an event no queue takes is returned and dead-lettered', async () => {
+  const c = await consumer(rabbit.uri, `route${process.pid}`, ['chat.message']);
+  const a = await startServer({ args: serverArgs(rabbit.uri) });
+  const u = await register(a.url, 'od');
+  const r = await api(a.url, 'POST', '/api/v1/streams', { token: u.token, body: { title: 'nobody' } });
+  assert.equal(r.status, 201);
+  const chat = await api(a.url, 'POST', `/api/v1/streams/${r.body.id}/chat`,
+    { token: u.token, body: { text: 'routed' } });
+  assert.equal(chat.status, 201);
+  // stream.live has no queue: it must show up in the dead-letter queue.
+  const conn = await amqp.connect(rabbit.uri);
+  const ch = await conn.createChannel();
+  const dead = [];
+  await ch.consume('streamhub.events.dead', (m) => {
+    dead.push({ id: m.properties.messageId, type: m.properties.type,
+      headers: m.properties.headers, body: JSON.parse(m.content.toString()) });
+    ch.ack(m);
+  });
+  const live = await waitFor(() => dead.find((m) => m.body.data?.id === r.body.id),
+    15000, 'stream.live dead-lettered');
+  assert.equal(live.type, 'stream.live');
+  assert.equal(live.headers['x-streamhub-returned'], 'NO_ROUTE');
+  await waitFor(() => chatIds(c).size === 1, 15000, 'the chat message routed');
+  assert.equal(dead.filter((m) => m.type === 'chat.message').length, 0);
+  await waitFor(async () => (await metric(a.url, 'streamhub_outbox_rows')) === 0,
+    5000, 'the outbox drains');
+  assert.equal(await metric(a.url, 'streamhub_outbox_dead_lettered_total'), 1);
+  await conn.close();
+  await c.close();
+  await a.stop();
+});
+
+test('an exchange declared with other arguments: error and /readyz, no crash', async () => {
+  await rabbit.ctl(['add_vhost', 'clash']);
+  await rabbit.ctl(['set_permissions', '-p', 'clash', 'guest', '.*', '.*', '.*']);
+  const uri = rabbit.uri.replace(/\/%2f$/, '/clash');
+  const conn = await amqp.connect(uri);
+  let ch = await conn.createChannel();
+  await ch.assertExchange(EXCHANGE, 'fanout', { durable: true });
+  const a = await startServer({ args: serverArgs(uri) });
+  const ready = await waitFor(async () => {
+    const r = await api(a.url, 'GET', '/readyz');
+    return r.status === 503 ? r : null;
+  }, 15000, '/readyz says unavailable');
+  assert.equal(ready.body.outbox, 'error');
+  assert.equal(ready.body.store, 'ok');
+  assert.match(a.stderr(), /PRECONDITION_FAILED - inequivalent arg 'type' for exchange 'streamhub.events'/);
+  // StreamHub itself works; the event waits in the outbox.
+  const u = await register(a.url, 'ox');
+  const r = await api(a.url, 'POST', '/api/v1/streams', { token: u.token, body: { title: 'waits' } });
+  assert.equal(r.status, 201);
+  await waitFor(async () => (await metric(a.url, 'streamhub_outbox_rows')) === 1,
+    5000, 'one row waits');
+  // Retried at the backoff, logged once: not a crash loop, not a flood.
+  await sleep(1500);
+  assert.equal(a.child.exitCode, null);
+  assert.equal(a.stderr().match(/outbox sink failed/g).length, 1);
+  // Fixed by the operator: the event goes out, /readyz is 200 again.
+  await ch.deleteExchange(EXCHANGE);
+  ch = await conn.createChannel();
+  await ch.assertExchange(EXCHANGE, 'topic', { durable: true });
+  const q = await ch.assertQueue('', { exclusive: true });
+  await ch.bindQueue(q.queue, EXCHANGE, '#');
+  const got = [];
+  await ch.consume(q.queue, (m) => { got.push(JSON.parse(m.content.toString())); ch.ack(m); });
+  await waitFor(() => got.length === 1, 15000, 'the waiting event delivered');
+  assert.equal(got[0].data.id, r.body.id);
+  await waitFor(async () => (await api(a.url, 'GET', '/readyz')).status === 200,
+    5000, '/readyz ready again');
+  await conn.close();
+  await a.stop();
+});
+
+test('a memory alarm blocks the broker, not StreamHub', async () => {
+  const c = await consumer(rabbit.uri, `alarm${process.pid}`, ['chat.message']);
+  // A delivery waits up to 10 s: a request that waited on it would miss
+  // the deadline of its own below.
+  const a = await startServer({ args: serverArgs(rabbit.uri,
+    ['--outbox.delivery-timeout-ms', '10000', '--outbox.lease-ms', '30000']) });
+  const u = await register(a.url, 'oa');
+  const [sid] = await twoStreams(a.url);
+  await rabbit.ctl(['set_vm_memory_high_watermark', 'absolute', '1']);
+  try {
+    const acked = new Map();
+    const send = async (i) => {
+      const r = await api(a.url, 'POST', `/api/v1/streams/${sid}/chat`,
+        { token: u.token, body: { text: `alarm ${i}` }, timeoutMs: 3000 });
+      assert.equal(r.status, 201, JSON.stringify(r.body));
+      acked.set(r.body.id, r.body.offset);
+    };
+    for (let i = 0; i < 20; i++) await send(i);
+    await waitFor(async () => (await metric(a.url, 'streamhub_outbox_sink_blocked')) === 1,
+      20000, 'the broker blocks our publishes');
+    // Blocked: every other request still answers within its deadline.
+    for (let i = 20; i < 60; i++) {
+      await send(i);
+      const g = await api(a.url, 'GET', `/api/v1/streams/${sid}`, { timeoutMs: 3000 });
+      assert.equal(g.status, 200);
+    }
+    await waitFor(async () => (await metric(a.url, 'streamhub_outbox_rows')) > 0,
+      5000, 'the events wait in the outbox');
+    await rabbit.ctl(['set_vm_memory_high_watermark', '0.4']);
+    await allArrive(c, acked, 30000, 'after the alarm cleared');
+  } finally {
+    await rabbit.ctl(['set_vm_memory_high_watermark', '0.4']);
+  }
   await c.close();
   await a.stop();
 });
