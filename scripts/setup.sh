@@ -39,6 +39,8 @@ PKGS=(
   chromium
   # benchmarks: the HTTP load generator of bench/run_graphql.sh
   wrk
+  # the outbox's RabbitMQ sink, and the broker its e2e tests start
+  librabbitmq-dev rabbitmq-server
   # bindings and docs; python3-venv for the binding's pip-install test
   python3 python3-pytest python3-setuptools python3-venv golang-go doxygen
 )

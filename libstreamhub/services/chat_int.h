@@ -240,6 +240,8 @@ struct sh__wb_row {
     char author_id[SH__ID_SIZE];
     char *text;                 /* owned */
     size_t text_len;
+    char *event;                /* owned or NULL: the outbox's event */
+    size_t event_len;
     int64_t offset;
     int64_t created_ms;
     bool deleted;
@@ -263,6 +265,14 @@ void sh__wb_unreserve(struct sh__wb *wb);
  * (SH_ESTORE, SH_ECANCELED: the writer stopped).  Never call it on a loop
  * thread: it waits on the store. */
 sh_err_t sh__wb_push(struct sh__wb *wb, struct sh__wb_row *row);
+/* With the outbox on, the lock a send on @stream_id holds from its
+ * offset (claim or publish) to sh__wb_push_ordered(), which releases it
+ * once the row is queued: the queue then holds each channel in offset
+ * order, and so does the outbox.  NULL without the outbox. */
+#define SH__WB_ORDER_STRIPES 64
+pthread_mutex_t *sh__wb_order(struct sh__wb *wb, const char *stream_id);
+sh_err_t sh__wb_push_ordered(struct sh__wb *wb, struct sh__wb_row *row,
+                             pthread_mutex_t *order);
 /* Wait until every row queued before the call is in the store (or the
  * writer gave up at shutdown). */
 void sh__wb_flush(struct sh__wb *wb);

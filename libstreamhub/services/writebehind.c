@@ -55,6 +55,7 @@
 #include <sodium.h>
 
 #include "chat_int.h"
+#include "outbox_int.h"
 
 #define SH__WB_CLOSE_TRIES 20
 #define SH__WB_LINGER_MS 2
@@ -72,6 +73,10 @@ struct sh__wb {
     bool stopping;
     bool exited;                 /* the writer is gone: nothing more stored */
     bool writer_idle;            /* the writer waits on cv_work */
+    /* With the outbox on, a channel's sends hold one of these from their
+     * offset to their queueing (sh__wb_order), so that the queue, hence
+     * the outbox, has each channel in offset order.  Taken before mu. */
+    pthread_mutex_t order[SH__WB_ORDER_STRIPES];
     unsigned flushers;           /* threads waiting in sh__wb_flush */
     unsigned waiters;            /* senders waiting on a ticket */
     pthread_t thread;
@@ -88,6 +93,8 @@ static void row_clear(struct sh__wb_row *r)
 {
     free(r->text);
     r->text = NULL;
+    free(r->event);
+    r->event = NULL;
     if (r->mention_msg != NULL)
         json_object_put(r->mention_msg);
     r->mention_msg = NULL;
@@ -123,6 +130,15 @@ static sh_err_t store_batch(struct sh__wb *wb, struct sh__wb_row *rows,
         p[7] = sh__v_int(r->deleted ? 1 : 0);
         rc = sh__store_exec(c, &q_insert, p, 8, NULL, NULL, NULL, errbuf,
                             errbuf_len);
+        /* The event in the same transaction (a redacted one: never). */
+        if (rc == SH_OK && r->event != NULL && !r->deleted) {
+            char chan[8 + SH__ID_SIZE];
+
+            snprintf(chan, sizeof chan, "chat:%s", r->stream_id);
+            rc = sh__outbox_add(wb->hub, c, chan, "chat.message", r->event,
+                                r->event_len, NULL, NULL, errbuf,
+                                errbuf_len);
+        }
         if (rc != SH_OK) {
             sh__store_rollback(c);
             goto out;
@@ -131,6 +147,8 @@ static sh_err_t store_batch(struct sh__wb *wb, struct sh__wb_row *rows,
     rc = sh__store_commit(c, errbuf, errbuf_len);
     if (rc != SH_OK)
         sh__store_rollback(c);
+    else
+        sh__outbox_kick(wb->hub);
 out:
     sh__store_release(c);
     return rc;
@@ -309,7 +327,11 @@ sh_err_t sh__wb_start(sh_hub_t *hub, struct sh__wb **out, char *errbuf,
     pthread_mutex_init(&wb->mu, NULL);
     pthread_cond_init(&wb->cv_work, NULL);
     pthread_cond_init(&wb->cv_done, NULL);
+    for (size_t i = 0; i < SH__WB_ORDER_STRIPES; i++)
+        pthread_mutex_init(&wb->order[i], NULL);
     if (pthread_create(&wb->thread, NULL, writer_main, wb) != 0) {
+        for (size_t i = 0; i < SH__WB_ORDER_STRIPES; i++)
+            pthread_mutex_destroy(&wb->order[i]);
         pthread_cond_destroy(&wb->cv_done);
         pthread_cond_destroy(&wb->cv_work);
         pthread_mutex_destroy(&wb->mu);
@@ -336,6 +358,8 @@ void sh__wb_stop(struct sh__wb *wb)
     pthread_mutex_unlock(&wb->mu);
     pthread_join(wb->thread, NULL);
     /* The writer left with len == 0: nothing to free in the ring. */
+    for (size_t i = 0; i < SH__WB_ORDER_STRIPES; i++)
+        pthread_mutex_destroy(&wb->order[i]);
     pthread_cond_destroy(&wb->cv_done);
     pthread_cond_destroy(&wb->cv_work);
     pthread_mutex_destroy(&wb->mu);
@@ -367,13 +391,32 @@ void sh__wb_unreserve(struct sh__wb *wb)
     pthread_mutex_unlock(&wb->mu);
 }
 
+pthread_mutex_t *sh__wb_order(struct sh__wb *wb, const char *stream_id)
+{
+    uint32_t h = 2166136261u;
+
+    if (!sh__outbox_on(wb->hub))
+        return NULL;
+    for (const unsigned char *p = (const unsigned char *)stream_id; *p; p++)
+        h = (h ^ *p) * 16777619u;
+    return &wb->order[h % SH__WB_ORDER_STRIPES];
+}
+
 sh_err_t sh__wb_push(struct sh__wb *wb, struct sh__wb_row *row)
+{
+    return sh__wb_push_ordered(wb, row, NULL);
+}
+
+sh_err_t sh__wb_push_ordered(struct sh__wb *wb, struct sh__wb_row *row,
+                             pthread_mutex_t *order)
 {
     struct sh__wb_ticket *t = row->ticket;
     sh_err_t rc = SH_OK;
 
     pthread_mutex_lock(&wb->mu);
     wb->reserved--;
+    if (order != NULL)
+        pthread_mutex_unlock(order);   /* queued in order (or refused) */
     if (wb->exited) {
         /* Pushed after the writer left (a send racing the close): never
          * stored, so refused; with commit it was not published either. */
@@ -442,6 +485,8 @@ size_t sh__wb_redact(struct sh__wb *wb, const char *message_id,
             if (r->text != NULL)
                 sodium_memzero(r->text, r->text_len);
             r->text_len = 0;
+            if (r->event != NULL)
+                sodium_memzero(r->event, r->event_len);
             changed++;
         }
     }
