@@ -25,6 +25,7 @@ PKGS=(
   # libraries (libevent-dev carries libevent_openssl and libevent_pthreads)
   libevent-dev libhiredis-dev libpq-dev libsqlite3-dev
   libjson-c-dev libsodium-dev libssl-dev libhttp-parser-dev
+  libcurl4-openssl-dev
   # tests: cmocka, the WebSocket reference codec, throwaway servers
   libcmocka-dev libwslay-dev postgresql redis-server
   # the cluster e2e tests: PostgreSQL through pgbouncer, nodes behind nginx

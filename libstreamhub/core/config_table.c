@@ -245,6 +245,27 @@ const struct sh__conf_key sh__conf_keys[] = {
       "Aliases and root fields per operation."),
     I("graphql.max-document-bytes", "65536", 64, 16777216,
       "Largest GraphQL document."),
+    S("otlp-endpoint", "",
+      "OpenTelemetry collector for trace spans (HTTP requests, GraphQL "
+      "operations, store queries, bus publishes), sent as OTLP/HTTP JSON: "
+      "http://host:4318 (then /v1/traces is added) or the full URL of the "
+      "traces path.  Empty: no spans are made at all."),
+    S("otlp.service-name", "streamhubd",
+      "The service.name resource attribute of the spans."),
+    I("otlp.queue-spans", "2048", 16, 1048576,
+      "Spans waiting for export, at most (memory is allocated once, about "
+      "1 KiB each); past it new spans are dropped and counted in "
+      "streamhub_otel_spans_dropped_total{reason=\"queue_full\"}."),
+    I("otlp.batch-spans", "512", 1, 65536,
+      "Spans per export request, at most."),
+    I("otlp.batch-delay-ms", "1000", 1, 600000,
+      "How long a partial batch waits for more spans before it is sent."),
+    I("otlp.timeout-ms", "10000", 10, 600000,
+      "Each export attempt's deadline (connect, send, answer)."),
+    I("otlp.max-attempts", "5", 1, 100,
+      "Attempts per batch: an answer of 429, 502, 503 or 504, or none, is "
+      "retried with exponential backoff and jitter (or after Retry-After, "
+      "at most 60 s); any other failure drops the batch at once."),
 };
 
 const size_t sh__conf_nkeys = sizeof sh__conf_keys / sizeof sh__conf_keys[0];
