@@ -32,6 +32,8 @@ PKGS=(
   pgbouncer nginx-light
   # helgrind: the threads contract test (tests/contract/test_shared.c)
   valgrind
+  # the outbox's RabbitMQ sink, and the broker its e2e tests start
+  librabbitmq-dev rabbitmq-server
   # bindings and docs; python3-venv for the binding's pip-install test
   python3 python3-pytest python3-setuptools python3-venv golang-go doxygen
 )

@@ -193,6 +193,30 @@ const struct sh__conf_key sh__conf_keys[] = {
     I("chat.offset-block", "1000", 1, 1000000,
       "Most chat offsets reserved in the store at a time (a crash skips at "
       "most this many, never repeats one)."),
+    K("events-amqp", "",
+      "amqp://user:pass@host:port/vhost of a RabbitMQ broker that gets "
+      "every event StreamHub stores (stream.live, stream.offline, "
+      "user.new_follower, chat.message, raid.incoming, subscription.new) "
+      "through the transactional outbox: the durable topic exchange "
+      "streamhub.events, routing key the event type, persistent messages "
+      "with the event's id as message-id, publisher confirms; an event no "
+      "queue took is returned and dead-lettered to streamhub.events.dlx "
+      "(queue streamhub.events.dead).  Empty: no outbox for it."),
+    I("outbox.batch", "256", 1, 10000,
+      "Most outbox rows a relay hands a sink at a time."),
+    I("outbox.poll-interval-ms", "200", 10, 60000,
+      "How often an idle relay looks for rows written by other nodes (its "
+      "own node wakes it at once)."),
+    I("outbox.delivery-timeout-ms", "5000", 100, 600000,
+      "Longest a relay waits for a sink to confirm a batch; what is not "
+      "confirmed by then is delivered again later."),
+    I("outbox.lease-ms", "15000", 1000, 3600000,
+      "How long a node holds an outbox lane it relays; a dead node's lanes "
+      "are taken over by another node after this.  More than twice "
+      "outbox.delivery-timeout-ms."),
+    I("outbox.retry-max-ms", "10000", 100, 600000,
+      "Longest wait between a relay's attempts while its sink fails (the "
+      "wait doubles from 100 ms)."),
     I("ws.max-message-bytes", "65536", 125, 16777216,
       "Largest WebSocket message, across fragments."),
     I("ws.max-connections-per-user", "10", 1, 10000,

@@ -92,6 +92,9 @@ static void ready_work(void *arg)
 
     if (rc == SH_ECANCELED)
         store_ok = bus_ok = false;
+    /* SH_EIO: both answered, an outbox sink is refused (ready.c). */
+    if (rc == SH_EIO)
+        store_ok = bus_ok = true;
     json_object_object_add(o, "status", json_object_new_string(
                                             rc == SH_OK ? "ready"
                                                         : "unavailable"));
@@ -99,6 +102,8 @@ static void ready_work(void *arg)
                                            store_ok ? "ok" : "error"));
     json_object_object_add(o, "bus", json_object_new_string(
                                          bus_ok ? "ok" : "error"));
+    if (rc == SH_EIO)
+        json_object_object_add(o, "outbox", json_object_new_string("error"));
     /* The reason stays in the log: it may name hosts of the store. */
     if (rc != SH_OK)
         sh__log_kv(&req->conn->gw->hub->log, SH_LOG_WARN,

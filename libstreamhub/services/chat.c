@@ -31,6 +31,7 @@
 #include <sodium.h>
 
 #include "chat_int.h"
+#include "outbox_int.h"
 
 struct sh_chat_message {
     json_object *obj;       /* the ChatMessage JSON (struct sh__jh) */
@@ -420,6 +421,25 @@ static bool msg_split(json_object *o, const char **head, size_t *head_len,
     return false;
 }
 
+/* The event's text as published: @head, the offset, @tail (msg_split).
+ * malloc'd, NULL on ENOMEM. */
+static char *msg_join(const char *head, size_t head_len, uint64_t offset,
+                      const char *tail, size_t tail_len, size_t *len)
+{
+    char num[24];
+    int k = snprintf(num, sizeof num, "%llu", (unsigned long long)offset);
+    char *t = malloc(head_len + (size_t)k + tail_len + 1);
+
+    if (t == NULL)
+        return NULL;
+    memcpy(t, head, head_len);
+    memcpy(t + head_len, num, (size_t)k);
+    memcpy(t + head_len + (size_t)k, tail, tail_len);
+    *len = head_len + (size_t)k + tail_len;
+    t[*len] = '\0';
+    return t;
+}
+
 static sh_err_t refuse(sh_err_t rc, char *errbuf, size_t errbuf_len,
                        const char *why)
 {
@@ -543,7 +563,8 @@ static sh_err_t send_impl(sh_hub_t *hub, const char *actor_id,
     struct sh__bus_claim claim;
     json_object *mine = NULL;
     const char *head = NULL, *tail = NULL;
-    size_t head_len = 0, tail_len = 0;
+    size_t head_len = 0, tail_len = 0, event_len = 0;
+    char *event = NULL;         /* the outbox's copy, or NULL */
     uint64_t offset = 0;
     bool want_copy;
     char channel[SH__ID_SIZE], username[64], id[SH__ID_SIZE];
@@ -780,6 +801,20 @@ static sh_err_t send_impl(sh_hub_t *hub, const char *actor_id,
         free(clean);
         return rc;
     }
+    /* The outbox's copy of the event goes with the row: stored in its
+     * batch's transaction (writebehind.c). */
+    if (sh__outbox_on(hub) &&
+        (event = msg_join(head, head_len, offset, tail, tail_len,
+                          &event_len)) == NULL) {
+        if (chat->commit)
+            sh__bus_release(hub->bus, &claim, false);
+        json_object_put(mine);
+        sh__wb_unreserve(chat->wb);
+        sh__limiter_give(chat->limiter, actor_id, strlen(actor_id), 1.0);
+        slow_release(chat, ch, actor_id, &slot);
+        free(clean);
+        return refuse(SH_ENOMEM, errbuf, errbuf_len, "out of memory");
+    }
     /* The copy gets its offset now (which drops json-c's cached text:
      * head and tail are dead from here). */
     if (!want_copy || !sh__jset_int(mine, "offset", (int64_t)offset)) {
@@ -794,6 +829,8 @@ static sh_err_t send_impl(sh_hub_t *hub, const char *actor_id,
     memcpy(row.author_id, actor_id, strlen(actor_id) + 1);
     row.text = clean;
     row.text_len = clean_len;
+    row.event = event;
+    row.event_len = event_len;
     row.offset = (int64_t)offset;
     row.created_ms = now_ms;
     if (mine != NULL && memchr(clean, '@', clean_len) != NULL)

@@ -240,6 +240,8 @@ struct sh__wb_row {
     char author_id[SH__ID_SIZE];
     char *text;                 /* owned */
     size_t text_len;
+    char *event;                /* owned or NULL: the outbox's event */
+    size_t event_len;
     int64_t offset;
     int64_t created_ms;
     bool deleted;

@@ -18,6 +18,7 @@
 
 #include "streamhub/follows.h"
 #include "chat_int.h"
+#include "outbox_int.h"
 #include "services_int.h"
 
 struct sh_user_list { struct sh__list l; };
@@ -122,6 +123,10 @@ SH_API sh_err_t sh_follow(sh_hub_t *hub, const char *actor_id,
             rc = sh__notify_insert_c(c, user_id, "NEW_FOLLOWER", data,
                                      &notif, errbuf, errbuf_len);
         }
+        if (rc == SH_OK)
+            rc = sh__outbox_add_obj(hub, c, "user:", user_id,
+                                    "user.new_follower", notif, errbuf,
+                                    errbuf_len);
     }
     if (rc == SH_OK)
         rc = sh__store_commit(c, errbuf, errbuf_len);
@@ -137,6 +142,7 @@ out:
     sh__store_wrote(hub->store, actor_id);
     sh__store_wrote(hub->store, user_id);
     if (changes > 0) {
+        sh__outbox_kick(hub);
         sh__notify_publish(hub, user_id, notif);
         sh__chat_follow_changed(hub, actor_id, user_id, true);
     }

@@ -12,6 +12,7 @@
 #include "chat_int.h"
 #include "core/otel_int.h"
 #include "hub_int.h"
+#include "outbox_int.h"
 #include "services_int.h"
 
 struct area {
@@ -26,6 +27,9 @@ static const struct area areas[] = {
     { "cache", sh__cache_init, sh__cache_fini },
     { "online", sh__online_init, sh__online_fini },
     { "accounts", sh__accounts_init, sh__accounts_fini },
+    /* Before the writers of events (streams, chat): closed after them, so
+     * that the chat's last batch still writes its outbox rows. */
+    { "outbox", sh__outbox_init, sh__outbox_fini },
     { "streams", sh__streams_init, sh__streams_fini },
     { "chat", sh__chat_init, sh__chat_fini },
     /* Last: the heartbeat may call every area above; stopped first. */

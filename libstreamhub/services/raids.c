@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "streamhub/streams.h"
+#include "outbox_int.h"
 #include "services_int.h"
 
 struct sh_raid { json_object *obj; };
@@ -156,6 +157,9 @@ SH_API sh_err_t sh_raid_start(sh_hub_t *hub, const char *actor_id,
         data = NULL;
     }
     if (rc == SH_OK)
+        rc = sh__outbox_add_obj(hub, c, "user:", to_user_id,
+                                "raid.incoming", raid, errbuf, errbuf_len);
+    if (rc == SH_OK)
         rc = sh__store_commit(c, errbuf, errbuf_len);
     else
         sh__store_rollback(c);
@@ -183,6 +187,7 @@ out:
                             err, sizeof err);
         }
     }
+    sh__outbox_kick(hub);
     sh__notify_publish(hub, to_user_id, notif);
     if (out == NULL) {
         json_object_put(raid);

@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "outbox_int.h"
 #include "services_int.h"
 
 static const struct sh__sql SQL_PING = { "SELECT 1", NULL, NULL };
@@ -91,6 +92,13 @@ sh_err_t sh__hub_ready(sh_hub_t *hub, char *errbuf, size_t errbuf_len)
     }
     src = store_ping(hub, swhy, sizeof swhy);
     brc = bus_ping(hub, bwhy, sizeof bwhy);
+    /* A sink the broker refuses (other arguments, access) needs an
+     * operator: the store and bus answers come first in the message. */
+    if (src == SH_OK && brc == SH_OK &&
+        sh__outbox_ready(hub, swhy, sizeof swhy) != SH_OK) {
+        sh__errbuf(errbuf, errbuf_len, "outbox: %s", swhy);
+        return SH_EIO;
+    }
     if (src != SH_OK && brc != SH_OK)
         sh__errbuf(errbuf, errbuf_len, "store: %s; bus: %s", swhy, bwhy);
     else if (src != SH_OK)

@@ -31,6 +31,7 @@
 
 #include "streamhub/streams.h"
 #include "chat_int.h"
+#include "outbox_int.h"
 #include "services_int.h"
 
 struct sh_stream { json_object *obj; };
@@ -495,6 +496,9 @@ SH_API sh_err_t sh_stream_start(sh_hub_t *hub, const char *actor_id,
             rc = SH_ENOMEM;
     }
     if (rc == SH_OK)
+        rc = sh__outbox_add_obj(hub, c, "stream:", id, "stream.live", obj,
+                                errbuf, errbuf_len);
+    if (rc == SH_OK)
         rc = sh__store_commit(c, errbuf, errbuf_len);
     else
         sh__store_rollback(c);
@@ -508,6 +512,7 @@ out:
         if (fan.n > 0)
             sh__cache_invalidate_all(hub, SH__CACHE_UNREAD);
         sh__chat_stream_changed(hub, id, true);
+        sh__outbox_kick(hub);
         publish_stream(hub, "stream.live", obj, true);
         fan_publish(hub, &fan, obj, now);
         rc = out_stream(obj, out);
@@ -549,6 +554,9 @@ SH_API sh_err_t sh_stream_stop(sh_hub_t *hub, const char *actor_id,
         goto out;
     p[0] = sh__v_int(sh__now_ms());
     p[1] = sh__v_text(stream_id);
+    /* One transaction with its outbox row (stream.offline). */
+    if ((rc = sh__store_begin(c, errbuf, errbuf_len)) != SH_OK)
+        goto out;
     rc = sh__store_exec(c, &q_stop, p, 2, NULL, NULL, &changes, errbuf,
                         errbuf_len);
     if (rc == SH_OK && changes == 0) {
@@ -560,6 +568,13 @@ SH_API sh_err_t sh_stream_stop(sh_hub_t *hub, const char *actor_id,
         obj = NULL;
         rc = stream_load(c, stream_id, &obj, errbuf, errbuf_len);
     }
+    if (rc == SH_OK)
+        rc = sh__outbox_add_obj(hub, c, "stream:", stream_id,
+                                "stream.offline", obj, errbuf, errbuf_len);
+    if (rc == SH_OK)
+        rc = sh__store_commit(c, errbuf, errbuf_len);
+    else
+        sh__store_rollback(c);
 out:
     sh__store_release(c);
     if (rc != SH_OK) {
@@ -570,6 +585,7 @@ out:
     sh__cache_invalidate(hub, SH__CACHE_STREAM, stream_id);
     vent_forget(hub, stream_id);
     sh__chat_stream_changed(hub, stream_id, false);
+    sh__outbox_kick(hub);
     publish_stream(hub, "stream.offline", obj, true);
     return out_stream(obj, out);
 }

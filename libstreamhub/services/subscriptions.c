@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "streamhub/follows.h"
+#include "outbox_int.h"
 #include "services_int.h"
 
 struct sh_channel_subscription { json_object *obj; };
@@ -84,6 +85,10 @@ SH_API sh_err_t sh_channel_subscribe(sh_hub_t *hub, const char *actor_id,
         data = NULL;
     }
     if (rc == SH_OK)
+        rc = sh__outbox_add_obj(hub, c, "user:", channel_id,
+                                "subscription.new", obj, errbuf,
+                                errbuf_len);
+    if (rc == SH_OK)
         rc = sh__store_commit(c, errbuf, errbuf_len);
     else
         sh__store_rollback(c);
@@ -95,6 +100,7 @@ out:
         json_object_put(notif);
         return rc;
     }
+    sh__outbox_kick(hub);
     sh__notify_publish(hub, channel_id, notif);
     if (out == NULL) {
         json_object_put(obj);

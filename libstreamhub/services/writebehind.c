@@ -55,6 +55,7 @@
 #include <sodium.h>
 
 #include "chat_int.h"
+#include "outbox_int.h"
 
 #define SH__WB_CLOSE_TRIES 20
 #define SH__WB_LINGER_MS 2
@@ -88,6 +89,8 @@ static void row_clear(struct sh__wb_row *r)
 {
     free(r->text);
     r->text = NULL;
+    free(r->event);
+    r->event = NULL;
     if (r->mention_msg != NULL)
         json_object_put(r->mention_msg);
     r->mention_msg = NULL;
@@ -123,6 +126,15 @@ static sh_err_t store_batch(struct sh__wb *wb, struct sh__wb_row *rows,
         p[7] = sh__v_int(r->deleted ? 1 : 0);
         rc = sh__store_exec(c, &q_insert, p, 8, NULL, NULL, NULL, errbuf,
                             errbuf_len);
+        /* The event in the same transaction (a redacted one: never). */
+        if (rc == SH_OK && r->event != NULL && !r->deleted) {
+            char chan[8 + SH__ID_SIZE];
+
+            snprintf(chan, sizeof chan, "chat:%s", r->stream_id);
+            rc = sh__outbox_add(wb->hub, c, chan, "chat.message", r->event,
+                                r->event_len, NULL, NULL, errbuf,
+                                errbuf_len);
+        }
         if (rc != SH_OK) {
             sh__store_rollback(c);
             goto out;
@@ -131,6 +143,8 @@ static sh_err_t store_batch(struct sh__wb *wb, struct sh__wb_row *rows,
     rc = sh__store_commit(c, errbuf, errbuf_len);
     if (rc != SH_OK)
         sh__store_rollback(c);
+    else
+        sh__outbox_kick(wb->hub);
 out:
     sh__store_release(c);
     return rc;
@@ -442,6 +456,8 @@ size_t sh__wb_redact(struct sh__wb *wb, const char *message_id,
             if (r->text != NULL)
                 sodium_memzero(r->text, r->text_len);
             r->text_len = 0;
+            if (r->event != NULL)
+                sodium_memzero(r->event, r->event_len);
             changed++;
         }
     }
