@@ -30,6 +30,8 @@ PKGS=(
   libcmocka-dev libwslay-dev postgresql redis-server
   # the cluster e2e tests: PostgreSQL through pgbouncer, nodes behind nginx
   pgbouncer nginx-light
+  # the webhook e2e test reads the dead-letter table with the sqlite3 CLI
+  sqlite3
   # helgrind: the threads contract test (tests/contract/test_shared.c)
   valgrind
   # the outbox's RabbitMQ sink, and the broker its e2e tests start

@@ -269,6 +269,31 @@ const struct sh__conf_key sh__conf_keys[] = {
       "Aliases and root fields per operation."),
     I("graphql.max-document-bytes", "65536", 64, 16777216,
       "Largest GraphQL document."),
+    S("push-webhook", "",
+      "https:// URL that gets a POST for each notification (user.new_"
+      "follower, raid.incoming, subscription.new) whose user has no open "
+      "connection anywhere in the cluster, standing in for FCM/APNs; "
+      "delivered from the outbox (durable across restarts), signed with "
+      "push-webhook-secret (docs/webhooks.md).  Empty: off."),
+    K("push-webhook-secret", "",
+      "HMAC-SHA-256 key of the push webhooks' StreamHub-Signature, at "
+      "least 16 bytes; required with push-webhook."),
+    I("push-webhook.timeout-ms", "5000", 100, 600000,
+      "Each webhook attempt's deadline (connect, send, answer)."),
+    I("push-webhook.max-attempts", "8", 1, 1000,
+      "The give-up rule: after this many failed attempts (or at once on a "
+      "status other than 408, 429 or 5xx) a delivery moves to the "
+      "webhook_dead table."),
+    I("push-webhook.retry-base-ms", "1000", 10, 3600000,
+      "Wait before the first retry; it doubles per attempt, half of it "
+      "random (jitter), up to push-webhook.retry-max-ms; a Retry-After "
+      "from the receiver is followed instead (within that cap)."),
+    I("push-webhook.retry-max-ms", "300000", 10, 86400000,
+      "Longest wait between two attempts of one delivery."),
+    I("push-webhook.concurrency", "16", 1, 1024,
+      "Webhook requests in flight at once per node (one per user at a "
+      "time), so that a slow receiver for some users never holds up the "
+      "others."),
     S("otlp-endpoint", "",
       "OpenTelemetry collector for trace spans (HTTP requests, GraphQL "
       "operations, store queries, bus publishes), sent as OTLP/HTTP JSON: "
