@@ -7,7 +7,7 @@
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import http from 'node:http';
-import { createHmac, timingSafeEqual } from 'node:crypto';
+import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 import { execFileSync } from 'node:child_process';
 import { rmSync } from 'node:fs';
 import path from 'node:path';
@@ -262,4 +262,30 @@ test('kill -9 with a delivery in flight: delivered after the restart', async () 
   await stop(srv2);
   await rcv.close();
   rmSync(srv.dir, { recursive: true, force: true });
+});
+
+test('the webhook carries the trace of the request that caused it', async () => {
+  const rcv = await receiver((req, res) => res.end());
+  const otlp = http.createServer((req, res) => { req.resume(); req.on('end', () => res.end('{}')); });
+  await new Promise((r) => otlp.listen(0, '127.0.0.1', r));
+  const srv = await serverFor(rcv.url, ['--otlp-endpoint',
+    `http://127.0.0.1:${otlp.address().port}`]);
+  const alice = await register(srv.url, 'wl');
+  const bob = await register(srv.url, 'wm');
+  const trace = randomBytes(16).toString('hex');
+  const r = await fetch(`${srv.url}/graphql`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', authorization: `Bearer ${bob.token}`,
+               traceparent: `00-${trace}-${randomBytes(8).toString('hex')}-01` },
+    body: JSON.stringify({ query: 'mutation F($id: ID!) { follow(userId: $id) { id } }',
+                           variables: { id: alice.user.id } }),
+  });
+  assert.equal(r.status, 200);
+  await rcv.until((g) => g.some((d) => d.json.userId === alice.user.id));
+  const d = rcv.got.find((x) => x.json.userId === alice.user.id);
+  assert.match(d.headers.traceparent ?? '', new RegExp(`^00-${trace}-[0-9a-f]{16}-01$`));
+  await stop(srv);
+  await rcv.close();
+  otlp.closeAllConnections();
+  await new Promise((res) => otlp.close(res));
 });
