@@ -283,7 +283,7 @@ test('the webhook carries the trace of the request that caused it', async () => 
   assert.equal(r.status, 200);
   await rcv.until((g) => g.some((d) => d.json.userId === alice.user.id));
   const d = rcv.got.find((x) => x.json.userId === alice.user.id);
-  assert.match(d.headers.traceparent ?? '', new RegExp(`^00-${trace}-[0-9a-f]{16}-01$`));
+  assert.match(d.headers.traceparent ?? JSON.stringify(d), new RegExp(`^00-${trace}-[0-9a-f]{16}-01$`));
   await stop(srv);
   await rcv.close();
   otlp.closeAllConnections();
