@@ -490,7 +490,10 @@ static void export_batch(struct sh__otel *o, size_t n, int max_attempts)
             ms = ms / 2 + (int64_t)randombytes_uniform((uint32_t)(ms / 2) + 1);
             if (retry_s >= 0)
                 ms = (retry_s < 60 ? retry_s : 60) * 1000;
-            wait_ms(o, ms);
+            /* The whole wait: new spans signal the same condition. */
+            int64_t until = sh__mono_ms() + ms;
+            while (!o->stopping && sh__mono_ms() < until)
+                wait_ms(o, until - sh__mono_ms());
             stop = o->stopping;
         }
         pthread_mutex_unlock(&o->lock);
