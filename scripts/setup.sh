@@ -25,10 +25,13 @@ PKGS=(
   # libraries (libevent-dev carries libevent_openssl and libevent_pthreads)
   libevent-dev libhiredis-dev libpq-dev libsqlite3-dev
   libjson-c-dev libsodium-dev libssl-dev libhttp-parser-dev
+  libcurl4-openssl-dev
   # tests: cmocka, the WebSocket reference codec, throwaway servers
   libcmocka-dev libwslay-dev postgresql redis-server
   # the cluster e2e tests: PostgreSQL through pgbouncer, nodes behind nginx
   pgbouncer nginx-light
+  # the webhook e2e test reads the dead-letter table with the sqlite3 CLI
+  sqlite3
   # helgrind: the threads contract test (tests/contract/test_shared.c)
   valgrind
   # the README's tour, which tests/e2e/readme_tour.test.mjs runs

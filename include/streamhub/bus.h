@@ -152,6 +152,13 @@ SH_API const char *sh_event_data(const sh_event_t *ev, size_t *len);
 SH_API const char *sh_event_json(const sh_event_t *ev, size_t *len);
 /* Milliseconds since the Unix epoch when the event was published. */
 SH_API int64_t sh_event_time_ms(const sh_event_t *ev);
+/* The W3C Trace Context traceparent of the span that published @ev
+ * ("00-<32 hex trace id>-<16 hex span id>-01"), so that a consumer's
+ * span can join the producer's trace; "" when the publish was not traced
+ * (no otlp-endpoint, or no traced request behind it).  Never NULL.
+ * Ownership: borrowed for as long as the caller holds the event.
+ * Threads: any.  Since: 0.2 */
+SH_API const char *sh_event_traceparent(const sh_event_t *ev);
 
 /* Take a reference to @ev (returns @ev).  Threads: any.  Since: 0.1 */
 SH_API sh_event_t *sh_event_dup(const sh_event_t *ev);

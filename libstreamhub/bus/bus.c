@@ -62,6 +62,7 @@
 #include <string.h>
 
 #include "bus_be.h"
+#include "core/otel_int.h"
 
 #define SWEEP_EVERY_MS 1000
 #define QUEUE_MIN 16
@@ -905,9 +906,46 @@ static sh_err_t publish_text(struct sh__bus *bus, const char *channel,
     return rc;
 }
 
+static sh_err_t publish_inner(struct sh__bus *bus, const char *channel,
+                              const char *type, sh__bus_build_fn build,
+                              void *arg, struct given *given,
+                              uint64_t *offset_out, struct sh_event **ev_out,
+                              char *errbuf, size_t errbuf_len);
+
+/* A publish under a traced request is a producer span, current while the
+ * event is built: the event carries its traceparent (event.c), so that a
+ * consumer's span joins the producer's trace. */
+static sh_err_t do_publish(struct sh__bus *bus, const char *channel,
+                           const char *type, sh__bus_build_fn build,
+                           void *arg, struct given *given,
+                           uint64_t *offset_out, struct sh_event **ev_out,
+                           char *errbuf, size_t errbuf_len)
+{
+    char name[SH__SPAN_NAME_MAX];
+    struct sh__span sp;
+    sh_err_t rc;
+
+    if (sh__trace_cur == NULL)
+        return publish_inner(bus, channel, type, build, arg, given,
+                             offset_out, ev_out, errbuf, errbuf_len);
+    snprintf(name, sizeof name, "publish %s", channel);
+    sh__span_start(&sp, name, SH__SPAN_PRODUCER);
+    sh__span_attr_str(&sp, "messaging.system", "streamhub");
+    sh__span_attr_str(&sp, "messaging.operation", "publish");
+    sh__span_attr_str(&sp, "messaging.destination.name", channel);
+    sh__span_attr_str(&sp, "streamhub.event.type", type);
+    sh__span_enter(&sp);
+    rc = publish_inner(bus, channel, type, build, arg, given, offset_out,
+                       ev_out, errbuf, errbuf_len);
+    if (rc != SH_OK)
+        sh__span_fail(&sp);
+    sh__span_end(&sp);
+    return rc;
+}
+
 /* Data that needs its offset is built by the backend's publish_build,
  * else between a claim and its release; other data is sent as text. */
-static sh_err_t do_publish(struct sh__bus *bus, const char *channel,
+static sh_err_t publish_inner(struct sh__bus *bus, const char *channel,
                            const char *type, sh__bus_build_fn build,
                            void *arg, struct given *given,
                            uint64_t *offset_out, struct sh_event **ev_out,
@@ -986,8 +1024,15 @@ size_t sh__bus_publish_many(struct sh__bus *bus, const char *type,
     uint64_t offs[MANY_CHUNK];
     char first[SH_ERRBUF_SIZE] = "";
     size_t done = 0;
+    struct sh__span sp;
 
     assert(type != NULL && (items != NULL || n == 0));
+    sh__span_start(&sp, "publish many", SH__SPAN_PRODUCER);
+    sh__span_attr_str(&sp, "messaging.system", "streamhub");
+    sh__span_attr_str(&sp, "messaging.operation", "publish");
+    sh__span_attr_str(&sp, "streamhub.event.type", type);
+    sh__span_attr_int(&sp, "messaging.batch.message_count", (int64_t)n);
+    sh__span_enter(&sp);
     for (size_t base = 0; base < n; base += MANY_CHUNK) {
         size_t k = n - base < MANY_CHUNK ? n - base : MANY_CHUNK, got;
         bool valid = true;
@@ -1023,9 +1068,12 @@ size_t sh__bus_publish_many(struct sh__bus *bus, const char *type,
         if (got < k && offs[k - 1] == 0)
             break;              /* down: the rest would fail the same way */
     }
-    if (done < n)
+    if (done < n) {
         sh__errbuf(errbuf, errbuf_len, "bus: %zu of %zu events not "
                    "published (%s)", n - done, n, first);
+        sh__span_fail(&sp);
+    }
+    sh__span_end(&sp);
     return done;
 }
 

@@ -47,6 +47,8 @@ struct sh_event {
      * wire_free when the event dies. */
     _Atomic(void *) wire;
     void (*wire_free)(void *);
+    /* The publishing span's traceparent (otel_int.h), or "". */
+    char traceparent[56];
 };
 
 /* Make the bus named by `bus` of @conf (local or redis://...).  Deliveries

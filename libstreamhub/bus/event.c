@@ -17,6 +17,10 @@
 #include <string.h>
 
 #include "bus_int.h"
+#include "core/otel_int.h"
+
+_Static_assert(sizeof ((struct sh_event *)0)->traceparent ==
+               SH__TRACEPARENT_LEN + 1, "a traceparent fits");
 
 #define TEXT_FLAGS (JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE)
 
@@ -69,6 +73,8 @@ static struct sh_event *event_alloc(const char *channel, const char *epoch,
     atomic_init(&ev->wire, NULL);
     ev->offset = offset;
     ev->ts_ms = ts_ms;
+    /* Built under a traced publish: the consumer joins that trace. */
+    sh__trace_current(ev->traceparent);
     snprintf(ev->epoch, sizeof ev->epoch, "%s", epoch);
     f = (char *)(ev + 1);
     ev->channel = f;
@@ -206,6 +212,11 @@ SH_API const char *sh_event_json(const sh_event_t *ev, size_t *len)
     if (len != NULL)
         *len = ev != NULL ? ev->json_len : 0;
     return ev != NULL ? ev->json : NULL;
+}
+
+SH_API const char *sh_event_traceparent(const sh_event_t *ev)
+{
+    return ev != NULL ? ev->traceparent : "";
 }
 
 SH_API int64_t sh_event_time_ms(const sh_event_t *ev)

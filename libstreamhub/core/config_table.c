@@ -303,6 +303,52 @@ const struct sh__conf_key sh__conf_keys[] = {
       "GraphQL documents kept parsed and validated (keyed by a hash of "
       "their text), so that a document sent again skips both; the least "
       "recently used goes first; 0: none."),
+    S("push-webhook", "",
+      "https:// URL that gets a POST for each notification (user.new_"
+      "follower, raid.incoming, subscription.new) whose user has no open "
+      "connection anywhere in the cluster, standing in for FCM/APNs; "
+      "delivered from the outbox (durable across restarts), signed with "
+      "push-webhook-secret (docs/webhooks.md).  Empty: off."),
+    K("push-webhook-secret", "",
+      "HMAC-SHA-256 key of the push webhooks' StreamHub-Signature, at "
+      "least 16 bytes; required with push-webhook."),
+    I("push-webhook.timeout-ms", "5000", 100, 600000,
+      "Each webhook attempt's deadline (connect, send, answer)."),
+    I("push-webhook.max-attempts", "8", 1, 1000,
+      "The give-up rule: after this many failed attempts (or at once on a "
+      "status other than 408, 429 or 5xx) a delivery moves to the "
+      "webhook_dead table."),
+    I("push-webhook.retry-base-ms", "1000", 10, 3600000,
+      "Wait before the first retry; it doubles per attempt, half of it "
+      "random (jitter), up to push-webhook.retry-max-ms; a Retry-After "
+      "from the receiver is followed instead (within that cap)."),
+    I("push-webhook.retry-max-ms", "300000", 10, 86400000,
+      "Longest wait between two attempts of one delivery."),
+    I("push-webhook.concurrency", "16", 1, 1024,
+      "Webhook requests in flight at once per node (one per user at a "
+      "time), so that a slow receiver for some users never holds up the "
+      "others."),
+    S("otlp-endpoint", "",
+      "OpenTelemetry collector for trace spans (HTTP requests, GraphQL "
+      "operations, store queries, bus publishes), sent as OTLP/HTTP JSON: "
+      "http://host:4318 (then /v1/traces is added) or the full URL of the "
+      "traces path.  Empty: no spans are made at all."),
+    S("otlp.service-name", "streamhubd",
+      "The service.name resource attribute of the spans."),
+    I("otlp.queue-spans", "2048", 16, 1048576,
+      "Spans waiting for export, at most (memory is allocated once, about "
+      "1 KiB each); past it new spans are dropped and counted in "
+      "streamhub_otel_spans_dropped_total{reason=\"queue_full\"}."),
+    I("otlp.batch-spans", "512", 1, 65536,
+      "Spans per export request, at most."),
+    I("otlp.batch-delay-ms", "1000", 1, 600000,
+      "How long a partial batch waits for more spans before it is sent."),
+    I("otlp.timeout-ms", "10000", 10, 600000,
+      "Each export attempt's deadline (connect, send, answer)."),
+    I("otlp.max-attempts", "5", 1, 100,
+      "Attempts per batch: an answer of 429, 502, 503 or 504, or none, is "
+      "retried with exponential backoff and jitter (or after Retry-After, "
+      "at most 60 s); any other failure drops the batch at once."),
 };
 
 const size_t sh__conf_nkeys = sizeof sh__conf_keys / sizeof sh__conf_keys[0];

@@ -359,6 +359,13 @@ static void chan_event(void *arg, const sh_event_t *ev, sh_err_t status)
 
     if (status == SH_OK) {
         const struct sh_event *e = ev;
+        struct sh__span sp;
+        /* The consumer's span of a traced publish: joins its trace. */
+        sh__span_start_linked(ch->f->gw->hub->otel, &sp, "deliver",
+                              SH__SPAN_CONSUMER, e->traceparent);
+        sh__span_attr_str(&sp, "messaging.operation", "deliver");
+        sh__span_attr_str(&sp, "messaging.destination.name", e->channel);
+        sh__span_attr_str(&sp, "streamhub.event.type", e->type);
         ch->top = e->offset;
         memcpy(ch->epoch, e->epoch, sizeof ch->epoch);
         ch->f->batch_end = sh__bus_sub_batch_left(ch->sub) == 0;
@@ -372,6 +379,7 @@ static void chan_event(void *arg, const sh_event_t *ev, sh_err_t status)
         }
         ch->f->batch_end = false;
         sh__loop_flush_counts(ch->f->loop);
+        sh__span_end(&sp);
         return;
     }
     if (ch->dead) {                 /* our own unsubscribe: invariant 1 */

@@ -278,7 +278,49 @@ static void job_free(struct gql_job *j)
     free(j);
 }
 
+/* The operation's span (OpenTelemetry's GraphQL conventions): named
+ * "<type> <name>", a child of the request's.  Only a recording span pays
+ * for finding the operation's type. */
+static void gql_span_start(struct gql_job *j, struct sh__span *sp)
+{
+    static const char *const kinds[] = { "query", "mutation",
+                                         "subscription" };
+    char name[SH__SPAN_NAME_MAX];
+    const char *kind;
+    int k;
+
+    sh__span_start(sp, "graphql", SH__SPAN_INTERNAL);
+    if (!sh__span_on(sp))
+        return;
+    k = sh__gql_op_kind(j->hub, j->query, j->qlen, j->op_name);
+    kind = k >= 0 && k < 3 ? kinds[k] : "graphql";
+    if (j->op_name != NULL) {
+        snprintf(name, sizeof name, "%s %s", kind, j->op_name);
+        sh__span_attr_str(sp, "graphql.operation.name", j->op_name);
+    } else {
+        snprintf(name, sizeof name, "%s", kind);
+    }
+    sh__span_set_name(sp, name);
+    if (k >= 0)
+        sh__span_attr_str(sp, "graphql.operation.type", kind);
+    sh__span_enter(sp);
+}
+
+static void gql_work_traced(void *arg);
+
 static void gql_work(void *arg)
+{
+    struct gql_job *j = arg;
+    struct sh__span sp;
+
+    gql_span_start(j, &sp);
+    gql_work_traced(arg);
+    if (j->rc != SH_OK || j->status == 400 || j->get_mutation)
+        sh__span_fail(&sp);
+    sh__span_end(&sp);
+}
+
+static void gql_work_traced(void *arg)
 {
     struct gql_job *j = arg;
     sh_graphql_request_t *r = NULL;

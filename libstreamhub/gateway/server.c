@@ -566,6 +566,18 @@ static void access_log(struct sh__req *req, int status, size_t len)
     double secs = (double)(mono_us() - req->start_us) / 1e6;
     char labels[96];
 
+    if (sh__span_on(&req->span)) {
+        char name[SH__SPAN_NAME_MAX];
+        snprintf(name, sizeof name, "%s %s", req->hr->method, req->route);
+        sh__span_set_name(&req->span, name);
+        sh__span_attr_str(&req->span, "http.request.method", req->hr->method);
+        sh__span_attr_str(&req->span, "http.route", req->route);
+        sh__span_attr_str(&req->span, "url.path", req->path);
+        sh__span_attr_int(&req->span, "http.response.status_code", status);
+        if (status >= 500)
+            sh__span_fail(&req->span);
+        sh__span_end(&req->span);
+    }
     snprintf(labels, sizeof labels, "%s,%d", req->route, status);
     sh__series_add(sh__metric_series(gw->m_requests, labels), 1);
     sh__series_observe(sh__metric_series(gw->m_latency, req->route), secs);
@@ -737,12 +749,54 @@ sh_err_t sh__conn_offload(struct sh__conn *c, sh__work_fn work,
     return rc;
 }
 
+/* A traced request's job: its span's context is current on the worker
+ * while @work runs, so the store and bus calls in it join the trace. */
+struct traced_job {
+    sh__work_fn work;
+    sh__work_done_fn done;
+    void *arg;
+    struct sh__trace_ctx ctx;
+};
+
+static void traced_work(void *arg)
+{
+    struct traced_job *t = arg;
+    const struct sh__trace_ctx *saved = sh__trace_cur;
+
+    sh__trace_cur = &t->ctx;
+    t->work(t->arg);
+    sh__trace_cur = saved;
+}
+
+static void traced_done(void *arg, bool canceled)
+{
+    struct traced_job *t = arg;
+    sh__work_done_fn done = t->done;
+    void *a = t->arg;
+
+    free(t);
+    done(a, canceled);
+}
+
 bool sh__req_offload(struct sh__req *req, sh__work_fn work,
                      sh__work_done_fn done, void *arg)
 {
-    sh_err_t rc = sh__workers_submit_bounded(
+    struct traced_job *t = NULL;
+    sh_err_t rc;
+
+    /* Only a recording span costs this allocation. */
+    if (sh__span_on(&req->span) &&
+        (t = malloc(sizeof *t)) != NULL) {
+        *t = (struct traced_job){ work, done, arg, req->span.ctx };
+        work = traced_work;
+        done = traced_done;
+        arg = t;
+    }
+    rc = sh__workers_submit_bounded(
         req->conn->loop->workers, &req->conn->in_flight,
         req->conn->gw->max_in_flight_conn, work, done, arg);
+    if (rc != SH_OK)
+        free(t);
 
     if (rc == SH_OK)
         return true;
@@ -795,6 +849,8 @@ static void handle_request(struct sh__conn *c, struct sh__http_request *hr)
              gw->id_prefix,
              (uint64_t)atomic_fetch_add(&gw->next_request, 1) + 1);
     parse_traceparent(sh__req_header(req, "traceparent"), req->trace_id);
+    sh__span_start_server(gw->hub->otel, &req->span, hr->method,
+                          sh__req_header(req, "traceparent"));
     client_address(req);
     q = memchr(hr->target, '?', hr->target_len);
     req->query = q != NULL ? q + 1 : "";
@@ -818,7 +874,13 @@ static void handle_request(struct sh__conn *c, struct sh__http_request *hr)
         gw->ops->upgrade(req);
         return;
     }
+    /* A copy: @req may be answered (and freed) inside the route. */
+    struct sh__trace_ctx ctx = req->span.ctx;
+    const struct sh__trace_ctx *saved = sh__trace_cur;
+    if (ctx.otel != NULL)
+        sh__trace_cur = &ctx;
     gw->ops->route(req);
+    sh__trace_cur = saved;
 }
 
 void sh__conn_switch(struct sh__req *req, const char *resp, size_t n,

@@ -31,6 +31,7 @@
 #include <json-c/json.h>
 
 #include "core/metrics_int.h"
+#include "core/otel_int.h"
 #include "core/ratelimit_int.h"
 #include "services/hub_int.h"
 #include "streamhub/gateway.h"
@@ -70,6 +71,10 @@ struct sh__req {
     int status;
     json_object *result;
     char *extra_headers;       /* owned, "Name: v\r\n"... or NULL */
+    /* The request's server span (not recording without otlp-endpoint),
+     * ended with the response; its context is current wherever the
+     * request's work runs (the route, sh__req_offload). */
+    struct sh__span span;
 };
 
 /* A response waiting its turn.  Invariant: slots leave the queue from the

@@ -10,6 +10,7 @@
 #include <time.h>
 
 #include "chat_int.h"
+#include "core/otel_int.h"
 #include "hub_int.h"
 #include "outbox_int.h"
 #include "services_int.h"
@@ -77,6 +78,10 @@ SH_API sh_err_t sh_hub_open(sh_config_t *conf, sh_hub_t **out, char *errbuf,
         sh__errbuf(errbuf, errbuf_len, "out of memory");
         goto fail;
     }
+    rc = sh__otel_new(conf, hub->metrics, &hub->log, &hub->otel, errbuf,
+                      errbuf_len);
+    if (rc != SH_OK)
+        goto fail;
     rc = sh__store_open(conf, &hub->log, &hub->store, errbuf, errbuf_len);
     if (rc != SH_OK)
         goto fail;
@@ -106,6 +111,7 @@ fail:
     sh__bus_free(hub->bus);
     sh__store_close(hub->store);
     sh__dispatch_free(hub->dispatch);
+    sh__otel_free(hub->otel);
     sh__metrics_free(hub->metrics);
     free(hub);
     return rc;
@@ -138,6 +144,8 @@ SH_API void sh_hub_close(sh_hub_t *hub)
     sh__log_kv(&hub->log, SH_LOG_INFO, "hub closed", (char *)NULL);
     sh__dispatch_free(hub->dispatch); /* runs them, canceled */
     sh__store_close(hub->store);
+    /* Last: what the close itself traced is sent (within a deadline). */
+    sh__otel_free(hub->otel);
     sh__metrics_free(hub->metrics);
     sh_config_free(hub->conf);
     /* A call that began during the close only read `closing` and left;

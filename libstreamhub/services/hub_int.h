@@ -29,6 +29,7 @@ struct sh__online;     /* services/online.c: users with a connection */
 struct sh__cluster;    /* services/cluster.c: state shared in redis */
 struct sh__redis;      /* core/redis_int.h */
 struct sh__cache;      /* services/cache.c: hot reads in redis */
+struct sh__otel;       /* core/otel_int.h: spans, OTLP exporter */
 struct sh__outbox;     /* services/outbox.c: events out, relays */
 
 struct sh_hub {
@@ -46,6 +47,7 @@ struct sh_hub {
     struct sh__online *online;
     struct sh__cluster *cluster;    /* NULL: one node, counts local */
     struct sh__cache *cache;        /* NULL: no cache */
+    struct sh__otel *otel;          /* NULL: no otlp-endpoint, no spans */
     struct sh__outbox *outbox;      /* NULL: none (no sink) until init */
     atomic_bool closing;            /* set first by sh_hub_close() */
     /* Public calls in flight (SH__HUB_CALL): sh_hub_close() waits until

@@ -51,6 +51,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "core/otel_int.h"
 #include "outbox_int.h"
 #include "services_int.h"
 
@@ -67,6 +68,7 @@ struct sink_kind {
 /* Every kind of sink: a row per kind, its key in config_table.c. */
 static const struct sink_kind kinds[] = {
     { "events-amqp", sh__sink_amqp_open },
+    { "push-webhook", sh__sink_webhook_open },
 };
 
 #define NKINDS (sizeof kinds / sizeof kinds[0])
@@ -201,6 +203,12 @@ sh_err_t sh__outbox_add(sh_hub_t *hub, struct sh__conn *c,
         id_out[0] = '\0';
     if (!sh__outbox_on(hub))
         return SH_OK;
+    /* A traced request's event: its consumers join the trace. */
+    char tp[SH__TRACEPARENT_LEN + 1];
+    if (traceparent == NULL) {
+        sh__trace_current(tp);
+        traceparent = tp[0] != '\0' ? tp : NULL;
+    }
     sh__uuid4(id);
     p[1] = sh__v_int(lane_of(channel));
     p[2] = sh__v_text(id);

@@ -100,6 +100,11 @@ sh_err_t sh__sink_amqp_open(sh_hub_t *hub, const char *value,
                             struct sh__sink **out, char *errbuf,
                             size_t errbuf_len);
 
+/* push-webhook (services/sink_webhook.c). */
+sh_err_t sh__sink_webhook_open(sh_hub_t *hub, const char *value,
+                               struct sh__sink **out, char *errbuf,
+                               size_t errbuf_len);
+
 /* ---- the hub's side ---------------------------------------------------- */
 
 /* The outbox area: creates hub->outbox with one relay per configured

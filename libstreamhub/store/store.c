@@ -24,6 +24,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "core/otel_int.h"
 #include "store/store_be.h"
 
 static const struct sh__sql sql_begin = { "BEGIN", "BEGIN IMMEDIATE", NULL };
@@ -452,10 +453,40 @@ static sh_err_t replica_fallback(struct sh__conn *c, const struct sh__sql *q,
     return rc;
 }
 
+static sh_err_t store_exec(struct sh__conn *c, const struct sh__sql *q,
+                           const struct sh__val *params, size_t nparams,
+                           sh__row_cb cb, void *cb_arg, int64_t *changes,
+                           char *errbuf, size_t errbuf_len);
+
+/* Each statement under a traced request is a span (OpenTelemetry's
+ * database conventions); without one this is a test of a pointer. */
 sh_err_t sh__store_exec(struct sh__conn *c, const struct sh__sql *q,
                         const struct sh__val *params, size_t nparams,
                         sh__row_cb cb, void *cb_arg, int64_t *changes,
                         char *errbuf, size_t errbuf_len)
+{
+    struct sh__span sp;
+    sh_err_t rc;
+
+    if (sh__trace_cur == NULL)
+        return store_exec(c, q, params, nparams, cb, cb_arg, changes,
+                          errbuf, errbuf_len);
+    sh__span_start(&sp, "store.query", SH__SPAN_CLIENT);
+    sh__span_attr_str(&sp, "db.system", strcmp(c->st->be->name, "postgres")
+                      == 0 ? "postgresql" : c->st->be->name);
+    sh__span_attr_str(&sp, "db.statement", q->text);
+    rc = store_exec(c, q, params, nparams, cb, cb_arg, changes, errbuf,
+                    errbuf_len);
+    if (rc != SH_OK)
+        sh__span_fail(&sp);
+    sh__span_end(&sp);
+    return rc;
+}
+
+static sh_err_t store_exec(struct sh__conn *c, const struct sh__sql *q,
+                           const struct sh__val *params, size_t nparams,
+                           sh__row_cb cb, void *cb_arg, int64_t *changes,
+                           char *errbuf, size_t errbuf_len)
 {
     struct counted k = { cb, cb_arg, 0 };
     char why[SH_ERRBUF_SIZE] = "";
