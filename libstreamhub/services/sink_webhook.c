@@ -6,8 +6,14 @@
  * connection anywhere in the cluster (sh__online: this node's count,
  * then redis's sum over live nodes), it stores one delivery in
  * webhook_deliveries and confirms the outbox row: "taken durably", as the
- * sink interface asks.  Events for users who are online, and events not
- * addressed to one user, are confirmed without a delivery.
+ * sink interface asks.  A stream going live (stream.live) notifies every
+ * follower: one set-based INSERT ... SELECT stores a delivery per
+ * follower (id "<event id>:<follower id>"), as the go-live's own
+ * notification fan-out does, however many followers there are.  Events
+ * for users who are online, and other events, are confirmed without a
+ * delivery.  Whether a user is online is asked again just before each
+ * attempt: a user who came online since sees the notification live and
+ * gets no push (its delivery is dropped and counted as skipped).
  *
  * The sender thread POSTs due deliveries through one libcurl multi handle:
  * up to push-webhook.concurrency at once and one per user, each attempt
@@ -47,13 +53,15 @@
 #include "store/store_int.h"
 
 #define ID_MAX 63
+/* A delivery's id: the event's, or "<event id>:<follower id>". */
+#define DELIVERY_ID_MAX (2 * ID_MAX + 1)
 
 /* One attempt in flight.  @locality the sender thread */
 struct xfer {
     struct xfer *next;
     CURL *easy;
     struct curl_slist *hdrs;
-    char id[ID_MAX + 1];
+    char id[DELIVERY_ID_MAX + 1];
     char user[ID_MAX + 1];
     char *body;                /* owned */
     int64_t attempts;          /* before this one */
@@ -82,6 +90,18 @@ struct wh_sink {
 static const struct sh__sql q_insert = {
     "INSERT INTO webhook_deliveries (id, user_id, body, created_ms, "
     "next_ms, traceparent) VALUES (?, ?, ?, ?, ?, ?) "
+    "ON CONFLICT (id) DO NOTHING", NULL, NULL
+};
+/* One delivery per follower of the broadcaster of a stream going live:
+ * the body's "id" and "userId" are made per follower from the template
+ * (make_body with an empty user), whose "id" is the event's. */
+static const struct sh__sql q_insert_followers = {
+    "INSERT INTO webhook_deliveries (id, user_id, body, created_ms, "
+    "next_ms, traceparent) SELECT CAST(? AS TEXT) || ':' || f.follower_id, "
+    "f.follower_id, replace(replace(CAST(? AS TEXT), CAST(? AS TEXT), "
+    "CAST(? AS TEXT) || ':' || f.follower_id || '\"'), "
+    "'\"userId\":\"\"', '\"userId\":\"' || f.follower_id || '\"'), "
+    "?, ?, ? FROM follows f WHERE f.followed_id = ? "
     "ON CONFLICT (id) DO NOTHING", NULL, NULL
 };
 static const struct sh__sql q_due = {
@@ -135,6 +155,51 @@ static char *make_body(const struct sh__outbox_row *r, const char *user)
     return text;
 }
 
+/* Store a delivery for each follower of @r's broadcaster (@r: a
+ * stream.live row, its payload the Stream).  True when stored (or when
+ * the payload names no broadcaster: nothing to do). */
+static bool store_followers(struct wh_sink *w, struct sh__conn *c,
+                            const struct sh__outbox_row *r, char *errbuf,
+                            size_t errbuf_len)
+{
+    json_object *stream = json_tokener_parse(r->payload), *b, *bid;
+    const char *broadcaster;
+    char *body, id_json[ID_MAX + 16];
+    struct sh__val p[8];
+    bool ok;
+
+    if (stream == NULL ||
+        !json_object_object_get_ex(stream, "broadcaster", &b) ||
+        !json_object_object_get_ex(b, "id", &bid) ||
+        (broadcaster = json_object_get_string(bid)) == NULL) {
+        json_object_put(stream);
+        return true;
+    }
+    body = make_body(r, "");
+    if (body == NULL) {
+        json_object_put(stream);
+        return false;
+    }
+    /* The template's id member, as json-c printed it (ids are UUIDs:
+     * nothing to escape). */
+    snprintf(id_json, sizeof id_json, "\"id\":\"%s\"", r->id);
+    p[0] = sh__v_text(r->id);
+    p[1] = sh__v_text(body);
+    p[2] = sh__v_text(id_json);
+    p[3] = sh__v_text(id_json);
+    p[3].n--;                       /* '"id":"<event id>' then ':<f>"' */
+    p[4] = sh__v_int(r->created_ms);
+    p[5] = sh__v_int(sh__now_ms());
+    p[6] = r->traceparent != NULL ? sh__v_text(r->traceparent)
+                                  : sh__v_null();
+    p[7] = sh__v_text(broadcaster);
+    ok = sh__store_exec_bulk(c, &q_insert_followers, p, 8, NULL, NULL, NULL,
+                             errbuf, errbuf_len) == SH_OK;
+    free(body);
+    json_object_put(stream);
+    return ok;
+}
+
 static sh_err_t wh_deliver(struct sh__sink *s,
                            const struct sh__outbox_row *rows, size_t n,
                            int64_t deadline_ms, bool *ok, char *errbuf,
@@ -159,6 +224,11 @@ static sh_err_t wh_deliver(struct sh__sink *s,
         struct sh__val p[6];
         char *body;
 
+        if (strcmp(r->type, "stream.live") == 0) {
+            ok[i] = store_followers(w, c, r, errbuf, errbuf_len);
+            stored |= ok[i];
+            continue;
+        }
         if (strncmp(r->channel, "user:", 5) != 0 || user[0] == '\0' ||
             strlen(user) > ID_MAX) {
             ok[i] = true;           /* not a user's notification */
@@ -399,7 +469,7 @@ static void finish(struct wh_sink *w, struct xfer *x, long status,
 }
 
 struct due {
-    char id[ID_MAX + 1], user[ID_MAX + 1], tp[56];
+    char id[DELIVERY_ID_MAX + 1], user[ID_MAX + 1], tp[56];
     char *body;
     int64_t attempts;
 };
@@ -463,6 +533,15 @@ static void scan(struct wh_sink *w)
         int64_t changes = 0;
 
         if (w->nflight >= w->conc || user_busy(w, d->user)) {
+            free(d->body);
+            continue;
+        }
+        if (sh__online(w->hub, d->user)) {
+            /* Online since it was stored: they see it live. */
+            p[0] = sh__v_text(d->id);
+            if (sh__store_exec(c, &q_delete, p, 1, NULL, NULL, &changes,
+                               NULL, 0) == SH_OK && changes == 1)
+                sh__series_add(w->s_online, 1);
             free(d->body);
             continue;
         }

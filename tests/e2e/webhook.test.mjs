@@ -1,7 +1,8 @@
 // tests/e2e/webhook.test.mjs: push webhooks (push-webhook) against a
 // receiver written here with node's http module: signed notifications for
 // users with no open connection, replays refusable by the signed
-// timestamp, retries with backoff, the give-up rule into webhook_dead, a
+// timestamp, a stream going live pushed to each offline follower,
+// retries with backoff, the give-up rule into webhook_dead, a
 // slow receiver for one user never holding up another's, deliveries that
 // survive kill -9, and nothing pushed to a user who is online.
 import { test, after } from 'node:test';
@@ -166,6 +167,42 @@ test('signed, replay-refusable notifications for offline users only', async () =
   await n.close();
   assert.equal(await metric(srv.url, 'streamhub_webhook_deliveries_total',
     'outcome="delivered"'), 1);
+  await stop(srv);
+  await rcv.close();
+});
+
+test('a stream going live is pushed to each offline follower, not to one online', async () => {
+  const rcv = await receiver((req, res) => res.end());
+  const srv = await serverFor(rcv.url);
+  const star = await register(srv.url, 'ls');
+  const away = [await register(srv.url, 'la'), await register(srv.url, 'lb')];
+  const here = await register(srv.url, 'lc');
+  for (const f of [...away, here]) await follow(srv.url, f, star);
+  // The three new-follower pushes to star (offline) arrive first.
+  await rcv.until((g) => g.filter((d) => d.json.userId === star.user.id).length === 3);
+  const n = await Native.open(srv.wsUrl);
+  assert.equal((await n.send('auth', { token: here.token })).ok, true);
+  const skipped = (await metric(srv.url, 'streamhub_webhook_skipped_online_total')) ?? 0;
+
+  const r = await api(srv.url, 'POST', '/api/v1/streams',
+    { token: star.token, body: { title: 'pushed' } });
+  assert.equal(r.status, 201, JSON.stringify(r.body));
+  await rcv.until((g) => g.filter((d) => d.json.type === 'stream.live').length === 2);
+  await metricUntil(srv.url, 'streamhub_webhook_skipped_online_total', '',
+    (v) => v === skipped + 1);
+  const live = rcv.got.filter((d) => d.json.type === 'stream.live');
+  assert.deepEqual(live.map((d) => d.json.userId).sort(),
+    away.map((u) => u.user.id).sort());
+  for (const d of live) {
+    assert.ok(verifies(d), JSON.stringify(d.headers));
+    // One id per follower, the body's id the header's.
+    assert.equal(d.json.id, d.id);
+    assert.ok(d.id.endsWith(`:${d.json.userId}`), d.id);
+    assert.equal(d.json.data.id, r.body.id);
+    assert.equal(d.json.data.broadcaster.id, star.user.id);
+  }
+  assert.equal(new Set(live.map((d) => d.id)).size, 2);
+  await n.close();
   await stop(srv);
   await rcv.close();
 });
