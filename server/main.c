@@ -9,7 +9,8 @@
  *  2. the process: RLIMIT_NOFILE soft raised to hard (one connection is one
  *     descriptor), SIGTERM/SIGINT/SIGHUP blocked before any thread exists so
  *     that every thread the hub starts inherits the mask and the signals are
- *     taken by sigwaitinfo() here, never by a handler.
+ *     taken by sigwaitinfo() here, never by a handler; SIGPIPE ignored (a
+ *     write to a reset connection fails with EPIPE instead).
  *  3. the hub and its gateway on one libevent loop: the hub attached to the
  *     loop, the gateway listening on `listen`, "streamhubd listening on
  *     HOST:PORT" printed with the bound port once it accepts.  The signals
@@ -527,6 +528,15 @@ int main(int argc, char **argv)
     if (status != 0 || o.check) {
         if (status == 0)
             printf("streamhubd: configuration ok\n");
+        goto out;
+    }
+    /* A peer that resets its connection makes the next write to it fail
+     * with EPIPE, which by default also kills the process with SIGPIPE
+     * (libevent writes with writev, not send(MSG_NOSIGNAL)): one client
+     * could stop the server.  The write's error closes the connection. */
+    if (signal(SIGPIPE, SIG_IGN) == SIG_ERR) {
+        fprintf(stderr, "streamhubd: signal: %s\n", strerror(errno));
+        status = 1;
         goto out;
     }
     sigemptyset(&set);

@@ -19,7 +19,12 @@
  *  3. Presence: a connection counts once for a stream while it is a member
  *     of that stream's `chat:` or `stream:` channel, for at most
  *     max_per_conn streams (a member past it, or past the node's
- *     max_streams, is not counted: its stream_id is "").
+ *     max_streams, is not counted: its stream_id is "").  The members
+ *     that hold a stream id are on their connection's `watching` list
+ *     from member_count() to member_uncount(), whichever protocol joined
+ *     them, and that list alone says whether the connection still
+ *     watches a stream (two graphql-ws operations on one stream, or a
+ *     native chat: and stream: pair, count once).
  *  5. On a remote bus (sh__bus_remote) the loop never waits on it: a join
  *     that needs the bus subscribes on a worker (paused, so that no event
  *     precedes the answer) and completes on the loop (join_done), calling
@@ -76,6 +81,10 @@ struct sh__member {
     struct sh_subscription *own;    /* own bus subscription, or NULL */
     struct sh__fanout *f;
     struct sh__conn *conn;          /* borrowed: leaves before conn dies */
+    /* In conn->watching while it holds a presence key (invariant 3):
+     * whatever protocol made it, native or graphql-ws. */
+    struct sh__member *wprev, *wnext;
+    bool watching;
     char *channel;
     /* Presence key: the id's place in channel (not a copy: a member is
      * kept per connection and channel, so its size counts), or "". */
@@ -307,6 +316,8 @@ static bool presence_add(struct sh__fanout *ff, const char *stream_id,
 /* Does @c hold another membership for @stream_id than @except? */
 static bool conn_watches(struct sh__conn *c, const char *stream_id,
                          const struct sh__member *except);
+/* Stop counting @m (invariant 3); a no-op when it is not counted. */
+static void member_uncount(struct sh__member *m);
 
 /* ---- members ----------------------------------------------------- */
 
@@ -408,11 +419,7 @@ static void chan_event(void *arg, const sh_event_t *ev, sh_err_t status)
     while (ch->members != NULL) {
         struct sh__member *m = ch->members;
         ch->members = m->next;
-        if (m->stream_id[0] != '\0' &&
-            !conn_watches(m->conn, m->stream_id, m)) {
-            presence_add(m->f, m->stream_id, -1);
-            m->conn->npresence--;
-        }
+        member_uncount(m);
         struct sh__conn *conn = m->conn;
         m->chan = NULL;
         m->left = true;
@@ -443,6 +450,7 @@ static void own_event(void *arg, const sh_event_t *ev, sh_err_t status)
     if (!m->left) {
         struct sh__conn *conn = m->conn;
 
+        member_uncount(m);
         m->left = true;
         m->own = NULL;
         m->fn(m->arg, NULL);
@@ -465,7 +473,30 @@ static const char *stream_of(const char *channel)
 static bool conn_watches(struct sh__conn *c, const char *stream_id,
                          const struct sh__member *except)
 {
-    return sh__ws_member_watches(c, stream_id, except);
+    for (struct sh__member *m = c->watching; m != NULL; m = m->wnext) {
+        if (m != except && strcmp(m->stream_id, stream_id) == 0)
+            return true;
+    }
+    return false;
+}
+
+static void member_uncount(struct sh__member *m)
+{
+    struct sh__conn *c = m->conn;
+
+    if (!m->watching)
+        return;
+    if (m->wprev != NULL)
+        m->wprev->wnext = m->wnext;
+    else
+        c->watching = m->wnext;
+    if (m->wnext != NULL)
+        m->wnext->wprev = m->wprev;
+    m->watching = false;
+    if (!conn_watches(c, m->stream_id, NULL)) {
+        presence_add(m->f, m->stream_id, -1);
+        c->npresence--;
+    }
 }
 
 const char *sh__member_stream(const struct sh__member *m)
@@ -484,6 +515,14 @@ static void member_count(struct sh__member *m, struct sh__conn *c)
             c->npresence++;
         else
             m->stream_id = "";      /* not counted (invariant 3) */
+    }
+    if (m->stream_id[0] != '\0') {
+        m->wprev = NULL;
+        m->wnext = c->watching;
+        if (c->watching != NULL)
+            c->watching->wprev = m;
+        c->watching = m;
+        m->watching = true;
     }
 }
 
@@ -787,11 +826,7 @@ void sh__fanout_leave(struct sh__member *m)
         m->left = true;             /* join_done frees it (invariant 5) */
         return;
     }
-    if (m->stream_id[0] != '\0' && !m->left &&
-        !conn_watches(m->conn, m->stream_id, m)) {
-        presence_add(m->f, m->stream_id, -1);
-        m->conn->npresence--;
-    }
+    member_uncount(m);
     if (m->own != NULL) {
         struct sh_subscription *own = m->own;
         m->left = true;

@@ -145,10 +145,6 @@ sh_err_t sh__fanout_join(struct sh__fanout *f, struct sh__conn *c,
 void sh__fanout_leave(struct sh__member *m);
 /* The stream id a member counts presence for ("" for other channels). */
 const char *sh__member_stream(const struct sh__member *m);
-/* ws_conn.c: does @c watch @stream_id through a member other than
- * @except?  (Presence counts a connection once per stream.) */
-bool sh__ws_member_watches(struct sh__conn *c, const char *stream_id,
-                           const struct sh__member *except);
 /* Write @ev's shared text frame to @c (encoded once per event, shared by
  * reference); closes @c with 4408 when its send buffer is over the limit.
  * Returns false when @c is closing. */

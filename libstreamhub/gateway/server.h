@@ -120,6 +120,7 @@ struct sh__conn {
     size_t nslots;                 /* HTTP responses queued (slots) */
     atomic_size_t in_flight;       /* jobs on the workers (workers.h) */
     size_t npresence;              /* streams it counts for (fanout.c) */
+    struct sh__member *watching;   /* its members that count (fanout.c) */
     bool in_input;                 /* http_input() is running */
     struct sh__ws *ws;             /* once upgraded */
     /* WebSocket output (plain TCP): frames are appended during a loop turn

@@ -892,21 +892,6 @@ static void subscribed(struct sh__conn *c, json_object *id,
     sh__ws_send_json(c, reply_ok(id, res));
 }
 
-/* Used by fanout.c for presence: does @c watch @stream_id through a
- * member other than @except? */
-bool sh__ws_member_watches(struct sh__conn *c, const char *stream_id,
-                           const struct sh__member *except)
-{
-    if (c->ws == NULL)
-        return false;
-    for (struct sh__nsub *s = c->ws->subs; s != NULL; s = s->next) {
-        if (s->member != NULL && s->member != except &&
-            strcmp(sh__member_stream(s->member), stream_id) == 0)
-            return true;
-    }
-    return false;
-}
-
 static void op_unsubscribe(struct sh__conn *c,
                            const struct sh__native_cmd *cmd)
 {
