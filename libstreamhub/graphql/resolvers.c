@@ -68,18 +68,33 @@ static bool has_arg(json_object *args, const char *k)
     return json_object_object_get_ex(args, k, &v) && v != NULL;
 }
 
-/* {"edges":[{"cursor","node"}],"pageInfo":{...}} from @items. */
+/* What of a connection the query selects (sh__gql_selects()): the rest
+ * is neither fetched (totalCount's count(*)) nor built. */
+#define CONN_CURSOR 0x1u    /* edges { cursor } */
+#define CONN_PAGE   0x2u    /* pageInfo */
+#define CONN_TOTAL  0x4u    /* totalCount */
+
+static unsigned conn_wants(const struct sh__gql_exec *ex)
+{
+    return (sh__gql_selects(ex, "edges", "cursor") ? CONN_CURSOR : 0) |
+           (sh__gql_selects(ex, "pageInfo", NULL) ? CONN_PAGE : 0) |
+           (sh__gql_selects(ex, "totalCount", NULL) ? CONN_TOTAL : 0);
+}
+
+/* {"edges":[{"cursor","node"}],"pageInfo":{...}} from @items, with only
+ * the parts @want names (CONN_*). */
 static json_object *connection(json_object *items,
                                const char *(*cursor_at)(const void *, size_t),
                                const void *list, bool has_next,
-                               bool has_prev, const char *next_cursor)
+                               bool has_prev, unsigned want)
 {
-    json_object *c = json_object_new_object(), *edges = json_object_new_array();
-    json_object *pi = json_object_new_object();
+    json_object *c = json_object_new_object(), *edges;
+    json_object *pi = NULL;
     size_t n = items != NULL ? json_object_array_length(items) : 0;
     const char *first = NULL, *last = NULL;
 
-    if (c == NULL || edges == NULL || pi == NULL)
+    edges = json_object_new_array_ext(n > 0 ? (int)n : 1);
+    if (c == NULL || edges == NULL)
         goto oom;
     for (size_t i = 0; i < n; i++) {
         json_object *e = json_object_new_object();
@@ -91,28 +106,31 @@ static json_object *connection(json_object *items,
         if (i == 0)
             first = cur;
         last = cur;
-        json_object_object_add(e, "cursor", json_object_new_string(cur));
+        if (want & CONN_CURSOR)
+            json_object_object_add(e, "cursor", json_object_new_string(cur));
         json_object_object_add(e, "node",
                                json_object_get(json_object_array_get_idx(
                                    items, i)));
         json_object_array_add(edges, e);
     }
-    (void)next_cursor;
-    json_object_object_add(pi, "hasNextPage",
-                           json_object_new_boolean(has_next));
-    json_object_object_add(pi, "hasPreviousPage",
-                           json_object_new_boolean(has_prev));
-    json_object_object_add(pi, "startCursor",
-                           first ? json_object_new_string(first) : NULL);
-    json_object_object_add(pi, "endCursor",
-                           last ? json_object_new_string(last) : NULL);
+    if (want & CONN_PAGE) {
+        if ((pi = json_object_new_object()) == NULL)
+            goto oom;
+        json_object_object_add(pi, "hasNextPage",
+                               json_object_new_boolean(has_next));
+        json_object_object_add(pi, "hasPreviousPage",
+                               json_object_new_boolean(has_prev));
+        json_object_object_add(pi, "startCursor",
+                               first ? json_object_new_string(first) : NULL);
+        json_object_object_add(pi, "endCursor",
+                               last ? json_object_new_string(last) : NULL);
+        json_object_object_add(c, "pageInfo", pi);
+    }
     json_object_object_add(c, "edges", edges);
-    json_object_object_add(c, "pageInfo", pi);
     return c;
 oom:
     json_object_put(c);
     json_object_put(edges);
-    json_object_put(pi);
     return NULL;
 }
 
@@ -142,30 +160,33 @@ static sh_err_t nomem(struct sh__gql_rerr *err)
 }
 
 static sh_err_t stream_conn(sh_stream_list_t *l, const char *after,
-                            json_object **out, struct sh__gql_rerr *err)
+                            unsigned want, json_object **out,
+                            struct sh__gql_rerr *err)
 {
     json_object *o = hobj(l);
     json_object *c = connection(json_object_object_get(o, "items"),
                                 stream_cur, l, sh_stream_list_has_next(l),
-                                after != NULL && after[0] != '\0', NULL);
+                                after != NULL && after[0] != '\0', want);
 
     if (c == NULL) {
         sh_stream_list_free(l);
         return nomem(err);
     }
-    json_object_object_add(c, "totalCount", json_object_new_int64(
-                               sh_stream_list_total_count(l)));
+    if (want & CONN_TOTAL)
+        json_object_object_add(c, "totalCount", json_object_new_int64(
+                                   sh_stream_list_total_count(l)));
     sh_stream_list_free(l);
     *out = c;
     return SH_OK;
 }
 
 static sh_err_t user_conn(sh_user_list_t *l, const char *after,
-                          json_object **out, struct sh__gql_rerr *err)
+                          unsigned want, json_object **out,
+                          struct sh__gql_rerr *err)
 {
     json_object *c = connection(json_object_object_get(hobj(l), "items"),
                                 user_cur, l, sh_user_list_has_next(l),
-                                after != NULL && after[0] != '\0', NULL);
+                                after != NULL && after[0] != '\0', want);
 
     if (c == NULL) {
         sh_user_list_free(l);
@@ -253,11 +274,15 @@ static sh_err_t q_live(struct sh__gql_exec *ex, json_object *src,
     sh_err_t rc;
     EB;
 
-    rc = sh_stream_live_list(ex->hub, aint(args, "first", 20), after,
-                             astr(args, "category"), &l, eb, sizeof eb);
+    unsigned want = conn_wants(ex);
+
+    rc = sh__stream_live_list_opt(ex->hub, aint(args, "first", 20), after,
+                                  astr(args, "category"),
+                                  (want & CONN_TOTAL) ? SH__LIST_TOTAL : 0,
+                                  &l, eb, sizeof eb);
     if (rc != SH_OK)
         return fail(err, rc, eb);
-    return stream_conn(l, after, out, err);
+    return stream_conn(l, after, want, out, err);
 }
 
 static sh_err_t q_search(struct sh__gql_exec *ex, json_object *src,
@@ -269,11 +294,15 @@ static sh_err_t q_search(struct sh__gql_exec *ex, json_object *src,
     sh_err_t rc;
     EB;
 
-    rc = sh_stream_search(ex->hub, astr(args, "query"),
-                          aint(args, "first", 20), after, &l, eb, sizeof eb);
+    unsigned want = conn_wants(ex);
+
+    rc = sh__stream_search_opt(ex->hub, astr(args, "query"),
+                               aint(args, "first", 20), after,
+                               (want & CONN_TOTAL) ? SH__LIST_TOTAL : 0, &l,
+                               eb, sizeof eb);
     if (rc != SH_OK)
         return fail(err, rc, eb);
-    return stream_conn(l, after, out, err);
+    return stream_conn(l, after, want, out, err);
 }
 
 static sh_err_t q_chat_history(struct sh__gql_exec *ex, json_object *src,
@@ -293,7 +322,7 @@ static sh_err_t q_chat_history(struct sh__gql_exec *ex, json_object *src,
     o = hobj(l);
     c = connection(json_object_object_get(o, "items"), chat_cur, l,
                    sh__jbool(o, "hasNextPage"),
-                   sh__jbool(o, "hasPreviousPage"), NULL);
+                   sh__jbool(o, "hasPreviousPage"), CONN_CURSOR | CONN_PAGE);
     if (c == NULL) {
         sh_chat_message_list_free(l);
         return nomem(err);
@@ -326,7 +355,8 @@ static sh_err_t q_notifications(struct sh__gql_exec *ex, json_object *src,
         return fail(err, rc, eb);
     c = connection(json_object_object_get(hobj(l), "items"), notif_cur, l,
                    sh_notification_list_has_next(l),
-                   after != NULL && after[0] != '\0', NULL);
+                   after != NULL && after[0] != '\0',
+                   CONN_CURSOR | CONN_PAGE);
     if (c == NULL) {
         sh_notification_list_free(l);
         return nomem(err);
@@ -682,6 +712,10 @@ static sh_err_t counts(struct sh__gql_exec *ex, json_object *src,
     EB;
 
     snprintf(key, sizeof key, "fc:%s", id != NULL ? id : "");
+    /* One user's counts through the cached batch path too; a user the
+     * batch does not find falls to sh_follow_counts() for its error. */
+    if (id != NULL && !json_object_object_get_ex(ex->memo, key, NULL))
+        sh__gql_follow_counts_prefetch(ex, &id, 1);
     if (!json_object_object_get_ex(ex->memo, key, &m)) {
         sh_err_t rc = sh_follow_counts(ex->hub, id, followers, following, eb,
                                        sizeof eb);
@@ -850,7 +884,7 @@ static sh_err_t u_list(struct sh__gql_exec *ex, json_object *src,
         sizeof eb);
     if (rc != SH_OK)
         return fail(err, rc, eb);
-    return user_conn(l, after, out, err);
+    return user_conn(l, after, conn_wants(ex), out, err);
 }
 
 static sh_err_t u_followers(struct sh__gql_exec *ex, json_object *src,
