@@ -879,12 +879,14 @@ static sh_err_t u_list(struct sh__gql_exec *ex, json_object *src,
     sh_err_t rc;
     EB;
 
-    rc = (followers ? sh_followers_list : sh_following_list)(
-        ex->hub, sh__jstr(src, "id"), aint(args, "first", 20), after, &l, eb,
-        sizeof eb);
+    unsigned want = conn_wants(ex);
+
+    rc = (followers ? sh__followers_list_opt : sh__following_list_opt)(
+        ex->hub, sh__jstr(src, "id"), aint(args, "first", 20), after,
+        (want & CONN_TOTAL) ? SH__LIST_TOTAL : 0, &l, eb, sizeof eb);
     if (rc != SH_OK)
         return fail(err, rc, eb);
-    return user_conn(l, after, conn_wants(ex), out, err);
+    return user_conn(l, after, want, out, err);
 }
 
 static sh_err_t u_followers(struct sh__gql_exec *ex, json_object *src,

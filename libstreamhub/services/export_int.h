@@ -17,6 +17,7 @@
 
 #include <json-c/json.h>
 
+#include "streamhub/follows.h"
 #include "streamhub/streams.h"
 #include "streamhub/types.h"
 
@@ -80,5 +81,14 @@ sh_err_t sh__stream_search_opt(sh_hub_t *hub, const char *query, int first,
                                const char *after, unsigned want,
                                sh_stream_list_t **out, char *errbuf,
                                size_t errbuf_len);
+/* sh_followers_list() and sh_following_list() (follows.h) likewise. */
+sh_err_t sh__followers_list_opt(sh_hub_t *hub, const char *user_id,
+                                int first, const char *after, unsigned want,
+                                sh_user_list_t **out, char *errbuf,
+                                size_t errbuf_len);
+sh_err_t sh__following_list_opt(sh_hub_t *hub, const char *user_id,
+                                int first, const char *after, unsigned want,
+                                sh_user_list_t **out, char *errbuf,
+                                size_t errbuf_len);
 
 #endif

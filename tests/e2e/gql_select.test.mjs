@@ -8,12 +8,13 @@ import assert from 'node:assert/strict';
 import { startServer, register } from './harness.mjs';
 
 let srv;
-const streams = [];
+const streams = [], users = [];
 before(async () => {
   srv = await startServer({ args: ['--http.rate-limit-per-ip', '1000000',
     '--cache.memory-ttl-ms', '3600000'] });
   for (const p of ['sa', 'sb', 'sc']) {
     const u = await register(srv.url, p);
+    users.push(u);
     const d = await ok(`mutation { startStream(title: "t-${p}") { id } }`,
       { token: u.token });
     streams.push(d.startStream.id);
@@ -100,4 +101,25 @@ test('searchStreams gives totalCount and pageInfo when asked', async () => {
   assert.equal(d.searchStreams.totalCount, 1);
   assert.equal(d.searchStreams.pageInfo.hasNextPage, false);
   assert.equal(d.searchStreams.edges[0].node.id, streams[0]);
+});
+
+test('followers and following give totalCount and pageInfo when asked', async () => {
+  const [a, b, c] = users;
+  for (const f of [b, c])
+    await ok('mutation F($id: ID!) { follow(userId: $id) { id } }',
+      { token: f.token, variables: { id: a.user.id } });
+  const U = `query U($id: ID!) { user(id: $id) {
+    followers(first: 1) { edges { node { id } } }
+    f: followers(first: 1) { totalCount pageInfo { hasNextPage endCursor }
+      edges { cursor } }
+    following(first: 1) { totalCount } } }`;
+  const d = (await ok(U, { variables: { id: a.user.id } })).user;
+  assert.deepEqual(Object.keys(d.followers), ['edges']);
+  assert.equal(d.f.totalCount, 2);
+  assert.equal(d.f.pageInfo.hasNextPage, true);
+  assert.equal(d.f.pageInfo.endCursor, d.f.edges[0].cursor);
+  assert.equal(d.following.totalCount, 0);
+  const e = (await ok(U, { variables: { id: b.user.id } })).user;
+  assert.equal(e.following.totalCount, 1);
+  assert.equal(e.f.totalCount, 0);
 });
