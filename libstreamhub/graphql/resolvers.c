@@ -701,47 +701,73 @@ static sh_err_t m_mark_read(struct sh__gql_exec *ex, json_object *src,
 
 /* ---- User --------------------------------------------------------------- */
 
+/* The request's follower counts: memo "fc" maps a user id to
+ * [followers, following]'s first half and "fg" to its second, one
+ * integer per entry: a lookup is two hash probes, with no key to format
+ * and no array per user.  NULL on ENOMEM. */
+static json_object *fc_map(struct sh__gql_exec *ex, const char *which)
+{
+    json_object *m;
+
+    if (json_object_object_get_ex(ex->memo, which, &m))
+        return m;
+    m = json_object_new_object();
+    if (m != NULL && json_object_object_add(ex->memo, which, m) != 0) {
+        json_object_put(m);
+        m = NULL;
+    }
+    return m;
+}
+
 /* Follower and following counts of @src, memoized per request. */
 static sh_err_t counts(struct sh__gql_exec *ex, json_object *src,
                        int64_t *followers, int64_t *following,
                        struct sh__gql_rerr *err)
 {
-    const char *id = sh__jstr(src, "id");
-    char key[80];
-    json_object *m;
+    const char *id = sh__jstr(src, "id"), *key = id != NULL ? id : "";
+    json_object *fc = fc_map(ex, "fc"), *fg = fc_map(ex, "fg"), *x, *y;
     EB;
 
-    snprintf(key, sizeof key, "fc:%s", id != NULL ? id : "");
+    if (fc == NULL || fg == NULL)
+        return nomem(err);
     /* One user's counts through the cached batch path too; a user the
      * batch does not find falls to sh_follow_counts() for its error. */
-    if (id != NULL && !json_object_object_get_ex(ex->memo, key, NULL))
+    if (id != NULL && !json_object_object_get_ex(fc, id, NULL))
         sh__gql_follow_counts_prefetch(ex, &id, 1);
-    if (!json_object_object_get_ex(ex->memo, key, &m)) {
-        sh_err_t rc = sh_follow_counts(ex->hub, id, followers, following, eb,
-                                       sizeof eb);
-        if (rc != SH_OK)
-            return fail(err, rc, eb);
-        m = json_object_new_array();
-        if (m == NULL)
-            return nomem(err);
-        json_object_array_add(m, json_object_new_int64(*followers));
-        json_object_array_add(m, json_object_new_int64(*following));
-        json_object_object_add(ex->memo, key, m);
+    if (json_object_object_get_ex(fc, key, &x) &&
+        json_object_object_get_ex(fg, key, &y)) {
+        *followers = json_object_get_int64(x);
+        *following = json_object_get_int64(y);
         return SH_OK;
     }
-    *followers = json_object_get_int64(json_object_array_get_idx(m, 0));
-    *following = json_object_get_int64(json_object_array_get_idx(m, 1));
+    sh_err_t rc = sh_follow_counts(ex->hub, id, followers, following, eb,
+                                   sizeof eb);
+    if (rc != SH_OK)
+        return fail(err, rc, eb);
+    x = json_object_new_int64(*followers);
+    y = json_object_new_int64(*following);
+    if (x == NULL || y == NULL || json_object_object_add(fg, key, y) != 0) {
+        json_object_put(x);
+        json_object_put(y);
+        return nomem(err);
+    }
+    if (json_object_object_add(fc, key, x) != 0) {
+        json_object_put(x);
+        return nomem(err);
+    }
     return SH_OK;
 }
 
 void sh__gql_follow_counts_prefetch(struct sh__gql_exec *ex,
                                     const char **ids, size_t n)
 {
+    json_object *fc = fc_map(ex, "fc"), *fg = fc_map(ex, "fg");
     const char **want;
     int64_t *a, *b;
     size_t m = 0;
-    char key[80];
 
+    if (fc == NULL || fg == NULL)
+        return;
     if (n > SH_FOLLOW_COUNTS_MANY_MAX)
         n = SH_FOLLOW_COUNTS_MANY_MAX;
     want = malloc(n * sizeof *want);
@@ -749,39 +775,29 @@ void sh__gql_follow_counts_prefetch(struct sh__gql_exec *ex,
     b = malloc(n * sizeof *b);
     if (want == NULL || a == NULL || b == NULL)
         goto out;
-    for (size_t i = 0; i < n; i++) {
-        snprintf(key, sizeof key, "fc:%s", ids[i]);
-        if (!json_object_object_get_ex(ex->memo, key, NULL))
+    for (size_t i = 0; i < n; i++)
+        if (!json_object_object_get_ex(fc, ids[i], NULL))
             want[m++] = ids[i];
-    }
     if (m == 0 ||
         sh_follow_counts_many(ex->hub, want, m, a, b, NULL, 0) != SH_OK)
         goto out;
     for (size_t i = 0; i < m; i++) {
-        json_object *v, *x, *y;
+        json_object *x, *y;
         if (a[i] < 0)
             continue;           /* no such user: the per-user path says so */
-        snprintf(key, sizeof key, "fc:%s", want[i]);
-        if (json_object_object_get_ex(ex->memo, key, NULL))
+        if (json_object_object_get_ex(fc, want[i], NULL))
             continue;           /* a duplicate id */
-        v = json_object_new_array_ext(2);
         x = json_object_new_int64(a[i]);
         y = json_object_new_int64(b[i]);
-        if (v == NULL || x == NULL || y == NULL ||
-            json_object_array_add(v, x) != 0) {
-            json_object_put(v);
+        /* fg first: an id in fc always has its fg entry. */
+        if (x == NULL || y == NULL ||
+            json_object_object_add(fg, want[i], y) != 0) {
             json_object_put(x);
             json_object_put(y);
             break;
         }
-        /* x belongs to v now. */
-        if (json_object_array_add(v, y) != 0) {
-            json_object_put(v);
-            json_object_put(y);
-            break;
-        }
-        if (json_object_object_add(ex->memo, key, v) != 0) {
-            json_object_put(v);
+        if (json_object_object_add(fc, want[i], x) != 0) {
+            json_object_put(x);
             break;
         }
     }

@@ -416,10 +416,14 @@ SH_API sh_err_t sh_follow_counts_many(sh_hub_t *hub,
     for (size_t i = 0; i < m.n; i++) {
         char *text = NULL;
         size_t len = 0;
-        long long a, b;
+        long long a = -1, b = -1;
+        char *e1 = NULL, *e2 = NULL;
+        /* "a b" as cache_put below writes it; strtoll: no scanf per id. */
         if (sh__cache_get(hub, SH__CACHE_FOLLOWERS, m.ids[i], &text, &len,
                           &tix[nmiss]) &&
-            sscanf(text, "%lld %lld", &a, &b) == 2 && a >= 0 && b >= 0) {
+            (a = strtoll(text, &e1, 10), e1 != text && *e1 == ' ') &&
+            (b = strtoll(e1 + 1, &e2, 10), e2 != e1 + 1 && *e2 == '\0') &&
+            a >= 0 && b >= 0) {
             m.a[i] = a;
             m.b[i] = b;
         } else {
