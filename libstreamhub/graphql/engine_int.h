@@ -154,8 +154,22 @@ struct sh__gql_exec {
                                  * fields without arguments share */
     json_object *intro;         /* owned, NULL until needed: this
                                  * request's parse of eng->intro_text */
+    /* Borrowed: the field nodes of the field whose resolver runs (its
+     * merged response key), for sh__gql_selects(); none outside. */
+    const struct sh__gql_selection *const *sel_nodes;
+    size_t sel_n;
     bool oom;
 };
+
+/* Whether the field whose resolver runs selects the field @a (of its
+ * result type), and, when @b is not NULL, @b under @a (e.g. "edges",
+ * "cursor"), through fragments.  Conservative: true when unsure (a
+ * field under @skip / @include or a type condition counts as selected),
+ * so a resolver that skips what is not selected never skips what
+ * completion reads.  True outside a resolver.  @locality the request's
+ * thread. */
+bool sh__gql_selects(const struct sh__gql_exec *ex, const char *a,
+                     const char *b);
 
 /* Run the whole pipeline for one request: parse, validate, limits,
  * operation, variables, execution.  *@resp is the response's JSON text

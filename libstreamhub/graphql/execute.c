@@ -1070,6 +1070,53 @@ static bool check_directives(struct sh__gql_exec *ex,
     return true;
 }
 
+/* ---- what the resolving field selects ---------------------------------- */
+
+/* Whether @set (with its fragments, to @depth levels) selects a field
+ * named @a, and under it @b when @b is not NULL.  Type conditions and
+ * @skip / @include are not looked at: a field they may leave out counts
+ * as selected, so a resolver may fetch more than completion reads but
+ * never less. */
+static bool selects_in(const struct sh__gql_exec *ex,
+                       const struct sh__gql_selection *set, const char *a,
+                       const char *b, int depth)
+{
+    if (depth > 16)                 /* validated: no cycles; a bound */
+        return true;
+    for (const struct sh__gql_selection *sel = set; sel != NULL;
+         sel = sel->next) {
+        const struct sh__gql_definition *fr;
+        switch (sel->kind) {
+        case SH__GQL_S_FIELD:
+            if (strcmp(sel->name, a) == 0 &&
+                (b == NULL || selects_in(ex, sel->selset, b, NULL, 0)))
+                return true;
+            break;
+        case SH__GQL_S_SPREAD:
+            fr = sh__gql_doc_fragment(ex->doc, sel->name);
+            if (fr != NULL && selects_in(ex, fr->selset, a, b, depth + 1))
+                return true;
+            break;
+        case SH__GQL_S_INLINE:
+            if (selects_in(ex, sel->selset, a, b, depth + 1))
+                return true;
+            break;
+        }
+    }
+    return false;
+}
+
+bool sh__gql_selects(const struct sh__gql_exec *ex, const char *a,
+                     const char *b)
+{
+    if (ex->sel_n == 0)             /* not inside a resolver: all of it */
+        return true;
+    for (size_t i = 0; i < ex->sel_n; i++)
+        if (selects_in(ex, ex->sel_nodes[i]->selset, a, b, 0))
+            return true;
+    return false;
+}
+
 /* ExecuteField (6.4.2) for one response key. */
 static enum res exec_field(struct sh__gql_exec *ex,
                            const struct sh__gql_type *t, json_object *src,
@@ -1114,7 +1161,13 @@ static enum res exec_field(struct sh__gql_exec *ex,
     } else if (f == ex->s->meta_type) {
         v = json_object_get(sh__gql_intro_type(ex, sh__jstr(args, "name")));
     } else if (fi != NULL && fi->resolve != NULL) {
+        const struct sh__gql_selection *const *sn = ex->sel_nodes;
+        size_t sc = ex->sel_n;
+        ex->sel_nodes = grp->nodes;
+        ex->sel_n = grp->n;
         rc = fi->resolve(ex, src, args, &v, &err);
+        ex->sel_nodes = sn;
+        ex->sel_n = sc;
     } else if (!json_object_object_get_ex(src, f->name, &v)) {
         /* A reference: load the whole entity. */
         json_object *full = NULL;

@@ -68,18 +68,33 @@ static bool has_arg(json_object *args, const char *k)
     return json_object_object_get_ex(args, k, &v) && v != NULL;
 }
 
-/* {"edges":[{"cursor","node"}],"pageInfo":{...}} from @items. */
+/* What of a connection the query selects (sh__gql_selects()): the rest
+ * is neither fetched (totalCount's count(*)) nor built. */
+#define CONN_CURSOR 0x1u    /* edges { cursor } */
+#define CONN_PAGE   0x2u    /* pageInfo */
+#define CONN_TOTAL  0x4u    /* totalCount */
+
+static unsigned conn_wants(const struct sh__gql_exec *ex)
+{
+    return (sh__gql_selects(ex, "edges", "cursor") ? CONN_CURSOR : 0) |
+           (sh__gql_selects(ex, "pageInfo", NULL) ? CONN_PAGE : 0) |
+           (sh__gql_selects(ex, "totalCount", NULL) ? CONN_TOTAL : 0);
+}
+
+/* {"edges":[{"cursor","node"}],"pageInfo":{...}} from @items, with only
+ * the parts @want names (CONN_*). */
 static json_object *connection(json_object *items,
                                const char *(*cursor_at)(const void *, size_t),
                                const void *list, bool has_next,
-                               bool has_prev, const char *next_cursor)
+                               bool has_prev, unsigned want)
 {
-    json_object *c = json_object_new_object(), *edges = json_object_new_array();
-    json_object *pi = json_object_new_object();
+    json_object *c = json_object_new_object(), *edges;
+    json_object *pi = NULL;
     size_t n = items != NULL ? json_object_array_length(items) : 0;
     const char *first = NULL, *last = NULL;
 
-    if (c == NULL || edges == NULL || pi == NULL)
+    edges = json_object_new_array_ext(n > 0 ? (int)n : 1);
+    if (c == NULL || edges == NULL)
         goto oom;
     for (size_t i = 0; i < n; i++) {
         json_object *e = json_object_new_object();
@@ -91,28 +106,31 @@ static json_object *connection(json_object *items,
         if (i == 0)
             first = cur;
         last = cur;
-        json_object_object_add(e, "cursor", json_object_new_string(cur));
+        if (want & CONN_CURSOR)
+            json_object_object_add(e, "cursor", json_object_new_string(cur));
         json_object_object_add(e, "node",
                                json_object_get(json_object_array_get_idx(
                                    items, i)));
         json_object_array_add(edges, e);
     }
-    (void)next_cursor;
-    json_object_object_add(pi, "hasNextPage",
-                           json_object_new_boolean(has_next));
-    json_object_object_add(pi, "hasPreviousPage",
-                           json_object_new_boolean(has_prev));
-    json_object_object_add(pi, "startCursor",
-                           first ? json_object_new_string(first) : NULL);
-    json_object_object_add(pi, "endCursor",
-                           last ? json_object_new_string(last) : NULL);
+    if (want & CONN_PAGE) {
+        if ((pi = json_object_new_object()) == NULL)
+            goto oom;
+        json_object_object_add(pi, "hasNextPage",
+                               json_object_new_boolean(has_next));
+        json_object_object_add(pi, "hasPreviousPage",
+                               json_object_new_boolean(has_prev));
+        json_object_object_add(pi, "startCursor",
+                               first ? json_object_new_string(first) : NULL);
+        json_object_object_add(pi, "endCursor",
+                               last ? json_object_new_string(last) : NULL);
+        json_object_object_add(c, "pageInfo", pi);
+    }
     json_object_object_add(c, "edges", edges);
-    json_object_object_add(c, "pageInfo", pi);
     return c;
 oom:
     json_object_put(c);
     json_object_put(edges);
-    json_object_put(pi);
     return NULL;
 }
 
@@ -142,30 +160,33 @@ static sh_err_t nomem(struct sh__gql_rerr *err)
 }
 
 static sh_err_t stream_conn(sh_stream_list_t *l, const char *after,
-                            json_object **out, struct sh__gql_rerr *err)
+                            unsigned want, json_object **out,
+                            struct sh__gql_rerr *err)
 {
     json_object *o = hobj(l);
     json_object *c = connection(json_object_object_get(o, "items"),
                                 stream_cur, l, sh_stream_list_has_next(l),
-                                after != NULL && after[0] != '\0', NULL);
+                                after != NULL && after[0] != '\0', want);
 
     if (c == NULL) {
         sh_stream_list_free(l);
         return nomem(err);
     }
-    json_object_object_add(c, "totalCount", json_object_new_int64(
-                               sh_stream_list_total_count(l)));
+    if (want & CONN_TOTAL)
+        json_object_object_add(c, "totalCount", json_object_new_int64(
+                                   sh_stream_list_total_count(l)));
     sh_stream_list_free(l);
     *out = c;
     return SH_OK;
 }
 
 static sh_err_t user_conn(sh_user_list_t *l, const char *after,
-                          json_object **out, struct sh__gql_rerr *err)
+                          unsigned want, json_object **out,
+                          struct sh__gql_rerr *err)
 {
     json_object *c = connection(json_object_object_get(hobj(l), "items"),
                                 user_cur, l, sh_user_list_has_next(l),
-                                after != NULL && after[0] != '\0', NULL);
+                                after != NULL && after[0] != '\0', want);
 
     if (c == NULL) {
         sh_user_list_free(l);
@@ -253,11 +274,15 @@ static sh_err_t q_live(struct sh__gql_exec *ex, json_object *src,
     sh_err_t rc;
     EB;
 
-    rc = sh_stream_live_list(ex->hub, aint(args, "first", 20), after,
-                             astr(args, "category"), &l, eb, sizeof eb);
+    unsigned want = conn_wants(ex);
+
+    rc = sh__stream_live_list_opt(ex->hub, aint(args, "first", 20), after,
+                                  astr(args, "category"),
+                                  (want & CONN_TOTAL) ? SH__LIST_TOTAL : 0,
+                                  &l, eb, sizeof eb);
     if (rc != SH_OK)
         return fail(err, rc, eb);
-    return stream_conn(l, after, out, err);
+    return stream_conn(l, after, want, out, err);
 }
 
 static sh_err_t q_search(struct sh__gql_exec *ex, json_object *src,
@@ -269,11 +294,15 @@ static sh_err_t q_search(struct sh__gql_exec *ex, json_object *src,
     sh_err_t rc;
     EB;
 
-    rc = sh_stream_search(ex->hub, astr(args, "query"),
-                          aint(args, "first", 20), after, &l, eb, sizeof eb);
+    unsigned want = conn_wants(ex);
+
+    rc = sh__stream_search_opt(ex->hub, astr(args, "query"),
+                               aint(args, "first", 20), after,
+                               (want & CONN_TOTAL) ? SH__LIST_TOTAL : 0, &l,
+                               eb, sizeof eb);
     if (rc != SH_OK)
         return fail(err, rc, eb);
-    return stream_conn(l, after, out, err);
+    return stream_conn(l, after, want, out, err);
 }
 
 static sh_err_t q_chat_history(struct sh__gql_exec *ex, json_object *src,
@@ -293,7 +322,7 @@ static sh_err_t q_chat_history(struct sh__gql_exec *ex, json_object *src,
     o = hobj(l);
     c = connection(json_object_object_get(o, "items"), chat_cur, l,
                    sh__jbool(o, "hasNextPage"),
-                   sh__jbool(o, "hasPreviousPage"), NULL);
+                   sh__jbool(o, "hasPreviousPage"), CONN_CURSOR | CONN_PAGE);
     if (c == NULL) {
         sh_chat_message_list_free(l);
         return nomem(err);
@@ -326,7 +355,8 @@ static sh_err_t q_notifications(struct sh__gql_exec *ex, json_object *src,
         return fail(err, rc, eb);
     c = connection(json_object_object_get(hobj(l), "items"), notif_cur, l,
                    sh_notification_list_has_next(l),
-                   after != NULL && after[0] != '\0', NULL);
+                   after != NULL && after[0] != '\0',
+                   CONN_CURSOR | CONN_PAGE);
     if (c == NULL) {
         sh_notification_list_free(l);
         return nomem(err);
@@ -671,43 +701,73 @@ static sh_err_t m_mark_read(struct sh__gql_exec *ex, json_object *src,
 
 /* ---- User --------------------------------------------------------------- */
 
+/* The request's follower counts: memo "fc" maps a user id to
+ * [followers, following]'s first half and "fg" to its second, one
+ * integer per entry: a lookup is two hash probes, with no key to format
+ * and no array per user.  NULL on ENOMEM. */
+static json_object *fc_map(struct sh__gql_exec *ex, const char *which)
+{
+    json_object *m;
+
+    if (json_object_object_get_ex(ex->memo, which, &m))
+        return m;
+    m = json_object_new_object();
+    if (m != NULL && json_object_object_add(ex->memo, which, m) != 0) {
+        json_object_put(m);
+        m = NULL;
+    }
+    return m;
+}
+
 /* Follower and following counts of @src, memoized per request. */
 static sh_err_t counts(struct sh__gql_exec *ex, json_object *src,
                        int64_t *followers, int64_t *following,
                        struct sh__gql_rerr *err)
 {
-    const char *id = sh__jstr(src, "id");
-    char key[80];
-    json_object *m;
+    const char *id = sh__jstr(src, "id"), *key = id != NULL ? id : "";
+    json_object *fc = fc_map(ex, "fc"), *fg = fc_map(ex, "fg"), *x, *y;
     EB;
 
-    snprintf(key, sizeof key, "fc:%s", id != NULL ? id : "");
-    if (!json_object_object_get_ex(ex->memo, key, &m)) {
-        sh_err_t rc = sh_follow_counts(ex->hub, id, followers, following, eb,
-                                       sizeof eb);
-        if (rc != SH_OK)
-            return fail(err, rc, eb);
-        m = json_object_new_array();
-        if (m == NULL)
-            return nomem(err);
-        json_object_array_add(m, json_object_new_int64(*followers));
-        json_object_array_add(m, json_object_new_int64(*following));
-        json_object_object_add(ex->memo, key, m);
+    if (fc == NULL || fg == NULL)
+        return nomem(err);
+    /* One user's counts through the cached batch path too; a user the
+     * batch does not find falls to sh_follow_counts() for its error. */
+    if (id != NULL && !json_object_object_get_ex(fc, id, NULL))
+        sh__gql_follow_counts_prefetch(ex, &id, 1);
+    if (json_object_object_get_ex(fc, key, &x) &&
+        json_object_object_get_ex(fg, key, &y)) {
+        *followers = json_object_get_int64(x);
+        *following = json_object_get_int64(y);
         return SH_OK;
     }
-    *followers = json_object_get_int64(json_object_array_get_idx(m, 0));
-    *following = json_object_get_int64(json_object_array_get_idx(m, 1));
+    sh_err_t rc = sh_follow_counts(ex->hub, id, followers, following, eb,
+                                   sizeof eb);
+    if (rc != SH_OK)
+        return fail(err, rc, eb);
+    x = json_object_new_int64(*followers);
+    y = json_object_new_int64(*following);
+    if (x == NULL || y == NULL || json_object_object_add(fg, key, y) != 0) {
+        json_object_put(x);
+        json_object_put(y);
+        return nomem(err);
+    }
+    if (json_object_object_add(fc, key, x) != 0) {
+        json_object_put(x);
+        return nomem(err);
+    }
     return SH_OK;
 }
 
 void sh__gql_follow_counts_prefetch(struct sh__gql_exec *ex,
                                     const char **ids, size_t n)
 {
+    json_object *fc = fc_map(ex, "fc"), *fg = fc_map(ex, "fg");
     const char **want;
     int64_t *a, *b;
     size_t m = 0;
-    char key[80];
 
+    if (fc == NULL || fg == NULL)
+        return;
     if (n > SH_FOLLOW_COUNTS_MANY_MAX)
         n = SH_FOLLOW_COUNTS_MANY_MAX;
     want = malloc(n * sizeof *want);
@@ -715,39 +775,29 @@ void sh__gql_follow_counts_prefetch(struct sh__gql_exec *ex,
     b = malloc(n * sizeof *b);
     if (want == NULL || a == NULL || b == NULL)
         goto out;
-    for (size_t i = 0; i < n; i++) {
-        snprintf(key, sizeof key, "fc:%s", ids[i]);
-        if (!json_object_object_get_ex(ex->memo, key, NULL))
+    for (size_t i = 0; i < n; i++)
+        if (!json_object_object_get_ex(fc, ids[i], NULL))
             want[m++] = ids[i];
-    }
     if (m == 0 ||
         sh_follow_counts_many(ex->hub, want, m, a, b, NULL, 0) != SH_OK)
         goto out;
     for (size_t i = 0; i < m; i++) {
-        json_object *v, *x, *y;
+        json_object *x, *y;
         if (a[i] < 0)
             continue;           /* no such user: the per-user path says so */
-        snprintf(key, sizeof key, "fc:%s", want[i]);
-        if (json_object_object_get_ex(ex->memo, key, NULL))
+        if (json_object_object_get_ex(fc, want[i], NULL))
             continue;           /* a duplicate id */
-        v = json_object_new_array_ext(2);
         x = json_object_new_int64(a[i]);
         y = json_object_new_int64(b[i]);
-        if (v == NULL || x == NULL || y == NULL ||
-            json_object_array_add(v, x) != 0) {
-            json_object_put(v);
+        /* fg first: an id in fc always has its fg entry. */
+        if (x == NULL || y == NULL ||
+            json_object_object_add(fg, want[i], y) != 0) {
             json_object_put(x);
             json_object_put(y);
             break;
         }
-        /* x belongs to v now. */
-        if (json_object_array_add(v, y) != 0) {
-            json_object_put(v);
-            json_object_put(y);
-            break;
-        }
-        if (json_object_object_add(ex->memo, key, v) != 0) {
-            json_object_put(v);
+        if (json_object_object_add(fc, want[i], x) != 0) {
+            json_object_put(x);
             break;
         }
     }
@@ -845,12 +895,14 @@ static sh_err_t u_list(struct sh__gql_exec *ex, json_object *src,
     sh_err_t rc;
     EB;
 
-    rc = (followers ? sh_followers_list : sh_following_list)(
-        ex->hub, sh__jstr(src, "id"), aint(args, "first", 20), after, &l, eb,
-        sizeof eb);
+    unsigned want = conn_wants(ex);
+
+    rc = (followers ? sh__followers_list_opt : sh__following_list_opt)(
+        ex->hub, sh__jstr(src, "id"), aint(args, "first", 20), after,
+        (want & CONN_TOTAL) ? SH__LIST_TOTAL : 0, &l, eb, sizeof eb);
     if (rc != SH_OK)
         return fail(err, rc, eb);
-    return user_conn(l, after, out, err);
+    return user_conn(l, after, want, out, err);
 }
 
 static sh_err_t u_followers(struct sh__gql_exec *ex, json_object *src,

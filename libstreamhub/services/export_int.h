@@ -17,6 +17,8 @@
 
 #include <json-c/json.h>
 
+#include "streamhub/follows.h"
+#include "streamhub/streams.h"
 #include "streamhub/types.h"
 
 /* ---- json-backed handles ---------------------------------------------- */
@@ -59,5 +61,34 @@ void sh__results_stay_end(void);
 
 /* Messages waiting in the write-behind queue (metrics). */
 size_t sh__chat_queue_depth(sh_hub_t *hub);
+
+/* ---- lists that read only what their caller asks for ------------------ */
+
+/* What a list's caller reads beyond its items and hasNextPage (bits of
+ * @want below).  Without SH__LIST_TOTAL the store runs no count(*) and
+ * the list's totalCount is -1. */
+#define SH__LIST_TOTAL 0x1u
+
+/* sh_stream_live_list() and sh_stream_search() (streams.h) reading only
+ * what @want names: the public calls are these with SH__LIST_TOTAL.  The
+ * GraphQL resolvers pass what the query selects.  Errors, ownership and
+ * threads as the public calls. */
+sh_err_t sh__stream_live_list_opt(sh_hub_t *hub, int first,
+                                  const char *after, const char *category,
+                                  unsigned want, sh_stream_list_t **out,
+                                  char *errbuf, size_t errbuf_len);
+sh_err_t sh__stream_search_opt(sh_hub_t *hub, const char *query, int first,
+                               const char *after, unsigned want,
+                               sh_stream_list_t **out, char *errbuf,
+                               size_t errbuf_len);
+/* sh_followers_list() and sh_following_list() (follows.h) likewise. */
+sh_err_t sh__followers_list_opt(sh_hub_t *hub, const char *user_id,
+                                int first, const char *after, unsigned want,
+                                sh_user_list_t **out, char *errbuf,
+                                size_t errbuf_len);
+sh_err_t sh__following_list_opt(sh_hub_t *hub, const char *user_id,
+                                int first, const char *after, unsigned want,
+                                sh_user_list_t **out, char *errbuf,
+                                size_t errbuf_len);
 
 #endif

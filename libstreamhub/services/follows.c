@@ -422,10 +422,14 @@ SH_API sh_err_t sh_follow_counts_many(sh_hub_t *hub,
     for (size_t i = 0; i < m.n; i++) {
         char *text = NULL;
         size_t len = 0;
-        long long a, b;
+        long long a = -1, b = -1;
+        char *e1 = NULL, *e2 = NULL;
+        /* "a b" as cache_put below writes it; strtoll: no scanf per id. */
         if (sh__cache_get(hub, SH__CACHE_FOLLOWERS, m.ids[i], &text, &len,
                           &tix[nmiss]) &&
-            sscanf(text, "%lld %lld", &a, &b) == 2 && a >= 0 && b >= 0) {
+            (a = strtoll(text, &e1, 10), e1 != text && *e1 == ' ') &&
+            (b = strtoll(e1 + 1, &e2, 10), e2 != e1 + 1 && *e2 == '\0') &&
+            a >= 0 && b >= 0) {
             m.a[i] = a;
             m.b[i] = b;
         } else {
@@ -507,7 +511,8 @@ static int user_row(void *arg, const struct sh__row *row)
 
 static sh_err_t list(sh_hub_t *hub, const struct sh__sql *q,
                      const char *user_id, int first, const char *after,
-                     sh_user_list_t **out, char *errbuf, size_t errbuf_len)
+                     unsigned want, sh_user_list_t **out, char *errbuf,
+                     size_t errbuf_len)
 {
     char cid[SH__UUID_LEN + 1];
     struct page_ctx x;
@@ -550,7 +555,9 @@ static sh_err_t list(sh_hub_t *hub, const struct sh__sql *q,
         rc = sh__store_exec(c, q, p, 6, user_row, &x, NULL, errbuf,
                             errbuf_len);
     }
-    if (rc == SH_OK) {
+    if (rc == SH_OK && (want & SH__LIST_TOTAL) == 0) {
+        cnt.a = cnt.b = -1;             /* nobody reads totalCount */
+    } else if (rc == SH_OK) {
         p[1] = p[0];
         rc = sh__store_exec(c, &q_counts, p, 2, counts_row, &cnt, NULL,
                             errbuf, errbuf_len);
@@ -571,8 +578,17 @@ SH_API sh_err_t sh_followers_list(sh_hub_t *hub, const char *user_id,
                                   sh_user_list_t **out, char *errbuf,
                                   size_t errbuf_len)
 {
+    return sh__followers_list_opt(hub, user_id, first, after,
+                                  SH__LIST_TOTAL, out, errbuf, errbuf_len);
+}
+
+sh_err_t sh__followers_list_opt(sh_hub_t *hub, const char *user_id,
+                                int first, const char *after, unsigned want,
+                                sh_user_list_t **out, char *errbuf,
+                                size_t errbuf_len)
+{
     SH__HUB_CALL(hub);
-    return list(hub, &q_followers, user_id, first, after, out, errbuf,
+    return list(hub, &q_followers, user_id, first, after, want, out, errbuf,
                 errbuf_len);
 }
 
@@ -581,8 +597,17 @@ SH_API sh_err_t sh_following_list(sh_hub_t *hub, const char *user_id,
                                   sh_user_list_t **out, char *errbuf,
                                   size_t errbuf_len)
 {
+    return sh__following_list_opt(hub, user_id, first, after,
+                                  SH__LIST_TOTAL, out, errbuf, errbuf_len);
+}
+
+sh_err_t sh__following_list_opt(sh_hub_t *hub, const char *user_id,
+                                int first, const char *after, unsigned want,
+                                sh_user_list_t **out, char *errbuf,
+                                size_t errbuf_len)
+{
     SH__HUB_CALL(hub);
-    return list(hub, &q_following, user_id, first, after, out, errbuf,
+    return list(hub, &q_following, user_id, first, after, want, out, errbuf,
                 errbuf_len);
 }
 

@@ -719,6 +719,7 @@ sh_err_t sh__stream_channel(sh_hub_t *hub, const char *stream_id,
 struct page_ctx {
     struct sh__page page;
     bool search;          /* cursor keys: [live, started, id] */
+    bool no_total;        /* the caller reads no totalCount: no count(*) */
     int64_t total;
 };
 
@@ -799,7 +800,9 @@ static sh_err_t run_page(struct sh__conn *c, struct page_ctx *x,
 
     rc = sh__store_exec(c, q, p, nparams, page_row, x, NULL, errbuf,
                         errbuf_len);
-    if (rc == SH_OK)
+    if (rc == SH_OK && x->no_total)
+        x->total = -1;
+    else if (rc == SH_OK)
         rc = sh__store_exec(c, qc, p, ncount, count_cb, &x->total, NULL,
                             errbuf, errbuf_len);
     sh__store_release(c);
@@ -925,6 +928,15 @@ SH_API sh_err_t sh_stream_live_list(sh_hub_t *hub, int first,
                                     sh_stream_list_t **out, char *errbuf,
                                     size_t errbuf_len)
 {
+    return sh__stream_live_list_opt(hub, first, after, category,
+                                    SH__LIST_TOTAL, out, errbuf, errbuf_len);
+}
+
+sh_err_t sh__stream_live_list_opt(sh_hub_t *hub, int first,
+                                  const char *after, const char *category,
+                                  unsigned want, sh_stream_list_t **out,
+                                  char *errbuf, size_t errbuf_len)
+{
     SH__HUB_CALL(hub);
     char cid[SH__UUID_LEN + 1], key[160];
     struct sh__cache_ticket t;
@@ -952,9 +964,13 @@ SH_API sh_err_t sh_stream_live_list(sh_hub_t *hub, int first,
         sh__errbuf(errbuf, errbuf_len, "category: too long");
         return SH_EINVAL;
     }
-    /* The page's key: its arguments, the cursor decoded. */
-    keyed = snprintf(key, sizeof key, "%d|%d|%lld|%lld|%s|%d|%s", n,
-                     have ? 1 : 0, (long long)k0, (long long)k1, cid,
+    x.no_total = (want & SH__LIST_TOTAL) == 0;
+    /* The page's key: its arguments, the cursor decoded, and whether it
+     * holds totalCount (a page without is never served to a caller that
+     * reads it). */
+    keyed = snprintf(key, sizeof key, "%d|%d|%d|%lld|%lld|%s|%d|%s", n,
+                     x.no_total ? 0 : 1, have ? 1 : 0, (long long)k0,
+                     (long long)k1, cid,
                      category != NULL ? 1 : 0,
                      category != NULL ? category : "") < (int)sizeof key;
     memset(&t, 0, sizeof t);
@@ -1038,6 +1054,15 @@ SH_API sh_err_t sh_stream_search(sh_hub_t *hub, const char *query,
                                  sh_stream_list_t **out, char *errbuf,
                                  size_t errbuf_len)
 {
+    return sh__stream_search_opt(hub, query, first, after, SH__LIST_TOTAL,
+                                 out, errbuf, errbuf_len);
+}
+
+sh_err_t sh__stream_search_opt(sh_hub_t *hub, const char *query, int first,
+                               const char *after, unsigned want,
+                               sh_stream_list_t **out, char *errbuf,
+                               size_t errbuf_len)
+{
     SH__HUB_CALL(hub);
     char cid[SH__UUID_LEN + 1], fq[2 * QUERY_MAX + 8];
     struct page_ctx x;
@@ -1054,6 +1079,7 @@ SH_API sh_err_t sh_stream_search(sh_hub_t *hub, const char *query,
         *out = NULL;
     memset(&x, 0, sizeof x);
     x.search = true;
+    x.no_total = (want & SH__LIST_TOTAL) == 0;
     if ((rc = sh__hub_live(hub)) != SH_OK)
         return rc;
     if (out == NULL || query == NULL) {
