@@ -39,6 +39,12 @@ typedef struct sh_gateway sh_gateway_t;
  * address of the hub's configuration (with TLS when `tls-cert` and
  * `tls-key` are set).
  *
+ * The process must ignore SIGPIPE (signal(SIGPIPE, SIG_IGN), before any
+ * thread starts): the gateway's writes go through libevent and OpenSSL,
+ * which do not pass MSG_NOSIGNAL, so a write to a connection its client
+ * has reset would otherwise end the process.  A warning is logged when
+ * SIGPIPE is at its default.  (CPython ignores it at start-up.)
+ *
  * @hub   borrowed; must outlive the gateway, and be attached to @base.
  * @base  borrowed; thread-aware (evthread_use_pthreads() before creating it).
  * @out   receives the gateway; NULL on error.

@@ -26,6 +26,7 @@
 #include <errno.h>
 #include <netinet/in.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -584,6 +585,18 @@ SH_API sh_err_t sh_gateway_start(sh_hub_t *hub, struct event_base *base,
         sh__log_kv(&hub->log, SH_LOG_INFO, "gateway listening", "address",
                    gw->address, "tls", gw->ssl_ctx != NULL ? "on" : "off",
                    "loops", n, (char *)NULL);
+    }
+    {
+        /* libevent and OpenSSL write with writev/write, not
+         * send(MSG_NOSIGNAL): with SIGPIPE at its default, a client that
+         * resets its connection kills the process (gateway.h). */
+        struct sigaction sa;
+        if (sigaction(SIGPIPE, NULL, &sa) == 0 && sa.sa_handler == SIG_DFL)
+            sh__log_kv(&hub->log, SH_LOG_WARN,
+                       "SIGPIPE is not ignored: a client resetting its "
+                       "connection can kill this process; call "
+                       "signal(SIGPIPE, SIG_IGN) before sh_gateway_start",
+                       (char *)NULL);
     }
     *out = gw;
     return SH_OK;
