@@ -363,7 +363,13 @@ function renderRoom() {
   $('room-viewers').textContent = String(s.viewerCount);
   $('room-slow').textContent = s.chatSettings.slowModeSeconds
     ? s.chatSettings.slowModeSeconds + ' s' : 'off';
-  $('slow-select').value = String(s.chatSettings.slowModeSeconds);
+  // Only when the setting changed: a re-render for a viewer count must not
+  // undo a choice the moderator has made but not applied yet.
+  const slow = String(s.chatSettings.slowModeSeconds);
+  if (room.renderedSlow !== slow) {
+    room.renderedSlow = slow;
+    $('slow-select').value = slow;
+  }
   const mine = me && me.id === s.broadcaster.id;
   $('follow').hidden = !me || mine;
   $('follow').textContent = s.broadcaster.followedByMe ? 'Unfollow' : 'Follow';

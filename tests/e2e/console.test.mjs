@@ -19,7 +19,7 @@ import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { spawn } from 'node:child_process';
 import { chromium } from 'playwright-core';
-import { startServer, BIN, api, register } from './harness.mjs';
+import { startServer, BIN, api, register, Native } from './harness.mjs';
 
 const SHOTS = path.join(path.dirname(path.dirname(path.resolve(BIN))),
   'meson-logs', 'console-screenshots');
@@ -176,11 +176,23 @@ test('a moderator deletes a message and it leaves the viewer\'s page', async () 
   assert.equal(await mine.count(), 0, 'the text is gone from the viewer\'s page');
   await shot(v.page, 'room-deleted');
 
-  // Slow mode, from the moderator panel, reaches the viewer live.
+  // Slow mode, from the moderator panel, reaches the viewer live; a
+  // viewer count that changes while the moderator chooses (one more
+  // viewer here) leaves the choice alone.
   await b.page.selectOption('#slow-select', '5');
+  const viewers = Number(await b.page.textContent('#room-viewers'));
+  const extra = await Native.open(srv.wsUrl);
+  const x = await register(srv.url, 'cx');
+  assert.equal((await extra.send('auth', { token: x.token })).ok, true);
+  const streamId = decodeURIComponent(room.url.split('/').pop());
+  assert.equal((await extra.send('subscribe', { channel: `stream:${streamId}` })).ok, true);
+  await b.page.waitForFunction((n) =>
+    Number(document.getElementById('room-viewers').textContent) > n,
+  viewers, WAIT);
   await b.page.click('#slow-apply');
   await v.page.waitForFunction(() =>
     document.getElementById('room-slow').textContent === '5 s', null, WAIT);
+  await extra.close();
   clean(b);
   clean(v);
 });
