@@ -10,6 +10,8 @@ import assert from 'node:assert/strict';
 import http from 'node:http';
 import { randomBytes } from 'node:crypto';
 import { startServer, register, api, Native } from './harness.mjs';
+import { startRabbit } from './svc_rabbitmq.mjs';
+import { consumer, serverArgs, waitFor } from './outbox_util.mjs';
 
 const hex = (n) => randomBytes(n).toString('hex');
 
@@ -321,4 +323,44 @@ test('503 and 429 are retried (429 after its Retry-After), then delivered', asyn
   assert.ok(await metric(srv.url, 'streamhub_otel_spans_exported_total') >= 2);
   await stop(srv);
   await coll.close();
+});
+
+// A chat message is stored (with its outbox row) by the write-behind
+// thread: the row, hence the broker's message, still carries the
+// sender's trace, and so does the event the subscribers get.
+test('a chat message carries its sender\'s trace to the outbox and the event', async () => {
+  const rabbit = await startRabbit();
+  try {
+    const coll = await collector((req, res) => res.end('{}'));
+    const c = await consumer(rabbit.uri, `otel${process.pid}`, ['chat.message']);
+    const srv = await serverFor(coll.url, serverArgs(rabbit.uri));
+    const caster = await register(srv.url, 'oc');
+    const fan = await register(srv.url, 'od');
+    const live = await api(srv.url, 'POST', '/graphql', {
+      token: caster.token,
+      body: { query: 'mutation { startStream(title: "t") { id } }' },
+    });
+    const sid = live.body.data.startStream.id;
+    const n = await Native.open(srv.wsUrl);
+    assert.equal((await n.send('subscribe', { channel: `chat:${sid}` })).ok, true);
+
+    const trace = hex(16);
+    const r = await api(srv.url, 'POST', `/api/v1/streams/${sid}/chat`, {
+      token: fan.token, body: { text: 'traced' },
+      headers: { traceparent: `00-${trace}-${hex(8)}-01` },
+    });
+    assert.equal(r.status, 201, JSON.stringify(r.body));
+    await waitFor(() => c.got.length >= 1, 15000, 'the chat message');
+    assert.match(String(c.got[0].headers.traceparent),
+      new RegExp(`^00-${trace}-[0-9a-f]{16}-01$`));
+    await n.waitEvents(1, (e) => e.event?.type === 'chat.message');
+    await coll.until((ex) => spansOf(ex).some((s) => s.kind === 5 &&
+      s.traceId === trace && attr(s, 'messaging.destination.name') === `chat:${sid}`));
+    await n.close();
+    await c.close();
+    await stop(srv);
+    await coll.close();
+  } finally {
+    await rabbit.stop();
+  }
 });
