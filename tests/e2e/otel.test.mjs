@@ -12,6 +12,10 @@ import { randomBytes } from 'node:crypto';
 import { startServer, register, api, Native } from './harness.mjs';
 import { startRabbit } from './svc_rabbitmq.mjs';
 import { consumer, serverArgs, waitFor } from './outbox_util.mjs';
+import { startRedis } from './svc_redis.mjs';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
 
 const hex = (n) => randomBytes(n).toString('hex');
 
@@ -362,5 +366,52 @@ test('a chat message carries its sender\'s trace to the outbox and the event', a
     await coll.close();
   } finally {
     await rabbit.stop();
+  }
+});
+
+// Two nodes on one Redis bus: an event published on one node and
+// delivered on the other keeps its trace (the Redis record carries it).
+test('a delivery on another node joins the producer\'s trace', async () => {
+  const redis = await startRedis();
+  const dir = mkdtempSync(path.join(tmpdir(), 'streamhub-otel-'));
+  try {
+    const coll = await collector((req, res) => res.end('{}'));
+    const bus = ['--bus', redis.uri, '--bus.redis-key-prefix', `o${process.pid}:`];
+    const a = await startServer({ dir, args: ['--otlp-endpoint', coll.url,
+      '--otlp.batch-delay-ms', '20', ...bus] });
+    servers.push(a);
+    const b = await startServer({ dir, args: ['--otlp-endpoint', coll.url,
+      '--otlp.batch-delay-ms', '20', ...bus] });
+    servers.push(b);
+    const alice = await register(a.url, 'oe');
+    const bob = await register(a.url, 'of');
+    const n = await Native.open(b.wsUrl);
+    assert.equal((await n.send('auth', { token: alice.token })).ok, true);
+    assert.equal((await n.send('subscribe', { channel: `user:${alice.user.id}` })).ok, true);
+
+    const trace = hex(16);
+    const r = await api(a.url, 'POST', '/graphql', {
+      token: bob.token,
+      headers: { traceparent: `00-${trace}-${hex(8)}-01` },
+      body: { query: 'mutation($id: ID!) { follow(userId: $id) { id } }',
+        variables: { id: alice.user.id } },
+    });
+    assert.equal(r.status, 200, JSON.stringify(r.body));
+    await n.waitEvents(1, (e) => e.event?.type === 'notification');
+    const dest = (s) => attr(s, 'messaging.destination.name') === `user:${alice.user.id}`;
+    await coll.until((ex) => spansOf(ex).some((s) => s.kind === 5 &&
+      s.traceId === trace && dest(s)));
+    const spans = spansOf(coll.exports).filter((s) => s.traceId === trace);
+    const pub = spans.find((s) => s.kind === 4 && dest(s));
+    const deliver = spans.find((s) => s.kind === 5 && dest(s));
+    assert.ok(pub, JSON.stringify(spans.map((s) => s.name)));
+    assert.equal(deliver.parentSpanId, pub.spanId);
+    await n.close();
+    await stop(b);
+    await stop(a);
+    await coll.close();
+  } finally {
+    await redis.stop();
+    rmSync(dir, { recursive: true, force: true });
   }
 });
