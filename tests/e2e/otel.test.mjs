@@ -16,6 +16,7 @@ import { startRedis } from './svc_redis.mjs';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import WebSocket from 'ws';
 
 const hex = (n) => randomBytes(n).toString('hex');
 
@@ -414,4 +415,62 @@ test('a delivery on another node joins the producer\'s trace', async () => {
     await redis.stop();
     rmSync(dir, { recursive: true, force: true });
   }
+});
+
+// graphql-transport-ws: each subscribe message's operation has a span,
+// in the trace of the upgrade request's traceparent, or of the message's
+// extensions.traceparent when it has one.
+test('GraphQL over WebSocket: a span per operation, in the caller\'s trace', async () => {
+  const coll = await collector((req, res) => res.end('{}'));
+  const srv = await serverFor(coll.url);
+  const trace = hex(16);
+  const parent = hex(8);
+  const ws = new WebSocket(`${srv.wsUrl.replace(/\/ws$/, '')}/graphql`,
+    'graphql-transport-ws', { headers: { traceparent: `00-${trace}-${parent}-01` } });
+  const msgs = [];
+  const waiters = [];
+  ws.on('message', (d) => {
+    msgs.push(JSON.parse(d.toString()));
+    for (const w of [...waiters]) w();
+  });
+  const next = (pred) => new Promise((resolve) => {
+    const check = () => {
+      const m = msgs.find(pred);
+      if (m === undefined) return;
+      waiters.splice(waiters.indexOf(check), 1);
+      resolve(m);
+    };
+    waiters.push(check);
+    check();
+  });
+  await new Promise((r, j) => { ws.once('open', r); ws.once('error', j); });
+  ws.send(JSON.stringify({ type: 'connection_init', payload: {} }));
+  await next((m) => m.type === 'connection_ack');
+  ws.send(JSON.stringify({ id: '1', type: 'subscribe',
+    payload: { query: 'query Ping { __typename }', operationName: 'Ping' } }));
+  await next((m) => m.id === '1' && m.type === 'complete');
+  const own = hex(16);
+  const ownParent = hex(8);
+  ws.send(JSON.stringify({ id: '2', type: 'subscribe', payload: {
+    query: 'subscription Live { liveStreams { __typename } }',
+    operationName: 'Live',
+    extensions: { traceparent: `00-${own}-${ownParent}-01` } } }));
+  // (The upgrade request's own span is in @trace too.)
+  const op = (t) => (s) => s.traceId === t && attr(s, 'graphql.operation.name');
+  await coll.until((ex) => spansOf(ex).some(op(trace)) &&
+    spansOf(ex).some(op(own)));
+
+  const ping = spansOf(coll.exports).find(op(trace));
+  assert.equal(ping.name, 'query Ping');
+  assert.equal(ping.parentSpanId, parent);
+  assert.equal(attr(ping, 'graphql.operation.name'), 'Ping');
+  assert.equal(attr(ping, 'graphql.operation.type'), 'query');
+  const live = spansOf(coll.exports).find(op(own));
+  assert.equal(live.name, 'subscription Live');
+  assert.equal(live.parentSpanId, ownParent);
+  assert.equal(attr(live, 'graphql.operation.name'), 'Live');
+  assert.equal(attr(live, 'graphql.operation.type'), 'subscription');
+  ws.close();
+  await stop(srv);
+  await coll.close();
 });
