@@ -400,8 +400,9 @@ test('a delivery on another node joins the producer\'s trace', async () => {
     assert.equal(r.status, 200, JSON.stringify(r.body));
     await n.waitEvents(1, (e) => e.event?.type === 'notification');
     const dest = (s) => attr(s, 'messaging.destination.name') === `user:${alice.user.id}`;
-    await coll.until((ex) => spansOf(ex).some((s) => s.kind === 5 &&
-      s.traceId === trace && dest(s)));
+    // Each node exports on its own: wait for both sides.
+    const side = (kind) => (s) => s.kind === kind && s.traceId === trace && dest(s);
+    await coll.until((ex) => spansOf(ex).some(side(5)) && spansOf(ex).some(side(4)));
     const spans = spansOf(coll.exports).filter((s) => s.traceId === trace);
     const pub = spans.find((s) => s.kind === 4 && dest(s));
     const deliver = spans.find((s) => s.kind === 5 && dest(s));
