@@ -841,7 +841,12 @@ static sh_err_t send_impl(sh_hub_t *hub, const char *actor_id,
     row.event_len = event_len;
     row.offset = (int64_t)offset;
     row.created_ms = now_ms;
-    sh__trace_current(row.traceparent);
+    if (sh__trace_cur != NULL) {    /* out of memory: untraced, no more */
+        char tp[SH__TRACEPARENT_LEN + 1];
+
+        sh__trace_current(tp);
+        row.traceparent = strdup(tp);
+    }
     if (mine != NULL && memchr(clean, '@', clean_len) != NULL)
         (void)json_object_deep_copy(mine, &row.mention_msg, NULL);
     row.claim = claim;
