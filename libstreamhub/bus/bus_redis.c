@@ -91,6 +91,7 @@
 #include <sodium.h>
 
 #include "bus_be.h"
+#include "core/otel_int.h"
 
 extern const char sh__bus_redis_lua[];
 extern const size_t sh__bus_redis_lua_len;
@@ -554,13 +555,26 @@ static void wstep(struct rbus *r, struct wchan *w)
     }
 }
 
-/* "epoch\noffset\nts\ntype\ndata" -> an event, or NULL. */
+/* A record's first field: "ts", or "ts traceparent" when @tp is not "",
+ * so that a delivery on another node joins the producer's trace.  Readers
+ * take the number and ignore what follows it: records with and without
+ * the traceparent read alike on every node.  Returns the length. */
+static int ts_field(char *out, size_t cap, int64_t ts, const char *tp)
+{
+    return tp[0] != '\0'
+               ? snprintf(out, cap, "%lld %s", (long long)ts, tp)
+               : snprintf(out, cap, "%lld", (long long)ts);
+}
+
+/* "epoch\noffset\nts[ traceparent]\ntype\ndata" -> an event, or NULL. */
 static struct sh_event *parse_event(const char *channel, const char *epoch,
                                     size_t epoch_len, uint64_t offset,
                                     const char *rec, size_t len)
 {
     char ep[SH_EPOCH_SIZE], type[80];   /* types: 1..64 bytes */
     const char *nl1, *nl2, *end = rec + len;
+    char *after;
+    struct sh_event *ev;
     long long ts;
 
     if (epoch_len >= sizeof ep)
@@ -573,11 +587,21 @@ static struct sh_event *parse_event(const char *channel, const char *epoch,
     nl2 = memchr(nl1 + 1, '\n', (size_t)(end - nl1 - 1));
     if (nl2 == NULL || (size_t)(nl2 - nl1 - 1) >= sizeof type)
         return NULL;
-    ts = strtoll(rec, NULL, 10);
+    ts = strtoll(rec, &after, 10);
     memcpy(type, nl1 + 1, (size_t)(nl2 - nl1 - 1));
     type[nl2 - nl1 - 1] = '\0';
-    return sh__event_new_text(channel, ep, offset, ts, type, nl2 + 1,
-                              (size_t)(end - nl2 - 1));
+    ev = sh__event_new_text(channel, ep, offset, ts, type, nl2 + 1,
+                            (size_t)(end - nl2 - 1));
+    /* Not shared yet: the producer's traceparent, when the record has
+     * one of the right length (else ""). */
+    if (ev != NULL) {
+        ev->traceparent[0] = '\0';
+        if (*after == ' ' && nl1 - after - 1 == SH__TRACEPARENT_LEN) {
+            memcpy(ev->traceparent, after + 1, SH__TRACEPARENT_LEN);
+            ev->traceparent[SH__TRACEPARENT_LEN] = '\0';
+        }
+    }
+    return ev;
 }
 
 static void on_message(struct rbus *r, const char *name, const char *msg,
@@ -1216,6 +1240,7 @@ struct pub_args {
     size_t head_len, tail_len;
     int64_t ts;
     bool splice;
+    const char *tp;             /* the publisher's traceparent, or "" */
 };
 
 static struct req *build_pub(struct rbus *r, const char *channel,
@@ -1223,9 +1248,9 @@ static struct req *build_pub(struct rbus *r, const char *channel,
 {
     const struct pub_args *a = arg;
     struct req *q = script_req(r, channel, "pub", floor);
-    char ts[24];
+    char ts[24 + SH__TRACEPARENT_LEN + 1];
 
-    snprintf(ts, sizeof ts, "%lld", (long long)a->ts);
+    ts_field(ts, sizeof ts, a->ts, a->tp);
     if (q != NULL &&
         !(req_str(q, ts) && req_str(q, a->type) &&
           req_arg(q, a->head, a->head_len) &&
@@ -1243,12 +1268,14 @@ static sh_err_t rb_publish(void *be, const char *channel, const char *type,
                            char *epoch, uint64_t *offset, char *errbuf,
                            size_t errbuf_len)
 {
+    char tp[SH__TRACEPARENT_LEN + 1];
     struct pub_args a = { type, head, tail, head_len, tail_len, ts_ms,
-                          splice };
+                          splice, tp };
     struct answer ans = { 0 };
-    sh_err_t rc = run_script(be, channel, build_pub, &a, &ans, errbuf,
-                             errbuf_len);
+    sh_err_t rc;
 
+    sh__trace_current(tp);
+    rc = run_script(be, channel, build_pub, &a, &ans, errbuf, errbuf_len);
     if (rc == SH_OK)
         rc = take_pos(&ans, epoch, offset, errbuf, errbuf_len);
     answer_clear(&ans);
@@ -1263,14 +1290,16 @@ static size_t rb_publish_many(void *be, const char *type,
     struct rbus *r = be;
     struct req *qs[256];
     struct answer ans[256];
+    char tp[SH__TRACEPARENT_LEN + 1];
     size_t done = 0;
     sh_err_t rc;
 
     assert(n <= 256);
     memset(ans, 0, sizeof ans);
+    sh__trace_current(tp);
     for (size_t i = 0; i < n; i++) {
         struct pub_args a = { type, items[i].data, "", items[i].len, 0,
-                              ts_ms, false };
+                              ts_ms, false, tp };
         bool own = sh__bus_own(r->bus, items[i].channel);
 
         offsets[i] = 0;
@@ -1292,7 +1321,7 @@ static size_t rb_publish_many(void *be, const char *type,
             strcmp(ans[i].el[0], "NOEPOCH") == 0) {
             /* An own channel made anew: its floor first, alone. */
             struct pub_args a = { type, items[i].data, "", items[i].len, 0,
-                                  ts_ms, false };
+                                  ts_ms, false, tp };
             struct answer one = { 0 };
 
             if (run_script(r, items[i].channel, build_pub, &a, &one, errbuf,
@@ -1330,12 +1359,12 @@ static sh_err_t rb_claim(void *be, const char *channel, char *epoch,
     return rc;
 }
 
-/* "ts\ntype\ndata" of @ev into a new string. */
+/* "ts[ traceparent]\ntype\ndata" of @ev into a new string. */
 static char *record_of(const struct sh_event *ev, size_t *len)
 {
     size_t tl = strlen(ev->type);
-    char ts[24];
-    int n = snprintf(ts, sizeof ts, "%lld", (long long)ev->ts_ms);
+    char ts[24 + SH__TRACEPARENT_LEN + 1];
+    int n = ts_field(ts, sizeof ts, ev->ts_ms, ev->traceparent);
     char *s = malloc((size_t)n + 1 + tl + 1 + ev->data_len + 1);
 
     if (s == NULL)
@@ -1567,6 +1596,9 @@ static int rb_rewrite(void *be, const char *channel, sh__bus_rewrite_fn fn,
             }
             nev = sh__event_new(channel, all.epoch, ev->offset, ev->ts_ms,
                                 ev->type, data);
+            if (nev != NULL)    /* a rewrite keeps the producer's trace */
+                memcpy(nev->traceparent, ev->traceparent,
+                       sizeof nev->traceparent);
             sh__event_unref(ev);
             rec = nev != NULL ? record_of(nev, &len) : NULL;
             if (rec != NULL) {

@@ -5,7 +5,8 @@
 --          e epoch, s last offset handed out, p last offset published,
 --          l history lost up to (entries exist only above it), b base
 --          (the epoch's first offset is b + 1), n entries in history,
---          o<N> event N ("ts\ntype\ndata"), w<N> event N released and
+--          o<N> event N ("ts\ntype\ndata"; ts may be followed by " " and
+--          the producer's W3C traceparent), w<N> event N released and
 --          waiting for earlier claims ("" gives N up), c<N> claim on N
 --          (its deadline, ms).
 -- KEYS[2]  the set of channel hashes with claims outstanding.

@@ -98,6 +98,8 @@ struct gqlws {
     struct op *ops;
     size_t nops;
     struct event *init_timer;
+    /* The upgrade request's traceparent, or "" (otel_int.h). */
+    char traceparent[SH__TRACEPARENT_LEN + 1];
 };
 
 static void op_release(struct op *o);
@@ -389,6 +391,7 @@ struct start_job {
     char user_id[64];
     unsigned roles;
     char client_key[64];
+    char traceparent[SH__TRACEPARENT_LEN + 1];  /* or "": a new trace */
     /* results */
     int kind;
     sh_err_t rc;
@@ -414,9 +417,42 @@ static void start_job_free(struct start_job *j)
     free(j);
 }
 
+static void start_work_traced(struct start_job *j);
+
+/* The operation's start is a server span (the connection's upgrade was
+ * the request; each operation is one of its own), named as over HTTP:
+ * "<type> <name>" (graphql_http.c). */
 static void start_work(void *arg)
 {
+    static const char *const kinds[] = { "query", "mutation",
+                                         "subscription" };
     struct start_job *j = arg;
+    char name[SH__SPAN_NAME_MAX];
+    const char *kind;
+    struct sh__span sp;
+
+    sh__span_start_server(j->hub->otel, &sp, "graphql", j->traceparent);
+    sh__span_enter(&sp);
+    start_work_traced(j);
+    if (!sh__span_on(&sp))
+        return;
+    kind = j->kind >= 0 && j->kind < 3 ? kinds[j->kind] : "graphql";
+    if (j->op_name != NULL) {
+        snprintf(name, sizeof name, "%s %s", kind, j->op_name);
+        sh__span_attr_str(&sp, "graphql.operation.name", j->op_name);
+    } else {
+        snprintf(name, sizeof name, "%s", kind);
+    }
+    sh__span_set_name(&sp, name);
+    if (j->kind >= 0)
+        sh__span_attr_str(&sp, "graphql.operation.type", kind);
+    if (j->rc != SH_OK || j->err_resp != NULL || j->status == 400)
+        sh__span_fail(&sp);
+    sh__span_end(&sp);
+}
+
+static void start_work_traced(struct start_job *j)
+{
     sh_graphql_request_t *r = NULL;
 
     j->kind = sh__gql_op_kind(j->hub, j->query, j->qlen, j->op_name);
@@ -597,6 +633,23 @@ static const char *str_member(json_object *o, const char *key)
     return json_object_get_string(v);
 }
 
+/* An operation's parent: its payload's extensions.traceparent when it
+ * has one of the right length, else the upgrade request's, else "". */
+static void op_traceparent(const struct gqlws *g, json_object *payload,
+                           char *out)
+{
+    json_object *ext, *tp;
+
+    if (json_object_object_get_ex(payload, "extensions", &ext) &&
+        json_object_is_type(ext, json_type_object) &&
+        json_object_object_get_ex(ext, "traceparent", &tp) &&
+        json_object_is_type(tp, json_type_string) &&
+        json_object_get_string_len(tp) == SH__TRACEPARENT_LEN)
+        memcpy(out, json_object_get_string(tp), SH__TRACEPARENT_LEN + 1);
+    else
+        memcpy(out, g->traceparent, SH__TRACEPARENT_LEN + 1);
+}
+
 static void on_subscribe(struct sh__conn *c, struct gqlws *g,
                          json_object *msg)
 {
@@ -667,6 +720,8 @@ static void on_subscribe(struct sh__conn *c, struct gqlws *g,
         j->roles = ws->roles;
     }
     snprintf(j->client_key, sizeof j->client_key, "%s", c->ip_key);
+    if (c->gw->hub->otel != NULL)
+        op_traceparent(g, payload, j->traceparent);
     j->hub = c->gw->hub;
     j->op = o;
     j->c = c;
@@ -809,7 +864,7 @@ static void init_timeout_cb(evutil_socket_t fd, short what, void *arg)
     sh__ws_close(c, 4408, "Connection initialisation timeout");
 }
 
-void sh__gqlws_open(struct sh__conn *c)
+void sh__gqlws_open(struct sh__conn *c, const char *traceparent)
 {
     struct gqlws *g = calloc(1, sizeof *g);
     int ms = c->gw->ws_auth_timeout_ms;
@@ -820,6 +875,7 @@ void sh__gqlws_open(struct sh__conn *c)
         return;
     }
     g->c = c;
+    snprintf(g->traceparent, sizeof g->traceparent, "%s", traceparent);
     c->ws->gql = g;
     g->init_timer = evtimer_new(c->loop->base, init_timeout_cb, c);
     if (g->init_timer == NULL) {

@@ -86,7 +86,9 @@ void sh__ws_arm_expiry(struct sh__conn *c, int64_t exp_s, int grace_s,
                        unsigned code);
 
 /* graphql_ws.c: the graphql-transport-ws protocol on /graphql. */
-void sh__gqlws_open(struct sh__conn *c);
+/* @traceparent: the upgrade request's W3C traceparent, or "": each
+ * operation's span joins its trace. */
+void sh__gqlws_open(struct sh__conn *c, const char *traceparent);
 void sh__gqlws_on_text(struct sh__conn *c, const char *text, size_t len);
 void sh__gqlws_free(struct sh__conn *c);
 

@@ -508,7 +508,14 @@ void sh__ws_start(struct sh__conn *c, struct sh__req *req,
     struct sh__ws *ws = calloc(1, sizeof *ws);
     struct timeval ping = { gw->ws_ping_ms / 1000,
                             (gw->ws_ping_ms % 1000) * 1000 };
+    char tp[SH__TRACEPARENT_LEN + 1] = "";
+    const char *h;
 
+    /* Kept for graphql_ws.c's spans (the request goes now). */
+    if (proto == SH__WS_GRAPHQL && gw->hub->otel != NULL &&
+        (h = sh__req_header(req, "traceparent")) != NULL &&
+        strlen(h) == SH__TRACEPARENT_LEN)
+        memcpy(tp, h, sizeof tp);
     sh__http_request_free(req->hr);
     req->hr = NULL;
     free(req->path);
@@ -556,7 +563,7 @@ void sh__ws_start(struct sh__conn *c, struct sh__req *req,
             sh__ws_mark_dirty(c);
     }
     if (proto == SH__WS_GRAPHQL) {
-        sh__gqlws_open(c);
+        sh__gqlws_open(c, tp);
     } else if (!gw->allow_anonymous) {
         struct timeval tv = { gw->ws_auth_timeout_ms / 1000,
                               (gw->ws_auth_timeout_ms % 1000) * 1000 };

@@ -31,6 +31,7 @@
 #include <sodium.h>
 
 #include "chat_int.h"
+#include "core/otel_int.h"
 #include "outbox_int.h"
 
 struct sh_chat_message {
@@ -840,6 +841,12 @@ static sh_err_t send_impl(sh_hub_t *hub, const char *actor_id,
     row.event_len = event_len;
     row.offset = (int64_t)offset;
     row.created_ms = now_ms;
+    if (sh__trace_cur != NULL) {    /* out of memory: untraced, no more */
+        char tp[SH__TRACEPARENT_LEN + 1];
+
+        sh__trace_current(tp);
+        row.traceparent = strdup(tp);
+    }
     if (mine != NULL && memchr(clean, '@', clean_len) != NULL)
         (void)json_object_deep_copy(mine, &row.mention_msg, NULL);
     row.claim = claim;

@@ -246,6 +246,10 @@ struct sh__wb_row {
     int64_t created_ms;
     bool deleted;
     json_object *mention_msg;   /* owned or NULL: run mentions after store */
+    /* owned or NULL: the sender's W3C traceparent, when traced (the
+     * writer stores the outbox row on its own thread, outside the
+     * sender's span); a pointer, so an untraced hub's queue stays small */
+    char *traceparent;
     /* commit: the message's claimed offset, published once stored (or
      * given up when it cannot be); empty in async mode. */
     struct sh__bus_claim claim;

@@ -95,6 +95,8 @@ static void row_clear(struct sh__wb_row *r)
     r->text = NULL;
     free(r->event);
     r->event = NULL;
+    free(r->traceparent);
+    r->traceparent = NULL;
     if (r->mention_msg != NULL)
         json_object_put(r->mention_msg);
     r->mention_msg = NULL;
@@ -136,8 +138,8 @@ static sh_err_t store_batch(struct sh__wb *wb, struct sh__wb_row *rows,
 
             snprintf(chan, sizeof chan, "chat:%s", r->stream_id);
             rc = sh__outbox_add(wb->hub, c, chan, "chat.message", r->event,
-                                r->event_len, NULL, NULL, errbuf,
-                                errbuf_len);
+                                r->event_len, r->traceparent, NULL,
+                                errbuf, errbuf_len);
         }
         if (rc != SH_OK) {
             sh__store_rollback(c);

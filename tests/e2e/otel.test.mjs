@@ -10,6 +10,13 @@ import assert from 'node:assert/strict';
 import http from 'node:http';
 import { randomBytes } from 'node:crypto';
 import { startServer, register, api, Native } from './harness.mjs';
+import { startRabbit } from './svc_rabbitmq.mjs';
+import { consumer, serverArgs, waitFor } from './outbox_util.mjs';
+import { startRedis } from './svc_redis.mjs';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import WebSocket from 'ws';
 
 const hex = (n) => randomBytes(n).toString('hex');
 
@@ -319,6 +326,152 @@ test('503 and 429 are retried (429 after its Retry-After), then delivered', asyn
   assert.equal(await metric(srv.url, 'streamhub_otel_export_requests_total',
     'outcome="retryable"'), 2);
   assert.ok(await metric(srv.url, 'streamhub_otel_spans_exported_total') >= 2);
+  await stop(srv);
+  await coll.close();
+});
+
+// A chat message is stored (with its outbox row) by the write-behind
+// thread: the row, hence the broker's message, still carries the
+// sender's trace, and so does the event the subscribers get.
+test('a chat message carries its sender\'s trace to the outbox and the event', async () => {
+  const rabbit = await startRabbit();
+  try {
+    const coll = await collector((req, res) => res.end('{}'));
+    const c = await consumer(rabbit.uri, `otel${process.pid}`, ['chat.message']);
+    const srv = await serverFor(coll.url, serverArgs(rabbit.uri));
+    const caster = await register(srv.url, 'oc');
+    const fan = await register(srv.url, 'od');
+    const live = await api(srv.url, 'POST', '/graphql', {
+      token: caster.token,
+      body: { query: 'mutation { startStream(title: "t") { id } }' },
+    });
+    const sid = live.body.data.startStream.id;
+    const n = await Native.open(srv.wsUrl);
+    assert.equal((await n.send('subscribe', { channel: `chat:${sid}` })).ok, true);
+
+    const trace = hex(16);
+    const r = await api(srv.url, 'POST', `/api/v1/streams/${sid}/chat`, {
+      token: fan.token, body: { text: 'traced' },
+      headers: { traceparent: `00-${trace}-${hex(8)}-01` },
+    });
+    assert.equal(r.status, 201, JSON.stringify(r.body));
+    await waitFor(() => c.got.length >= 1, 15000, 'the chat message');
+    assert.match(String(c.got[0].headers.traceparent),
+      new RegExp(`^00-${trace}-[0-9a-f]{16}-01$`));
+    await n.waitEvents(1, (e) => e.event?.type === 'chat.message');
+    await coll.until((ex) => spansOf(ex).some((s) => s.kind === 5 &&
+      s.traceId === trace && attr(s, 'messaging.destination.name') === `chat:${sid}`));
+    await n.close();
+    await c.close();
+    await stop(srv);
+    await coll.close();
+  } finally {
+    await rabbit.stop();
+  }
+});
+
+// Two nodes on one Redis bus: an event published on one node and
+// delivered on the other keeps its trace (the Redis record carries it).
+test('a delivery on another node joins the producer\'s trace', async () => {
+  const redis = await startRedis();
+  const dir = mkdtempSync(path.join(tmpdir(), 'streamhub-otel-'));
+  try {
+    const coll = await collector((req, res) => res.end('{}'));
+    const bus = ['--bus', redis.uri, '--bus.redis-key-prefix', `o${process.pid}:`];
+    const a = await startServer({ dir, args: ['--otlp-endpoint', coll.url,
+      '--otlp.batch-delay-ms', '20', ...bus] });
+    servers.push(a);
+    const b = await startServer({ dir, args: ['--otlp-endpoint', coll.url,
+      '--otlp.batch-delay-ms', '20', ...bus] });
+    servers.push(b);
+    const alice = await register(a.url, 'oe');
+    const bob = await register(a.url, 'of');
+    const n = await Native.open(b.wsUrl);
+    assert.equal((await n.send('auth', { token: alice.token })).ok, true);
+    assert.equal((await n.send('subscribe', { channel: `user:${alice.user.id}` })).ok, true);
+
+    const trace = hex(16);
+    const r = await api(a.url, 'POST', '/graphql', {
+      token: bob.token,
+      headers: { traceparent: `00-${trace}-${hex(8)}-01` },
+      body: { query: 'mutation($id: ID!) { follow(userId: $id) { id } }',
+        variables: { id: alice.user.id } },
+    });
+    assert.equal(r.status, 200, JSON.stringify(r.body));
+    await n.waitEvents(1, (e) => e.event?.type === 'notification');
+    const dest = (s) => attr(s, 'messaging.destination.name') === `user:${alice.user.id}`;
+    // Each node exports on its own: wait for both sides.
+    const side = (kind) => (s) => s.kind === kind && s.traceId === trace && dest(s);
+    await coll.until((ex) => spansOf(ex).some(side(5)) && spansOf(ex).some(side(4)));
+    const spans = spansOf(coll.exports).filter((s) => s.traceId === trace);
+    const pub = spans.find((s) => s.kind === 4 && dest(s));
+    const deliver = spans.find((s) => s.kind === 5 && dest(s));
+    assert.ok(pub, JSON.stringify(spans.map((s) => s.name)));
+    assert.equal(deliver.parentSpanId, pub.spanId);
+    await n.close();
+    await stop(b);
+    await stop(a);
+    await coll.close();
+  } finally {
+    await redis.stop();
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+// graphql-transport-ws: each subscribe message's operation has a span,
+// in the trace of the upgrade request's traceparent, or of the message's
+// extensions.traceparent when it has one.
+test('GraphQL over WebSocket: a span per operation, in the caller\'s trace', async () => {
+  const coll = await collector((req, res) => res.end('{}'));
+  const srv = await serverFor(coll.url);
+  const trace = hex(16);
+  const parent = hex(8);
+  const ws = new WebSocket(`${srv.wsUrl.replace(/\/ws$/, '')}/graphql`,
+    'graphql-transport-ws', { headers: { traceparent: `00-${trace}-${parent}-01` } });
+  const msgs = [];
+  const waiters = [];
+  ws.on('message', (d) => {
+    msgs.push(JSON.parse(d.toString()));
+    for (const w of [...waiters]) w();
+  });
+  const next = (pred) => new Promise((resolve) => {
+    const check = () => {
+      const m = msgs.find(pred);
+      if (m === undefined) return;
+      waiters.splice(waiters.indexOf(check), 1);
+      resolve(m);
+    };
+    waiters.push(check);
+    check();
+  });
+  await new Promise((r, j) => { ws.once('open', r); ws.once('error', j); });
+  ws.send(JSON.stringify({ type: 'connection_init', payload: {} }));
+  await next((m) => m.type === 'connection_ack');
+  ws.send(JSON.stringify({ id: '1', type: 'subscribe',
+    payload: { query: 'query Ping { __typename }', operationName: 'Ping' } }));
+  await next((m) => m.id === '1' && m.type === 'complete');
+  const own = hex(16);
+  const ownParent = hex(8);
+  ws.send(JSON.stringify({ id: '2', type: 'subscribe', payload: {
+    query: 'subscription Live { liveStreams { __typename } }',
+    operationName: 'Live',
+    extensions: { traceparent: `00-${own}-${ownParent}-01` } } }));
+  // (The upgrade request's own span is in @trace too.)
+  const op = (t) => (s) => s.traceId === t && attr(s, 'graphql.operation.name');
+  await coll.until((ex) => spansOf(ex).some(op(trace)) &&
+    spansOf(ex).some(op(own)));
+
+  const ping = spansOf(coll.exports).find(op(trace));
+  assert.equal(ping.name, 'query Ping');
+  assert.equal(ping.parentSpanId, parent);
+  assert.equal(attr(ping, 'graphql.operation.name'), 'Ping');
+  assert.equal(attr(ping, 'graphql.operation.type'), 'query');
+  const live = spansOf(coll.exports).find(op(own));
+  assert.equal(live.name, 'subscription Live');
+  assert.equal(live.parentSpanId, ownParent);
+  assert.equal(attr(live, 'graphql.operation.name'), 'Live');
+  assert.equal(attr(live, 'graphql.operation.type'), 'subscription');
+  ws.close();
   await stop(srv);
   await coll.close();
 });
