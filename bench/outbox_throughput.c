@@ -143,12 +143,12 @@ static void *consume(void *arg)
     check_rpc(c, "basic.consume");
     atomic_store(&k->ready, true);
     while (!atomic_load(&k->stop) && atomic_load(&k->got) < k->want) {
-        amqp_envelope_t env;
+        amqp_envelope_t envelope;
         struct timeval tv = { 0, 200000 };
         amqp_rpc_reply_t r;
 
         amqp_maybe_release_buffers(c);
-        r = amqp_consume_message(c, &env, &tv, 0);
+        r = amqp_consume_message(c, &envelope, &tv, 0);
         if (r.reply_type == AMQP_RESPONSE_LIBRARY_EXCEPTION &&
             r.library_error == AMQP_STATUS_TIMEOUT)
             continue;
@@ -156,8 +156,8 @@ static void *consume(void *arg)
             die("consume", "the connection failed");
         {
             int64_t t = now_ns();
-            int64_t s = sent_at(env.message.body.bytes,
-                                env.message.body.len);
+            int64_t s = sent_at(envelope.message.body.bytes,
+                                envelope.message.body.len);
             size_t i = atomic_load(&k->got);
 
             if (i < k->want)
@@ -165,7 +165,7 @@ static void *consume(void *arg)
             atomic_store(&k->last_ns, t);
             atomic_store(&k->got, i + 1);
         }
-        amqp_destroy_envelope(&env);
+        amqp_destroy_envelope(&envelope);
     }
     amqp_bytes_free(qname);
     amqp_destroy_connection(c);
